@@ -1,0 +1,13 @@
+//! Media types shared by the onair server and pusher: FLV tags, AVC and AAC
+//! configuration records, AMF metadata, timestamps and the one `Frame` type.
+//! Everything here is pure: bytes in, values out; no sockets, no clocks.
+
+pub mod aac;
+pub mod avc;
+pub mod bits;
+pub mod flv;
+pub mod frame;
+pub mod metadata;
+pub mod timestamp;
+
+pub use frame::{Codec, Frame, MediaKind};
