@@ -1,0 +1,354 @@
+//! onair-bench: one real-time 720p30 publisher and N RTMP or HTTP-FLV viewers against any RTMP
+//! server on this machine, reporting latency, startup, delivery and the server's CPU and memory.
+
+mod http;
+mod media;
+mod procfs;
+mod publisher;
+mod report;
+mod rtmp;
+mod stats;
+mod target;
+mod viewer_flv;
+mod viewer_rtmp;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use report::{ErrorCount, Report};
+use stats::{Clock, SendLog, ViewerLive, ViewerRecorder, ViewerResult};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use target::{HttpTarget, RtmpTarget};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, sleep_until, timeout, Instant};
+
+/// How long viewers keep reading after the window closes, so frames sent at its end count.
+const GRACE: Duration = Duration::from_secs(1);
+const PUBLISHER_UP_TIMEOUT: Duration = Duration::from_secs(15);
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+const RSS_EVERY: Duration = Duration::from_millis(100);
+const MIB: f64 = 1024.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Protocol {
+    Rtmp,
+    Flv,
+}
+
+/// Fan-out benchmark for any RTMP / HTTP-FLV server on this machine.
+///
+/// Publishes a synthetic 720p30 H.264+AAC stream (about 2.6 Mbit/s) in real time and plays it
+/// with N viewers; reports delivery latency, time to first frame, delivered fraction, and the
+/// server's CPU seconds per delivered Gbit and peak RSS.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// RTMP URL to publish to, e.g. rtmp://127.0.0.1:1935/live/bench
+    #[arg(long)]
+    publish: String,
+    /// Number of viewers.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    viewers: u32,
+    #[arg(long, value_enum, default_value_t = Protocol::Rtmp)]
+    protocol: Protocol,
+    /// URL the viewers play: rtmp://… (default: the publish URL) or http://….flv (required for flv).
+    #[arg(long)]
+    play_url: Option<String>,
+    /// Seconds of measurement.
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Seconds after the last viewer connects before measuring (extended once, by as much
+    /// again at most, until every viewer receives).
+    #[arg(long, default_value_t = 5.0)]
+    warmup: f64,
+    /// Server process to measure; repeatable. Its child processes are included.
+    #[arg(long = "server-pid")]
+    server_pids: Vec<u32>,
+    /// Name of the server in the report; without --server-pid, also the /proc/*/comm to measure.
+    #[arg(long)]
+    server_name: Option<String>,
+    /// Milliseconds between viewer connects (at most 100).
+    #[arg(long, default_value_t = 4)]
+    connect_spacing_ms: u64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("onair-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = rt.block_on(run(&args));
+    // Viewer and publisher tasks are done or abandoned; do not wait on them.
+    rt.shutdown_background();
+    match outcome {
+        Ok(report) if args.json => match serde_json::to_string(&report) {
+            Ok(j) => {
+                println!("{j}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("onair-bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Ok(report) => {
+            print!("{}", report.table());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("onair-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Play {
+    Rtmp(Arc<RtmpTarget>),
+    Flv(Arc<HttpTarget>),
+}
+
+/// Counters read at both ends of the measurement window.
+struct Snapshot {
+    ns: u64,
+    server_ticks: Result<u64>,
+    self_ticks: u64,
+    bytes: u64,
+}
+
+impl Snapshot {
+    fn take(clock: &Clock, pids: &[u32], lives: &[Arc<ViewerLive>]) -> Result<Self> {
+        Ok(Self {
+            ns: clock.now_ns(),
+            server_ticks: procfs::cpu_ticks(pids),
+            self_ticks: procfs::self_ticks()?,
+            bytes: lives.iter().map(|l| l.bytes.load(Ordering::Relaxed)).sum(),
+        })
+    }
+}
+
+fn server_pids(args: &Args) -> Result<Vec<u32>> {
+    let roots = if !args.server_pids.is_empty() {
+        args.server_pids.clone()
+    } else if let Some(name) = &args.server_name {
+        let pids = procfs::pids_by_name(name);
+        if pids.is_empty() {
+            bail!("no process named {name:?} (see /proc/*/comm); give --server-pid");
+        }
+        pids
+    } else {
+        return Ok(Vec::new());
+    };
+    for &p in &roots {
+        procfs::stat(p)?;
+    }
+    Ok(procfs::with_children(&roots))
+}
+
+fn receiving(lives: &[Arc<ViewerLive>]) -> usize {
+    lives
+        .iter()
+        .filter(|l| l.first_frame_ns.load(Ordering::Acquire) != 0)
+        .count()
+}
+
+/// Samples the summed VmRSS of `pids` until `stop` changes; returns (peak RSS, max VmHWM) in KiB.
+async fn sample_memory(pids: Vec<u32>, mut stop: watch::Receiver<bool>) -> (u64, u64) {
+    let mut peak = 0;
+    let mut tick = tokio::time::interval(RSS_EVERY);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick() => peak = peak.max(procfs::memory_kib(&pids).0),
+        }
+    }
+    let (rss, hwm) = procfs::memory_kib(&pids);
+    (peak.max(rss), hwm)
+}
+
+fn secs(name: &str, v: f64, max: f64) -> Result<Duration> {
+    if !(0.0..=max).contains(&v) {
+        bail!("--{name} must be between 0 and {max} seconds");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+async fn run(args: &Args) -> Result<Report> {
+    let duration = secs("duration", args.duration, 3600.0)?;
+    if duration.is_zero() {
+        bail!("--duration must be positive");
+    }
+    let warmup = secs("warmup", args.warmup, 600.0)?;
+    let viewers = args.viewers as usize;
+    let publish = RtmpTarget::parse(&args.publish)?;
+    let (play, play_url) = match args.protocol {
+        Protocol::Rtmp => {
+            let url = args
+                .play_url
+                .clone()
+                .unwrap_or_else(|| args.publish.clone());
+            (Play::Rtmp(Arc::new(RtmpTarget::parse(&url)?)), url)
+        }
+        Protocol::Flv => {
+            let url = args
+                .play_url
+                .clone()
+                .context("--protocol flv needs --play-url http://HOST:PORT/PATH.flv")?;
+            (Play::Flv(Arc::new(HttpTarget::parse(&url)?)), url)
+        }
+    };
+    let pids = server_pids(args)?;
+    if let Some(limit) = procfs::nofile_soft_limit() {
+        let need = viewers as u64 + 64;
+        if limit < need {
+            bail!("open-file limit {limit} is below the {need} this run needs; raise it with `ulimit -n {need}`");
+        }
+    }
+    let clk_tck = procfs::clk_tck() as f64;
+
+    let spacing = Duration::from_millis(args.connect_spacing_ms.min(100));
+    let ramp = spacing * args.viewers;
+    // Everything the publisher may have to send before it is stopped, with room to spare.
+    let bound = PUBLISHER_UP_TIMEOUT + ramp + warmup * 2 + duration + GRACE + JOIN_TIMEOUT;
+    let log = Arc::new(SendLog::new(
+        (bound.as_secs_f64() * media::FPS as f64) as usize + 2 * media::FPS as usize,
+    ));
+    let clock = Clock::new();
+
+    let (live_tx, live_rx) = oneshot::channel();
+    let (pub_stop_tx, pub_stop_rx) = watch::channel(false);
+    let publisher = {
+        let (log, target) = (log.clone(), publish);
+        std::thread::Builder::new().name("publisher".into()).spawn(
+            move || -> Result<publisher::PublisherReport> {
+                // Its own thread and runtime, so viewer load does not disturb the pacing.
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                Ok(rt.block_on(publisher::run(target, clock, log, live_tx, pub_stop_rx)))
+            },
+        )?
+    };
+    let stop_publisher = || {
+        let _ = pub_stop_tx.send(true);
+    };
+    match timeout(PUBLISHER_UP_TIMEOUT, live_rx).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(msg))) => bail!(msg),
+        Ok(Err(_)) => bail!("publisher thread ended before the stream was up"),
+        Err(_) => {
+            stop_publisher();
+            bail!("publisher not up after {PUBLISHER_UP_TIMEOUT:?}");
+        }
+    }
+
+    let (view_stop_tx, view_stop_rx) = watch::channel(false);
+    let sampler = tokio::spawn(sample_memory(pids.clone(), pub_stop_tx.subscribe()));
+    let mut lives = Vec::with_capacity(viewers);
+    let mut handles: Vec<JoinHandle<ViewerResult>> = Vec::with_capacity(viewers);
+    let ramp_start = Instant::now();
+    for i in 0..args.viewers {
+        sleep_until(ramp_start + spacing * i).await;
+        let live = Arc::new(ViewerLive::default());
+        let rec = ViewerRecorder::new(clock, log.clone(), live.clone());
+        let stop = view_stop_rx.clone();
+        handles.push(match &play {
+            Play::Rtmp(t) => tokio::spawn(viewer_rtmp::run(t.clone(), rec, stop)),
+            Play::Flv(t) => tokio::spawn(viewer_flv::run(t.clone(), rec, stop)),
+        });
+        lives.push(live);
+    }
+
+    sleep(warmup).await;
+    let extra = Instant::now() + warmup;
+    while receiving(&lives) < viewers && Instant::now() < extra {
+        sleep(Duration::from_millis(50)).await;
+    }
+    let connected = receiving(&lives);
+
+    let w0 = Snapshot::take(&clock, &pids, &lives)?;
+    sleep(duration).await;
+    let w1 = Snapshot::take(&clock, &pids, &lives)?;
+    sleep(GRACE).await;
+
+    let _ = view_stop_tx.send(true);
+    let mut results = Vec::with_capacity(viewers);
+    let deadline = Instant::now() + JOIN_TIMEOUT;
+    for h in handles {
+        match timeout(deadline.saturating_duration_since(Instant::now()), h).await {
+            Ok(Ok(r)) => results.push(r),
+            Ok(Err(e)) => bail!("viewer task failed: {e}"),
+            Err(_) => bail!("viewers did not stop within {JOIN_TIMEOUT:?}"),
+        }
+    }
+    stop_publisher();
+    let pub_report = match timeout(
+        JOIN_TIMEOUT,
+        tokio::task::spawn_blocking(move || publisher.join()),
+    )
+    .await
+    {
+        Ok(Ok(Ok(Ok(r)))) => r,
+        Ok(Ok(Ok(Err(e)))) => bail!("publisher runtime: {e:#}"),
+        Ok(_) => bail!("publisher thread panicked"),
+        Err(_) => bail!("publisher did not stop within {JOIN_TIMEOUT:?}"),
+    };
+    let (peak_rss, hwm) = sampler.await.unwrap_or((0, 0));
+
+    let seqs = log.seqs_sent_between(w0.ns, w1.ns);
+    let agg = stats::aggregate(&results, viewers, seqs);
+    let window_s = (w1.ns - w0.ns) as f64 / 1e9;
+    let gbit = (w1.bytes - w0.bytes) as f64 * 8.0 / 1e9;
+    let (server_cpu_s, server_error) = match (&w0.server_ticks, &w1.server_ticks) {
+        _ if pids.is_empty() => (None, None),
+        (Ok(a), Ok(b)) => (Some(b.saturating_sub(*a) as f64 / clk_tck), None),
+        (Err(e), _) | (_, Err(e)) => (None, Some(format!("{e:#}"))),
+    };
+    let have_mem = !pids.is_empty() && peak_rss > 0;
+    Ok(Report {
+        server: args.server_name.clone().unwrap_or_else(|| "server".into()),
+        protocol: match args.protocol {
+            Protocol::Rtmp => "rtmp",
+            Protocol::Flv => "flv",
+        },
+        publish_url: args.publish.clone(),
+        play_url,
+        viewers,
+        connected_viewers: connected,
+        window_s,
+        latency_ms: agg.latency,
+        ttff_ms: agg.ttff,
+        ttfk_ms: agg.ttfk,
+        frames_sent: agg.frames_sent,
+        frames_received: agg.frames_received,
+        delivered_fraction: agg.delivered_fraction,
+        gbit_delivered: gbit,
+        server_pids: pids,
+        server_cpu_s,
+        cpu_s_per_gbit: server_cpu_s.filter(|_| gbit > 0.0).map(|c| c / gbit),
+        peak_rss_mib: have_mem.then(|| peak_rss as f64 / MIB),
+        vm_hwm_mib: have_mem.then(|| hwm as f64 / MIB),
+        bench_cpu_s: w1.self_ticks.saturating_sub(w0.self_ticks) as f64 / clk_tck,
+        duplicate_frames: agg.duplicates,
+        foreign_frames: agg.foreign,
+        publisher: pub_report,
+        server_error,
+        errors: agg
+            .errors
+            .into_iter()
+            .map(|(reason, viewers)| ErrorCount { reason, viewers })
+            .collect(),
+    })
+}

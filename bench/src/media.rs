@@ -1,0 +1,196 @@
+//! The synthetic 720p30 H.264 + AAC stream: sequence headers, frames of realistic sizes that
+//! carry a magic and a sequence number, and the parser viewers use to read that number back.
+
+use anyhow::Result;
+use bytes::{BufMut, Bytes, BytesMut};
+use onair_shared::aac::{AudioSpecificConfig, FLV_AAC_TAG_BYTE};
+use onair_shared::avc::AvcDecoderConfig;
+use std::time::Duration;
+
+pub const FPS: u64 = 30;
+/// A keyframe every 60 frames (2 s).
+pub const GOP: u64 = 60;
+/// FLV video tag body sizes: 40 KB keyframes and 9.7 KB P-frames give about 2.45 Mbit/s.
+pub const KEYFRAME_BYTES: usize = 40_000;
+pub const PFRAME_BYTES: usize = 9_700;
+pub const AUDIO_RATE: u64 = 44_100;
+pub const AUDIO_SAMPLES_PER_FRAME: u64 = 1024;
+/// FLV audio tag body size of one AAC frame (about 128 kbit/s).
+pub const AUDIO_FRAME_BYTES: usize = 370;
+pub const WIDTH: u32 = 1280;
+pub const HEIGHT: u32 = 720;
+pub const VIDEO_KBPS: u32 = 2500;
+pub const AUDIO_KBPS: u32 = 128;
+
+/// Follows the NAL header of every measured frame, then the sequence number (u64, big endian).
+pub const MAGIC: [u8; 8] = *b"ONAIRSEQ";
+
+/// A real x264 720p High profile SPS and its PPS.
+const SPS: [u8; 26] = [
+    0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00,
+    0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x19, 0x60,
+];
+const PPS: [u8; 6] = [0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+
+/// FLV body bytes before the NAL unit: frame type/codec, packet type, composition time, NAL length.
+const VIDEO_PREFIX: usize = 5 + 4;
+/// Offset of the magic: prefix plus the one-byte NAL header.
+const MAGIC_AT: usize = VIDEO_PREFIX + 1;
+const SEQ_AT: usize = MAGIC_AT + MAGIC.len();
+
+pub fn video_interval() -> Duration {
+    Duration::from_nanos(1_000_000_000 / FPS)
+}
+
+pub fn audio_interval() -> Duration {
+    Duration::from_nanos(1_000_000_000 * AUDIO_SAMPLES_PER_FRAME / AUDIO_RATE)
+}
+
+pub fn is_keyframe(seq: u64) -> bool {
+    seq.is_multiple_of(GOP)
+}
+
+/// Presentation time of video frame `seq` in ms (RTMP timestamps wrap at 2^32).
+pub fn video_ms(seq: u64) -> u32 {
+    (seq * 1000 / FPS) as u32
+}
+
+/// Presentation time of audio frame `n` in ms.
+pub fn audio_ms(n: u64) -> u32 {
+    (n * AUDIO_SAMPLES_PER_FRAME * 1000 / AUDIO_RATE) as u32
+}
+
+/// The AVC sequence header tag body: `[0x17, 0, 0, 0, 0]` + AVCDecoderConfigurationRecord.
+pub fn video_sequence_header() -> Result<Bytes> {
+    let record = AvcDecoderConfig::from_parameter_sets(&SPS, &PPS)?;
+    let mut body = vec![0x17, 0, 0, 0, 0];
+    body.extend_from_slice(&record.to_bytes());
+    Ok(body.into())
+}
+
+/// The AAC sequence header tag body: `[0xaf, 0]` + AudioSpecificConfig (AAC-LC, 44.1 kHz, stereo).
+pub fn audio_sequence_header() -> Result<Bytes> {
+    let asc = AudioSpecificConfig::aac_lc(AUDIO_RATE as u32, 2)
+        .ok_or_else(|| anyhow::anyhow!("44100 Hz is not in the AAC sample rate table"))?;
+    let mut body = vec![FLV_AAC_TAG_BYTE, 0];
+    body.extend_from_slice(&asc.to_bytes());
+    Ok(body.into())
+}
+
+/// Deterministic incompressible-looking filler (xorshift64), long enough for a keyframe.
+pub fn filler() -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..KEYFRAME_BYTES)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Video tag body of frame `seq`: one length-prefixed NAL (IDR or non-IDR slice) whose first
+/// payload bytes are the magic and the sequence number, padded with `filler` to the frame size.
+pub fn video_frame(seq: u64, filler: &[u8]) -> Bytes {
+    let key = is_keyframe(seq);
+    let total = if key { KEYFRAME_BYTES } else { PFRAME_BYTES };
+    let mut b = BytesMut::with_capacity(total);
+    b.put_slice(&[if key { 0x17 } else { 0x27 }, 1, 0, 0, 0]);
+    b.put_u32((total - VIDEO_PREFIX) as u32);
+    b.put_u8(if key { 0x65 } else { 0x41 });
+    b.put_slice(&MAGIC);
+    b.put_u64(seq);
+    let pad = total - b.len();
+    b.put_slice(&filler[..pad.min(filler.len())]);
+    b.resize(total, 0);
+    b.freeze()
+}
+
+/// Audio tag body of one raw AAC frame of filler.
+pub fn audio_frame(filler: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(AUDIO_FRAME_BYTES);
+    b.put_slice(&[FLV_AAC_TAG_BYTE, 1]);
+    let pad = AUDIO_FRAME_BYTES - 2;
+    b.put_slice(&filler[..pad.min(filler.len())]);
+    b.resize(AUDIO_FRAME_BYTES, 0);
+    b.freeze()
+}
+
+/// What a viewer reads from a video tag body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoTag {
+    /// A sequence header, end-of-sequence or other non-frame tag.
+    Config,
+    /// A measured frame.
+    Frame { seq: u64, keyframe: bool },
+    /// A coded frame without our magic (another publisher on the same stream?).
+    Foreign,
+}
+
+pub fn classify_video(body: &[u8]) -> VideoTag {
+    match body.get(1) {
+        Some(1) => {}
+        _ => return VideoTag::Config,
+    }
+    match (body.get(MAGIC_AT..SEQ_AT), body.get(SEQ_AT..SEQ_AT + 8)) {
+        (Some(magic), Some(seq)) if magic == MAGIC => {
+            let mut n = [0u8; 8];
+            n.copy_from_slice(seq);
+            VideoTag::Frame {
+                seq: u64::from_be_bytes(n),
+                keyframe: body[0] >> 4 == 1,
+            }
+        }
+        _ => VideoTag::Foreign,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onair_shared::avc::{split_length_prefixed, VideoTagHeader};
+
+    #[test]
+    fn frames_round_trip_and_parse_as_avc() {
+        let f = filler();
+        for seq in [0u64, 1, 59, 60, 1 << 40] {
+            let body = video_frame(seq, &f);
+            let key = is_keyframe(seq);
+            assert_eq!(body.len(), if key { KEYFRAME_BYTES } else { PFRAME_BYTES });
+            assert_eq!(
+                classify_video(&body),
+                VideoTag::Frame { seq, keyframe: key }
+            );
+            let h = VideoTagHeader::parse(&body).unwrap();
+            assert_eq!(h.is_keyframe(), key);
+            let nals = split_length_prefixed(&body[h.header_len..], 4).unwrap();
+            assert_eq!(nals.len(), 1);
+        }
+    }
+
+    #[test]
+    fn config_and_foreign_tags() {
+        let seq_hdr = video_sequence_header().unwrap();
+        assert_eq!(classify_video(&seq_hdr), VideoTag::Config);
+        assert!(VideoTagHeader::parse(&seq_hdr)
+            .unwrap()
+            .is_sequence_header());
+        assert_eq!(classify_video(&[]), VideoTag::Config);
+        assert_eq!(classify_video(&[0x27, 1, 0, 0, 0]), VideoTag::Foreign);
+        let mut other = video_frame(3, &filler()).to_vec();
+        other[MAGIC_AT] ^= 1;
+        assert_eq!(classify_video(&other), VideoTag::Foreign);
+    }
+
+    #[test]
+    fn rates_match_720p30() {
+        let gop_bytes = KEYFRAME_BYTES + (GOP as usize - 1) * PFRAME_BYTES;
+        let video_kbps = gop_bytes as f64 * 8.0 / (GOP as f64 / FPS as f64) / 1000.0;
+        assert!((2400.0..2600.0).contains(&video_kbps), "{video_kbps}");
+        assert_eq!(audio_sequence_header().unwrap().len(), 4);
+        assert_eq!(audio_frame(&filler()).len(), AUDIO_FRAME_BYTES);
+        assert_eq!(video_ms(30), 1000);
+        assert_eq!(audio_ms(43), 998);
+    }
+}

@@ -1,0 +1,147 @@
+//! The result of one run: a serde struct printed as one JSON object with --json, or as a
+//! human-readable table otherwise.
+
+use crate::publisher::PublisherReport;
+use crate::stats::Spread;
+use serde::Serialize;
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorCount {
+    pub reason: String,
+    pub viewers: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub server: String,
+    pub protocol: &'static str,
+    pub publish_url: String,
+    pub play_url: String,
+    pub viewers: usize,
+    /// Viewers that had received a frame when the measurement window opened.
+    pub connected_viewers: usize,
+    pub window_s: f64,
+    /// Publisher send to viewer receive, for frames sent in the window after each viewer's first frame.
+    pub latency_ms: Spread,
+    /// From the start of a viewer's connect to its first video frame.
+    pub ttff_ms: Spread,
+    /// From the start of a viewer's connect to its first keyframe (first decodable picture).
+    pub ttfk_ms: Spread,
+    pub frames_sent: u64,
+    pub frames_received: u64,
+    /// frames_received / (frames_sent × viewers).
+    pub delivered_fraction: Option<f64>,
+    /// Bytes read by all viewers in the window (wire bytes, audio and framing included).
+    pub gbit_delivered: f64,
+    pub server_pids: Vec<u32>,
+    pub server_cpu_s: Option<f64>,
+    pub cpu_s_per_gbit: Option<f64>,
+    /// Peak of the summed VmRSS of the server pids, sampled every 100 ms over the run.
+    pub peak_rss_mib: Option<f64>,
+    /// Largest VmHWM of any server pid at the end.
+    pub vm_hwm_mib: Option<f64>,
+    /// This benchmark's own CPU time in the window (it shares the machine with the server).
+    pub bench_cpu_s: f64,
+    pub duplicate_frames: u64,
+    pub foreign_frames: u64,
+    pub publisher: PublisherReport,
+    pub server_error: Option<String>,
+    pub errors: Vec<ErrorCount>,
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.1}"))
+}
+
+fn num(v: Option<f64>, prec: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.prec$}"))
+}
+
+impl Report {
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let mut line = |k: &str, v: String| {
+            let _ = writeln!(s, "  {k:<26} {v}");
+        };
+        line(
+            "server",
+            format!("{} (pids {:?})", self.server, self.server_pids),
+        );
+        line("protocol", self.protocol.to_string());
+        line(
+            "publish / play",
+            format!("{}  {}", self.publish_url, self.play_url),
+        );
+        line(
+            "viewers connected",
+            format!("{} of {}", self.connected_viewers, self.viewers),
+        );
+        line("window", format!("{:.1} s", self.window_s));
+        let spread = |x: &Spread| {
+            format!(
+                "p50 {}  p90 {}  p99 {}  max {}  ({} samples)",
+                ms(x.p50),
+                ms(x.p90),
+                ms(x.p99),
+                ms(x.max),
+                x.samples
+            )
+        };
+        line("latency ms", spread(&self.latency_ms));
+        line("time to first frame ms", spread(&self.ttff_ms));
+        line("time to first keyframe ms", spread(&self.ttfk_ms));
+        line(
+            "frames delivered",
+            format!(
+                "{} of {} × {} = {}",
+                self.frames_received,
+                self.frames_sent,
+                self.viewers,
+                num(self.delivered_fraction, 4)
+            ),
+        );
+        line("delivered", format!("{:.3} Gbit", self.gbit_delivered));
+        line("server CPU", format!("{} s", num(self.server_cpu_s, 2)));
+        line(
+            "server CPU per Gbit",
+            format!("{} s", num(self.cpu_s_per_gbit, 2)),
+        );
+        line(
+            "server peak RSS",
+            format!(
+                "{} MiB (max VmHWM {} MiB)",
+                num(self.peak_rss_mib, 1),
+                num(self.vm_hwm_mib, 1)
+            ),
+        );
+        line("bench CPU", format!("{:.2} s", self.bench_cpu_s));
+        let p = &self.publisher;
+        line(
+            "publisher",
+            format!(
+                "{} video + {} audio frames, max lag {:.1} ms, {} late",
+                p.video_frames, p.audio_frames, p.max_lag_ms, p.late_frames
+            ),
+        );
+        if self.duplicate_frames + self.foreign_frames > 0 {
+            line(
+                "odd frames",
+                format!(
+                    "{} duplicates, {} foreign",
+                    self.duplicate_frames, self.foreign_frames
+                ),
+            );
+        }
+        if let Some(e) = &self.server_error {
+            line("server error", e.clone());
+        }
+        if let Some(e) = &p.error {
+            line("publisher error", e.clone());
+        }
+        for e in &self.errors {
+            line("viewer error", format!("{} × {}", e.viewers, e.reason));
+        }
+        s
+    }
+}

@@ -1,0 +1,158 @@
+//! An RTMP client connection for publisher and viewers: TCP with TCP_NODELAY, the handshake,
+//! `connect` to the app, and a read/process loop over rml_rtmp's `ClientSession`.
+
+use crate::target::RtmpTarget;
+use anyhow::{bail, Context, Result};
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
+};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// Bound on one write to the server; a server that stops reading for this long is stuck.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+const READ_BUF: usize = 64 * 1024;
+
+pub struct RtmpClient {
+    pub session: ClientSession,
+    sock: TcpStream,
+    buf: Box<[u8]>,
+    filled: usize,
+}
+
+impl RtmpClient {
+    /// TCP connect, handshake and `connect` to the target's app; returns once it is accepted.
+    pub async fn connect(target: &RtmpTarget) -> Result<Self> {
+        let sock = TcpStream::connect(target.addr)
+            .await
+            .with_context(|| format!("tcp connect to {}", target.addr))?;
+        sock.set_nodelay(true)?;
+        let mut config = ClientSessionConfig::new();
+        config.tc_url = Some(target.tc_url.clone());
+        let (session, initial) = ClientSession::new(config)?;
+        let mut client = Self {
+            session,
+            sock,
+            buf: vec![0u8; READ_BUF].into_boxed_slice(),
+            filled: 0,
+        };
+        let leftover = client.handshake().await?;
+        client.send_all(initial).await?;
+        let req = client.session.request_connection(target.app.clone())?;
+        client.send(req).await?;
+        let mut events = client.process_bytes(&leftover).await?;
+        loop {
+            for e in events.drain(..) {
+                match e {
+                    ClientSessionEvent::ConnectionRequestAccepted => return Ok(client),
+                    ClientSessionEvent::ConnectionRequestRejected { description } => {
+                        bail!("connect rejected: {description}")
+                    }
+                    _ => {}
+                }
+            }
+            client.read_some().await?;
+            events = client.process().await?;
+        }
+    }
+
+    async fn handshake(&mut self) -> Result<Vec<u8>> {
+        let mut hs = Handshake::new(PeerType::Client);
+        let p0p1 = hs.generate_outbound_p0_and_p1()?;
+        self.write(&p0p1).await?;
+        loop {
+            let n = self.read_some().await?;
+            match hs.process_bytes(&self.buf[..n])? {
+                HandshakeProcessResult::InProgress { response_bytes } => {
+                    self.write(&response_bytes).await?;
+                }
+                HandshakeProcessResult::Completed {
+                    response_bytes,
+                    remaining_bytes,
+                } => {
+                    self.write(&response_bytes).await?;
+                    return Ok(remaining_bytes);
+                }
+            }
+        }
+    }
+
+    /// Waits for bytes from the server (cancel-safe); returns how many, never 0.
+    pub async fn read_some(&mut self) -> Result<usize> {
+        let n = self.sock.read(&mut self.buf).await.context("read")?;
+        if n == 0 {
+            bail!("server closed the connection");
+        }
+        self.filled = n;
+        Ok(n)
+    }
+
+    /// Runs the bytes of the last `read_some` through the session, sends its responses
+    /// (acknowledgements, pongs) and returns its events.
+    pub async fn process(&mut self) -> Result<Vec<ClientSessionEvent>> {
+        let results = self.session.handle_input(&self.buf[..self.filled])?;
+        self.filled = 0;
+        self.handle_results(results).await
+    }
+
+    async fn process_bytes(&mut self, bytes: &[u8]) -> Result<Vec<ClientSessionEvent>> {
+        let results = self.session.handle_input(bytes)?;
+        self.handle_results(results).await
+    }
+
+    async fn handle_results(
+        &mut self,
+        results: Vec<ClientSessionResult>,
+    ) -> Result<Vec<ClientSessionEvent>> {
+        let mut events = Vec::new();
+        for r in results {
+            match r {
+                ClientSessionResult::OutboundResponse(p) => self.write(&p.bytes).await?,
+                ClientSessionResult::RaisedEvent(e) => events.push(e),
+                ClientSessionResult::UnhandleableMessageReceived(_) => {}
+            }
+        }
+        Ok(events)
+    }
+
+    /// Reads and processes until `want` matches an event; other events are dropped.
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        want: fn(&ClientSessionEvent) -> bool,
+    ) -> Result<()> {
+        loop {
+            self.read_some()
+                .await
+                .with_context(|| format!("waiting for {what}"))?;
+            if self.process().await?.iter().any(want) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends one result of a session call (only outbound packets carry bytes).
+    pub async fn send(&mut self, r: ClientSessionResult) -> Result<()> {
+        if let ClientSessionResult::OutboundResponse(p) = r {
+            self.write(&p.bytes).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_all(&mut self, results: Vec<ClientSessionResult>) -> Result<()> {
+        for r in results {
+            self.send(r).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        match timeout(WRITE_TIMEOUT, self.sock.write_all(bytes)).await {
+            Ok(r) => r.context("write"),
+            Err(_) => bail!("write blocked for {WRITE_TIMEOUT:?}"),
+        }
+    }
+}
