@@ -1,0 +1,172 @@
+//! Server configuration: one TOML file, every limit named and defaulted, so that
+//! `onair serve` works with no file at all. Unknown keys are errors, not silent defaults.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub rtmp: RtmpConfig,
+    pub http: HttpConfig,
+    pub hub: HubConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtmpConfig {
+    /// Address the RTMP listener binds.
+    pub addr: SocketAddr,
+    /// Most RTMP connections at once (publishers and players); more are closed at accept.
+    pub max_connections: usize,
+    /// Largest Set Chunk Size a peer may announce.
+    pub max_chunk_size: u32,
+    /// Largest RTMP message a peer may send (a video keyframe must fit).
+    pub max_message_size: u32,
+    /// Largest AMF0 command or data message (connect, publish, onMetaData).
+    pub max_command_size: u32,
+    /// Deepest AMF0 nesting accepted in commands and metadata.
+    pub max_amf_depth: usize,
+    /// Most chunk streams a peer may have open at once.
+    pub max_chunk_streams: usize,
+    /// Chunk size we send with; every player shares chunks built once per frame at this size.
+    pub out_chunk_size: u32,
+    /// The whole handshake must finish within this time.
+    pub handshake_timeout_ms: u64,
+    /// A connection that sends nothing for this long is closed (publishers, and clients
+    /// that have not started playing).
+    pub idle_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address the HTTP listener binds (HTTP-FLV, API, player).
+    pub addr: SocketAddr,
+    /// Most HTTP connections at once.
+    pub max_connections: usize,
+    /// Request headers must arrive within this time (slowloris).
+    pub header_read_timeout_ms: u64,
+    /// Largest request head (request line plus headers), in bytes; at least 8192.
+    pub max_header_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubConfig {
+    /// Most live streams at once; further publishes are refused.
+    pub max_streams: usize,
+    /// GOP cache bounds: frames since the last keyframe kept for new viewers. Past either
+    /// bound the cache is emptied until the next keyframe (new viewers then wait for it).
+    pub gop_cache_max_frames: usize,
+    pub gop_cache_max_bytes: usize,
+    /// Frames a viewer may fall behind the publisher before it is skipped to the next keyframe.
+    pub viewer_queue_frames: usize,
+    /// A viewer whose socket accepts nothing for this long is dropped.
+    pub viewer_write_timeout_ms: u64,
+    /// Longest time audio waits to be written together with the next video frame.
+    pub merge_wait_ms: u64,
+    /// After its publisher leaves, a stream waits this long for it to return before its
+    /// viewers are closed.
+    pub publisher_grace_ms: u64,
+    /// A second publisher of a live name replaces the first (instead of being refused).
+    pub publisher_takeover: bool,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        Self {
+            addr: ([0, 0, 0, 0], 1935).into(),
+            max_connections: 2000,
+            max_chunk_size: 1 << 20,
+            max_message_size: 8 << 20,
+            max_command_size: 64 << 10,
+            max_amf_depth: 16,
+            max_chunk_streams: 64,
+            out_chunk_size: 4096,
+            handshake_timeout_ms: 5_000,
+            idle_timeout_ms: 15_000,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: ([0, 0, 0, 0], 8080).into(),
+            max_connections: 4000,
+            header_read_timeout_ms: 5_000,
+            max_header_bytes: 16 << 10,
+        }
+    }
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            max_streams: 64,
+            gop_cache_max_frames: 1200,
+            gop_cache_max_bytes: 32 << 20,
+            viewer_queue_frames: 512,
+            viewer_write_timeout_ms: 10_000,
+            merge_wait_ms: 40,
+            publisher_grace_ms: 5_000,
+            publisher_takeover: false,
+        }
+    }
+}
+
+impl Config {
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
+        Self::from_toml(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+    }
+}
+
+pub fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.rtmp.addr.port(), 1935);
+        assert_eq!(c.http.addr.port(), 8080);
+        assert_eq!(c.hub.viewer_queue_frames, 512);
+    }
+
+    #[test]
+    fn partial_sections_keep_other_defaults() {
+        let c = Config::from_toml("[hub]\nmax_streams = 3\n").unwrap();
+        assert_eq!(c.hub.max_streams, 3);
+        assert_eq!(c.hub.publisher_grace_ms, 5_000);
+    }
+
+    #[test]
+    fn typo_is_an_error() {
+        let err = Config::from_toml("[hub]\nmax_stream = 3\n").unwrap_err();
+        assert!(err.to_string().contains("max_stream"), "{err}");
+    }
+
+    #[test]
+    fn defaults_roundtrip_through_toml() {
+        let text = toml::to_string(&Config::default()).unwrap();
+        let back = Config::from_toml(&text).unwrap();
+        assert_eq!(
+            back.rtmp.max_message_size,
+            Config::default().rtmp.max_message_size
+        );
+    }
+}

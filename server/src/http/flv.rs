@@ -1,0 +1,41 @@
+//! HTTP-FLV: `GET /{app}/{stream}.flv` as an endless FLV file. The FLV header goes
+//! first, then the start frames and live frames as shared, once-built FLV tags.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use onair_shared::flv;
+
+use super::body::{Chunks, ResponseBody};
+use crate::hub::{SharedFrame, Subscription};
+
+/// The live body for one viewer; it ends when the stream ends.
+pub fn live_body(sub: Subscription) -> ResponseBody {
+    let stream = sub.stream().clone();
+    let (has_audio, has_video) = match (stream.has_audio(), stream.has_video()) {
+        // Nothing known yet: announce both rather than hide a track that is coming.
+        (false, false) => (true, true),
+        known => known,
+    };
+    let header = Bytes::copy_from_slice(&flv::header(has_audio, has_video));
+    let state = (sub, Some(header), Vec::<Arc<SharedFrame>>::new());
+    let s = futures_util::stream::unfold(state, |(mut sub, header, mut batch)| async move {
+        let mut chunks = Chunks::default();
+        if let Some(h) = header {
+            chunks.push(h);
+        }
+        batch.clear();
+        if sub.next_batch(&mut batch).await.is_err() {
+            return None;
+        }
+        let mut total = 0;
+        for f in &batch {
+            let tag = f.flv_tag().clone();
+            total += tag.len();
+            chunks.push(tag);
+        }
+        sub.stream().counters.add_out(total);
+        Some((chunks, (sub, None, batch)))
+    });
+    ResponseBody::Live(Box::pin(s))
+}

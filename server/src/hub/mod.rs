@@ -1,0 +1,264 @@
+//! The stream hub: a registry of live streams by `app/name`, and the handles that
+//! publishers and viewers hold. Everything shared between connections lives here;
+//! connections keep only their own protocol state.
+
+mod frame;
+pub mod stats;
+mod stream;
+mod subscription;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use onair_shared::metadata::ScriptData;
+
+pub use frame::SharedFrame;
+pub use stats::Protocol;
+pub use stream::{Event, MediaInfo, PublisherInfo, PushError, Stream};
+pub use subscription::{StreamEnded, Subscription};
+
+use crate::config::HubConfig;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    pub app: String,
+    pub name: String,
+}
+
+impl StreamKey {
+    pub fn new(app: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            app: app.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for StreamKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.app, self.name)
+    }
+}
+
+/// Splits `name?query` as OBS and ffmpeg send stream keys; the name must be non-empty
+/// and printable, without path separators.
+pub fn parse_stream_name(raw: &str) -> Result<(String, Option<String>), &'static str> {
+    let (name, query) = match raw.split_once('?') {
+        Some((n, q)) => (n, Some(q.to_string())),
+        None => (raw, None),
+    };
+    if name.is_empty() {
+        return Err("empty stream name (set a stream key)");
+    }
+    if name.len() > 200 {
+        return Err("stream name longer than 200 bytes");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+        || name.starts_with('.')
+    {
+        return Err("stream name may only use letters, digits, '-', '_', '.' and '~'");
+    }
+    Ok((name.to_string(), query))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    #[error("stream {0} is already being published")]
+    AlreadyPublishing(StreamKey),
+    #[error("the server already carries its limit of {0} streams")]
+    TooManyStreams(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("stream {0} is not live")]
+    NotFound(StreamKey),
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+struct HubInner {
+    cfg: Arc<HubConfig>,
+    streams: Mutex<HashMap<StreamKey, Arc<Stream>>>,
+    next_publisher_id: AtomicU64,
+}
+
+impl Hub {
+    pub fn new(cfg: HubConfig) -> Self {
+        Self {
+            inner: Arc::new(HubInner {
+                cfg: Arc::new(cfg),
+                streams: Mutex::new(HashMap::new()),
+                next_publisher_id: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.cfg
+    }
+
+    fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<StreamKey, Arc<Stream>>> {
+        self.inner.streams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Claims `key` for a publisher. A stream whose publisher left within the grace
+    /// period is taken over (its viewers stay); a live one is refused unless takeover
+    /// is configured.
+    pub fn publish(&self, key: StreamKey, addr: SocketAddr) -> Result<Publisher, PublishError> {
+        let now = Instant::now();
+        let id = self.inner.next_publisher_id.fetch_add(1, Ordering::Relaxed);
+        let info = PublisherInfo {
+            id,
+            addr,
+            since: now,
+        };
+        let mut streams = self.streams();
+        let stream = match streams.get(&key) {
+            Some(s) => {
+                if s.publisher().is_some() && !self.inner.cfg.publisher_takeover {
+                    return Err(PublishError::AlreadyPublishing(key));
+                }
+                s.clone()
+            }
+            None => {
+                if streams.len() >= self.inner.cfg.max_streams {
+                    return Err(PublishError::TooManyStreams(self.inner.cfg.max_streams));
+                }
+                let s = Arc::new(Stream::new(key.clone(), self.inner.cfg.clone(), now));
+                streams.insert(key.clone(), s.clone());
+                s
+            }
+        };
+        let returning = stream.attach_publisher(info);
+        drop(streams);
+        tracing::info!(stream = %key, peer = %addr, returning, "publish started");
+        Ok(Publisher {
+            hub: self.clone(),
+            stream,
+            id,
+        })
+    }
+
+    pub fn subscribe(
+        &self,
+        key: &StreamKey,
+        protocol: Protocol,
+    ) -> Result<Subscription, SubscribeError> {
+        let stream = self
+            .streams()
+            .get(key)
+            .cloned()
+            .ok_or_else(|| SubscribeError::NotFound(key.clone()))?;
+        Ok(stream.subscribe(protocol))
+    }
+
+    pub fn get(&self, key: &StreamKey) -> Option<Arc<Stream>> {
+        self.streams().get(key).cloned()
+    }
+
+    /// All streams, sorted by key.
+    pub fn list(&self) -> Vec<Arc<Stream>> {
+        let mut v: Vec<_> = self.streams().values().cloned().collect();
+        v.sort_by(|a, b| a.key.cmp(&b.key));
+        v
+    }
+
+    /// Ends every stream (server shutdown).
+    pub fn close_all(&self) {
+        let all: Vec<_> = self.streams().drain().map(|(_, s)| s).collect();
+        for s in all {
+            s.broadcast(Event::Ended);
+        }
+    }
+
+    fn publisher_left(&self, stream: &Arc<Stream>, id: u64) {
+        let Some(generation) = stream.detach_publisher(id) else {
+            return;
+        };
+        tracing::info!(stream = %stream.key, "publisher left; waiting for it to return");
+        let grace = Duration::from_millis(self.inner.cfg.publisher_grace_ms);
+        let hub = self.clone();
+        let stream = stream.clone();
+        let end = move || hub.end_if_abandoned(&stream, generation);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    tokio::time::sleep(grace).await;
+                    end();
+                });
+            }
+            // Outside a runtime (a dropped handle at shutdown) there is no one to wait for.
+            Err(_) => end(),
+        }
+    }
+
+    fn end_if_abandoned(&self, stream: &Arc<Stream>, generation: u64) {
+        let mut streams = self.streams();
+        {
+            let mut st = stream.lock();
+            if st.publisher.is_some() || st.leave_generation != generation || st.ended {
+                return;
+            }
+            st.ended = true;
+        }
+        if streams
+            .get(&stream.key)
+            .is_some_and(|s| Arc::ptr_eq(s, stream))
+        {
+            streams.remove(&stream.key);
+        }
+        drop(streams);
+        tracing::info!(stream = %stream.key, "stream ended");
+        stream.broadcast(Event::Ended);
+    }
+}
+
+/// The right to publish one stream; dropping it starts the grace period.
+pub struct Publisher {
+    hub: Hub,
+    stream: Arc<Stream>,
+    id: u64,
+}
+
+impl Publisher {
+    pub fn key(&self) -> &StreamKey {
+        &self.stream.key
+    }
+
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
+
+    pub fn video(&self, raw_ts: u32, payload: Bytes) -> Result<(), PushError> {
+        self.stream
+            .push_video(self.id, raw_ts, payload, Instant::now())
+    }
+
+    pub fn audio(&self, raw_ts: u32, payload: Bytes) -> Result<(), PushError> {
+        self.stream
+            .push_audio(self.id, raw_ts, payload, Instant::now())
+    }
+
+    pub fn metadata(&self, script: ScriptData) -> Result<(), PushError> {
+        self.stream.push_metadata(self.id, script, Instant::now())
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.hub.publisher_left(&self.stream, self.id);
+    }
+}

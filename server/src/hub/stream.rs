@@ -1,0 +1,427 @@
+//! One live stream: its publisher, the latest metadata and sequence headers, the GOP
+//! cache, and the bounded broadcast every viewer subscribes to. The publisher never
+//! waits for a viewer: the broadcast ring overwrites, and a viewer that fell behind
+//! learns it lagged and resumes at the next keyframe.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use onair_shared::aac::AudioSpecificConfig;
+use onair_shared::avc::AvcDecoderConfig;
+use onair_shared::metadata::{Metadata, ScriptData};
+use onair_shared::timestamp::Timeline;
+use onair_shared::{Codec, Frame, MediaKind};
+use tokio::sync::broadcast;
+
+use super::frame::SharedFrame;
+use super::stats::Protocol;
+use super::stats::{RateMeter, StreamCounters};
+use super::{StreamKey, Subscription};
+use crate::config::HubConfig;
+
+/// What viewers receive, in publish order.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Frame(Arc<SharedFrame>),
+    /// The publisher left; viewers keep waiting up to the grace period.
+    PublisherLeft,
+    /// A publisher (the same or a new one) is back; its sequence headers follow.
+    PublisherReturned,
+    /// The stream is over; viewers close.
+    Ended,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    #[error("unsupported video codec {0}: onair relays H.264 only")]
+    UnsupportedVideoCodec(&'static str),
+    #[error("this publisher was replaced by a newer one")]
+    Replaced,
+    #[error("malformed {kind:?} frame: {reason}")]
+    Malformed { kind: MediaKind, reason: String },
+}
+
+/// Media description for the API, derived from sequence headers and metadata.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MediaInfo {
+    pub video_codec: Option<&'static str>,
+    pub video_profile: Option<String>,
+    pub video_level: Option<f64>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub audio_codec: Option<&'static str>,
+    pub audio_sample_rate: Option<u32>,
+    pub audio_channels: Option<u8>,
+    pub metadata_fps: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PublisherInfo {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub since: Instant,
+}
+
+#[derive(Debug)]
+pub(super) struct State {
+    pub publisher: Option<PublisherInfo>,
+    /// Bumped when a publisher leaves, so a stale grace timer can tell it is stale.
+    pub leave_generation: u64,
+    pub ended: bool,
+    timeline: Timeline,
+    pub metadata: Option<Arc<SharedFrame>>,
+    pub video_seq: Option<Arc<SharedFrame>>,
+    pub audio_seq: Option<Arc<SharedFrame>>,
+    gop: Vec<Arc<SharedFrame>>,
+    gop_bytes: usize,
+    /// False after a bound was hit, until the next keyframe restarts the cache.
+    gop_valid: bool,
+    pub media: MediaInfo,
+    pub meter: RateMeter,
+}
+
+#[derive(Debug)]
+pub struct Stream {
+    pub key: StreamKey,
+    pub created: Instant,
+    pub counters: StreamCounters,
+    cfg: Arc<HubConfig>,
+    tx: broadcast::Sender<Event>,
+    state: Mutex<State>,
+}
+
+impl Stream {
+    pub(super) fn new(key: StreamKey, cfg: Arc<HubConfig>, now: Instant) -> Self {
+        let (tx, _) = broadcast::channel(cfg.viewer_queue_frames.max(16));
+        Self {
+            key,
+            created: now,
+            counters: StreamCounters::default(),
+            cfg,
+            tx,
+            state: Mutex::new(State {
+                publisher: None,
+                leave_generation: 0,
+                ended: false,
+                timeline: Timeline::default(),
+                metadata: None,
+                video_seq: None,
+                audio_seq: None,
+                gop: Vec::new(),
+                gop_bytes: 0,
+                gop_valid: false,
+                media: MediaInfo::default(),
+                meter: RateMeter::new(now, 5),
+            }),
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock is a bug in this module; the data stays usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn config(&self) -> &HubConfig {
+        &self.cfg
+    }
+
+    pub(super) fn broadcast(&self, event: Event) {
+        // No receivers is normal (no viewers yet).
+        let _ = self.tx.send(event);
+    }
+
+    /// A new viewer: the start frames (metadata, sequence headers, GOP cache) and a
+    /// receiver positioned exactly after them, taken under one lock so nothing is
+    /// missed or repeated.
+    pub(super) fn subscribe(self: &Arc<Self>, protocol: Protocol) -> Subscription {
+        let st = self.lock();
+        let mut start: Vec<Arc<SharedFrame>> = Vec::with_capacity(3 + st.gop.len());
+        start.extend(st.metadata.iter().cloned());
+        start.extend(st.video_seq.iter().cloned());
+        start.extend(st.audio_seq.iter().cloned());
+        start.extend(st.gop.iter().cloned());
+        let rx = self.tx.subscribe();
+        let has_video = st.video_seq.is_some();
+        let publisher_present = st.publisher.is_some();
+        drop(st);
+        Subscription::new(
+            self.clone(),
+            rx,
+            start,
+            has_video,
+            publisher_present,
+            protocol,
+        )
+    }
+
+    /// Called by the hub when a publisher (new or returning) takes the stream.
+    pub(super) fn attach_publisher(&self, info: PublisherInfo) -> bool {
+        let mut st = self.lock();
+        let returning = st.publisher.is_none() && st.leave_generation > 0;
+        let replacing = st.publisher.is_some();
+        if returning || replacing {
+            st.timeline.rebase();
+            // The newcomer sends its own configuration; old frames must not be served with it.
+            st.gop.clear();
+            st.gop_bytes = 0;
+            st.gop_valid = false;
+        }
+        st.publisher = Some(info);
+        drop(st);
+        if returning || replacing {
+            self.broadcast(Event::PublisherReturned);
+        }
+        returning
+    }
+
+    /// Returns the leave generation if `id` was the current publisher.
+    pub(super) fn detach_publisher(&self, id: u64) -> Option<u64> {
+        let mut st = self.lock();
+        if st.publisher.as_ref().map(|p| p.id) != Some(id) {
+            return None;
+        }
+        st.publisher = None;
+        st.leave_generation += 1;
+        st.gop.clear();
+        st.gop_bytes = 0;
+        st.gop_valid = false;
+        let generation = st.leave_generation;
+        drop(st);
+        self.broadcast(Event::PublisherLeft);
+        Some(generation)
+    }
+
+    pub fn push_metadata(
+        &self,
+        id: u64,
+        script: ScriptData,
+        now: Instant,
+    ) -> Result<(), PushError> {
+        let mut st = self.lock();
+        check_publisher(&st, id)?;
+        // Script data carries no media time; players take it as it comes.
+        let frame = Arc::new(SharedFrame::new(Frame::data(0, script.body)));
+        st.media.metadata_fps = script.metadata.framerate;
+        apply_metadata_media(&mut st.media, &script.metadata);
+        st.metadata = Some(frame.clone());
+        st.meter.record(now, frame.len(), false);
+        drop(st);
+        self.broadcast(Event::Frame(frame));
+        Ok(())
+    }
+
+    /// Ingests one RTMP video message body at its raw wire timestamp.
+    pub fn push_video(
+        &self,
+        id: u64,
+        raw_ts: u32,
+        payload: Bytes,
+        now: Instant,
+    ) -> Result<(), PushError> {
+        self.counters.add_in(payload.len());
+        let mut st = self.lock();
+        check_publisher(&st, id)?;
+        let frame = Frame::video(0, payload).map_err(|e| PushError::Malformed {
+            kind: MediaKind::Video,
+            reason: e.to_string(),
+        })?;
+        if frame.codec != Codec::H264 {
+            return Err(PushError::UnsupportedVideoCodec(frame.codec.name()));
+        }
+        if frame.sequence_header {
+            return self.update_video_config(st, frame);
+        }
+        if st.video_seq.is_none() {
+            // Without SPS/PPS no viewer could decode this; wait for the configuration.
+            return Ok(());
+        }
+        let dts = st.timeline.map(MediaKind::Video, raw_ts);
+        let frame = Arc::new(SharedFrame::new(Frame { dts, ..frame }));
+        st.meter.record(now, frame.len(), true);
+        self.cache_and_send(st, frame);
+        Ok(())
+    }
+
+    /// Ingests one RTMP audio message body at its raw wire timestamp.
+    pub fn push_audio(
+        &self,
+        id: u64,
+        raw_ts: u32,
+        payload: Bytes,
+        now: Instant,
+    ) -> Result<(), PushError> {
+        self.counters.add_in(payload.len());
+        let mut st = self.lock();
+        check_publisher(&st, id)?;
+        let frame = Frame::audio(0, payload).map_err(|e| PushError::Malformed {
+            kind: MediaKind::Audio,
+            reason: e.to_string(),
+        })?;
+        if frame.sequence_header {
+            if frame.codec == Codec::Aac {
+                let asc = frame.payload.get(2..).unwrap_or_default();
+                match AudioSpecificConfig::parse(asc) {
+                    Ok(c) => {
+                        st.media.audio_sample_rate = Some(c.sample_rate);
+                        st.media.audio_channels = Some(c.channel_config);
+                    }
+                    Err(e) => {
+                        return Err(PushError::Malformed {
+                            kind: MediaKind::Audio,
+                            reason: e.to_string(),
+                        })
+                    }
+                }
+            }
+            st.media.audio_codec = Some(frame.codec.name());
+            if st
+                .audio_seq
+                .as_ref()
+                .is_some_and(|s| s.frame.payload == frame.payload)
+            {
+                return Ok(());
+            }
+            let frame = Arc::new(SharedFrame::new(frame));
+            st.audio_seq = Some(frame.clone());
+            drop(st);
+            self.broadcast(Event::Frame(frame));
+            return Ok(());
+        }
+        if frame.codec == Codec::Aac && st.audio_seq.is_none() {
+            // Raw AAC without its AudioSpecificConfig cannot be decoded or muxed.
+            return Ok(());
+        }
+        if st.media.audio_codec.is_none() {
+            st.media.audio_codec = Some(frame.codec.name());
+        }
+        let dts = st.timeline.map(MediaKind::Audio, raw_ts);
+        let frame = Arc::new(SharedFrame::new(Frame { dts, ..frame }));
+        st.meter.record(now, frame.len(), false);
+        self.cache_and_send(st, frame);
+        Ok(())
+    }
+
+    fn update_video_config(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        frame: Frame,
+    ) -> Result<(), PushError> {
+        let record = frame.payload.get(5..).unwrap_or_default();
+        let config = AvcDecoderConfig::parse(record).map_err(|e| PushError::Malformed {
+            kind: MediaKind::Video,
+            reason: e.to_string(),
+        })?;
+        st.media.video_codec = Some("h264");
+        if let Ok(sps) = config.sps_info() {
+            st.media.video_profile = Some(profile_name(sps.profile_idc).to_string());
+            st.media.video_level = Some(sps.level_idc as f64 / 10.0);
+            st.media.width = Some(sps.width);
+            st.media.height = Some(sps.height);
+        }
+        // A repeated identical configuration is not a change (some encoders resend it per GOP).
+        if st
+            .video_seq
+            .as_ref()
+            .is_some_and(|s| s.frame.payload == frame.payload)
+        {
+            return Ok(());
+        }
+        let frame = Arc::new(SharedFrame::new(frame));
+        st.video_seq = Some(frame.clone());
+        st.gop.clear();
+        st.gop_bytes = 0;
+        st.gop_valid = false;
+        drop(st);
+        self.broadcast(Event::Frame(frame));
+        Ok(())
+    }
+
+    /// Appends to the GOP cache (restarting it at each keyframe) and broadcasts,
+    /// both under the lock so a subscriber sees one consistent order.
+    fn cache_and_send(&self, mut st: MutexGuard<'_, State>, frame: Arc<SharedFrame>) {
+        if frame.frame.keyframe {
+            st.gop.clear();
+            st.gop_bytes = 0;
+            st.gop_valid = true;
+        }
+        // Audio-only streams have no keyframe to start from and need no GOP cache.
+        if st.gop_valid {
+            if st.gop.len() >= self.cfg.gop_cache_max_frames
+                || st.gop_bytes + frame.len() > self.cfg.gop_cache_max_bytes
+            {
+                st.gop.clear();
+                st.gop_bytes = 0;
+                st.gop_valid = false;
+            } else {
+                st.gop_bytes += frame.len();
+                st.gop.push(frame.clone());
+            }
+        }
+        let _ = self.tx.send(Event::Frame(frame));
+        drop(st);
+    }
+
+    pub fn publisher(&self) -> Option<PublisherInfo> {
+        self.lock().publisher.clone()
+    }
+
+    pub fn media(&self) -> MediaInfo {
+        self.lock().media.clone()
+    }
+
+    pub fn rates(&self, now: Instant) -> (f64, f64) {
+        self.lock().meter.rates(now)
+    }
+
+    pub fn gop_cache_len(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.gop.len(), st.gop_bytes)
+    }
+
+    pub fn has_video(&self) -> bool {
+        self.lock().video_seq.is_some()
+    }
+
+    pub fn has_audio(&self) -> bool {
+        self.lock().audio_seq.is_some() || self.lock().media.audio_codec.is_some()
+    }
+}
+
+fn check_publisher(st: &State, id: u64) -> Result<(), PushError> {
+    match &st.publisher {
+        Some(p) if p.id == id => Ok(()),
+        _ => Err(PushError::Replaced),
+    }
+}
+
+fn apply_metadata_media(media: &mut MediaInfo, m: &Metadata) {
+    // Sequence headers are authoritative; metadata only fills gaps.
+    if media.width.is_none() {
+        media.width = m.width.map(|w| w as u32);
+    }
+    if media.height.is_none() {
+        media.height = m.height.map(|h| h as u32);
+    }
+}
+
+fn profile_name(idc: u8) -> &'static str {
+    match idc {
+        66 => "Baseline",
+        77 => "Main",
+        88 => "Extended",
+        100 => "High",
+        110 => "High 10",
+        122 => "High 4:2:2",
+        244 => "High 4:4:4",
+        _ => "Other",
+    }
+}
+
+impl StreamCounters {
+    pub fn add_in(&self, bytes: usize) {
+        self.bytes_in
+            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}

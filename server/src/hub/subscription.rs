@@ -1,0 +1,168 @@
+//! A viewer's place in a stream: start frames first, then live frames in batches.
+//! The only per-viewer state is a couple of flags; frames are shared `Arc`s. A viewer
+//! that lagged past the broadcast bound is moved to the next keyframe, never waited for.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+
+use super::frame::SharedFrame;
+use super::stats::Protocol;
+use super::stream::{Event, Stream};
+
+/// The stream ended (publisher gone past its grace period, or server shutdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("stream ended")]
+pub struct StreamEnded;
+
+pub struct Subscription {
+    stream: Arc<Stream>,
+    rx: broadcast::Receiver<Event>,
+    pending: VecDeque<Arc<SharedFrame>>,
+    protocol: Protocol,
+    has_video: bool,
+    /// This viewer has been given a keyframe since it joined or last lagged.
+    video_started: bool,
+    publisher_present: bool,
+    merge_wait: Duration,
+    /// Frames skipped for this viewer because it fell behind.
+    pub dropped: u64,
+}
+
+impl Subscription {
+    pub(super) fn new(
+        stream: Arc<Stream>,
+        rx: broadcast::Receiver<Event>,
+        start: Vec<Arc<SharedFrame>>,
+        has_video: bool,
+        publisher_present: bool,
+        protocol: Protocol,
+    ) -> Self {
+        stream.counters.viewer_joined(protocol);
+        let merge_wait = Duration::from_millis(stream.config().merge_wait_ms);
+        let mut sub = Self {
+            stream,
+            rx,
+            pending: VecDeque::new(),
+            protocol,
+            has_video,
+            video_started: false,
+            publisher_present,
+            merge_wait,
+            dropped: 0,
+        };
+        for f in start {
+            if let Some(f) = sub.admit(f) {
+                sub.pending.push_back(f);
+            }
+        }
+        sub
+    }
+
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
+
+    /// Whether a publisher is sending right now (false during the grace period).
+    pub fn publisher_present(&self) -> bool {
+        self.publisher_present
+    }
+
+    /// Waits for at least one frame, then appends every frame already available.
+    /// Audio waits up to `merge_wait` for the next video frame so both go out in one
+    /// write; video never waits.
+    pub async fn next_batch(&mut self, out: &mut Vec<Arc<SharedFrame>>) -> Result<(), StreamEnded> {
+        out.extend(self.pending.drain(..));
+        while out.is_empty() {
+            let event = self.recv().await?;
+            self.handle(event, out)?;
+        }
+        self.drain_ready(out)?;
+        if self.has_video && out.last().is_some_and(|f| f.is_audio()) {
+            if let Ok(event) = tokio::time::timeout(self.merge_wait, self.recv()).await {
+                self.handle(event?, out)?;
+                self.drain_ready(out)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn recv(&mut self) -> Result<Event, StreamEnded> {
+        loop {
+            match self.rx.recv().await {
+                Ok(e) => return Ok(e),
+                Err(RecvError::Lagged(n)) => self.lagged(n),
+                Err(RecvError::Closed) => return Err(StreamEnded),
+            }
+        }
+    }
+
+    fn drain_ready(&mut self, out: &mut Vec<Arc<SharedFrame>>) -> Result<(), StreamEnded> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(e) => self.handle(e, out)?,
+                Err(TryRecvError::Lagged(n)) => self.lagged(n),
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Closed) => return Err(StreamEnded),
+            }
+        }
+    }
+
+    fn lagged(&mut self, n: u64) {
+        self.dropped += n;
+        self.stream
+            .counters
+            .frames_dropped
+            .fetch_add(n, Ordering::Relaxed);
+        self.video_started = false;
+        tracing::debug!(stream = %self.stream.key, skipped = n, "viewer fell behind; resuming at next keyframe");
+    }
+
+    fn handle(&mut self, event: Event, out: &mut Vec<Arc<SharedFrame>>) -> Result<(), StreamEnded> {
+        match event {
+            Event::Frame(f) => {
+                if let Some(f) = self.admit(f) {
+                    out.push(f);
+                }
+            }
+            Event::PublisherLeft => self.publisher_present = false,
+            Event::PublisherReturned => {
+                self.publisher_present = true;
+                // The newcomer's frames are decodable only from its first keyframe.
+                self.video_started = false;
+            }
+            Event::Ended => return Err(StreamEnded),
+        }
+        Ok(())
+    }
+
+    /// Per-viewer filter: configuration always passes; media only from a keyframe on.
+    fn admit(&mut self, f: Arc<SharedFrame>) -> Option<Arc<SharedFrame>> {
+        let fr = &f.frame;
+        if fr.sequence_header {
+            if f.is_video() {
+                self.has_video = true;
+            }
+            return Some(f);
+        }
+        if f.is_video() {
+            if fr.keyframe {
+                self.video_started = true;
+            }
+            return self.video_started.then_some(f);
+        }
+        if f.is_audio() && self.has_video && !self.video_started {
+            return None;
+        }
+        Some(f)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.stream.counters.viewer_left(self.protocol);
+    }
+}

@@ -1,0 +1,287 @@
+//! Hub behaviour with synthetic frames: start order, lag recovery, publisher lifecycle.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use onair_shared::avc::AvcDecoderConfig;
+
+use super::*;
+
+const SPS: [u8; 26] = [
+    0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00,
+    0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x19, 0x60,
+];
+const PPS: [u8; 6] = [0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+
+pub fn avc_seq() -> Bytes {
+    let mut v = vec![0x17, 0, 0, 0, 0];
+    v.extend(
+        AvcDecoderConfig::from_parameter_sets(&SPS, &PPS)
+            .unwrap()
+            .to_bytes(),
+    );
+    Bytes::from(v)
+}
+pub fn key(n: u8) -> Bytes {
+    Bytes::from(vec![0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, n])
+}
+pub fn inter(n: u8) -> Bytes {
+    Bytes::from(vec![0x27, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, n])
+}
+pub fn aac_seq() -> Bytes {
+    Bytes::from_static(&[0xaf, 0, 0x12, 0x10])
+}
+pub fn aac(n: u8) -> Bytes {
+    Bytes::from(vec![0xaf, 1, n])
+}
+
+fn addr() -> SocketAddr {
+    "127.0.0.1:1".parse().unwrap()
+}
+
+fn hub(f: impl FnOnce(&mut HubConfig)) -> Hub {
+    let mut c = HubConfig::default();
+    f(&mut c);
+    Hub::new(c)
+}
+
+async fn batch(sub: &mut Subscription) -> Vec<Arc<SharedFrame>> {
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), sub.next_batch(&mut out))
+        .await
+        .expect("a batch within 5 s")
+        .expect("stream still live");
+    out
+}
+
+fn describe(frames: &[Arc<SharedFrame>]) -> Vec<String> {
+    frames
+        .iter()
+        .map(|f| {
+            let fr = &f.frame;
+            let kind = if f.is_video() {
+                "v"
+            } else if f.is_audio() {
+                "a"
+            } else {
+                "d"
+            };
+            let what = if fr.sequence_header {
+                "seq".to_string()
+            } else if fr.keyframe {
+                format!("key{}", fr.payload.last().unwrap())
+            } else {
+                format!("{}", fr.payload.last().unwrap())
+            };
+            format!("{kind}:{what}")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn new_viewer_starts_with_sequence_headers_then_keyframe() {
+    let hub = hub(|_| {});
+    let p = hub.publish(StreamKey::new("live", "t"), addr()).unwrap();
+    p.video(0, inter(9)).unwrap(); // before the configuration: dropped
+    p.video(0, avc_seq()).unwrap();
+    p.audio(0, aac_seq()).unwrap();
+    p.video(0, inter(1)).unwrap(); // before any keyframe: not cached
+    p.video(33, key(2)).unwrap();
+    p.audio(40, aac(3)).unwrap();
+    p.video(66, inter(4)).unwrap();
+    let mut sub = hub
+        .subscribe(&StreamKey::new("live", "t"), Protocol::Flv)
+        .unwrap();
+    assert_eq!(
+        describe(&batch(&mut sub).await),
+        vec!["v:seq", "a:seq", "v:key2", "a:3", "v:4"]
+    );
+    p.video(100, key(5)).unwrap();
+    assert_eq!(describe(&batch(&mut sub).await), vec!["v:key5"]);
+}
+
+#[tokio::test]
+async fn gop_cache_restarts_at_each_keyframe_and_respects_bounds() {
+    let hub = hub(|c| c.gop_cache_max_frames = 3);
+    let p = hub.publish(StreamKey::new("live", "t"), addr()).unwrap();
+    p.video(0, avc_seq()).unwrap();
+    p.video(0, key(1)).unwrap();
+    p.video(33, inter(2)).unwrap();
+    p.video(66, key(3)).unwrap();
+    assert_eq!(p.stream().gop_cache_len().0, 1);
+    for i in 0..5 {
+        p.video(100 + i * 33, inter(i as u8)).unwrap();
+    }
+    // Past the bound the cache empties; a new viewer then waits for the next keyframe.
+    assert_eq!(p.stream().gop_cache_len().0, 0);
+    let mut sub = hub
+        .subscribe(&StreamKey::new("live", "t"), Protocol::Rtmp)
+        .unwrap();
+    assert_eq!(describe(&batch(&mut sub).await), vec!["v:seq"]);
+    p.video(400, inter(7)).unwrap();
+    p.video(433, key(8)).unwrap();
+    assert_eq!(describe(&batch(&mut sub).await), vec!["v:key8"]);
+}
+
+#[tokio::test]
+async fn lagging_viewer_resumes_at_a_keyframe() {
+    let hub = hub(|c| c.viewer_queue_frames = 16);
+    let k = StreamKey::new("live", "t");
+    let p = hub.publish(k.clone(), addr()).unwrap();
+    p.video(0, avc_seq()).unwrap();
+    p.video(0, key(0)).unwrap();
+    let mut sub = hub.subscribe(&k, Protocol::Rtmp).unwrap();
+    assert_eq!(describe(&batch(&mut sub).await), vec!["v:seq", "v:key0"]);
+    // The viewer reads nothing while 40 frames go by: more than the queue holds.
+    for i in 1..=40u8 {
+        p.video(i as u32 * 33, inter(i)).unwrap();
+        p.audio(i as u32 * 33, aac(i)).unwrap();
+    }
+    p.video(41 * 33, key(41)).unwrap();
+    p.video(42 * 33, inter(42)).unwrap();
+    let got = describe(&batch(&mut sub).await);
+    assert_eq!(got, vec!["v:key41", "v:42"]);
+    assert!(sub.dropped > 0);
+    assert!(
+        p.stream()
+            .counters
+            .frames_dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+}
+
+#[tokio::test]
+async fn audio_only_stream_plays_without_waiting_for_video() {
+    let hub = hub(|_| {});
+    let k = StreamKey::new("radio", "r");
+    let p = hub.publish(k.clone(), addr()).unwrap();
+    p.audio(0, aac_seq()).unwrap();
+    p.audio(23, aac(1)).unwrap();
+    let mut sub = hub.subscribe(&k, Protocol::Flv).unwrap();
+    assert_eq!(describe(&batch(&mut sub).await), vec!["a:seq"]);
+    p.audio(46, aac(2)).unwrap();
+    assert_eq!(describe(&batch(&mut sub).await), vec!["a:2"]);
+}
+
+#[tokio::test]
+async fn second_publisher_is_refused_unless_takeover() {
+    let hub = hub(|_| {});
+    let k = StreamKey::new("live", "t");
+    let _p = hub.publish(k.clone(), addr()).unwrap();
+    assert_eq!(
+        hub.publish(k.clone(), addr()).err(),
+        Some(PublishError::AlreadyPublishing(k.clone()))
+    );
+
+    let hub = self::hub(|c| c.publisher_takeover = true);
+    let old = hub.publish(k.clone(), addr()).unwrap();
+    let new = hub.publish(k.clone(), addr()).unwrap();
+    assert_eq!(old.video(0, avc_seq()), Err(PushError::Replaced));
+    assert!(new.video(0, avc_seq()).is_ok());
+    drop(old); // the replaced one leaving must not end the stream
+    assert!(hub.get(&k).unwrap().publisher().is_some());
+}
+
+#[tokio::test]
+async fn stream_limit_is_enforced() {
+    let hub = hub(|c| c.max_streams = 1);
+    let _a = hub.publish(StreamKey::new("live", "a"), addr()).unwrap();
+    assert_eq!(
+        hub.publish(StreamKey::new("live", "b"), addr()).err(),
+        Some(PublishError::TooManyStreams(1))
+    );
+}
+
+#[tokio::test]
+async fn unsupported_codec_is_refused_by_name() {
+    let hub = hub(|_| {});
+    let p = hub.publish(StreamKey::new("live", "h"), addr()).unwrap();
+    // Enhanced RTMP HEVC sequence start.
+    let hevc = Bytes::from_static(&[0x90, b'h', b'v', b'c', b'1', 1, 2, 3]);
+    assert_eq!(
+        p.video(0, hevc),
+        Err(PushError::UnsupportedVideoCodec("hevc"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn publisher_leave_and_return_within_grace_keeps_viewers() {
+    let hub = hub(|c| c.publisher_grace_ms = 5_000);
+    let k = StreamKey::new("live", "t");
+    let p = hub.publish(k.clone(), addr()).unwrap();
+    p.video(0, avc_seq()).unwrap();
+    p.video(0, key(1)).unwrap();
+    p.video(1000, inter(1)).unwrap();
+    let mut sub = hub.subscribe(&k, Protocol::Rtmp).unwrap();
+    batch(&mut sub).await;
+    drop(p);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(hub.get(&k).is_some(), "stream kept during grace");
+    let p2 = hub.publish(k.clone(), addr()).unwrap();
+    p2.video(0, avc_seq()).unwrap();
+    p2.video(0, inter(2)).unwrap(); // not decodable for this viewer yet
+    p2.video(33, key(3)).unwrap();
+    let frames = batch(&mut sub).await;
+    assert_eq!(describe(&frames), vec!["v:key3"]);
+    // Timestamps continue after the old publisher's instead of restarting at 0.
+    assert!(frames[0].frame.dts > 1000, "dts {}", frames[0].frame.dts);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(
+        hub.get(&k).is_some(),
+        "stale grace timer must not end a live stream"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn publisher_gone_past_grace_ends_stream() {
+    let hub = hub(|c| c.publisher_grace_ms = 3_000);
+    let k = StreamKey::new("live", "t");
+    let p = hub.publish(k.clone(), addr()).unwrap();
+    p.video(0, avc_seq()).unwrap();
+    let mut sub = hub.subscribe(&k, Protocol::Flv).unwrap();
+    batch(&mut sub).await;
+    drop(p);
+    let mut out = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if sub.next_batch(&mut out).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "viewer told the stream ended");
+    assert!(hub.get(&k).is_none());
+    assert!(matches!(
+        hub.subscribe(&k, Protocol::Flv),
+        Err(SubscribeError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn viewer_counts_follow_subscriptions() {
+    let hub = hub(|_| {});
+    let k = StreamKey::new("live", "t");
+    let p = hub.publish(k.clone(), addr()).unwrap();
+    let a = hub.subscribe(&k, Protocol::Rtmp).unwrap();
+    let b = hub.subscribe(&k, Protocol::Flv).unwrap();
+    assert_eq!(p.stream().counters.viewers(Protocol::Rtmp), 1);
+    assert_eq!(p.stream().counters.viewers(Protocol::Flv), 1);
+    drop((a, b));
+    assert_eq!(p.stream().counters.viewers(Protocol::Flv), 0);
+}
+
+#[test]
+fn stream_names() {
+    assert_eq!(
+        parse_stream_name("t?key=abc").unwrap(),
+        ("t".into(), Some("key=abc".into()))
+    );
+    assert!(parse_stream_name("").is_err());
+    assert!(parse_stream_name("?key=1").is_err());
+    assert!(parse_stream_name("../etc").is_err());
+    assert!(parse_stream_name("a/b").is_err());
+}

@@ -1,0 +1,676 @@
+//! One RTMP connection: handshake, then bytes through the chunk decoder; commands go
+//! to rml_rtmp's sans-IO session, media goes straight to the hub (publishers) or comes
+//! from a hub subscription as pre-built shared chunks (players). This task only moves
+//! bytes; every decision about bytes lives in the pure modules it calls.
+
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use onair_shared::flv::{TAG_AUDIO, TAG_VIDEO};
+use onair_shared::metadata::{parse_script, AmfError};
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{
+    ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::chunk::{encode_message, ChunkDecoder, ChunkError, ChunkLimits, RtmpMessage};
+use super::messages::*;
+use crate::config::{ms, RtmpConfig};
+use crate::hub::parse_stream_name;
+use crate::hub::{Hub, Protocol, Publisher, PushError, SharedFrame, StreamKey, Subscription};
+
+/// Why a connection was closed; each is logged once with the peer.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("handshake not completed within {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+    #[error("no data for {0:?}")]
+    Idle(Duration),
+    #[error("chunk stream: {0}")]
+    Chunk(#[from] ChunkError),
+    #[error("RTMP session: {0}")]
+    Session(String),
+    #[error("malformed AMF0 command or data: {0}")]
+    Amf(#[from] AmfError),
+    #[error("unknown command {0:?}")]
+    UnknownCommand(String),
+    #[error("{kind} message of {len} bytes exceeds max_command_size {max}")]
+    CommandTooLarge {
+        kind: &'static str,
+        len: usize,
+        max: u32,
+    },
+    #[error("publish refused: {0}")]
+    PublishRefused(String),
+    #[error("play refused: {0}")]
+    PlayRefused(String),
+    #[error("publisher sent bad media: {0}")]
+    Media(#[from] PushError),
+    #[error("viewer accepted no data for {0:?}")]
+    WriteTimeout(Duration),
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+enum Role {
+    Undecided,
+    Publishing(Publisher),
+    Playing { sub: Subscription, stream_id: u32 },
+}
+
+pub struct Connection {
+    socket: TcpStream,
+    peer: SocketAddr,
+    cfg: Arc<RtmpConfig>,
+    hub: Hub,
+    session: ServerSession,
+    decoder: ChunkDecoder,
+    /// Bytes to send: rml_rtmp responses and our own messages, in order.
+    out: BytesMut,
+    role: Role,
+    app: Option<String>,
+    peer_window_ack: Option<u32>,
+    acked: u64,
+    close_after_flush: Option<ConnError>,
+    write_timeout: Duration,
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Runs a connection to its end and logs why it ended.
+pub async fn run(
+    socket: TcpStream,
+    peer: SocketAddr,
+    cfg: Arc<RtmpConfig>,
+    hub: Hub,
+    shutdown: CancellationToken,
+) {
+    let _ = socket.set_nodelay(true);
+    match Connection::start(socket, peer, cfg, hub).await {
+        Ok(mut conn) => match conn.serve(shutdown).await {
+            Ok(()) => tracing::debug!("connection closed"),
+            Err(e) => log_close(&e),
+        },
+        Err(e) => log_close(&e),
+    }
+}
+
+fn log_close(e: &ConnError) {
+    match e {
+        ConnError::Io(_) => tracing::debug!(error = %e, "connection closed"),
+        _ => tracing::warn!(error = %e, "connection closed"),
+    }
+}
+
+impl Connection {
+    async fn start(
+        mut socket: TcpStream,
+        peer: SocketAddr,
+        cfg: Arc<RtmpConfig>,
+        hub: Hub,
+    ) -> Result<Self, ConnError> {
+        let limit = ms(cfg.handshake_timeout_ms);
+        let remaining = tokio::time::timeout(limit, handshake(&mut socket))
+            .await
+            .map_err(|_| ConnError::HandshakeTimeout(limit))??;
+        let mut session_cfg = ServerSessionConfig::new();
+        session_cfg.chunk_size = cfg.out_chunk_size;
+        let (session, initial) =
+            ServerSession::new(session_cfg).map_err(|e| ConnError::Session(format!("{e:?}")))?;
+        let mut decoder = ChunkDecoder::new(ChunkLimits {
+            max_chunk_size: cfg.max_chunk_size,
+            max_message_size: cfg.max_message_size,
+            max_chunk_streams: cfg.max_chunk_streams,
+        });
+        decoder.push(&remaining);
+        let write_timeout = ms(hub.config().viewer_write_timeout_ms);
+        let mut conn = Self {
+            socket,
+            peer,
+            cfg,
+            hub,
+            session,
+            decoder,
+            out: BytesMut::new(),
+            role: Role::Undecided,
+            app: None,
+            peer_window_ack: None,
+            acked: 0,
+            close_after_flush: None,
+            write_timeout,
+        };
+        conn.apply(initial)?;
+        Ok(conn)
+    }
+
+    async fn serve(&mut self, shutdown: CancellationToken) -> Result<(), ConnError> {
+        let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut batch: Vec<Arc<SharedFrame>> = Vec::new();
+        let idle = ms(self.cfg.idle_timeout_ms);
+        loop {
+            self.process_input()?;
+            self.flush().await?;
+            if let Some(e) = self.close_after_flush.take() {
+                return Err(e);
+            }
+            // Bound what we hold for a peer: at most one read beyond one chunk.
+            read_buf.clear();
+            read_buf.reserve(READ_CHUNK.max(self.cfg.max_chunk_size as usize + 32));
+            let playing = matches!(self.role, Role::Playing { .. });
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                r = read_some(&mut self.socket, &mut read_buf, (!playing).then_some(idle)) => {
+                    let n = r?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    self.decoder.push(&read_buf[..n]);
+                }
+                r = next_frames(&mut self.role, &mut batch), if playing => {
+                    if r.is_err() {
+                        // Stream over: tell the player, then close.
+                        if let Role::Playing { stream_id, .. } = self.role {
+                            self.out.extend_from_slice(&on_status(stream_id, "status", "NetStream.Play.UnpublishNotify", "stream ended", self.cfg.out_chunk_size));
+                        }
+                        self.flush().await?;
+                        return Ok(());
+                    }
+                    self.write_frames(&batch).await?;
+                    batch.clear();
+                }
+            }
+        }
+    }
+
+    /// Decodes every complete message and acts on it.
+    fn process_input(&mut self) -> Result<(), ConnError> {
+        while let Some(msg) = self.decoder.next_message()? {
+            self.on_message(msg)?;
+            if self.close_after_flush.is_some() {
+                return Ok(());
+            }
+        }
+        if let Some(window) = self.peer_window_ack {
+            let total = self.decoder.bytes_received();
+            if total - self.acked >= window as u64 {
+                self.acked = total;
+                self.out
+                    .extend_from_slice(&acknowledgement(total, self.cfg.out_chunk_size));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_message(&mut self, msg: RtmpMessage) -> Result<(), ConnError> {
+        match msg.type_id {
+            TYPE_VIDEO | TYPE_AUDIO => self.on_media(msg.type_id, msg.timestamp, msg.payload),
+            TYPE_AGGREGATE => {
+                for tag in split_aggregate(&msg.payload, msg.timestamp) {
+                    if tag.tag_type == TAG_VIDEO || tag.tag_type == TAG_AUDIO {
+                        self.on_media(tag.tag_type, tag.timestamp, tag.body)?;
+                    }
+                }
+                Ok(())
+            }
+            TYPE_AMF0_DATA => self.on_data(msg.payload),
+            TYPE_AMF0_COMMAND | TYPE_AMF3_COMMAND => self.on_command(msg),
+            TYPE_WINDOW_ACK_SIZE => {
+                if let Some(b) = msg.payload.get(..4) {
+                    let size = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                    self.peer_window_ack = (size > 0).then_some(size);
+                }
+                Ok(())
+            }
+            TYPE_USER_CONTROL | TYPE_ACK | TYPE_SET_PEER_BANDWIDTH => {
+                self.feed_session(&msg, &msg.payload)
+            }
+            // Set Chunk Size and Abort were applied by the decoder; AMF3 data and others are not used.
+            _ => Ok(()),
+        }
+    }
+
+    fn on_media(&mut self, type_id: u8, ts: u32, payload: Bytes) -> Result<(), ConnError> {
+        let Role::Publishing(publisher) = &self.role else {
+            return Ok(());
+        };
+        // A small payload may share a large read buffer; a copy keeps the GOP cache from
+        // pinning whole buffers for a few bytes each.
+        let payload = if payload.len() <= 16 * 1024 {
+            Bytes::copy_from_slice(&payload)
+        } else {
+            payload
+        };
+        let r = if type_id == TAG_VIDEO {
+            publisher.video(ts, payload)
+        } else {
+            publisher.audio(ts, payload)
+        };
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let stream_id = 1;
+                self.out.extend_from_slice(&on_status(
+                    stream_id,
+                    "error",
+                    "NetStream.Publish.Failed",
+                    &e.to_string(),
+                    self.cfg.out_chunk_size,
+                ));
+                self.close_after_flush = Some(ConnError::Media(e));
+                Ok(())
+            }
+        }
+    }
+
+    fn on_data(&mut self, payload: Bytes) -> Result<(), ConnError> {
+        self.check_command_size("data", payload.len())?;
+        let Role::Publishing(publisher) = &self.role else {
+            return Ok(());
+        };
+        match parse_script(&payload, self.cfg.max_amf_depth) {
+            Ok(script) => {
+                tracing::debug!(metadata = ?script.metadata, "metadata");
+                publisher.metadata(script)?;
+                Ok(())
+            }
+            // Other script data (onTextData, onCuePoint, |RtmpSampleAccess) is not relayed.
+            Err(AmfError::NotMetadata) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn check_command_size(&self, kind: &'static str, len: usize) -> Result<(), ConnError> {
+        if len > self.cfg.max_command_size as usize {
+            return Err(ConnError::CommandTooLarge {
+                kind,
+                len,
+                max: self.cfg.max_command_size,
+            });
+        }
+        Ok(())
+    }
+
+    fn on_command(&mut self, msg: RtmpMessage) -> Result<(), ConnError> {
+        self.check_command_size("command", msg.payload.len())?;
+        // AMF3 commands carry one format byte, then AMF0.
+        let amf0 = if msg.type_id == TYPE_AMF3_COMMAND {
+            msg.payload.slice(msg.payload.len().min(1)..)
+        } else {
+            msg.payload.clone()
+        };
+        match check_command(&amf0, self.cfg.max_amf_depth)? {
+            CommandCheck::Forward(bytes) => {
+                let fwd = RtmpMessage {
+                    type_id: TYPE_AMF0_COMMAND,
+                    payload: bytes.clone(),
+                    ..msg
+                };
+                self.feed_session(&fwd, &bytes)
+            }
+            CommandCheck::Ignore(name) => {
+                tracing::debug!(command = %name, "ignored");
+                Ok(())
+            }
+            CommandCheck::Unknown {
+                name,
+                transaction_id,
+            } => {
+                self.out.extend_from_slice(&command_error(
+                    transaction_id,
+                    "NetConnection.Call.Failed",
+                    "unknown command",
+                    self.cfg.out_chunk_size,
+                ));
+                self.close_after_flush = Some(ConnError::UnknownCommand(name));
+                Ok(())
+            }
+        }
+    }
+
+    /// Re-chunks one message for rml_rtmp at its initial chunk size (it never sees the
+    /// peer's Set Chunk Size) and acts on what it returns.
+    fn feed_session(&mut self, msg: &RtmpMessage, payload: &[u8]) -> Result<(), ConnError> {
+        let mut bytes = BytesMut::with_capacity(payload.len() + 64);
+        encode_message(
+            &mut bytes,
+            msg.csid.max(3),
+            msg.type_id,
+            msg.stream_id,
+            0,
+            payload,
+            128,
+        );
+        let session = &mut self.session;
+        let results = catch_unwind(AssertUnwindSafe(|| session.handle_input(&bytes)))
+            .map_err(|_| ConnError::Session("rml_rtmp panicked on this input".into()))?
+            .map_err(|e| ConnError::Session(format!("{e:?}")))?;
+        self.apply(results)
+    }
+
+    fn apply(&mut self, results: Vec<ServerSessionResult>) -> Result<(), ConnError> {
+        for r in results {
+            match r {
+                ServerSessionResult::OutboundResponse(p) => self.out.extend_from_slice(&p.bytes),
+                ServerSessionResult::RaisedEvent(e) => self.on_event(e)?,
+                ServerSessionResult::UnhandleableMessageReceived(p) => {
+                    tracing::debug!(type_id = p.type_id, "message not handled");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn accept(&mut self, request_id: u32) -> Result<(), ConnError> {
+        let results = self
+            .session
+            .accept_request(request_id)
+            .map_err(|e| ConnError::Session(format!("{e:?}")))?;
+        self.apply(results)
+    }
+
+    fn reject(
+        &mut self,
+        request_id: u32,
+        code: &str,
+        reason: String,
+        err: ConnError,
+    ) -> Result<(), ConnError> {
+        let results = self
+            .session
+            .reject_request(request_id, code, &reason)
+            .map_err(|e| ConnError::Session(format!("{e:?}")))?;
+        self.apply(results)?;
+        self.close_after_flush = Some(err);
+        Ok(())
+    }
+
+    fn on_event(&mut self, event: ServerSessionEvent) -> Result<(), ConnError> {
+        match event {
+            ServerSessionEvent::ConnectionRequested {
+                request_id,
+                app_name,
+            } => {
+                tracing::debug!(app = %app_name, "connect");
+                if app_name.is_empty() || app_name.len() > 200 || app_name.contains(['/', '?']) {
+                    let reason = format!("invalid app name {app_name:?}");
+                    return self.reject(
+                        request_id,
+                        "NetConnection.Connect.Rejected",
+                        reason.clone(),
+                        ConnError::PublishRefused(reason),
+                    );
+                }
+                self.app = Some(app_name);
+                self.accept(request_id)
+            }
+            ServerSessionEvent::ReleaseStreamRequested { request_id, .. } => {
+                self.accept(request_id)
+            }
+            ServerSessionEvent::PublishStreamRequested {
+                request_id,
+                app_name,
+                stream_key,
+                ..
+            } => self.on_publish(request_id, app_name, stream_key),
+            ServerSessionEvent::PlayStreamRequested {
+                request_id,
+                app_name,
+                stream_key,
+                stream_id,
+                ..
+            } => self.on_play(request_id, app_name, stream_key, stream_id),
+            ServerSessionEvent::PublishStreamFinished { .. } => {
+                if matches!(self.role, Role::Publishing(_)) {
+                    tracing::info!("publisher finished");
+                    self.role = Role::Undecided;
+                }
+                Ok(())
+            }
+            ServerSessionEvent::PlayStreamFinished { .. } => {
+                self.role = Role::Undecided;
+                Ok(())
+            }
+            ServerSessionEvent::UnhandleableAmf0Command { command_name, .. } => {
+                tracing::debug!(command = %command_name, "command not handled");
+                Ok(())
+            }
+            other => {
+                tracing::trace!(event = ?other, "session event");
+                Ok(())
+            }
+        }
+    }
+
+    fn on_publish(
+        &mut self,
+        request_id: u32,
+        app: String,
+        raw_key: String,
+    ) -> Result<(), ConnError> {
+        if !matches!(self.role, Role::Undecided) {
+            let reason = "this connection already publishes or plays".to_string();
+            return self.reject(
+                request_id,
+                "NetStream.Publish.BadName",
+                reason.clone(),
+                ConnError::PublishRefused(reason),
+            );
+        }
+        let name = match parse_stream_name(&raw_key) {
+            Ok((name, _query)) => name,
+            Err(reason) => {
+                return self.reject(
+                    request_id,
+                    "NetStream.Publish.BadName",
+                    reason.into(),
+                    ConnError::PublishRefused(reason.into()),
+                );
+            }
+        };
+        let key = StreamKey::new(app, name);
+        match self.hub.publish(key.clone(), self.peer) {
+            Ok(publisher) => {
+                tracing::Span::current().record("stream", tracing::field::display(&key));
+                self.role = Role::Publishing(publisher);
+                // Publish.Start goes out only now, after every check has passed.
+                self.accept(request_id)
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                self.reject(
+                    request_id,
+                    "NetStream.Publish.BadName",
+                    reason.clone(),
+                    ConnError::PublishRefused(reason),
+                )
+            }
+        }
+    }
+
+    fn on_play(
+        &mut self,
+        request_id: u32,
+        app: String,
+        raw_key: String,
+        stream_id: u32,
+    ) -> Result<(), ConnError> {
+        let name = match parse_stream_name(&raw_key) {
+            Ok((name, _)) => name,
+            Err(reason) => {
+                return self.reject(
+                    request_id,
+                    "NetStream.Play.StreamNotFound",
+                    reason.into(),
+                    ConnError::PlayRefused(reason.into()),
+                );
+            }
+        };
+        let key = StreamKey::new(app, name);
+        match self.hub.subscribe(&key, Protocol::Rtmp) {
+            Ok(sub) => {
+                tracing::Span::current().record("stream", tracing::field::display(&key));
+                tracing::info!("play started");
+                let results = self
+                    .session
+                    .accept_request(request_id)
+                    .map_err(|e| ConnError::Session(format!("{e:?}")))?;
+                // rml_rtmp adds `|RtmpSampleAccess` and `onStatus` data messages, which
+                // ffmpeg turns into extra "data" streams. They are the only messages it sends
+                // on chunk stream 3 here, and it never sends there again, so leaving them out
+                // cannot break its header compression.
+                let results = results
+                    .into_iter()
+                    .filter(|r| !matches!(r, ServerSessionResult::OutboundResponse(p) if p.bytes.first().map(|b| b & 0x3f) == Some(3)))
+                    .collect();
+                self.apply(results)?;
+                self.role = Role::Playing { sub, stream_id };
+                Ok(())
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                self.reject(
+                    request_id,
+                    "NetStream.Play.StreamNotFound",
+                    reason.clone(),
+                    ConnError::PlayRefused(reason),
+                )
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), ConnError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let data = self.out.split().freeze();
+        write_all_vectored(&mut self.socket, &[data], self.write_timeout).await
+    }
+
+    async fn write_frames(&mut self, batch: &[Arc<SharedFrame>]) -> Result<(), ConnError> {
+        let Role::Playing { sub, stream_id } = &self.role else {
+            return Ok(());
+        };
+        let chunk_size = self.cfg.out_chunk_size;
+        let stream_id = *stream_id;
+        // Players on message stream 1 (all real ones) share chunks built once per frame.
+        let parts: Vec<Bytes> = batch
+            .iter()
+            .map(|f| {
+                if stream_id == 1 {
+                    f.rtmp_chunks(|fr| frame_chunks(fr, 1, chunk_size)).clone()
+                } else {
+                    frame_chunks(&f.frame, stream_id, chunk_size)
+                }
+            })
+            .collect();
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        write_all_vectored(&mut self.socket, &parts, self.write_timeout).await?;
+        sub.stream().counters.add_out(total);
+        Ok(())
+    }
+}
+
+async fn next_frames(
+    role: &mut Role,
+    batch: &mut Vec<Arc<SharedFrame>>,
+) -> Result<(), crate::hub::StreamEnded> {
+    match role {
+        Role::Playing { sub, .. } => sub.next_batch(batch).await,
+        _ => std::future::pending().await,
+    }
+}
+
+async fn read_some(
+    socket: &mut TcpStream,
+    buf: &mut BytesMut,
+    idle: Option<Duration>,
+) -> Result<usize, ConnError> {
+    match idle {
+        Some(limit) => tokio::time::timeout(limit, socket.read_buf(buf))
+            .await
+            .map_err(|_| ConnError::Idle(limit))?
+            .map_err(ConnError::from),
+        None => Ok(socket.read_buf(buf).await?),
+    }
+}
+
+/// Writes every buffer with as few `writev` calls as the socket allows; a peer that
+/// accepts nothing for `limit` is cut off.
+pub async fn write_all_vectored(
+    socket: &mut TcpStream,
+    parts: &[Bytes],
+    limit: Duration,
+) -> Result<(), ConnError> {
+    let mut idx = 0;
+    let mut offset = 0;
+    while idx < parts.len() {
+        let slices: Vec<IoSlice<'_>> = std::iter::once(&parts[idx][offset..])
+            .chain(parts[idx + 1..].iter().map(|p| &p[..]))
+            .take(512)
+            .map(IoSlice::new)
+            .collect();
+        let n = tokio::time::timeout(limit, socket.write_vectored(&slices))
+            .await
+            .map_err(|_| ConnError::WriteTimeout(limit))??;
+        if n == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+        }
+        let mut left = n;
+        while left > 0 && idx < parts.len() {
+            let avail = parts[idx].len() - offset;
+            if left >= avail {
+                left -= avail;
+                idx += 1;
+                offset = 0;
+            } else {
+                offset += left;
+                left = 0;
+            }
+        }
+        while idx < parts.len() && parts[idx].len() == offset {
+            idx += 1;
+            offset = 0;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the server side of the handshake; returns bytes the client sent after it.
+async fn handshake(socket: &mut TcpStream) -> Result<Vec<u8>, ConnError> {
+    let mut hs = Handshake::new(PeerType::Server);
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = socket.read(&mut buf).await?;
+        if n == 0 {
+            return Err(ConnError::Handshake("peer closed during handshake".into()));
+        }
+        let result = catch_unwind(AssertUnwindSafe(|| hs.process_bytes(&buf[..n])))
+            .map_err(|_| ConnError::Handshake("handshake parser panicked".into()))?
+            .map_err(|e| ConnError::Handshake(format!("{e:?}")))?;
+        match result {
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                if !response_bytes.is_empty() {
+                    socket.write_all(&response_bytes).await?;
+                }
+            }
+            HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            } => {
+                if !response_bytes.is_empty() {
+                    socket.write_all(&response_bytes).await?;
+                }
+                return Ok(remaining_bytes);
+            }
+        }
+    }
+}
