@@ -1,0 +1,223 @@
+//! Shared pieces of the end-to-end tests: the `onair` binary as a child process on
+//! loopback ports chosen by the OS, ffmpeg pushers, deadline waits and tiny HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Waits for `cond` to hold, polling every 50 ms, failing with `what` after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Fails loudly when a real peer is missing: these tests never pass by skipping.
+pub fn require(program: &str) {
+    let ok = Command::new(program)
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{program} is required for this test (CI installs it: see .ci/run)");
+}
+
+pub struct ServerProc {
+    child: Child,
+    pub rtmp: SocketAddr,
+    pub http: SocketAddr,
+    _dir: TempDir,
+}
+
+impl ServerProc {
+    /// Starts `onair serve` with extra TOML settings on 127.0.0.1 with OS-chosen ports.
+    pub fn start(extra_toml: &str) -> ServerProc {
+        let dir = TempDir::new("onair-test");
+        let cfg = dir.path.join("onair.toml");
+        std::fs::write(&cfg, extra_toml).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_onair"))
+            .args(["serve", "--rtmp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn onair");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read listening line");
+        // "onair listening rtmp=ADDR http=ADDR"
+        let field = |k: &str| -> SocketAddr {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .unwrap_or_else(|| panic!("no {k} in {line:?}"))
+                .parse()
+                .expect("address")
+        };
+        ServerProc {
+            rtmp: field("rtmp="),
+            http: field("http="),
+            child,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn rtmp_url(&self, path: &str) -> String {
+        format!("rtmp://{}/{}", self.rtmp, path)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}/{}", self.http, path)
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// `GET /api/streams` parsed.
+    pub fn streams(&self) -> serde_json::Value {
+        let (status, body) = http_get(self.http, "/api/streams");
+        assert_eq!(status, 200, "api status");
+        serde_json::from_slice(&body).expect("api json")
+    }
+
+    /// The API entry of `app/name`, if listed.
+    pub fn stream(&self, app: &str, name: &str) -> Option<serde_json::Value> {
+        self.streams()
+            .as_array()?
+            .iter()
+            .find(|s| s["app"] == app && s["name"] == name)
+            .cloned()
+    }
+
+    pub fn wait_live(&self, app: &str, name: &str) {
+        wait_until(&format!("{app}/{name} live with video"), Duration::from_secs(30), || {
+            self.stream(app, name)
+                .is_some_and(|s| s["live"] == true && s["video"]["width"].is_number())
+        });
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg(self.pid().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A child process killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The reference push: 720p30 testsrc2 + 1 kHz sine, x264 with a 2 s GOP, AAC.
+pub fn ffmpeg_push(url: &str) -> Proc {
+    require("ffmpeg");
+    let child = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=1000"])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-c:a", "aac", "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn ffmpeg");
+    Proc(child)
+}
+
+/// One blocking HTTP/1.1 GET with `Connection: close`; returns status and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).expect("connect http");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read http response");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status");
+    let mut body = raw[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..eol]).unwrap_or("0").trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
+        data = &data[(start + size + 2).min(data.len())..];
+    }
+    out
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
