@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# Fan-out comparison: onair vs nginx-rtmp on loopback, with onair-bench.
+#
+#   bench/compare.sh [--viewers "100 500"] [--duration 20] [--warmup 5]
+#                    [--only onair|nginx] [--out DIR] [--no-build]
+#
+# Builds onair and onair-bench (release), runs onair (RTMP and HTTP-FLV viewers) and
+# nginx with the RTMP module (RTMP viewers; it has no HTTP-FLV), each server started and
+# stopped by this script on free 127.0.0.1 ports, then prints a side-by-side table.
+# Every run is bounded by `timeout`; started processes are stopped on exit.
+# onair's HTTP-FLV path is ONAIR_FLV_PATH (printf pattern, default /live/%s.flv).
+# Needs: python3 (table), and for the nginx part: apt-get install nginx libnginx-mod-rtmp.
+set -euo pipefail
+
+VIEWERS="100 500"
+DURATION=20
+WARMUP=5
+ONLY=""
+OUT=""
+BUILD=1
+FLV_PATH="${ONAIR_FLV_PATH:-/live/%s.flv}"
+
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --viewers) VIEWERS="$2"; shift 2 ;;
+        --duration) DURATION="$2"; shift 2 ;;
+        --warmup) WARMUP="$2"; shift 2 ;;
+        --only) ONLY="$2"; shift 2 ;;
+        --out) OUT="$2"; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "compare.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+case "$ONLY" in ""|onair|nginx) ;; *) echo "compare.sh: --only onair|nginx" >&2; exit 2 ;; esac
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+WORK="$(mktemp -d -t onair-compare.XXXXXX)"
+SERVER_PID=""
+
+stop_server() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
+}
+
+cleanup() {
+    stop_server
+    if [ -n "$OUT" ]; then
+        mkdir -p "$OUT"
+        cp "$WORK"/*.json "$WORK"/*.log "$OUT"/ 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Waits (at most 10 s) until 127.0.0.1:$1 accepts connections and the server is alive.
+wait_port() {
+    for _ in $(seq 100); do
+        kill -0 "$SERVER_PID" 2>/dev/null || return 1
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+max_viewers=0
+for n in $VIEWERS; do
+    if [ "$n" -gt "$max_viewers" ]; then max_viewers=$n; fi
+done
+need_fds=$((max_viewers * 2 + 256))
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need_fds" ]; then
+    ulimit -n "$need_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+fi
+echo "compare: open-file limit $(ulimit -n); viewers: $VIEWERS; ${DURATION}s window after ${WARMUP}s warmup"
+
+BENCH="$TARGET/onair-bench"
+HAVE_ONAIR=1
+if [ "$BUILD" = 1 ]; then
+    if ! (cd "$ROOT" && cargo build --release -p onair -p onair-bench); then
+        echo "compare: building onair failed; building onair-bench alone and skipping onair" >&2
+        (cd "$ROOT" && cargo build --release -p onair-bench)
+        HAVE_ONAIR=0
+    fi
+fi
+[ -x "$BENCH" ] || { echo "compare: $BENCH missing" >&2; exit 1; }
+if [ ! -x "$TARGET/onair" ] || ! "$TARGET/onair" serve --help >/dev/null 2>&1; then
+    HAVE_ONAIR=0
+fi
+
+RUN=0
+# bench SERVER PROTO N PUBLISH_URL PLAY_URL: one bounded run, JSON into $WORK.
+bench() {
+    local server=$1 proto=$2 n=$3 publish=$4 play=$5
+    local limit
+    limit=$(python3 -c "print(int(2*$WARMUP + $DURATION + $n*0.004 + 60))")
+    echo "compare: $server $proto N=$n (at most ${limit}s)"
+    if timeout --kill-after=5 "$limit" "$BENCH" --publish "$publish" --play-url "$play" \
+        --protocol "$proto" --viewers "$n" --duration "$DURATION" --warmup "$WARMUP" \
+        --server-pid "$SERVER_PID" --server-name "$server" --json \
+        >"$WORK/$server-$proto-$n.json" 2>"$WORK/$server-$proto-$n.log"; then
+        return 0
+    fi
+    echo "compare: $server $proto N=$n failed: $(tail -n 3 "$WORK/$server-$proto-$n.log")" >&2
+    rm -f "$WORK/$server-$proto-$n.json"
+}
+
+stream_name() {
+    RUN=$((RUN + 1))
+    echo "bench$RUN"
+}
+
+if [ "$ONLY" != nginx ]; then
+    if [ "$HAVE_ONAIR" = 1 ]; then
+        rtmp_port=$(free_port)
+        http_port=$(free_port)
+        "$TARGET/onair" serve --rtmp-addr "127.0.0.1:$rtmp_port" --http-addr "127.0.0.1:$http_port" \
+            >"$WORK/onair-server.log" 2>&1 &
+        SERVER_PID=$!
+        if wait_port "$rtmp_port" && wait_port "$http_port"; then
+            for proto in rtmp flv; do
+                for n in $VIEWERS; do
+                    key=$(stream_name)
+                    publish="rtmp://127.0.0.1:$rtmp_port/live/$key"
+                    if [ "$proto" = rtmp ]; then
+                        play=$publish
+                    else
+                        # shellcheck disable=SC2059
+                        play="http://127.0.0.1:$http_port$(printf "$FLV_PATH" "$key")"
+                    fi
+                    bench onair "$proto" "$n" "$publish" "$play"
+                    kill -0 "$SERVER_PID" 2>/dev/null || { echo "compare: onair died" >&2; break 2; }
+                done
+            done
+        else
+            echo "compare: onair did not start; log:" >&2
+            tail -n 20 "$WORK/onair-server.log" >&2 || true
+        fi
+        stop_server
+    else
+        echo "compare: target/release/onair has no 'serve' command yet; onair skipped" >&2
+    fi
+fi
+
+if [ "$ONLY" != onair ]; then
+    module=$(dpkg -L libnginx-mod-rtmp 2>/dev/null | grep 'ngx_rtmp_module\.so$' | head -n 1 || true)
+    module=${module:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
+    if command -v nginx >/dev/null && [ -f "$module" ]; then
+        port=$(free_port)
+        ndir="$WORK/nginx"
+        mkdir -p "$ndir"
+        cat >"$ndir/nginx.conf" <<EOF
+load_module $module;
+daemon off;
+worker_processes 1;
+pid $ndir/nginx.pid;
+error_log $ndir/error.log warn;
+events { worker_connections $((max_viewers + 256)); }
+rtmp {
+    server {
+        listen 127.0.0.1:$port;
+        chunk_size 4096;
+        application live { live on; }
+    }
+}
+EOF
+        nginx -p "$ndir" -e "$ndir/error.log" -c "$ndir/nginx.conf" >"$WORK/nginx-server.log" 2>&1 &
+        SERVER_PID=$!
+        if wait_port "$port"; then
+            for n in $VIEWERS; do
+                url="rtmp://127.0.0.1:$port/live/$(stream_name)"
+                bench nginx-rtmp rtmp "$n" "$url" "$url"
+                kill -0 "$SERVER_PID" 2>/dev/null || { echo "compare: nginx died" >&2; break; }
+            done
+        else
+            echo "compare: nginx did not start; log:" >&2
+            tail -n 20 "$ndir/error.log" "$WORK/nginx-server.log" >&2 || true
+        fi
+        stop_server
+    else
+        echo "compare: nginx or its RTMP module missing (apt-get install nginx libnginx-mod-rtmp); skipped" >&2
+    fi
+fi
+
+python3 - "$WORK" "$VIEWERS" <<'EOF'
+import json, os, sys
+
+work, viewers = sys.argv[1], [int(n) for n in sys.argv[2].split()]
+
+def load(server, proto, n):
+    try:
+        with open(os.path.join(work, f"{server}-{proto}-{n}.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+def fmt(v, prec=1):
+    return "-" if v is None else f"{v:.{prec}f}"
+
+ROWS = [
+    ("viewers connected", lambda r: f"{r['connected_viewers']}/{r['viewers']}"),
+    ("latency p50 ms", lambda r: fmt(r["latency_ms"]["p50"])),
+    ("latency p99 ms", lambda r: fmt(r["latency_ms"]["p99"])),
+    ("latency max ms", lambda r: fmt(r["latency_ms"]["max"])),
+    ("first frame p50 ms", lambda r: fmt(r["ttff_ms"]["p50"], 0)),
+    ("first frame p99 ms", lambda r: fmt(r["ttff_ms"]["p99"], 0)),
+    ("first keyframe p99 ms", lambda r: fmt(r["ttfk_ms"]["p99"], 0)),
+    ("delivered fraction", lambda r: fmt(r["delivered_fraction"], 4)),
+    ("Gbit delivered", lambda r: fmt(r["gbit_delivered"], 2)),
+    ("server CPU s", lambda r: fmt(r["server_cpu_s"], 2)),
+    ("server CPU s / Gbit", lambda r: fmt(r["cpu_s_per_gbit"], 3)),
+    ("server peak RSS MiB", lambda r: fmt(r["peak_rss_mib"])),
+    ("bench CPU s", lambda r: fmt(r["bench_cpu_s"], 2)),
+    ("viewer errors", lambda r: str(sum(e["viewers"] for e in r["errors"]))),
+]
+
+def ratio(a, b, key):
+    if a is None or b is None or not a.get(key) or not b.get(key):
+        return "-"
+    return f"{a[key] / b[key]:.2f}"
+
+ratios = []
+for proto in ("rtmp", "flv"):
+    for n in viewers:
+        onair = load("onair", proto, n)
+        nginx = load("nginx-rtmp", proto, n) if proto == "rtmp" else None
+        if onair is None and nginx is None:
+            continue
+        cols = ["onair", "nginx-rtmp"]
+        print(f"\n{proto.upper()} viewers, N={n}")
+        print(f"  {'':24}{cols[0]:>14}{cols[1]:>18}")
+        for name, get in ROWS:
+            a = get(onair) if onair else ("failed/skipped")
+            b = get(nginx) if nginx else ("no HTTP-FLV" if proto == "flv" else "failed/skipped")
+            print(f"  {name:24}{a:>14}{b:>18}")
+        if proto == "rtmp":
+            r = ratio(onair, nginx, "cpu_s_per_gbit")
+            print(f"  {'CPU s/Gbit onair/nginx':24}{r:>14}")
+            ratios.append(f"N={n}: {r}")
+        for label, r in (("onair", onair), ("nginx-rtmp", nginx)):
+            for e in (r or {}).get("errors", [])[:3]:
+                print(f"  {label} viewer error: {e['viewers']} x {e['reason']}")
+if ratios:
+    print("\nserver CPU s per delivered Gbit, onair / nginx-rtmp (RTMP): " + ", ".join(ratios))
+else:
+    print("\ncompare: no results", file=sys.stderr)
+    sys.exit(1)
+EOF
