@@ -10,19 +10,54 @@ use common::*;
 fn probe(url: &str) -> Vec<String> {
     require("ffprobe");
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-rw_timeout", "15000000", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-rw_timeout",
+            "15000000",
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(url)
         .output()
         .expect("run ffprobe");
-    assert!(out.status.success(), "ffprobe {url}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim_end_matches(',').to_string()).collect()
+    assert!(
+        out.status.success(),
+        "ffprobe {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_end_matches(',').to_string())
+        .collect()
 }
 
 /// Decodes 5 s and returns (video frames decoded, error output).
 fn decode(url: &str) -> (u64, String) {
     let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-nostats", "-rw_timeout", "15000000", "-i", url])
-        .args(["-t", "5", "-map", "0:v", "-f", "null", "-progress", "pipe:1", "-"])
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-nostats",
+            "-rw_timeout",
+            "15000000",
+            "-i",
+            url,
+        ])
+        .args([
+            "-t",
+            "5",
+            "-map",
+            "0:v",
+            "-f",
+            "null",
+            "-progress",
+            "pipe:1",
+            "-",
+        ])
         .output()
         .expect("run ffmpeg");
     let progress = String::from_utf8_lossy(&out.stdout);
@@ -51,9 +86,19 @@ fn ffmpeg_reads_back_over_rtmp_and_http_flv() {
 
     for url in [server.rtmp_url("live/t"), server.http_url("live/t.flv")] {
         let streams = probe(&url);
-        assert!(streams.contains(&"h264,1280,720".to_string()), "{url}: {streams:?}");
-        assert!(streams.iter().any(|s| s.starts_with("aac")), "{url}: {streams:?}");
-        assert_eq!(streams.len(), 2, "{url}: exactly one video and one audio stream: {streams:?}");
+        assert!(
+            streams.contains(&"h264,1280,720".to_string()),
+            "{url}: {streams:?}"
+        );
+        assert!(
+            streams.iter().any(|s| s.starts_with("aac")),
+            "{url}: {streams:?}"
+        );
+        assert_eq!(
+            streams.len(),
+            2,
+            "{url}: exactly one video and one audio stream: {streams:?}"
+        );
 
         let (frames, errors) = decode(&url);
         assert!(frames >= 140, "{url}: decoded {frames} video frames in 5 s");

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -25,7 +28,10 @@ pub fn require(program: &str) {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    assert!(ok, "{program} is required for this test (CI installs it: see .ci/run)");
+    assert!(
+        ok,
+        "{program} is required for this test (CI installs it: see .ci/run)"
+    );
 }
 
 pub struct ServerProc {
@@ -42,9 +48,19 @@ impl ServerProc {
         let cfg = dir.path.join("onair.toml");
         std::fs::write(&cfg, extra_toml).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_onair"))
-            .args(["serve", "--rtmp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--config"])
+            .args([
+                "serve",
+                "--rtmp-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--config",
+            ])
             .arg(&cfg)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -83,7 +99,8 @@ impl ServerProc {
 
     /// Resident memory of the server process, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -112,10 +129,14 @@ impl ServerProc {
     }
 
     pub fn wait_live(&self, app: &str, name: &str) {
-        wait_until(&format!("{app}/{name} live with video"), Duration::from_secs(30), || {
-            self.stream(app, name)
-                .is_some_and(|s| s["live"] == true && s["video"]["width"].is_number())
-        });
+        wait_until(
+            &format!("{app}/{name} live with video"),
+            Duration::from_secs(30),
+            || {
+                self.stream(app, name)
+                    .is_some_and(|s| s["live"] == true && s["video"]["width"].is_number())
+            },
+        );
     }
 
     /// Sends SIGTERM and waits for a clean exit.
@@ -126,7 +147,10 @@ impl ServerProc {
             if let Ok(Some(s)) = self.child.try_wait() {
                 return s;
             }
-            assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -156,7 +180,9 @@ pub fn ffmpeg_push(url: &str) -> Proc {
         .args(["-hide_banner", "-loglevel", "error", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=1000"])
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-c:a", "aac", "-f", "flv", url])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-c:a", "aac", "-f", "flv", url,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -169,14 +195,28 @@ pub fn ffmpeg_push(url: &str) -> Proc {
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(addr).expect("connect http");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read http response");
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
     let mut body = raw[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     (status, body)
@@ -185,7 +225,9 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..eol]).unwrap_or("0").trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..eol]).unwrap_or("0").trim(), 16)
+                .unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -221,3 +263,5 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
+
+pub mod raw_rtmp;

@@ -1,0 +1,258 @@
+//! Done-when 5: each kind of bad input gets its error and a closed connection, while a
+//! live stream keeps flowing to its viewer and the server keeps running.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::raw_rtmp::{s, RawRtmp};
+use common::*;
+use rml_amf0::Amf0Value;
+
+const CLOSE_LIMIT: Duration = Duration::from_secs(5);
+
+/// An HTTP-FLV viewer on its own thread that counts bytes and notes if it is cut off.
+struct Watcher {
+    bytes: Arc<AtomicU64>,
+    cut: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Watcher {
+    fn start(server: &ServerProc, path: &str) -> Watcher {
+        let mut s = TcpStream::connect(server.http).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let (bytes, cut, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (b, c, st) = (bytes.clone(), cut.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while !st.load(Ordering::Relaxed) {
+                match s.read(&mut buf) {
+                    Ok(0) => {
+                        c.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    Ok(n) => {
+                        b.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => {
+                        c.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            }
+        });
+        Watcher { bytes, cut, stop }
+    }
+
+    /// The viewer is still connected and received more bytes since `since`.
+    fn assert_flowing(&self, since: u64, what: &str) {
+        wait_until(
+            &format!("stream still flowing after {what}"),
+            Duration::from_secs(10),
+            || self.bytes.load(Ordering::Relaxed) > since + 10_000,
+        );
+        assert!(
+            !self.cut.load(Ordering::Relaxed),
+            "viewer was cut off after {what}"
+        );
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn closed(c: &mut RawRtmp, what: &str) {
+    if let Err(e) = c.read_until_closed(CLOSE_LIMIT) {
+        panic!("{what}: {e}");
+    }
+}
+
+#[test]
+fn bad_inputs_are_refused_and_the_live_stream_is_untouched() {
+    let mut server = ServerProc::start(
+        "[rtmp]\nhandshake_timeout_ms = 1500\nidle_timeout_ms = 3000\nmax_message_size = 1048576\n",
+    );
+    let _push = ffmpeg_push(&server.rtmp_url("live/t"));
+    server.wait_live("live", "t");
+    let viewer = Watcher::start(&server, "/live/t.flv");
+    viewer.assert_flowing(0, "start");
+
+    let check = |what: &str, f: &mut dyn FnMut()| {
+        let before = viewer.bytes.load(Ordering::Relaxed);
+        f();
+        viewer.assert_flowing(before, what);
+    };
+
+    check("garbage instead of a handshake", &mut || {
+        let mut c = RawRtmp::connect(server.rtmp);
+        let mut junk = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        junk.resize(1537, b'x');
+        c.write(&junk).unwrap();
+        closed(&mut c, "garbage handshake");
+    });
+
+    check("a truncated handshake", &mut || {
+        let mut c = RawRtmp::connect(server.rtmp);
+        c.write(&[3u8; 700]).unwrap();
+        closed(&mut c, "truncated handshake");
+    });
+
+    check("a client that sends nothing", &mut || {
+        let mut c = RawRtmp::connect(server.rtmp);
+        closed(&mut c, "silent client");
+    });
+
+    check("a client that handshakes then idles", &mut || {
+        let mut c = RawRtmp::connect(server.rtmp);
+        c.handshake();
+        closed(&mut c, "idle after handshake");
+    });
+
+    check("an oversized chunk size", &mut || {
+        let mut c = RawRtmp::connect(server.rtmp);
+        c.handshake();
+        c.message(2, 1, 0, 0, &0x7fff_ffffu32.to_be_bytes());
+        closed(&mut c, "oversized chunk size");
+    });
+
+    check("an oversized message", &mut || {
+        let mut c = RawRtmp::connect(server.rtmp);
+        c.handshake();
+        // fmt 0 header on csid 4 announcing a 16 MiB video message, then a little payload.
+        let mut h = vec![0x04, 0, 0, 0, 0xff, 0xff, 0xff, 9, 1, 0, 0, 0];
+        h.extend_from_slice(&[0u8; 128]);
+        c.write(&h).unwrap();
+        closed(&mut c, "oversized message");
+    });
+
+    check("an unknown command", &mut || {
+        let mut c = RawRtmp::connect(server.rtmp);
+        c.handshake();
+        c.connect_app("live");
+        c.command(
+            0,
+            vec![s("launchMissiles"), Amf0Value::Number(7.0), Amf0Value::Null],
+        );
+        closed(&mut c, "unknown command");
+        assert!(c.saw("_error"), "unknown command answered with _error");
+    });
+
+    check("a malformed AMF command", &mut || {
+        let mut c = RawRtmp::connect(server.rtmp);
+        c.handshake();
+        c.message(3, 20, 0, 0, &[0x02, 0xff, 0xff, b'a']);
+        closed(&mut c, "malformed AMF");
+    });
+
+    check("deeply nested AMF", &mut || {
+        let mut c = RawRtmp::connect(server.rtmp);
+        c.handshake();
+        let mut p = rml_amf0::serialize(&vec![s("connect"), Amf0Value::Number(1.0)]).unwrap();
+        for _ in 0..5000 {
+            p.extend_from_slice(&[0x03, 0, 1, b'a']);
+        }
+        c.message(3, 20, 0, 0, &p);
+        closed(&mut c, "deep AMF");
+    });
+
+    check("publishing a name already live", &mut || {
+        let mut c = RawRtmp::connect(server.rtmp);
+        c.handshake();
+        c.connect_app("live");
+        c.publish("t");
+        closed(&mut c, "duplicate publish");
+        assert!(
+            c.saw("NetStream.Publish.BadName"),
+            "duplicate publish gets BadName"
+        );
+        assert!(
+            !c.saw("NetStream.Publish.Start"),
+            "no Publish.Start before refusing"
+        );
+    });
+
+    check("an empty stream key", &mut || {
+        let mut c = RawRtmp::connect(server.rtmp);
+        c.handshake();
+        c.connect_app("live");
+        c.publish("");
+        closed(&mut c, "empty key");
+        assert!(c.saw("NetStream.Publish.BadName"));
+    });
+
+    check("playing an unknown stream", &mut || {
+        let mut c = RawRtmp::connect(server.rtmp);
+        c.handshake();
+        c.connect_app("live");
+        c.play("nope");
+        closed(&mut c, "unknown stream");
+        assert!(c.saw("NetStream.Play.StreamNotFound"));
+    });
+
+    check("an HEVC publisher", &mut || {
+        let mut c = RawRtmp::connect(server.rtmp);
+        c.handshake();
+        c.connect_app("live");
+        c.publish("hevc");
+        // Enhanced RTMP: ex-header, keyframe, sequence start, FourCC hvc1.
+        c.message(6, 9, 1, 0, &[0x90, b'h', b'v', b'c', b'1', 1, 2, 3, 4]);
+        closed(&mut c, "hevc publisher");
+        assert!(c.saw("NetStream.Publish.Start"));
+        assert!(
+            c.saw("unsupported video codec hevc"),
+            "refusal names the codec"
+        );
+    });
+
+    check("random bytes to the HTTP port", &mut || {
+        let mut h = TcpStream::connect(server.http).unwrap();
+        h.write_all(&[0xde, 0xad, 0xbe, 0xef, b'\r', b'\n', b'\r', b'\n'])
+            .unwrap();
+        h.set_read_timeout(Some(CLOSE_LIMIT)).unwrap();
+        let mut resp = Vec::new();
+        let _ = h.read_to_end(&mut resp);
+        assert!(
+            resp.starts_with(b"HTTP/1.1 400"),
+            "got {:?}",
+            String::from_utf8_lossy(&resp)
+        );
+    });
+
+    check("an unknown HTTP method", &mut || {
+        let mut h = TcpStream::connect(server.http).unwrap();
+        h.write_all(b"DELETE /live/t.flv HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        h.set_read_timeout(Some(CLOSE_LIMIT)).unwrap();
+        let mut resp = Vec::new();
+        let _ = h.read_to_end(&mut resp);
+        assert!(
+            resp.starts_with(b"HTTP/1.1 405"),
+            "got {:?}",
+            String::from_utf8_lossy(&resp)
+        );
+    });
+
+    assert!(server.is_running(), "server survived every bad input");
+    let live = server.stream("live", "t").expect("stream listed");
+    assert_eq!(live["live"], true);
+    assert_eq!(live["viewers"]["flv"], 1);
+}
