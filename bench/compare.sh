@@ -40,6 +40,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 WORK="$(mktemp -d -t onair-compare.XXXXXX)"
 SERVER_PID=""
+BENCH_PID=""
 
 stop_server() {
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -55,6 +56,10 @@ stop_server() {
 }
 
 cleanup() {
+    if [ -n "$BENCH_PID" ]; then
+        kill -TERM "$BENCH_PID" 2>/dev/null || true
+        wait "$BENCH_PID" 2>/dev/null || true
+    fi
     stop_server
     if [ -n "$OUT" ]; then
         mkdir -p "$OUT"
@@ -103,69 +108,49 @@ if [ ! -x "$TARGET/onair" ] || ! "$TARGET/onair" serve --help >/dev/null 2>&1; t
     HAVE_ONAIR=0
 fi
 
-RUN=0
 # bench SERVER PROTO N PUBLISH_URL PLAY_URL: one bounded run, JSON into $WORK.
 bench() {
     local server=$1 proto=$2 n=$3 publish=$4 play=$5
     local limit
     limit=$(python3 -c "print(int(2*$WARMUP + $DURATION + $n*0.004 + 60))")
     echo "compare: $server $proto N=$n (at most ${limit}s)"
-    if timeout --kill-after=5 "$limit" "$BENCH" --publish "$publish" --play-url "$play" \
+    # In the background with `wait`, so a signal to this script is acted on at once.
+    timeout --kill-after=5 "$limit" "$BENCH" --publish "$publish" --play-url "$play" \
         --protocol "$proto" --viewers "$n" --duration "$DURATION" --warmup "$WARMUP" \
         --server-pid "$SERVER_PID" --server-name "$server" --json \
-        >"$WORK/$server-$proto-$n.json" 2>"$WORK/$server-$proto-$n.log"; then
+        >"$WORK/$server-$proto-$n.json" 2>"$WORK/$server-$proto-$n.log" &
+    BENCH_PID=$!
+    local rc=0
+    wait "$BENCH_PID" || rc=$?
+    BENCH_PID=""
+    if [ "$rc" = 0 ]; then
         return 0
     fi
     echo "compare: $server $proto N=$n failed: $(tail -n 3 "$WORK/$server-$proto-$n.log")" >&2
     rm -f "$WORK/$server-$proto-$n.json"
 }
 
-stream_name() {
-    RUN=$((RUN + 1))
-    echo "bench$RUN"
+# start_onair: a fresh onair on new free ports; sets SERVER_PID, RTMP_PORT, HTTP_PORT.
+start_onair() {
+    RTMP_PORT=$(free_port)
+    HTTP_PORT=$(free_port)
+    "$TARGET/onair" serve --rtmp-addr "127.0.0.1:$RTMP_PORT" --http-addr "127.0.0.1:$HTTP_PORT" \
+        >>"$WORK/onair-server.log" 2>&1 &
+    SERVER_PID=$!
+    wait_port "$RTMP_PORT" && wait_port "$HTTP_PORT" && return 0
+    echo "compare: onair did not start; log:" >&2
+    tail -n 20 "$WORK/onair-server.log" >&2 || true
+    stop_server
+    return 1
 }
 
-if [ "$ONLY" != nginx ]; then
-    if [ "$HAVE_ONAIR" = 1 ]; then
-        rtmp_port=$(free_port)
-        http_port=$(free_port)
-        "$TARGET/onair" serve --rtmp-addr "127.0.0.1:$rtmp_port" --http-addr "127.0.0.1:$http_port" \
-            >"$WORK/onair-server.log" 2>&1 &
-        SERVER_PID=$!
-        if wait_port "$rtmp_port" && wait_port "$http_port"; then
-            for proto in rtmp flv; do
-                for n in $VIEWERS; do
-                    key=$(stream_name)
-                    publish="rtmp://127.0.0.1:$rtmp_port/live/$key"
-                    if [ "$proto" = rtmp ]; then
-                        play=$publish
-                    else
-                        # shellcheck disable=SC2059
-                        play="http://127.0.0.1:$http_port$(printf "$FLV_PATH" "$key")"
-                    fi
-                    bench onair "$proto" "$n" "$publish" "$play"
-                    kill -0 "$SERVER_PID" 2>/dev/null || { echo "compare: onair died" >&2; break 2; }
-                done
-            done
-        else
-            echo "compare: onair did not start; log:" >&2
-            tail -n 20 "$WORK/onair-server.log" >&2 || true
-        fi
-        stop_server
-    else
-        echo "compare: target/release/onair has no 'serve' command yet; onair skipped" >&2
-    fi
-fi
-
-if [ "$ONLY" != onair ]; then
-    module=$(dpkg -L libnginx-mod-rtmp 2>/dev/null | grep 'ngx_rtmp_module\.so$' | head -n 1 || true)
-    module=${module:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
-    if command -v nginx >/dev/null && [ -f "$module" ]; then
-        port=$(free_port)
-        ndir="$WORK/nginx"
-        mkdir -p "$ndir"
-        cat >"$ndir/nginx.conf" <<EOF
-load_module $module;
+# start_nginx: a fresh nginx-rtmp from a config in $WORK/nginx; sets SERVER_PID, RTMP_PORT.
+start_nginx() {
+    local ndir="$WORK/nginx"
+    RTMP_PORT=$(free_port)
+    mkdir -p "$ndir"
+    cat >"$ndir/nginx.conf" <<EOF
+load_module $NGINX_MODULE;
 daemon off;
 worker_processes 1;
 pid $ndir/nginx.pid;
@@ -173,25 +158,55 @@ error_log $ndir/error.log warn;
 events { worker_connections $((max_viewers + 256)); }
 rtmp {
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$RTMP_PORT;
         chunk_size 4096;
         application live { live on; }
     }
 }
 EOF
-        nginx -p "$ndir" -e "$ndir/error.log" -c "$ndir/nginx.conf" >"$WORK/nginx-server.log" 2>&1 &
-        SERVER_PID=$!
-        if wait_port "$port"; then
+    nginx -p "$ndir" -e "$ndir/error.log" -c "$ndir/nginx.conf" >>"$WORK/nginx-server.log" 2>&1 &
+    SERVER_PID=$!
+    wait_port "$RTMP_PORT" && return 0
+    echo "compare: nginx did not start; log:" >&2
+    tail -n 20 "$ndir/error.log" "$WORK/nginx-server.log" >&2 || true
+    stop_server
+    return 1
+}
+
+# Each run gets a freshly started server, so CPU and peak RSS belong to that run alone.
+if [ "$ONLY" != nginx ]; then
+    if [ "$HAVE_ONAIR" = 1 ]; then
+        for proto in rtmp flv; do
             for n in $VIEWERS; do
-                url="rtmp://127.0.0.1:$port/live/$(stream_name)"
-                bench nginx-rtmp rtmp "$n" "$url" "$url"
-                kill -0 "$SERVER_PID" 2>/dev/null || { echo "compare: nginx died" >&2; break; }
+                start_onair || break 2
+                publish="rtmp://127.0.0.1:$RTMP_PORT/live/bench"
+                if [ "$proto" = rtmp ]; then
+                    play=$publish
+                else
+                    # shellcheck disable=SC2059
+                    play="http://127.0.0.1:$HTTP_PORT$(printf "$FLV_PATH" bench)"
+                fi
+                bench onair "$proto" "$n" "$publish" "$play"
+                kill -0 "$SERVER_PID" 2>/dev/null || echo "compare: onair died during the run" >&2
+                stop_server
             done
-        else
-            echo "compare: nginx did not start; log:" >&2
-            tail -n 20 "$ndir/error.log" "$WORK/nginx-server.log" >&2 || true
-        fi
-        stop_server
+        done
+    else
+        echo "compare: target/release/onair has no 'serve' command yet; onair skipped" >&2
+    fi
+fi
+
+if [ "$ONLY" != onair ]; then
+    NGINX_MODULE=$(dpkg -L libnginx-mod-rtmp 2>/dev/null | grep 'ngx_rtmp_module\.so$' | head -n 1 || true)
+    NGINX_MODULE=${NGINX_MODULE:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
+    if command -v nginx >/dev/null && [ -f "$NGINX_MODULE" ]; then
+        for n in $VIEWERS; do
+            start_nginx || break
+            url="rtmp://127.0.0.1:$RTMP_PORT/live/bench"
+            bench nginx-rtmp rtmp "$n" "$url" "$url"
+            kill -0 "$SERVER_PID" 2>/dev/null || echo "compare: nginx died during the run" >&2
+            stop_server
+        done
     else
         echo "compare: nginx or its RTMP module missing (apt-get install nginx libnginx-mod-rtmp); skipped" >&2
     fi
