@@ -5,8 +5,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::raw_rtmp::{s, RawRtmp};
@@ -14,71 +13,6 @@ use common::*;
 use rml_amf0::Amf0Value;
 
 const CLOSE_LIMIT: Duration = Duration::from_secs(5);
-
-/// An HTTP-FLV viewer on its own thread that counts bytes and notes if it is cut off.
-struct Watcher {
-    bytes: Arc<AtomicU64>,
-    cut: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Watcher {
-    fn start(server: &ServerProc, path: &str) -> Watcher {
-        let mut s = TcpStream::connect(server.http).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-        let (bytes, cut, stop) = (
-            Arc::new(AtomicU64::new(0)),
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let (b, c, st) = (bytes.clone(), cut.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 65536];
-            while !st.load(Ordering::Relaxed) {
-                match s.read(&mut buf) {
-                    Ok(0) => {
-                        c.store(true, Ordering::Relaxed);
-                        return;
-                    }
-                    Ok(n) => {
-                        b.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) => {}
-                    Err(_) => {
-                        c.store(true, Ordering::Relaxed);
-                        return;
-                    }
-                }
-            }
-        });
-        Watcher { bytes, cut, stop }
-    }
-
-    /// The viewer is still connected and received more bytes since `since`.
-    fn assert_flowing(&self, since: u64, what: &str) {
-        wait_until(
-            &format!("stream still flowing after {what}"),
-            Duration::from_secs(10),
-            || self.bytes.load(Ordering::Relaxed) > since + 10_000,
-        );
-        assert!(
-            !self.cut.load(Ordering::Relaxed),
-            "viewer was cut off after {what}"
-        );
-    }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
 
 fn closed(c: &mut RawRtmp, what: &str) {
     if let Err(e) = c.read_until_closed(CLOSE_LIMIT) {
