@@ -41,6 +41,7 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 WORK="$(mktemp -d -t onair-compare.XXXXXX)"
 SERVER_PID=""
 BENCH_PID=""
+FAILED=0
 
 stop_server() {
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -123,11 +124,13 @@ bench() {
     local rc=0
     wait "$BENCH_PID" || rc=$?
     BENCH_PID=""
-    if [ "$rc" = 0 ]; then
-        return 0
-    fi
-    echo "compare: $server $proto N=$n failed: $(tail -n 3 "$WORK/$server-$proto-$n.log")" >&2
-    rm -f "$WORK/$server-$proto-$n.json"
+    case "$rc" in
+        0) return 0 ;;
+        2) echo "compare: $server $proto N=$n: no viewer received a frame" >&2 ;;
+        *) echo "compare: $server $proto N=$n failed: $(tail -n 3 "$WORK/$server-$proto-$n.log")" >&2
+           rm -f "$WORK/$server-$proto-$n.json" ;;
+    esac
+    FAILED=$((FAILED + 1))
 }
 
 # start_onair: a fresh onair on new free ports; sets SERVER_PID, RTMP_PORT, HTTP_PORT.
@@ -178,7 +181,7 @@ if [ "$ONLY" != nginx ]; then
     if [ "$HAVE_ONAIR" = 1 ]; then
         for proto in rtmp flv; do
             for n in $VIEWERS; do
-                start_onair || break 2
+                start_onair || { FAILED=$((FAILED + 1)); break 2; }
                 publish="rtmp://127.0.0.1:$RTMP_PORT/live/bench"
                 if [ "$proto" = rtmp ]; then
                     play=$publish
@@ -201,7 +204,7 @@ if [ "$ONLY" != onair ]; then
     NGINX_MODULE=${NGINX_MODULE:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
     if command -v nginx >/dev/null && [ -f "$NGINX_MODULE" ]; then
         for n in $VIEWERS; do
-            start_nginx || break
+            start_nginx || { FAILED=$((FAILED + 1)); break; }
             url="rtmp://127.0.0.1:$RTMP_PORT/live/bench"
             bench nginx-rtmp rtmp "$n" "$url" "$url"
             kill -0 "$SERVER_PID" 2>/dev/null || echo "compare: nginx died during the run" >&2
@@ -276,3 +279,7 @@ else:
     print("\ncompare: no results", file=sys.stderr)
     sys.exit(1)
 EOF
+if [ "$FAILED" != 0 ]; then
+    echo "compare: $FAILED run(s) failed" >&2
+    exit 1
+fi

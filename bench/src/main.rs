@@ -42,7 +42,8 @@ enum Protocol {
 ///
 /// Publishes a synthetic 720p30 H.264+AAC stream (about 2.6 Mbit/s) in real time and plays it
 /// with N viewers; reports delivery latency, time to first frame, delivered fraction, and the
-/// server's CPU seconds per delivered Gbit and peak RSS.
+/// server's CPU seconds per delivered Gbit and peak RSS. Exits 1 when the run cannot be made,
+/// 2 when it was made but no viewer received a frame (the report is printed either way).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -93,26 +94,29 @@ fn main() -> ExitCode {
     let outcome = rt.block_on(run(&args));
     // Viewer and publisher tasks are done or abandoned; do not wait on them.
     rt.shutdown_background();
-    match outcome {
-        Ok(report) if args.json => match serde_json::to_string(&report) {
-            Ok(j) => {
-                println!("{j}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("onair-bench: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Ok(report) => {
-            print!("{}", report.table());
-            ExitCode::SUCCESS
-        }
+    let report = match outcome {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("onair-bench: {e:#}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    if args.json {
+        match serde_json::to_string(&report) {
+            Ok(j) => println!("{j}"),
+            Err(e) => {
+                eprintln!("onair-bench: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", report.table());
     }
+    if report.connected_viewers == 0 {
+        eprintln!("onair-bench: no viewer received a frame");
+        return ExitCode::from(2);
+    }
+    ExitCode::SUCCESS
 }
 
 enum Play {

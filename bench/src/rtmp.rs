@@ -16,6 +16,19 @@ use tokio::time::timeout;
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_BUF: usize = 64 * 1024;
 
+/// The code of an `onStatus` that ends a play or publish attempt (stream not found, bad name...).
+pub fn error_status(e: &ClientSessionEvent) -> Option<&str> {
+    const ENDINGS: [&str; 5] = ["Failed", "NotFound", "BadName", "Rejected", "Forbidden"];
+    match e {
+        ClientSessionEvent::UnhandleableOnStatusCode { code }
+            if ENDINGS.iter().any(|s| code.ends_with(s)) =>
+        {
+            Some(code)
+        }
+        _ => None,
+    }
+}
+
 pub struct RtmpClient {
     pub session: ClientSession,
     sock: TcpStream,
@@ -154,5 +167,22 @@ impl RtmpClient {
             Ok(r) => r.context("write"),
             Err(_) => bail!("write blocked for {WRITE_TIMEOUT:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_statuses() {
+        let status =
+            |code: &str| ClientSessionEvent::UnhandleableOnStatusCode { code: code.into() };
+        let e = status("NetStream.Play.StreamNotFound");
+        assert_eq!(error_status(&e), Some("NetStream.Play.StreamNotFound"));
+        assert!(error_status(&status("NetStream.Publish.BadName")).is_some());
+        assert!(error_status(&status("NetStream.Play.Reset")).is_none());
+        assert!(error_status(&status("NetStream.Play.UnpublishNotify")).is_none());
+        assert!(error_status(&ClientSessionEvent::PlaybackRequestAccepted).is_none());
     }
 }

@@ -1,10 +1,10 @@
 //! An RTMP viewer: connect, play the stream, and hand every video message to its recorder
 //! with the time the bytes carrying it were read, until told to stop or disconnected.
 
-use crate::rtmp::RtmpClient;
+use crate::rtmp::{self, RtmpClient};
 use crate::stats::{ViewerRecorder, ViewerResult};
 use crate::target::RtmpTarget;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use rml_rtmp::sessions::ClientSessionEvent;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,8 +38,10 @@ async fn session(target: &RtmpTarget, rec: &mut ViewerRecorder) -> Result<()> {
         let now = clock.now_ns();
         rec.on_bytes(n);
         for event in client.process().await? {
-            if let ClientSessionEvent::VideoDataReceived { data, .. } = event {
-                rec.on_video(&data, now);
+            if let ClientSessionEvent::VideoDataReceived { data, .. } = &event {
+                rec.on_video(data, now);
+            } else if let Some(code) = rtmp::error_status(&event) {
+                bail!("server answered {code}");
             }
         }
     }
