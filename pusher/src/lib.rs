@@ -1,0 +1,1 @@
+//! onair pusher (in progress).
