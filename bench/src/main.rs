@@ -1,26 +1,16 @@
 //! onair-bench: one real-time 720p30 publisher and N RTMP or HTTP-FLV viewers against any RTMP
 //! server on this machine, reporting latency, startup, delivery and the server's CPU and memory.
 
-mod http;
-mod media;
-mod procfs;
-mod publisher;
-mod report;
-mod rtmp;
-mod stats;
-mod target;
-mod viewer_flv;
-mod viewer_rtmp;
-
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use report::{ErrorCount, Report};
-use stats::{Clock, SendLog, ViewerLive, ViewerRecorder, ViewerResult};
+use onair_bench::report::{ErrorCount, Report};
+use onair_bench::stats::{Clock, SendLog, ViewerLive, ViewerRecorder, ViewerResult};
+use onair_bench::target::{HttpTarget, RtmpTarget};
+use onair_bench::{media, procfs, publisher, stats, viewer_flv, viewer_rtmp};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use target::{HttpTarget, RtmpTarget};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
