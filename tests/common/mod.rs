@@ -332,3 +332,5 @@ impl Drop for Watcher {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+pub mod viewers;

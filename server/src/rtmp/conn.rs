@@ -84,7 +84,7 @@ pub struct Connection {
     write_timeout: Duration,
 }
 
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
 
 /// Runs a connection to its end and logs why it ended.
 pub async fn run(
@@ -153,7 +153,8 @@ impl Connection {
     }
 
     async fn serve(&mut self, shutdown: CancellationToken) -> Result<(), ConnError> {
-        let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
+        // A transfer buffer only: partial messages live in the decoder, bounded by its limits.
+        let mut read_buf = vec![0u8; READ_CHUNK].into_boxed_slice();
         let mut batch: Vec<Arc<SharedFrame>> = Vec::new();
         let idle = ms(self.cfg.idle_timeout_ms);
         loop {
@@ -162,9 +163,6 @@ impl Connection {
             if let Some(e) = self.close_after_flush.take() {
                 return Err(e);
             }
-            // Bound what we hold for a peer: at most one read beyond one chunk.
-            read_buf.clear();
-            read_buf.reserve(READ_CHUNK.max(self.cfg.max_chunk_size as usize + 32));
             let playing = matches!(self.role, Role::Playing { .. });
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -591,15 +589,15 @@ async fn next_frames(
 
 async fn read_some(
     socket: &mut TcpStream,
-    buf: &mut BytesMut,
+    buf: &mut [u8],
     idle: Option<Duration>,
 ) -> Result<usize, ConnError> {
     match idle {
-        Some(limit) => tokio::time::timeout(limit, socket.read_buf(buf))
+        Some(limit) => tokio::time::timeout(limit, socket.read(buf))
             .await
             .map_err(|_| ConnError::Idle(limit))?
             .map_err(ConnError::from),
-        None => Ok(socket.read_buf(buf).await?),
+        None => Ok(socket.read(buf).await?),
     }
 }
 
