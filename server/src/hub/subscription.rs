@@ -81,10 +81,17 @@ impl Subscription {
             self.handle(event, out)?;
         }
         self.drain_ready(out)?;
-        if self.has_video && out.last().is_some_and(|f| f.is_audio()) {
-            if let Ok(event) = tokio::time::timeout(self.merge_wait, self.recv()).await {
-                self.handle(event?, out)?;
-                self.drain_ready(out)?;
+        // A batch of audio alone keeps waiting (through further audio frames) until a video
+        // frame joins it or the deadline passes, so a viewer writes about once per video
+        // frame. A batch holding video goes at once: video never waits.
+        let deadline = tokio::time::Instant::now() + self.merge_wait;
+        while self.has_video && !out.iter().any(|f| f.is_video()) {
+            match tokio::time::timeout_at(deadline, self.recv()).await {
+                Ok(event) => {
+                    self.handle(event?, out)?;
+                    self.drain_ready(out)?;
+                }
+                Err(_) => break,
             }
         }
         Ok(())

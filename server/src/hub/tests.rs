@@ -285,3 +285,55 @@ fn stream_names() {
     assert!(parse_stream_name("../etc").is_err());
     assert!(parse_stream_name("a/b").is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn audio_waits_for_the_next_video_frame_to_share_a_write() {
+    let hub = hub(|c| c.merge_wait_ms = 40);
+    let k = StreamKey::new("live", "m");
+    let p = hub.publish(k.clone(), addr()).unwrap();
+    p.video(0, avc_seq()).unwrap();
+    p.audio(0, aac_seq()).unwrap();
+    p.video(0, key(0)).unwrap();
+    let mut sub = hub.subscribe(&k, Protocol::Rtmp).unwrap();
+    batch(&mut sub).await;
+    let publisher = tokio::spawn(async move {
+        for (i, (audio, delay)) in [(true, 5), (true, 10), (false, 10), (true, 100)]
+            .into_iter()
+            .enumerate()
+        {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            if audio {
+                p.audio(i as u32 * 10, aac(i as u8)).unwrap();
+            } else {
+                p.video(i as u32 * 10, inter(i as u8)).unwrap();
+            }
+        }
+        p
+    });
+    // Two audio frames, then video: one batch.
+    assert_eq!(describe(&batch(&mut sub).await), vec!["a:0", "a:1", "v:2"]);
+    // Audio with no video behind it goes out alone once the wait is over.
+    assert_eq!(describe(&batch(&mut sub).await), vec!["a:3"]);
+    drop(publisher.await.unwrap());
+}
+
+#[tokio::test(start_paused = true)]
+async fn video_never_waits_for_a_later_frame() {
+    let hub = hub(|c| c.merge_wait_ms = 40);
+    let k = StreamKey::new("live", "m");
+    let p = hub.publish(k.clone(), addr()).unwrap();
+    p.video(0, avc_seq()).unwrap();
+    p.audio(0, aac_seq()).unwrap();
+    p.video(0, key(0)).unwrap();
+    let mut sub = hub.subscribe(&k, Protocol::Rtmp).unwrap();
+    batch(&mut sub).await;
+    p.video(33, inter(1)).unwrap();
+    p.audio(40, aac(2)).unwrap();
+    let started = tokio::time::Instant::now();
+    assert_eq!(describe(&batch(&mut sub).await), vec!["v:1", "a:2"]);
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "a batch with video is not held back"
+    );
+}
