@@ -144,7 +144,7 @@ impl Hub {
         };
         let returning = stream.attach_publisher(info);
         drop(streams);
-        tracing::info!(stream = %key, peer = %addr, returning, "publish started");
+        tracing::info!(parent: &stream.span, peer = %addr, returning, "publish started");
         Ok(Publisher {
             hub: self.clone(),
             stream,
@@ -188,7 +188,7 @@ impl Hub {
         let Some(generation) = stream.detach_publisher(id) else {
             return;
         };
-        tracing::info!(stream = %stream.key, "publisher left; waiting for it to return");
+        tracing::info!(parent: &stream.span, "publisher left; waiting for it to return");
         let grace = Duration::from_millis(self.inner.cfg.publisher_grace_ms);
         let hub = self.clone();
         let stream = stream.clone();
@@ -221,7 +221,7 @@ impl Hub {
             streams.remove(&stream.key);
         }
         drop(streams);
-        tracing::info!(stream = %stream.key, "stream ended");
+        tracing::info!(parent: &stream.span, "stream ended");
         stream.broadcast(Event::Ended);
     }
 }

@@ -85,6 +85,8 @@ pub(super) struct State {
 #[derive(Debug)]
 pub struct Stream {
     pub key: StreamKey,
+    /// Every log line about this stream, whichever connection causes it, is in this span.
+    pub span: tracing::Span,
     pub created: Instant,
     pub counters: StreamCounters,
     cfg: Arc<HubConfig>,
@@ -95,8 +97,10 @@ pub struct Stream {
 impl Stream {
     pub(super) fn new(key: StreamKey, cfg: Arc<HubConfig>, now: Instant) -> Self {
         let (tx, _) = broadcast::channel(cfg.viewer_queue_frames.max(16));
+        let span = tracing::info_span!(parent: None, "stream", key = %key);
         Self {
             key,
+            span,
             created: now,
             counters: StreamCounters::default(),
             cfg,

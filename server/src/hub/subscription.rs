@@ -125,7 +125,7 @@ impl Subscription {
             .frames_dropped
             .fetch_add(n, Ordering::Relaxed);
         self.video_started = false;
-        tracing::debug!(stream = %self.stream.key, skipped = n, "viewer fell behind; resuming at next keyframe");
+        tracing::debug!(parent: &self.stream.span, skipped = n, "viewer fell behind; resuming at next keyframe");
     }
 
     fn handle(&mut self, event: Event, out: &mut Vec<Arc<SharedFrame>>) -> Result<(), StreamEnded> {
