@@ -65,7 +65,7 @@ fn decode(url: &str) -> (u64, String) {
         .lines()
         .filter_map(|l| l.strip_prefix("frame="))
         .filter_map(|v| v.trim().parse().ok())
-        .last()
+        .next_back()
         .unwrap_or(0);
     assert!(out.status.success(), "ffmpeg decode of {url} failed");
     (frames, String::from_utf8_lossy(&out.stderr).to_string())
