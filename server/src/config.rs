@@ -52,6 +52,8 @@ pub struct HttpConfig {
     pub header_read_timeout_ms: u64,
     /// Largest request head (request line plus headers), in bytes; at least 8192.
     pub max_header_bytes: usize,
+    /// Folder of the built browser player (`npm run build` in player-web/), served at `/live`.
+    pub player_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -100,6 +102,7 @@ impl Default for HttpConfig {
             max_connections: 4000,
             header_read_timeout_ms: 5_000,
             max_header_bytes: 16 << 10,
+            player_dir: "player-web/dist".into(),
         }
     }
 }

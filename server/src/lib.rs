@@ -52,6 +52,7 @@ impl Server {
             http::HttpContext {
                 hub: hub.clone(),
                 cfg: Arc::new(cfg.http.clone()),
+                player: Arc::new(http::player::PlayerFiles::new(cfg.http.player_dir.clone())),
             },
             shutdown.clone(),
             tasks.clone(),

@@ -5,6 +5,7 @@
 mod api;
 pub mod body;
 mod flv;
+pub mod player;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,6 +33,7 @@ use crate::hub::{parse_stream_name, Hub, Protocol, StreamKey};
 pub struct HttpContext {
     pub hub: Hub,
     pub cfg: Arc<HttpConfig>,
+    pub player: Arc<player::PlayerFiles>,
 }
 
 pub async fn serve(
@@ -150,7 +152,10 @@ fn route(ctx: &HttpContext, req: Request<Incoming>) -> Response<ResponseBody> {
         }
         (_, p) => match media_path(p) {
             Some((key, "flv")) => play_flv(ctx, &key, method == Method::HEAD),
-            _ => text(StatusCode::NOT_FOUND, "not found"),
+            _ => ctx
+                .player
+                .respond(p)
+                .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found")),
         },
     };
     tracing::debug!(%method, %path, status = res.status().as_u16(), "request");
