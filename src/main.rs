@@ -1,4 +1,5 @@
-//! `onair`: the one command users run. `onair serve` runs the live server.
+//! `onair`: the one command users run. `onair serve` runs the live server; `onair push`
+//! publishes a stream to it (or to any RTMP server, or to an FLV file).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,6 +37,10 @@ enum Command {
         #[arg(long)]
         print_config: bool,
     },
+    /// Push a live stream: capture or synthesize, process, encode H.264 + AAC, and publish
+    /// over RTMP (or write an FLV file). The default source is a test pattern with a
+    /// burned-in clock and a tone; every frame carries its capture time in an SEI.
+    Push(Box<onair_pusher::PushArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,7 +75,42 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
             rt.block_on(serve(cfg))
         }
+        Command::Push(args) => push(*args),
     }
+}
+
+/// `onair push`: runs the pipeline on this thread; Ctrl-C or SIGTERM ends it cleanly (the
+/// sources stop, the encoders flush, the queue drains, the publisher says goodbye).
+fn push(args: onair_pusher::PushArgs) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let cfg = args.into_config()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the signal runtime")?;
+        std::thread::Builder::new()
+            .name("push-signals".into())
+            .spawn(move || {
+                if rt.block_on(wait_for_signal()).is_ok() {
+                    tracing::info!("stopping the push");
+                    stop.store(true, Ordering::Relaxed);
+                }
+            })
+            .context("starting the signal thread")?;
+    }
+    let summary = onair_pusher::run(cfg, stop).context("push failed")?;
+    tracing::info!(
+        video_frames = summary.video_frames,
+        bytes = summary.bytes,
+        dropped = summary.dropped,
+        reconnects = summary.reconnects,
+        "push finished"
+    );
+    Ok(())
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {

@@ -1,0 +1,164 @@
+//! H.264 encoding with openh264 (Constrained Baseline, no B-frames, so PTS = DTS): fixed
+//! frame rate and keyframe interval, bitrate rate control, no frame skipping (a live stream
+//! keeps its frame rate). Output is split into NAL units; SPS and PPS go into the
+//! AVCDecoderConfigurationRecord (reported whenever they change), not into frames.
+
+use onair_shared::avc::{nal_type, split_annexb, AvcDecoderConfig, NAL_PPS, NAL_SPS};
+use openh264::encoder::{
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod,
+    RateControlMode, UsageType,
+};
+use openh264::formats::YUVSlices;
+use openh264::OpenH264API;
+
+use crate::media::I420;
+use crate::PushError;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct H264Settings {
+    pub fps: f64,
+    /// Target bitrate in bit/s.
+    pub bitrate: u32,
+    /// Frames between keyframes (IDR).
+    pub keyint_frames: u32,
+    /// Encoder threads (1 = single-threaded; 0 = openh264 decides).
+    pub threads: u16,
+}
+
+/// One encoded picture: its NAL units (no start codes, no SPS/PPS) and whether it is an IDR.
+#[derive(Debug, Clone)]
+pub struct EncodedPicture {
+    pub keyframe: bool,
+    pub nals: Vec<Vec<u8>>,
+    /// Set when SPS/PPS are new or changed: send a new sequence header before this picture.
+    pub new_config: Option<AvcDecoderConfig>,
+}
+
+pub struct H264Encoder {
+    enc: Encoder,
+    config: Option<AvcDecoderConfig>,
+    sps: Vec<u8>,
+    pps: Vec<u8>,
+}
+
+impl H264Encoder {
+    pub fn new(s: H264Settings) -> Result<Self, PushError> {
+        let cfg = EncoderConfig::new()
+            .bitrate(BitRate::from_bps(s.bitrate))
+            .max_frame_rate(FrameRate::from_hz(s.fps as f32))
+            .rate_control_mode(RateControlMode::Bitrate)
+            .skip_frames(false)
+            .usage_type(UsageType::CameraVideoRealTime)
+            .complexity(Complexity::Low)
+            .scene_change_detect(false)
+            .intra_frame_period(IntraFramePeriod::from_num_frames(s.keyint_frames.max(1)))
+            .num_threads(s.threads);
+        let enc = Encoder::with_api_config(OpenH264API::from_source(), cfg)
+            .map_err(|e| PushError::H264(e.to_string()))?;
+        Ok(Self {
+            enc,
+            config: None,
+            sps: Vec::new(),
+            pps: Vec::new(),
+        })
+    }
+
+    /// Asks for the next picture to be an IDR (after a drop, a reconnect).
+    pub fn force_keyframe(&mut self) {
+        self.enc.force_intra_frame();
+    }
+
+    /// Encodes one picture. `None` when the encoder produced nothing for it.
+    pub fn encode(&mut self, pic: &I420, pts_ms: u64) -> Result<Option<EncodedPicture>, PushError> {
+        let (w, cw) = (pic.width, pic.chroma_width());
+        let src = YUVSlices::new(
+            (pic.y(), pic.u(), pic.v()),
+            (pic.width, pic.height),
+            (w, cw, cw),
+        );
+        let bs = self
+            .enc
+            .encode_at(&src, openh264::Timestamp::from_millis(pts_ms))
+            .map_err(|e| PushError::H264(e.to_string()))?;
+        let keyframe = match bs.frame_type() {
+            FrameType::Skip | FrameType::Invalid => return Ok(None),
+            FrameType::IDR => true,
+            _ => false,
+        };
+        let annexb = bs.to_vec();
+        let mut nals = Vec::new();
+        let (mut sps, mut pps) = (None, None);
+        for nal in split_annexb(&annexb) {
+            match nal_type(nal) {
+                NAL_SPS => sps = Some(nal.to_vec()),
+                NAL_PPS => pps = Some(nal.to_vec()),
+                _ => nals.push(nal.to_vec()),
+            }
+        }
+        if let Some(s) = sps {
+            self.sps = s;
+        }
+        if let Some(p) = pps {
+            self.pps = p;
+        }
+        let mut new_config = None;
+        if !self.sps.is_empty() && !self.pps.is_empty() {
+            let cfg = AvcDecoderConfig::from_parameter_sets(&self.sps, &self.pps)
+                .map_err(|e| PushError::H264(format!("bad SPS from the encoder: {e}")))?;
+            if self.config.as_ref() != Some(&cfg) {
+                self.config = Some(cfg.clone());
+                new_config = Some(cfg);
+            }
+        }
+        if self.config.is_none() {
+            return Err(PushError::H264("first picture came without SPS/PPS".into()));
+        }
+        Ok(Some(EncodedPicture {
+            keyframe,
+            nals,
+            new_config,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::test_pattern::TestPattern;
+
+    #[test]
+    fn keyframes_at_the_interval_and_config_once() {
+        let mut enc = H264Encoder::new(H264Settings {
+            fps: 30.0,
+            bitrate: 500_000,
+            keyint_frames: 10,
+            threads: 1,
+        })
+        .unwrap();
+        let pattern = TestPattern::new(160, 96);
+        let mut keys = Vec::new();
+        let mut configs = 0;
+        for i in 0..25u64 {
+            let pic = pattern.render(i, i * 33_333);
+            let out = enc
+                .encode(&pic, i * 33)
+                .unwrap()
+                .expect("a picture per frame");
+            if out.keyframe {
+                keys.push(i);
+            }
+            if let Some(cfg) = out.new_config {
+                configs += 1;
+                let sps = cfg.sps_info().unwrap();
+                assert_eq!((sps.width, sps.height), (160, 96));
+            }
+            assert!(!out.nals.is_empty());
+            assert!(out
+                .nals
+                .iter()
+                .all(|n| !matches!(nal_type(n), NAL_SPS | NAL_PPS)));
+        }
+        assert_eq!(keys, vec![0, 10, 20]);
+        assert_eq!(configs, 1);
+    }
+}

@@ -1,0 +1,123 @@
+//! Merges the audio and video frame streams into one stream in timestamp order, as FLV
+//! files and RTMP servers expect. Bounded: at most `max_per_track` frames wait per track;
+//! past that the oldest is released even though the other track has not caught up, so a
+//! stalled track never stops the other (or grows memory). Script data goes out at once.
+
+use std::collections::VecDeque;
+
+use onair_shared::{Frame, MediaKind};
+
+pub struct Interleaver {
+    audio: VecDeque<Frame>,
+    video: VecDeque<Frame>,
+    data: VecDeque<Frame>,
+    audio_open: bool,
+    video_open: bool,
+    max_per_track: usize,
+}
+
+impl Interleaver {
+    /// `audio`/`video`: whether that track exists (and so is worth waiting for).
+    pub fn new(audio: bool, video: bool, max_per_track: usize) -> Self {
+        Self {
+            audio: VecDeque::new(),
+            video: VecDeque::new(),
+            data: VecDeque::new(),
+            audio_open: audio,
+            video_open: video,
+            max_per_track: max_per_track.max(1),
+        }
+    }
+
+    pub fn push(&mut self, f: Frame) {
+        match f.kind {
+            MediaKind::Audio => self.audio.push_back(f),
+            MediaKind::Video => self.video.push_back(f),
+            MediaKind::Data => self.data.push_back(f),
+        }
+    }
+
+    /// The track will send nothing more.
+    pub fn close(&mut self, kind: MediaKind) {
+        match kind {
+            MediaKind::Audio => self.audio_open = false,
+            MediaKind::Video => self.video_open = false,
+            MediaKind::Data => {}
+        }
+    }
+
+    /// The next frame in timestamp order, if it can be known yet.
+    pub fn pop(&mut self) -> Option<Frame> {
+        if let Some(d) = self.data.pop_front() {
+            return Some(d);
+        }
+        match (self.audio.front(), self.video.front()) {
+            (Some(a), Some(v)) => {
+                if a.dts <= v.dts {
+                    self.audio.pop_front()
+                } else {
+                    self.video.pop_front()
+                }
+            }
+            (Some(_), None) if !self.video_open || self.audio.len() > self.max_per_track => {
+                self.audio.pop_front()
+            }
+            (None, Some(_)) if !self.audio_open || self.video.len() > self.max_per_track => {
+                self.video.pop_front()
+            }
+            _ => None,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.audio.is_empty() && self.video.is_empty() && self.data.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn a(dts: u64) -> Frame {
+        Frame::audio(dts, Bytes::from_static(&[0xaf, 1, 0])).unwrap()
+    }
+    fn v(dts: u64) -> Frame {
+        Frame::video(dts, Bytes::from_static(&[0x27, 1, 0, 0, 0])).unwrap()
+    }
+
+    fn drain(i: &mut Interleaver) -> Vec<(MediaKind, u64)> {
+        std::iter::from_fn(|| i.pop())
+            .map(|f| (f.kind, f.dts))
+            .collect()
+    }
+
+    #[test]
+    fn orders_by_timestamp_and_waits_for_the_other_track() {
+        let mut i = Interleaver::new(true, true, 10);
+        for t in [0, 21, 42, 64] {
+            i.push(a(t));
+        }
+        assert!(i.pop().is_none(), "must wait for video");
+        i.push(v(0));
+        i.push(v(33));
+        use MediaKind::*;
+        assert_eq!(
+            drain(&mut i),
+            vec![(Audio, 0), (Video, 0), (Audio, 21), (Video, 33)]
+        );
+        i.close(Video);
+        assert_eq!(drain(&mut i), vec![(Audio, 42), (Audio, 64)]);
+    }
+
+    #[test]
+    fn a_stalled_track_does_not_hold_the_other_forever() {
+        let mut i = Interleaver::new(true, true, 3);
+        for t in 0..5 {
+            i.push(v(t * 33));
+        }
+        let out = drain(&mut i);
+        assert_eq!(out.len(), 2, "released down to the bound");
+        assert!(!i.is_empty());
+    }
+}

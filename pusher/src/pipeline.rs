@@ -1,0 +1,717 @@
+//! The push pipeline: each stage on its own thread, joined by bounded channels.
+//!
+//! ```text
+//! video: capture ─[4]─► process ─[4]─► encode ─┐
+//!                                               ├─[256]─► mux ─► FLV file
+//! audio: capture ─[16]─► process ─[16]─► encode ┘         └──► SendQueue ─► RTMP (tokio)
+//! file:  reader (paced by timestamps) ──────────┘
+//! ```
+//!
+//! Full-channel policy: a real-time capture stage drops the raw frame (counted as
+//! `capture_dropped`) rather than wait, like a camera whose consumer is late; every later
+//! stage, and every stage of a free-running (`--fast`) push, blocks, so nothing is lost
+//! there and backpressure reaches the capture. The send queue has its own drop policy
+//! (see `publish::queue`). One `CaptureClock` stamps audio and video.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use onair_shared::metadata::Metadata;
+use onair_shared::{Frame, MediaKind};
+use rml_rtmp::sessions::StreamMetadata;
+
+use crate::clock::CaptureClock;
+use crate::config::{AudioInput, Output, PushConfig, VideoInput};
+use crate::encode::aac::{AacEncoder, AacSettings};
+use crate::encode::h264::{H264Encoder, H264Settings};
+use crate::media::{AudioBlock, VideoFrame};
+use crate::mux::interleave::Interleaver;
+use crate::mux::{flv, sei};
+use crate::process::audio::{apply_gain, LoopMixer};
+use crate::process::denoise::Denoiser;
+use crate::process::logo::Logo;
+use crate::publish::file::FlvWriter;
+use crate::publish::queue::SendQueue;
+use crate::publish::rtmp::{run_publisher, Shared};
+use crate::source::raw::{RawAudio, RawVideo, TestVideo, ToneAudio, WavAudio, Y4mVideo};
+use crate::source::test_pattern::TestPattern;
+use crate::source::tone::Tone;
+use crate::source::{open_file, EncodedSource};
+use crate::status::{status_line, Stats};
+use crate::PushError;
+
+/// What reaches the muxer.
+enum MuxMsg {
+    Frame(Frame),
+    /// The track (audio or video) has ended.
+    End(MediaKind),
+}
+
+/// Totals at the end of a push.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Summary {
+    pub video_frames: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+    pub reconnects: u64,
+}
+
+/// Longest `--mix` file read into memory.
+const MAX_MIX_SECONDS: u32 = 600;
+/// Largest send queue in bytes, whatever `--queue-ms` says.
+const MAX_QUEUE_BYTES: usize = 32 << 20;
+
+/// Stream description for metadata.
+#[derive(Debug, Clone, Default)]
+struct Described {
+    width: u32,
+    height: u32,
+    fps: f64,
+    video_kbps: Option<u32>,
+    audio: Option<(u32, u8)>,
+    audio_kbps: Option<u32>,
+}
+
+impl Described {
+    fn script_body(&self) -> bytes::Bytes {
+        Metadata {
+            width: Some(self.width as f64),
+            height: Some(self.height as f64),
+            framerate: Some(self.fps),
+            video_data_rate: self.video_kbps.map(|k| k as f64),
+            audio_data_rate: self.audio_kbps.map(|k| k as f64),
+            video_codec: Some("h264".into()),
+            audio_codec: self.audio.map(|_| "aac".into()),
+            audio_sample_rate: self.audio.map(|(r, _)| r as f64),
+            audio_channels: self.audio.map(|(_, c)| c as f64),
+            encoder: Some(encoder_name()),
+        }
+        .to_script_body()
+    }
+
+    fn rtmp(&self) -> StreamMetadata {
+        let mut m = StreamMetadata::new();
+        m.video_width = Some(self.width);
+        m.video_height = Some(self.height);
+        m.video_codec_id = Some(7);
+        m.video_frame_rate = Some(self.fps as f32);
+        m.video_bitrate_kbps = self.video_kbps;
+        if let Some((rate, ch)) = self.audio {
+            m.audio_codec_id = Some(10);
+            m.audio_sample_rate = Some(rate);
+            m.audio_channels = Some(ch as u32);
+            m.audio_is_stereo = Some(ch == 2);
+            m.audio_bitrate_kbps = self.audio_kbps;
+        }
+        m.encoder = Some(encoder_name());
+        m
+    }
+}
+
+fn encoder_name() -> String {
+    format!("onair push {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Runs a push to the end (duration, end of file, or `stop`). Blocks the calling thread.
+pub fn run(cfg: PushConfig, stop: Arc<AtomicBool>) -> Result<Summary, PushError> {
+    let clock = Arc::new(CaptureClock::new(cfg.realtime));
+    let stats = Arc::new(Stats::default());
+    let (mux_tx, mux_rx) = bounded::<MuxMsg>(256);
+    let mut workers: Vec<(&'static str, JoinHandle<Result<(), PushError>>)> = Vec::new();
+
+    let described = match &cfg.video {
+        VideoInput::File(path) => {
+            let src = open_file(path)?;
+            let info = src.info().clone();
+            let sps = info.video.as_ref().and_then(|v| v.sps_info().ok());
+            let audio = info
+                .audio
+                .as_ref()
+                .and_then(|a| onair_shared::aac::AudioSpecificConfig::parse(a).ok());
+            let with_audio = cfg.audio != AudioInput::None && audio.is_some();
+            let d = Described {
+                width: sps.as_ref().map_or(0, |s| s.width),
+                height: sps.as_ref().map_or(0, |s| s.height),
+                fps: info.fps.or(sps.and_then(|s| s.fps)).unwrap_or(30.0),
+                audio: audio
+                    .filter(|_| with_audio)
+                    .map(|a| (a.sample_rate, a.channel_config)),
+                ..Default::default()
+            };
+            let (clock, stop, path) = (clock.clone(), stop.clone(), path.clone());
+            let (looped, duration) = (cfg.looped, cfg.duration_ms);
+            let tx = mux_tx.clone();
+            workers.push((
+                "file reader",
+                spawn("file reader", move || {
+                    file_stage(src, &path, looped, duration, with_audio, &clock, &stop, &tx)
+                }),
+            ));
+            d
+        }
+        _ => start_raw(&cfg, &clock, &stats, &stop, &mux_tx, &mut workers)?,
+    };
+    drop(mux_tx);
+    let has_audio = described.audio.is_some();
+
+    // Status line.
+    let done = Arc::new(AtomicBool::new(false));
+    let status = cfg.status.then(|| {
+        let (stats, done) = (stats.clone(), done.clone());
+        let network = matches!(cfg.output, Output::Rtmp(_));
+        spawn("status", move || {
+            status_stage(&stats, &done, network);
+            Ok(())
+        })
+    });
+
+    let result = match &cfg.output {
+        Output::File(path) => mux_to_file(path, &described, has_audio, &mux_rx, &stats),
+        Output::Rtmp(url) => {
+            let queue = SendQueue::new(cfg.queue_ms, MAX_QUEUE_BYTES);
+            let shared = Arc::new(Shared::new(queue, stats.clone()));
+            let publisher = {
+                let (url, shared, stop, meta) =
+                    (url.clone(), shared.clone(), stop.clone(), described.rtmp());
+                spawn("rtmp", move || run_publisher(url, shared, meta, stop))
+            };
+            let mut il = Interleaver::new(has_audio, true, 128);
+            for msg in mux_rx.iter() {
+                match msg {
+                    MuxMsg::Frame(f) => il.push(f),
+                    MuxMsg::End(k) => il.close(k),
+                }
+                while let Some(f) = il.pop() {
+                    shared.push(f);
+                }
+            }
+            il.close(MediaKind::Audio);
+            il.close(MediaKind::Video);
+            while let Some(f) = il.pop() {
+                shared.push(f);
+            }
+            shared.finish();
+            join("rtmp", publisher)
+        }
+    };
+    // The muxer is done (or failed): stop the sources and collect the stages.
+    stop.store(true, Relaxed);
+    drop(mux_rx);
+    let mut first_err = result.err();
+    for (name, h) in workers {
+        if let Err(e) = join(name, h) {
+            first_err.get_or_insert(e);
+        }
+    }
+    done.store(true, Relaxed);
+    if let Some(h) = status {
+        let _ = h.join();
+    }
+    let s = stats.snapshot();
+    if cfg.status {
+        eprintln!();
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(Summary {
+            video_frames: s.video_frames,
+            bytes: s.bytes,
+            dropped: s.dropped,
+            reconnects: s.reconnects,
+        }),
+    }
+}
+
+fn spawn<F>(name: &'static str, f: F) -> JoinHandle<Result<(), PushError>>
+where
+    F: FnOnce() -> Result<(), PushError> + Send + 'static,
+{
+    std::thread::Builder::new()
+        .name(format!("push-{name}"))
+        .spawn(f)
+        .unwrap_or_else(|e| panic!("cannot start the {name} thread: {e}"))
+}
+
+fn join(name: &'static str, h: JoinHandle<Result<(), PushError>>) -> Result<(), PushError> {
+    h.join().map_err(|_| PushError::Stage(name))?
+}
+
+fn mux_to_file(
+    path: &Path,
+    d: &Described,
+    has_audio: bool,
+    rx: &Receiver<MuxMsg>,
+    stats: &Stats,
+) -> Result<(), PushError> {
+    let file = std::fs::File::create(path).map_err(|e| PushError::io(path, e))?;
+    let io = |e| PushError::io(path, e);
+    let mut w = FlvWriter::new(
+        std::io::BufWriter::new(file),
+        has_audio,
+        true,
+        &d.script_body(),
+    )
+    .map_err(io)?;
+    let mut il = Interleaver::new(has_audio, true, 1024);
+    let write = |w: &mut FlvWriter<_>, f: Frame| -> Result<(), PushError> {
+        w.write(&f).map_err(io)?;
+        if f.kind == MediaKind::Video && !f.sequence_header {
+            stats.video_frames.fetch_add(1, Relaxed);
+        }
+        stats.bytes.fetch_add(f.payload.len() as u64, Relaxed);
+        Ok(())
+    };
+    for msg in rx.iter() {
+        match msg {
+            MuxMsg::Frame(f) => il.push(f),
+            MuxMsg::End(k) => il.close(k),
+        }
+        while let Some(f) = il.pop() {
+            write(&mut w, f)?;
+        }
+    }
+    il.close(MediaKind::Audio);
+    il.close(MediaKind::Video);
+    while let Some(f) = il.pop() {
+        write(&mut w, f)?;
+    }
+    w.finish().map_err(io)?;
+    Ok(())
+}
+
+fn status_stage(stats: &Stats, done: &AtomicBool, network: bool) {
+    use std::io::IsTerminal;
+    let tty = std::io::stderr().is_terminal();
+    let mut prev = stats.snapshot();
+    let mut at = Instant::now();
+    while !done.load(Relaxed) {
+        // Wake often to notice the end, print once a second.
+        for _ in 0..10 {
+            if done.load(Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let now = stats.snapshot();
+        let line = status_line(&prev, &now, at.elapsed().as_secs_f64(), network);
+        if tty {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+        prev = now;
+        at = Instant::now();
+    }
+}
+
+/// Sends to the next stage: drop when full for real-time capture, wait otherwise.
+/// Returns false when the next stage is gone.
+fn hand_on<T>(tx: &Sender<T>, v: T, drop_when_full: bool, stats: &Stats) -> bool {
+    if drop_when_full {
+        match tx.try_send(v) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                stats.capture_dropped.fetch_add(1, Relaxed);
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    } else {
+        tx.send(v).is_ok()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn file_stage(
+    first: Box<dyn EncodedSource>,
+    path: &Path,
+    looped: bool,
+    duration_ms: Option<u64>,
+    with_audio: bool,
+    clock: &CaptureClock,
+    stop: &AtomicBool,
+    tx: &Sender<MuxMsg>,
+) -> Result<(), PushError> {
+    let mut src = first;
+    // Timestamps continue across loops: each pass is offset past the last frame of the previous.
+    let mut offset = 0u64;
+    let mut base: Option<u64> = None;
+    let mut last_end = 0u64;
+    let mut pass = 0u32;
+    'passes: loop {
+        pass += 1;
+        let mut got_media = false;
+        while let Some(mut f) = src.next_frame()? {
+            if stop.load(Relaxed) {
+                break 'passes;
+            }
+            if f.kind == MediaKind::Audio && !with_audio {
+                continue;
+            }
+            if f.sequence_header && pass > 1 {
+                continue;
+            }
+            got_media |= !f.sequence_header;
+            let b = *base.get_or_insert(f.dts);
+            f.dts = f.dts.saturating_sub(b) + offset;
+            if duration_ms.is_some_and(|d| f.dts >= d) {
+                break 'passes;
+            }
+            if !f.sequence_header {
+                clock.wait_until(f.dts, stop);
+                last_end = last_end.max(f.dts);
+            }
+            if tx.send(MuxMsg::Frame(f)).is_err() {
+                break 'passes;
+            }
+        }
+        if !looped || !got_media {
+            break;
+        }
+        // One nominal frame after the last timestamp.
+        offset = last_end + 33;
+        base = None;
+        src = open_file(path)?;
+    }
+    let _ = tx.send(MuxMsg::End(MediaKind::Audio));
+    let _ = tx.send(MuxMsg::End(MediaKind::Video));
+    Ok(())
+}
+
+fn start_raw(
+    cfg: &PushConfig,
+    clock: &Arc<CaptureClock>,
+    stats: &Arc<Stats>,
+    stop: &Arc<AtomicBool>,
+    mux_tx: &Sender<MuxMsg>,
+    workers: &mut Vec<(&'static str, JoinHandle<Result<(), PushError>>)>,
+) -> Result<Described, PushError> {
+    // Video source.
+    let (video, fps, width, height): (Box<dyn RawVideo>, f64, usize, usize) = match &cfg.video {
+        VideoInput::Test => (
+            Box::new(TestVideo(TestPattern::new(cfg.width, cfg.height))),
+            cfg.fps.unwrap_or(30.0),
+            cfg.width,
+            cfg.height,
+        ),
+        VideoInput::Y4m(path) => {
+            let y = Y4mVideo::open(path, cfg.looped)?;
+            let h = y.header().clone();
+            (
+                Box::new(y),
+                cfg.fps.or(h.fps).unwrap_or(30.0),
+                h.width,
+                h.height,
+            )
+        }
+        VideoInput::Camera(index) => open_camera(*index, cfg)?,
+        VideoInput::Screen(display) => open_screen(display.as_deref(), cfg)?,
+        VideoInput::File(_) => return Err(PushError::Stage("raw video for a file source")),
+    };
+    // Audio source.
+    let audio: Option<Box<dyn RawAudio>> = match &cfg.audio {
+        AudioInput::Tone => Some(Box::new(ToneAudio(Tone::new(
+            cfg.sample_rate,
+            cfg.channels,
+        )))),
+        AudioInput::Wav(path) => Some(Box::new(WavAudio::open(
+            path,
+            cfg.looped,
+            cfg.sample_rate,
+            cfg.channels,
+        )?)),
+        AudioInput::Mic(name) => Some(open_mic(name.as_deref(), cfg)?),
+        AudioInput::None => None,
+    };
+    let logo = cfg
+        .logo
+        .as_ref()
+        .map(|(p, x, y)| Logo::load(p).map(|l| (l, *x, *y)))
+        .transpose()?;
+    let mixer = cfg
+        .mix
+        .as_ref()
+        .map(|p| {
+            WavAudio::read_all(p, cfg.sample_rate, cfg.channels, MAX_MIX_SECONDS)
+                .map(LoopMixer::new)
+        })
+        .transpose()?;
+    let h264 = H264Settings {
+        fps,
+        bitrate: cfg.bitrate,
+        keyint_frames: (cfg.keyint_s * fps).round().max(1.0) as u32,
+        threads: cfg.threads,
+    };
+    let mut encoder = H264Encoder::new(h264)?;
+    let aac_settings = AacSettings {
+        sample_rate: cfg.sample_rate,
+        channels: cfg.channels,
+        bitrate: cfg.audio_bitrate,
+    };
+    let aac = audio
+        .as_ref()
+        .map(|_| AacEncoder::new(aac_settings))
+        .transpose()?;
+
+    let realtime = cfg.realtime;
+    let duration = cfg.duration_ms;
+
+    // Video: capture -> process -> encode.
+    let (raw_tx, raw_rx) = bounded::<VideoFrame>(4);
+    let (proc_tx, proc_rx) = bounded::<VideoFrame>(4);
+    {
+        let (clock, stats, stop) = (clock.clone(), stats.clone(), stop.clone());
+        let mut video = video;
+        workers.push((
+            "video capture",
+            spawn("video capture", move || {
+                let self_paced = video.self_paced();
+                for index in 0u64.. {
+                    if stop.load(Relaxed) {
+                        break;
+                    }
+                    let pts = if self_paced {
+                        clock.now_ms()
+                    } else {
+                        (index as f64 * 1000.0 / fps).round() as u64
+                    };
+                    if duration.is_some_and(|d| pts >= d) {
+                        break;
+                    }
+                    if !self_paced {
+                        clock.wait_until(pts, &stop);
+                    }
+                    let wall = clock.wallclock_us(pts);
+                    let Some(picture) = video.next(index, wall)? else {
+                        break;
+                    };
+                    let frame = VideoFrame {
+                        picture,
+                        pts_ms: pts,
+                        wallclock_us: wall,
+                        index,
+                    };
+                    if !hand_on(&raw_tx, frame, realtime, &stats) {
+                        break;
+                    }
+                }
+                Ok(())
+            }),
+        ));
+    }
+    {
+        let overlay = cfg.overlay.clone();
+        workers.push((
+            "video process",
+            spawn("video process", move || {
+                for mut f in raw_rx.iter() {
+                    if let Some((logo, x, y)) = &logo {
+                        logo.blend(&mut f.picture, *x, *y);
+                    }
+                    if let Some(o) = &overlay {
+                        o.apply(&mut f.picture, f.wallclock_us);
+                    }
+                    if proc_tx.send(f).is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            }),
+        ));
+    }
+    {
+        let tx = mux_tx.clone();
+        workers.push((
+            "video encode",
+            spawn("video encode", move || {
+                let r = (|| {
+                    for f in proc_rx.iter() {
+                        let Some(pic) = encoder.encode(&f.picture, f.pts_ms)? else {
+                            continue;
+                        };
+                        if let Some(cfg) = &pic.new_config {
+                            let h = flv::video(f.pts_ms, flv::avc_sequence_header(cfg))
+                                .ok_or_else(|| PushError::H264("bad sequence header".into()))?;
+                            if tx.send(MuxMsg::Frame(h)).is_err() {
+                                break;
+                            }
+                        }
+                        let clock_sei = sei::build(sei::ClockSei {
+                            wallclock_us: f.wallclock_us,
+                            frame: f.index as u32,
+                        });
+                        let nals = std::iter::once(clock_sei.as_slice())
+                            .chain(pic.nals.iter().map(|n| n.as_slice()));
+                        let body = flv::avc_frame(pic.keyframe, 0, nals);
+                        let frame = flv::video(f.pts_ms, body)
+                            .ok_or_else(|| PushError::H264("bad frame".into()))?;
+                        if tx.send(MuxMsg::Frame(frame)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(())
+                })();
+                let _ = tx.send(MuxMsg::End(MediaKind::Video));
+                r
+            }),
+        ));
+    }
+
+    // Audio: capture -> process -> encode, in 10 ms blocks.
+    if let (Some(mut audio), Some(mut aac)) = (audio, aac) {
+        let (raw_tx, raw_rx) = bounded::<AudioBlock>(16);
+        let (proc_tx, proc_rx) = bounded::<AudioBlock>(16);
+        let (rate, channels) = (cfg.sample_rate, cfg.channels);
+        let block = (rate / 100) as usize;
+        {
+            let (clock, stats, stop) = (clock.clone(), stats.clone(), stop.clone());
+            workers.push((
+                "audio capture",
+                spawn("audio capture", move || {
+                    let self_paced = audio.self_paced();
+                    for k in 0u64.. {
+                        if stop.load(Relaxed) {
+                            break;
+                        }
+                        let pts = k * 10;
+                        if duration.is_some_and(|d| pts >= d) {
+                            break;
+                        }
+                        if !self_paced {
+                            clock.wait_until(pts, &stop);
+                        }
+                        let Some(samples) = audio.next(block)? else {
+                            break;
+                        };
+                        let b = AudioBlock {
+                            sample_rate: rate,
+                            channels,
+                            samples,
+                            pts_ms: pts,
+                        };
+                        if !hand_on(&raw_tx, b, realtime, &stats) {
+                            break;
+                        }
+                    }
+                    Ok(())
+                }),
+            ));
+        }
+        {
+            let gain = cfg.gain_db;
+            let mut mixer = mixer;
+            let mut denoiser = cfg.denoise.then(|| Denoiser::new(channels));
+            workers.push((
+                "audio process",
+                spawn("audio process", move || {
+                    for mut b in raw_rx.iter() {
+                        if let Some(d) = &mut denoiser {
+                            b.samples = d.process(&b.samples);
+                        }
+                        if let Some(m) = &mut mixer {
+                            m.mix_into(&mut b.samples);
+                        }
+                        if let Some(g) = gain {
+                            apply_gain(&mut b.samples, g);
+                        }
+                        if proc_tx.send(b).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(())
+                }),
+            ));
+        }
+        {
+            let tx = mux_tx.clone();
+            workers.push((
+                "audio encode",
+                spawn("audio encode", move || {
+                    let r = (|| {
+                        let h =
+                            flv::audio(0, flv::aac_sequence_header(aac.audio_specific_config()))
+                                .ok_or_else(|| PushError::Aac("bad sequence header".into()))?;
+                        if tx.send(MuxMsg::Frame(h)).is_err() {
+                            return Ok(());
+                        }
+                        for b in proc_rx.iter() {
+                            for au in aac.encode(&b)? {
+                                let f = flv::audio(au.dts_ms, flv::aac_frame(&au.data))
+                                    .ok_or_else(|| PushError::Aac("bad frame".into()))?;
+                                if tx.send(MuxMsg::Frame(f)).is_err() {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                        Ok(())
+                    })();
+                    let _ = tx.send(MuxMsg::End(MediaKind::Audio));
+                    r
+                }),
+            ));
+        }
+    }
+
+    Ok(Described {
+        width: width as u32,
+        height: height as u32,
+        fps,
+        video_kbps: Some(cfg.bitrate / 1000),
+        audio: (cfg.audio != AudioInput::None).then_some((cfg.sample_rate, cfg.channels)),
+        audio_kbps: (cfg.audio != AudioInput::None).then_some(cfg.audio_bitrate / 1000),
+    })
+}
+
+#[cfg(feature = "capture")]
+fn open_camera(
+    index: u32,
+    cfg: &PushConfig,
+) -> Result<(Box<dyn RawVideo>, f64, usize, usize), PushError> {
+    let fps = cfg.fps.unwrap_or(30.0);
+    let cam = crate::source::camera::Camera::open(index, cfg.width, cfg.height, fps)?;
+    let (w, h) = cam.size();
+    Ok((Box::new(cam), fps, w, h))
+}
+
+#[cfg(not(feature = "capture"))]
+fn open_camera(
+    _index: u32,
+    _cfg: &PushConfig,
+) -> Result<(Box<dyn RawVideo>, f64, usize, usize), PushError> {
+    Err(PushError::FeatureMissing("camera capture", "capture"))
+}
+
+#[cfg(feature = "capture")]
+fn open_mic(name: Option<&str>, cfg: &PushConfig) -> Result<Box<dyn RawAudio>, PushError> {
+    Ok(Box::new(crate::source::mic::Mic::open(
+        name,
+        cfg.sample_rate,
+        cfg.channels,
+    )?))
+}
+
+#[cfg(not(feature = "capture"))]
+fn open_mic(_name: Option<&str>, _cfg: &PushConfig) -> Result<Box<dyn RawAudio>, PushError> {
+    Err(PushError::FeatureMissing("microphone capture", "capture"))
+}
+
+#[cfg(feature = "screen")]
+fn open_screen(
+    display: Option<&str>,
+    cfg: &PushConfig,
+) -> Result<(Box<dyn RawVideo>, f64, usize, usize), PushError> {
+    let s = crate::source::screen::Screen::open(display, cfg.width, cfg.height)?;
+    Ok((Box::new(s), cfg.fps.unwrap_or(30.0), cfg.width, cfg.height))
+}
+
+#[cfg(not(feature = "screen"))]
+fn open_screen(
+    _display: Option<&str>,
+    _cfg: &PushConfig,
+) -> Result<(Box<dyn RawVideo>, f64, usize, usize), PushError> {
+    Err(PushError::FeatureMissing("screen capture", "screen"))
+}

@@ -1,0 +1,6 @@
+//! Where the stream goes: an RTMP server (with reconnects and the drop-policy queue) or
+//! an FLV file.
+
+pub mod file;
+pub mod queue;
+pub mod rtmp;

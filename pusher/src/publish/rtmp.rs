@@ -1,0 +1,457 @@
+//! Publishing over RTMP with rml_rtmp's `ClientSession` on a tokio runtime of its own:
+//! handshake, `connect`, `publish` (live), metadata, sequence headers, then frames popped
+//! from the shared `SendQueue`. When the server goes away it reconnects with backoff
+//! (250 ms doubling to 4 s) and resumes at a keyframe; the queue's drop policy keeps memory
+//! bounded meanwhile. Packets are serialized only when they are written, in order, so the
+//! chunk-header compression of rml_rtmp is never broken by a drop.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use onair_shared::{Frame, MediaKind};
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
+    PublishRequestType, StreamMetadata,
+};
+use rml_rtmp::time::RtmpTimestamp;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::time::timeout;
+
+use super::queue::SendQueue;
+use crate::status::Stats;
+use crate::PushError;
+
+/// A connect, handshake or command reply slower than this fails the attempt.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// One write blocked this long means the link is dead: reconnect.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(4);
+
+/// `rtmp://HOST[:PORT]/APP/STREAM`, split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtmpUrl {
+    pub addr: String,
+    pub app: String,
+    pub stream: String,
+    pub tc_url: String,
+    pub url: String,
+}
+
+impl RtmpUrl {
+    pub fn parse(url: &str) -> Result<Self, PushError> {
+        let bad = |r: &str| PushError::bad("URL", format!("{url:?}: {r}"));
+        let rest = url
+            .strip_prefix("rtmp://")
+            .ok_or_else(|| bad("must start with rtmp://"))?;
+        let (host, path) = rest.split_once('/').ok_or_else(|| bad("no /APP/STREAM"))?;
+        let (app, stream) = path
+            .split_once('/')
+            .ok_or_else(|| bad("no /STREAM after the app"))?;
+        if host.is_empty() || app.is_empty() || stream.is_empty() {
+            return Err(bad("host, app and stream must not be empty"));
+        }
+        let addr = if host.starts_with('[') {
+            if host.contains("]:") {
+                host.to_string()
+            } else {
+                format!("{host}:1935")
+            }
+        } else if host.contains(':') {
+            host.to_string()
+        } else {
+            format!("{host}:1935")
+        };
+        Ok(Self {
+            tc_url: format!("rtmp://{addr}/{app}"),
+            addr,
+            app: app.to_string(),
+            stream: stream.to_string(),
+            url: url.to_string(),
+        })
+    }
+}
+
+/// What the muxer and the publisher share.
+pub struct Shared {
+    pub queue: Mutex<SendQueue>,
+    pub notify: Notify,
+    pub stats: Arc<Stats>,
+}
+
+impl Shared {
+    pub fn new(queue: SendQueue, stats: Arc<Stats>) -> Self {
+        Self {
+            queue: Mutex::new(queue),
+            notify: Notify::new(),
+            stats,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SendQueue> {
+        // A panic while holding the lock leaves a queue that is still consistent enough
+        // to drain: take it over rather than propagate the poison.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Pushes a frame (the drop policy applies) and wakes the sender.
+    pub fn push(&self, f: Frame) {
+        let mut q = self.lock();
+        let before = q.dropped_frames;
+        q.push(f);
+        self.stats
+            .dropped
+            .fetch_add(q.dropped_frames - before, Relaxed);
+        self.publish_queue_stats(&q);
+        drop(q);
+        self.notify.notify_one();
+    }
+
+    pub fn finish(&self) {
+        self.lock().finish();
+        self.notify.notify_one();
+    }
+
+    fn publish_queue_stats(&self, q: &SendQueue) {
+        self.stats.queue_frames.store(q.len() as u64, Relaxed);
+        self.stats.queue_ms.store(q.span_ms(), Relaxed);
+    }
+}
+
+/// Runs the publisher until the queue is finished and drained (or `stop` is set while
+/// no server can be reached). Blocks the calling thread.
+pub fn run_publisher(
+    url: RtmpUrl,
+    shared: Arc<Shared>,
+    metadata: StreamMetadata,
+    stop: Arc<AtomicBool>,
+) -> Result<(), PushError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PushError::Rtmp {
+            url: url.url.clone(),
+            reason: format!("tokio runtime: {e}"),
+        })?;
+    rt.block_on(async move {
+        let mut backoff = BACKOFF_MIN;
+        let mut attempts = 0u64;
+        loop {
+            attempts += 1;
+            if attempts > 1 {
+                shared.stats.reconnects.fetch_add(1, Relaxed);
+            }
+            let mut published = false;
+            let result = publish_once(&url, &shared, &metadata, &stop, &mut published).await;
+            shared.stats.connected.store(false, Relaxed);
+            match result {
+                Ok(()) => return Ok(()),
+                Err(reason) => {
+                    let finished = shared.lock().is_finished();
+                    if stop.load(Relaxed) || finished && !published {
+                        return Err(PushError::Rtmp {
+                            url: url.url.clone(),
+                            reason,
+                        });
+                    }
+                    if published {
+                        backoff = BACKOFF_MIN;
+                    }
+                    tracing::warn!(url = %url.url, %reason, retry_in_ms = backoff.as_millis() as u64, "publish interrupted");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    })
+}
+
+struct Conn {
+    sock: TcpStream,
+    session: Option<ClientSession>,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        match timeout(WRITE_TIMEOUT, self.sock.write_all(bytes)).await {
+            Ok(r) => r.map_err(|e| format!("write: {e}")),
+            Err(_) => Err(format!("write blocked for {WRITE_TIMEOUT:?}")),
+        }
+    }
+
+    async fn read(&mut self) -> Result<usize, String> {
+        match self.sock.read(&mut self.buf).await {
+            Ok(0) => Err("server closed the connection".into()),
+            Ok(n) => Ok(n),
+            Err(e) => Err(format!("read: {e}")),
+        }
+    }
+
+    fn session(&mut self) -> Result<&mut ClientSession, String> {
+        self.session
+            .as_mut()
+            .ok_or_else(|| "no session".to_string())
+    }
+
+    async fn send(&mut self, r: ClientSessionResult) -> Result<(), String> {
+        if let ClientSessionResult::OutboundResponse(p) = r {
+            self.write(&p.bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// Feeds bytes to the session, writes its responses, returns its events.
+    async fn input(&mut self, bytes: &[u8]) -> Result<Vec<ClientSessionEvent>, String> {
+        let results = self
+            .session()?
+            .handle_input(bytes)
+            .map_err(|e| format!("RTMP from server: {e:?}"))?;
+        let mut events = Vec::new();
+        for r in results {
+            match r {
+                ClientSessionResult::OutboundResponse(p) => self.write(&p.bytes).await?,
+                ClientSessionResult::RaisedEvent(e) => events.push(e),
+                ClientSessionResult::UnhandleableMessageReceived(_) => {}
+            }
+        }
+        for e in &events {
+            check_status(e)?;
+        }
+        Ok(events)
+    }
+
+    async fn wait_for(
+        &mut self,
+        what: &str,
+        want: fn(&ClientSessionEvent) -> bool,
+    ) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+        loop {
+            let n = tokio::time::timeout_at(deadline, self.read())
+                .await
+                .map_err(|_| format!("no {what} within {CONNECT_TIMEOUT:?}"))??;
+            let bytes = self.buf[..n].to_vec();
+            if self.input(&bytes).await?.iter().any(want) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// An `onStatus` whose code ends a publish (bad name, failed, rejected...).
+fn check_status(e: &ClientSessionEvent) -> Result<(), String> {
+    const ENDINGS: [&str; 5] = ["Failed", "NotFound", "BadName", "Rejected", "Forbidden"];
+    match e {
+        ClientSessionEvent::UnhandleableOnStatusCode { code }
+            if ENDINGS.iter().any(|s| code.ends_with(s)) =>
+        {
+            Err(format!("server said {code}"))
+        }
+        ClientSessionEvent::ConnectionRequestRejected { description } => {
+            Err(format!("connect rejected: {description}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn publish_once(
+    url: &RtmpUrl,
+    shared: &Shared,
+    metadata: &StreamMetadata,
+    stop: &AtomicBool,
+    published: &mut bool,
+) -> Result<(), String> {
+    let sock = timeout(CONNECT_TIMEOUT, TcpStream::connect(&url.addr))
+        .await
+        .map_err(|_| format!("connect to {} timed out", url.addr))?
+        .map_err(|e| format!("connect to {}: {e}", url.addr))?;
+    sock.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut c = Conn {
+        sock,
+        session: None,
+        buf: vec![0u8; 64 * 1024],
+    };
+    // Handshake.
+    let mut hs = Handshake::new(PeerType::Client);
+    let p0p1 = hs
+        .generate_outbound_p0_and_p1()
+        .map_err(|e| format!("handshake: {e:?}"))?;
+    c.write(&p0p1).await?;
+    let leftover = loop {
+        let n = timeout(CONNECT_TIMEOUT, c.read())
+            .await
+            .map_err(|_| "handshake timed out".to_string())??;
+        match hs
+            .process_bytes(&c.buf[..n])
+            .map_err(|e| format!("handshake: {e:?}"))?
+        {
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                c.write(&response_bytes).await?
+            }
+            HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            } => {
+                c.write(&response_bytes).await?;
+                break remaining_bytes;
+            }
+        }
+    };
+    let mut config = ClientSessionConfig::new();
+    config.tc_url = Some(url.tc_url.clone());
+    let (session, initial) = ClientSession::new(config).map_err(|e| format!("session: {e:?}"))?;
+    c.session = Some(session);
+    for r in initial {
+        c.send(r).await?;
+    }
+    let req = c
+        .session()?
+        .request_connection(url.app.clone())
+        .map_err(|e| format!("connect: {e:?}"))?;
+    c.send(req).await?;
+    let mut connected = false;
+    if !leftover.is_empty() {
+        connected = c
+            .input(&leftover)
+            .await?
+            .contains(&ClientSessionEvent::ConnectionRequestAccepted);
+    }
+    if !connected {
+        c.wait_for("connect reply", |e| {
+            *e == ClientSessionEvent::ConnectionRequestAccepted
+        })
+        .await?;
+    }
+    let req = c
+        .session()?
+        .request_publishing(url.stream.clone(), PublishRequestType::Live)
+        .map_err(|e| format!("publish: {e:?}"))?;
+    c.send(req).await?;
+    c.wait_for("publish reply", |e| {
+        *e == ClientSessionEvent::PublishRequestAccepted
+    })
+    .await?;
+    *published = true;
+    tracing::info!(url = %url.url, "publishing");
+    let meta = c
+        .session()?
+        .publish_metadata(metadata)
+        .map_err(|e| format!("metadata: {e:?}"))?;
+    c.send(meta).await?;
+    shared.lock().restart();
+    shared.stats.connected.store(true, Relaxed);
+
+    loop {
+        // Send everything queued.
+        loop {
+            let (headers, frame, done) = {
+                let mut q = shared.lock();
+                let h = q.take_headers();
+                let f = q.pop();
+                shared.publish_queue_stats(&q);
+                (h, f, q.is_finished() && q.is_empty())
+            };
+            for h in headers {
+                send_frame(&mut c, &h).await?;
+            }
+            match frame {
+                Some(f) => {
+                    send_frame(&mut c, &f).await?;
+                    if f.kind == MediaKind::Video {
+                        shared.stats.video_frames.fetch_add(1, Relaxed);
+                    }
+                    shared
+                        .stats
+                        .bytes
+                        .fetch_add(f.payload.len() as u64, Relaxed);
+                }
+                None if done => {
+                    let r = c
+                        .session()?
+                        .stop_publishing()
+                        .map_err(|e| format!("{e:?}"))?;
+                    for r in r {
+                        c.send(r).await?;
+                    }
+                    let _ = c.sock.shutdown().await;
+                    return Ok(());
+                }
+                None => break,
+            }
+        }
+        tokio::select! {
+            _ = shared.notify.notified() => {}
+            r = c.sock.read(&mut c.buf) => {
+                let n = match r {
+                    Ok(0) => return Err("server closed the connection".into()),
+                    Ok(n) => n,
+                    Err(e) => return Err(format!("read: {e}")),
+                };
+                let bytes = c.buf[..n].to_vec();
+                c.input(&bytes).await?;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                if stop.load(Relaxed) && shared.lock().is_finished() && shared.lock().is_empty() {
+                    continue;
+                }
+            }
+        }
+    }
+}
+
+async fn send_frame(c: &mut Conn, f: &Frame) -> Result<(), String> {
+    let ts = RtmpTimestamp::new(f.wire_timestamp());
+    let payload: Bytes = f.payload.clone();
+    let s = c.session()?;
+    let r = match f.kind {
+        MediaKind::Video => s.publish_video_data(payload, ts, false),
+        MediaKind::Audio => s.publish_audio_data(payload, ts, false),
+        MediaKind::Data => return Ok(()),
+    }
+    .map_err(|e| format!("serialize: {e:?}"))?;
+    c.send(r).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = RtmpUrl::parse("rtmp://127.0.0.1:1936/live/t").unwrap();
+        assert_eq!(
+            (u.addr.as_str(), u.app.as_str(), u.stream.as_str()),
+            ("127.0.0.1:1936", "live", "t")
+        );
+        assert_eq!(u.tc_url, "rtmp://127.0.0.1:1936/live");
+        let u = RtmpUrl::parse("rtmp://example.org/app/key?token=1").unwrap();
+        assert_eq!(
+            (u.addr.as_str(), u.stream.as_str()),
+            ("example.org:1935", "key?token=1")
+        );
+        let u = RtmpUrl::parse("rtmp://[::1]/live/a/b").unwrap();
+        assert_eq!((u.addr.as_str(), u.stream.as_str()), ("[::1]:1935", "a/b"));
+        for bad in [
+            "http://x/a/b",
+            "rtmp://host/app",
+            "rtmp:///a/b",
+            "rtmp://h//s",
+        ] {
+            assert!(RtmpUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn error_statuses_end_the_attempt() {
+        let s = |c: &str| ClientSessionEvent::UnhandleableOnStatusCode { code: c.into() };
+        assert!(check_status(&s("NetStream.Publish.BadName")).is_err());
+        assert!(check_status(&s("NetStream.Publish.Start")).is_ok());
+        assert!(check_status(&ClientSessionEvent::PublishRequestAccepted).is_ok());
+    }
+}

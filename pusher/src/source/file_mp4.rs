@@ -1,0 +1,184 @@
+//! MP4 files (H.264 + AAC tracks) as a source, without re-encoding, read with the `mp4`
+//! crate. Samples are already length-prefixed NAL units (AVCC), which is what an FLV video
+//! tag carries, so video payloads go out bit-identical. The two tracks are merged by
+//! decode time. Edit lists are not applied (timestamps start at each track's zero).
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use mp4::{MediaType, Mp4Reader, Mp4Sample, TrackType};
+use onair_shared::aac::{AudioSpecificConfig, SAMPLE_RATES};
+use onair_shared::avc::AvcDecoderConfig;
+use onair_shared::Frame;
+
+use super::{EncodedInfo, EncodedSource};
+use crate::mux::flv;
+use crate::PushError;
+
+struct Track {
+    id: u32,
+    timescale: u64,
+    count: u32,
+    next: u32,
+    /// The next sample, read ahead for merging.
+    pending: Option<Mp4Sample>,
+}
+
+pub struct Mp4Source {
+    reader: Mp4Reader<BufReader<File>>,
+    path: PathBuf,
+    info: EncodedInfo,
+    video: Option<Track>,
+    audio: Option<Track>,
+    headers: Vec<Frame>,
+}
+
+impl Mp4Source {
+    pub fn open(path: &Path) -> Result<Self, PushError> {
+        let bad = |r: String| PushError::format(format!("MP4 {}", path.display()), r);
+        let file = File::open(path).map_err(|e| PushError::io(path, e))?;
+        let size = file.metadata().map_err(|e| PushError::io(path, e))?.len();
+        let reader =
+            Mp4Reader::read_header(BufReader::new(file), size).map_err(|e| bad(e.to_string()))?;
+        let mut info = EncodedInfo::default();
+        let mut headers = Vec::new();
+        let (mut video, mut audio) = (None, None);
+        let mut ids: Vec<u32> = reader.tracks().keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(t) = reader.tracks().get(&id) else {
+                continue;
+            };
+            let track = |t: &mp4::Mp4Track| Track {
+                id,
+                timescale: t.timescale().max(1) as u64,
+                count: t.sample_count(),
+                next: 1,
+                pending: None,
+            };
+            match (t.track_type(), t.media_type()) {
+                (Ok(TrackType::Video), Ok(MediaType::H264)) if video.is_none() => {
+                    let sps = t.sequence_parameter_set().map_err(|e| bad(e.to_string()))?;
+                    let pps = t.picture_parameter_set().map_err(|e| bad(e.to_string()))?;
+                    let cfg = AvcDecoderConfig::from_parameter_sets(sps, pps)
+                        .map_err(|e| bad(e.to_string()))?;
+                    headers.push(
+                        flv::video(0, flv::avc_sequence_header(&cfg))
+                            .ok_or_else(|| bad("AVC header".into()))?,
+                    );
+                    let fps = t.frame_rate();
+                    info.fps = (fps.is_finite() && fps > 0.0).then_some(fps);
+                    info.video = Some(cfg);
+                    video = Some(track(t));
+                }
+                (Ok(TrackType::Audio), Ok(MediaType::AAC)) if audio.is_none() => {
+                    let object_type = t.audio_profile().map_err(|e| bad(e.to_string()))? as u8;
+                    let freq = t.sample_freq_index().map_err(|e| bad(e.to_string()))?;
+                    let sample_rate = freq.freq();
+                    let frequency_index = SAMPLE_RATES
+                        .iter()
+                        .position(|&r| r == sample_rate)
+                        .unwrap_or(15) as u8;
+                    let channel_config = t.channel_config().map_err(|e| bad(e.to_string()))? as u8;
+                    let asc = AudioSpecificConfig {
+                        object_type,
+                        frequency_index,
+                        sample_rate,
+                        channel_config,
+                    }
+                    .to_bytes()
+                    .to_vec();
+                    headers.push(
+                        flv::audio(0, flv::aac_sequence_header(&asc))
+                            .ok_or_else(|| bad("AAC header".into()))?,
+                    );
+                    info.audio = Some(asc);
+                    audio = Some(track(t));
+                }
+                (Ok(TrackType::Video), Ok(other)) => {
+                    return Err(bad(format!("video codec {other} (only H.264 is pushed)")));
+                }
+                _ => {}
+            }
+        }
+        if video.is_none() && audio.is_none() {
+            return Err(bad("no H.264 or AAC track".into()));
+        }
+        Ok(Self {
+            reader,
+            path: path.to_path_buf(),
+            info,
+            video,
+            audio,
+            headers,
+        })
+    }
+
+    fn fill(
+        reader: &mut Mp4Reader<BufReader<File>>,
+        t: &mut Option<Track>,
+        path: &Path,
+    ) -> Result<(), PushError> {
+        let Some(t) = t else { return Ok(()) };
+        while t.pending.is_none() && t.next <= t.count {
+            let s = reader
+                .read_sample(t.id, t.next)
+                .map_err(|e| PushError::format(format!("MP4 {}", path.display()), e.to_string()))?;
+            t.next += 1;
+            t.pending = s;
+        }
+        Ok(())
+    }
+}
+
+fn ms(t: u64, timescale: u64) -> u64 {
+    t * 1000 / timescale
+}
+
+impl EncodedSource for Mp4Source {
+    fn info(&self) -> &EncodedInfo {
+        &self.info
+    }
+
+    fn next_frame(&mut self) -> Result<Option<Frame>, PushError> {
+        if !self.headers.is_empty() {
+            return Ok(Some(self.headers.remove(0)));
+        }
+        Self::fill(&mut self.reader, &mut self.video, &self.path)?;
+        Self::fill(&mut self.reader, &mut self.audio, &self.path)?;
+        let vt = self
+            .video
+            .as_ref()
+            .and_then(|t| t.pending.as_ref().map(|s| ms(s.start_time, t.timescale)));
+        let at = self
+            .audio
+            .as_ref()
+            .and_then(|t| t.pending.as_ref().map(|s| ms(s.start_time, t.timescale)));
+        let take_video = match (vt, at) {
+            (Some(v), Some(a)) => v <= a,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return Ok(None),
+        };
+        let bad =
+            |r: &str| PushError::format(format!("MP4 {}", self.path.display()), r.to_string());
+        if take_video {
+            let t = self.video.as_mut().ok_or_else(|| bad("no video track"))?;
+            let s = t.pending.take().ok_or_else(|| bad("no sample"))?;
+            let dts = ms(s.start_time, t.timescale);
+            let cts = (s.rendering_offset as i64 * 1000 / t.timescale as i64) as i32;
+            Ok(flv::video(
+                dts,
+                flv::avc_frame_avcc(s.is_sync, cts, &s.bytes),
+            ))
+        } else {
+            let t = self.audio.as_mut().ok_or_else(|| bad("no audio track"))?;
+            let s = t.pending.take().ok_or_else(|| bad("no sample"))?;
+            Ok(flv::audio(
+                ms(s.start_time, t.timescale),
+                flv::aac_frame(&s.bytes),
+            ))
+        }
+    }
+}

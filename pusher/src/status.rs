@@ -1,0 +1,96 @@
+//! Live counters of a push and the one-line status built from them (fps, bitrate, queue,
+//! dropped, reconnects). Counters are atomics shared by the stages; `StatusLine` turns two
+//! snapshots into a line, purely.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Video frames handed to the sink (sent or written).
+    pub video_frames: AtomicU64,
+    /// Payload bytes handed to the sink.
+    pub bytes: AtomicU64,
+    /// Frames dropped by the send queue.
+    pub dropped: AtomicU64,
+    /// Raw frames dropped at capture because encoding fell behind real time.
+    pub capture_dropped: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub queue_frames: AtomicU64,
+    pub queue_ms: AtomicU64,
+    pub connected: AtomicBool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub video_frames: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+    pub capture_dropped: u64,
+    pub reconnects: u64,
+    pub queue_frames: u64,
+    pub queue_ms: u64,
+    pub connected: bool,
+}
+
+impl Stats {
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            video_frames: self.video_frames.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            capture_dropped: self.capture_dropped.load(Relaxed),
+            reconnects: self.reconnects.load(Relaxed),
+            queue_frames: self.queue_frames.load(Relaxed),
+            queue_ms: self.queue_ms.load(Relaxed),
+            connected: self.connected.load(Relaxed),
+        }
+    }
+}
+
+/// The status line for the interval between two snapshots `secs` apart.
+pub fn status_line(prev: &Snapshot, now: &Snapshot, secs: f64, network: bool) -> String {
+    let secs = if secs > 0.0 { secs } else { 1.0 };
+    let fps = now.video_frames.saturating_sub(prev.video_frames) as f64 / secs;
+    let kbps = now.bytes.saturating_sub(prev.bytes) as f64 * 8.0 / 1000.0 / secs;
+    let mut line = format!(
+        "fps={fps:.1} bitrate={kbps:.0}kbit/s queue={}/{}ms dropped={} capture_dropped={}",
+        now.queue_frames, now.queue_ms, now.dropped, now.capture_dropped
+    );
+    if network {
+        line.push_str(&format!(
+            " reconnects={} {}",
+            now.reconnects,
+            if now.connected {
+                "connected"
+            } else {
+                "connecting"
+            }
+        ));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_from_two_snapshots() {
+        let a = Snapshot::default();
+        let b = Snapshot {
+            video_frames: 60,
+            bytes: 500_000,
+            dropped: 3,
+            reconnects: 1,
+            queue_frames: 4,
+            queue_ms: 120,
+            connected: true,
+            ..a
+        };
+        assert_eq!(
+            status_line(&a, &b, 2.0, true),
+            "fps=30.0 bitrate=2000kbit/s queue=4/120ms dropped=3 capture_dropped=0 reconnects=1 connected"
+        );
+        assert!(!status_line(&a, &b, 2.0, false).contains("reconnects"));
+    }
+}
