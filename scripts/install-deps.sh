@@ -7,6 +7,11 @@ set -euo pipefail
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
+# The pusher's capture features, which clippy and the tests build (--all-features): bindgen
+# needs libclang (V4L2 bindings under nokhwa), cpal's ALSA backend libasound2-dev and pkg-config.
+dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
+dpkg -s libasound2-dev >/dev/null 2>&1 || need+=(libasound2-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 if [ "${ONAIR_BENCH_DEPS:-0}" = 1 ]; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx)
   [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)

@@ -44,11 +44,11 @@ use crate::source::{open_file, EncodedSource};
 use crate::status::{status_line, Stats};
 use crate::PushError;
 
-/// What reaches the muxer.
-enum MuxMsg {
-    Frame(Frame),
-    /// The track (audio or video) has ended.
-    End(MediaKind),
+/// The encoders' (or the file reader's) outputs: one channel per track, closed at its end.
+#[derive(Clone)]
+struct Tracks {
+    video: Sender<Frame>,
+    audio: Sender<Frame>,
 }
 
 /// Totals at the end of a push.
@@ -120,7 +120,12 @@ fn encoder_name() -> String {
 pub fn run(cfg: PushConfig, stop: Arc<AtomicBool>) -> Result<Summary, PushError> {
     let clock = Arc::new(CaptureClock::new(cfg.realtime));
     let stats = Arc::new(Stats::default());
-    let (mux_tx, mux_rx) = bounded::<MuxMsg>(256);
+    let (video_tx, video_rx) = bounded::<Frame>(64);
+    let (audio_tx, audio_rx) = bounded::<Frame>(64);
+    let mux_tx = Tracks {
+        video: video_tx,
+        audio: audio_tx,
+    };
     let mut workers: Vec<(&'static str, JoinHandle<Result<(), PushError>>)> = Vec::new();
 
     let described = match &cfg.video {
@@ -148,7 +153,7 @@ pub fn run(cfg: PushConfig, stop: Arc<AtomicBool>) -> Result<Summary, PushError>
             workers.push((
                 "file reader",
                 spawn("file reader", move || {
-                    file_stage(src, &path, looped, duration, with_audio, &clock, &stop, &tx)
+                    file_stage(src, &path, looped, duration, with_audio, &clock, &stop, tx)
                 }),
             ));
             d
@@ -170,7 +175,15 @@ pub fn run(cfg: PushConfig, stop: Arc<AtomicBool>) -> Result<Summary, PushError>
     });
 
     let result = match &cfg.output {
-        Output::File(path) => mux_to_file(path, &described, has_audio, &mux_rx, &stats),
+        Output::File(path) => mux_to_file(
+            path,
+            &described,
+            has_audio,
+            &video_rx,
+            &audio_rx,
+            !cfg.realtime,
+            &stats,
+        ),
         Output::Rtmp(url) => {
             let queue = SendQueue::new(cfg.queue_ms, MAX_QUEUE_BYTES);
             let shared = Arc::new(Shared::new(queue, stats.clone()));
@@ -179,28 +192,19 @@ pub fn run(cfg: PushConfig, stop: Arc<AtomicBool>) -> Result<Summary, PushError>
                     (url.clone(), shared.clone(), stop.clone(), described.rtmp());
                 spawn("rtmp", move || run_publisher(url, shared, meta, stop))
             };
-            let mut il = Interleaver::new(has_audio, true, 128);
-            for msg in mux_rx.iter() {
-                match msg {
-                    MuxMsg::Frame(f) => il.push(f),
-                    MuxMsg::End(k) => il.close(k),
-                }
-                while let Some(f) = il.pop() {
-                    shared.push(f);
-                }
-            }
-            il.close(MediaKind::Audio);
-            il.close(MediaKind::Video);
-            while let Some(f) = il.pop() {
+            let r = merge(&video_rx, &audio_rx, has_audio, false, 128, |f| {
                 shared.push(f);
-            }
+                Ok(())
+            });
             shared.finish();
-            join("rtmp", publisher)
+            let published = join("rtmp", publisher);
+            r.and(published)
         }
     };
     // The muxer is done (or failed): stop the sources and collect the stages.
     stop.store(true, Relaxed);
-    drop(mux_rx);
+    drop(video_rx);
+    drop(audio_rx);
     let mut first_err = result.err();
     for (name, h) in workers {
         if let Err(e) = join(name, h) {
@@ -240,11 +244,63 @@ fn join(name: &'static str, h: JoinHandle<Result<(), PushError>>) -> Result<(), 
     h.join().map_err(|_| PushError::Stage(name))?
 }
 
+/// Merges the two tracks in timestamp order into `sink`. `strict` (free-running pushes)
+/// waits for whichever open track is behind, so the order is exact and backpressure holds
+/// the faster encoder; otherwise frames are taken as they come and a track is waited for
+/// at most `max_wait` frames of the other (a stalled microphone must not stop the video).
+fn merge(
+    video: &Receiver<Frame>,
+    audio: &Receiver<Frame>,
+    has_audio: bool,
+    strict: bool,
+    max_wait: usize,
+    mut sink: impl FnMut(Frame) -> Result<(), PushError>,
+) -> Result<(), PushError> {
+    let mut il = Interleaver::new(has_audio, true, max_wait);
+    let (mut v_open, mut a_open) = (true, has_audio);
+    loop {
+        while let Some(f) = il.pop() {
+            sink(f)?;
+        }
+        if !v_open && !a_open {
+            return Ok(());
+        }
+        let (kind, r) = if strict {
+            match il.waiting_for() {
+                Some(MediaKind::Audio) => (MediaKind::Audio, audio.recv()),
+                _ => (MediaKind::Video, video.recv()),
+            }
+        } else {
+            let never = crossbeam_channel::never();
+            let (vr, ar) = (
+                if v_open { video } else { &never },
+                if a_open { audio } else { &never },
+            );
+            crossbeam_channel::select! {
+                recv(vr) -> r => (MediaKind::Video, r),
+                recv(ar) -> r => (MediaKind::Audio, r),
+            }
+        };
+        match r {
+            Ok(f) => il.push(f),
+            Err(_) => {
+                il.close(kind);
+                match kind {
+                    MediaKind::Video => v_open = false,
+                    _ => a_open = false,
+                }
+            }
+        }
+    }
+}
+
 fn mux_to_file(
     path: &Path,
     d: &Described,
     has_audio: bool,
-    rx: &Receiver<MuxMsg>,
+    video: &Receiver<Frame>,
+    audio: &Receiver<Frame>,
+    strict: bool,
     stats: &Stats,
 ) -> Result<(), PushError> {
     let file = std::fs::File::create(path).map_err(|e| PushError::io(path, e))?;
@@ -256,29 +312,14 @@ fn mux_to_file(
         &d.script_body(),
     )
     .map_err(io)?;
-    let mut il = Interleaver::new(has_audio, true, 1024);
-    let write = |w: &mut FlvWriter<_>, f: Frame| -> Result<(), PushError> {
+    merge(video, audio, has_audio, strict, 1024, |f| {
         w.write(&f).map_err(io)?;
         if f.kind == MediaKind::Video && !f.sequence_header {
             stats.video_frames.fetch_add(1, Relaxed);
         }
         stats.bytes.fetch_add(f.payload.len() as u64, Relaxed);
         Ok(())
-    };
-    for msg in rx.iter() {
-        match msg {
-            MuxMsg::Frame(f) => il.push(f),
-            MuxMsg::End(k) => il.close(k),
-        }
-        while let Some(f) = il.pop() {
-            write(&mut w, f)?;
-        }
-    }
-    il.close(MediaKind::Audio);
-    il.close(MediaKind::Video);
-    while let Some(f) = il.pop() {
-        write(&mut w, f)?;
-    }
+    })?;
     w.finish().map_err(io)?;
     Ok(())
 }
@@ -334,7 +375,7 @@ fn file_stage(
     with_audio: bool,
     clock: &CaptureClock,
     stop: &AtomicBool,
-    tx: &Sender<MuxMsg>,
+    tx: Tracks,
 ) -> Result<(), PushError> {
     let mut src = first;
     // Timestamps continue across loops: each pass is offset past the last frame of the previous.
@@ -365,7 +406,11 @@ fn file_stage(
                 clock.wait_until(f.dts, stop);
                 last_end = last_end.max(f.dts);
             }
-            if tx.send(MuxMsg::Frame(f)).is_err() {
+            let sent = match f.kind {
+                MediaKind::Audio => tx.audio.send(f),
+                _ => tx.video.send(f),
+            };
+            if sent.is_err() {
                 break 'passes;
             }
         }
@@ -377,8 +422,6 @@ fn file_stage(
         base = None;
         src = open_file(path)?;
     }
-    let _ = tx.send(MuxMsg::End(MediaKind::Audio));
-    let _ = tx.send(MuxMsg::End(MediaKind::Video));
     Ok(())
 }
 
@@ -387,7 +430,7 @@ fn start_raw(
     clock: &Arc<CaptureClock>,
     stats: &Arc<Stats>,
     stop: &Arc<AtomicBool>,
-    mux_tx: &Sender<MuxMsg>,
+    mux_tx: &Tracks,
     workers: &mut Vec<(&'static str, JoinHandle<Result<(), PushError>>)>,
 ) -> Result<Described, PushError> {
     // Video source.
@@ -524,7 +567,7 @@ fn start_raw(
         ));
     }
     {
-        let tx = mux_tx.clone();
+        let tx = mux_tx.video.clone();
         workers.push((
             "video encode",
             spawn("video encode", move || {
@@ -536,7 +579,7 @@ fn start_raw(
                         if let Some(cfg) = &pic.new_config {
                             let h = flv::video(f.pts_ms, flv::avc_sequence_header(cfg))
                                 .ok_or_else(|| PushError::H264("bad sequence header".into()))?;
-                            if tx.send(MuxMsg::Frame(h)).is_err() {
+                            if tx.send(h).is_err() {
                                 break;
                             }
                         }
@@ -549,13 +592,12 @@ fn start_raw(
                         let body = flv::avc_frame(pic.keyframe, 0, nals);
                         let frame = flv::video(f.pts_ms, body)
                             .ok_or_else(|| PushError::H264("bad frame".into()))?;
-                        if tx.send(MuxMsg::Frame(frame)).is_err() {
+                        if tx.send(frame).is_err() {
                             break;
                         }
                     }
                     Ok(())
                 })();
-                let _ = tx.send(MuxMsg::End(MediaKind::Video));
                 r
             }),
         ));
@@ -627,7 +669,7 @@ fn start_raw(
             ));
         }
         {
-            let tx = mux_tx.clone();
+            let tx = mux_tx.audio.clone();
             workers.push((
                 "audio encode",
                 spawn("audio encode", move || {
@@ -635,21 +677,27 @@ fn start_raw(
                         let h =
                             flv::audio(0, flv::aac_sequence_header(aac.audio_specific_config()))
                                 .ok_or_else(|| PushError::Aac("bad sequence header".into()))?;
-                        if tx.send(MuxMsg::Frame(h)).is_err() {
+                        if tx.send(h).is_err() {
                             return Ok(());
                         }
-                        for b in proc_rx.iter() {
-                            for au in aac.encode(&b)? {
+                        let send = |units: Vec<crate::encode::aac::AccessUnit>| -> Result<bool, PushError> {
+                            for au in units {
                                 let f = flv::audio(au.dts_ms, flv::aac_frame(&au.data))
                                     .ok_or_else(|| PushError::Aac("bad frame".into()))?;
-                                if tx.send(MuxMsg::Frame(f)).is_err() {
-                                    return Ok(());
+                                if tx.send(f).is_err() {
+                                    return Ok(false);
                                 }
                             }
+                            Ok(true)
+                        };
+                        for b in proc_rx.iter() {
+                            if !send(aac.encode(&b)?)? {
+                                return Ok(());
+                            }
                         }
+                        send(aac.flush()?)?;
                         Ok(())
                     })();
-                    let _ = tx.send(MuxMsg::End(MediaKind::Audio));
                     r
                 }),
             ));

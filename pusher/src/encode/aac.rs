@@ -30,6 +30,8 @@ pub struct AacEncoder {
     t0_ms: Option<u64>,
     /// Access units produced so far.
     produced: u64,
+    /// Real (not padding) samples per channel given so far.
+    real_samples: u64,
 }
 
 /// One encoded access unit and its timestamp in ms.
@@ -76,6 +78,7 @@ impl AacEncoder {
             out: vec![0u8; (info.maxOutBufBytes as usize).max(8192)],
             t0_ms: None,
             produced: 0,
+            real_samples: 0,
         })
     }
 
@@ -89,6 +92,18 @@ impl AacEncoder {
         self.delay
     }
 
+    /// At the end of the input: pushes silence through the encoder until every real sample
+    /// has come out (its delay plus the last partial frame), and returns those units.
+    pub fn flush(&mut self) -> Result<Vec<AccessUnit>, PushError> {
+        let Some(t0) = self.t0_ms else {
+            return Ok(Vec::new());
+        };
+        let pad = (self.delay as usize + FRAME_LEN) * self.s.channels as usize;
+        let units = self.encode_samples(&vec![0; pad])?;
+        let end_ms = t0 + self.real_samples * 1000 / self.s.sample_rate as u64;
+        Ok(units.into_iter().filter(|u| u.dts_ms < end_ms).collect())
+    }
+
     pub fn encode(&mut self, block: &AudioBlock) -> Result<Vec<AccessUnit>, PushError> {
         if block.sample_rate != self.s.sample_rate || block.channels != self.s.channels {
             return Err(PushError::Aac(format!(
@@ -97,7 +112,12 @@ impl AacEncoder {
             )));
         }
         self.t0_ms.get_or_insert(block.pts_ms);
-        self.pending.extend_from_slice(&block.samples);
+        self.real_samples += (block.samples.len() / self.s.channels as usize) as u64;
+        self.encode_samples(&block.samples)
+    }
+
+    fn encode_samples(&mut self, samples: &[i16]) -> Result<Vec<AccessUnit>, PushError> {
+        self.pending.extend_from_slice(samples);
         let chunk = FRAME_LEN * self.s.channels as usize;
         let mut units = Vec::new();
         while self.pending.len() >= chunk {
@@ -159,6 +179,13 @@ mod tests {
                 };
                 units.extend(enc.encode(&b).unwrap());
             }
+            let tail = enc.flush().unwrap();
+            assert!(!tail.is_empty(), "flush gave nothing");
+            let end = tail.last().map_or(0, |u| u.dts_ms) + 1024 * 1000 / rate as u64;
+            assert!(
+                (end as i64 - 1500).abs() <= 25,
+                "last unit ends at {end} ms, input at 1500"
+            );
             // One second in: about rate/1024 units minus the delay, evenly spaced from 500 ms.
             let expected = (rate as u64 - enc.delay()) / 1024;
             assert!(

@@ -69,6 +69,17 @@ impl Interleaver {
         }
     }
 
+    /// The open track with nothing queued, which `pop` is waiting for (video first).
+    pub fn waiting_for(&self) -> Option<MediaKind> {
+        if self.video_open && self.video.is_empty() {
+            Some(MediaKind::Video)
+        } else if self.audio_open && self.audio.is_empty() {
+            Some(MediaKind::Audio)
+        } else {
+            None
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.audio.is_empty() && self.video.is_empty() && self.data.is_empty()
     }

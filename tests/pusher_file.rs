@@ -1,0 +1,148 @@
+//! Done-when 1: `onair push` writes FLV files that ffprobe reads and ffmpeg decodes without
+//! error: H.264 at the asked size, frame rate and keyframe interval, AAC at the asked rate
+//! and channels, audio and video timestamps within 50 ms of each other over 60 s. Also the
+//! raw file sources (Y4M, WAV) encoded by us, and the processing options end to end.
+
+mod common;
+mod pusher_util;
+
+use common::{require, TempDir};
+use pusher_util::*;
+
+#[test]
+fn sixty_seconds_of_test_source_to_flv() {
+    let dir = TempDir::new("onair-push-file");
+    let out = dir.path.join("a.flv");
+    let out = out.to_str().expect("utf-8 temp path");
+    push_to_end(&[
+        out,
+        "--fast",
+        "--duration",
+        "60",
+        "--size",
+        "640x360",
+        "--fps",
+        "30",
+        "--keyint",
+        "2",
+        "--sample-rate",
+        "44100",
+        "--channels",
+        "2",
+    ]);
+    let pk = check_media(
+        out,
+        Expect {
+            width: 640,
+            height: 360,
+            fps: 30.0,
+            keyint_s: 2.0,
+            sample_rate: 44_100,
+            channels: 2,
+            min_seconds: 59.9,
+        },
+    );
+    assert_eq!(pk.iter().filter(|p| p.video).count(), 1800);
+    assert_eq!(pk.iter().filter(|p| p.video && p.key).count(), 30);
+}
+
+#[test]
+fn other_size_rate_and_channels_with_processing() {
+    let dir = TempDir::new("onair-push-file");
+    let out = dir.path.join("b.flv");
+    let out = out.to_str().expect("utf-8 temp path");
+    push_to_end(&[
+        out,
+        "--fast",
+        "--duration",
+        "6",
+        "--size",
+        "320x240",
+        "--fps",
+        "25",
+        "--keyint",
+        "1",
+        "--sample-rate",
+        "48000",
+        "--channels",
+        "1",
+        "--overlay",
+        "clock",
+        "--gain",
+        "-6",
+        "--denoise",
+    ]);
+    check_media(
+        out,
+        Expect {
+            width: 320,
+            height: 240,
+            fps: 25.0,
+            keyint_s: 1.0,
+            sample_rate: 48_000,
+            channels: 1,
+            min_seconds: 5.9,
+        },
+    );
+}
+
+#[test]
+fn y4m_and_wav_sources_are_encoded() {
+    require("ffmpeg");
+    let dir = TempDir::new("onair-push-file");
+    let y4m = dir.path.join("in.y4m");
+    let wav = dir.path.join("in.wav");
+    let out = dir.path.join("c.flv");
+    let ok = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=352x288:rate=25:duration=4",
+        ])
+        .args(["-pix_fmt", "yuv420p"])
+        .arg(&y4m)
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100:duration=4",
+        ])
+        .args(["-ac", "2", "-c:a", "pcm_s16le"])
+        .arg(&wav)
+        .status()
+        .expect("run ffmpeg");
+    assert!(ok.success());
+    let video = format!("y4m:{}", y4m.display());
+    let audio = format!("wav:{}", wav.display());
+    let out = out.to_str().expect("utf-8 temp path");
+    // The WAV (44.1 kHz stereo) is converted to 48 kHz mono; the Y4M's 25 fps is kept.
+    push_to_end(&[
+        out,
+        "--fast",
+        "--video",
+        &video,
+        "--audio",
+        &audio,
+        "--sample-rate",
+        "48000",
+        "--channels",
+        "1",
+        "--keyint",
+        "2",
+    ]);
+    check_media(
+        out,
+        Expect {
+            width: 352,
+            height: 288,
+            fps: 25.0,
+            keyint_s: 2.0,
+            sample_rate: 48_000,
+            channels: 1,
+            min_seconds: 3.9,
+        },
+    );
+}
