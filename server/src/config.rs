@@ -13,6 +13,39 @@ pub struct Config {
     pub rtmp: RtmpConfig,
     pub http: HttpConfig,
     pub hub: HubConfig,
+    pub hls: HlsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HlsConfig {
+    /// Segment every live stream for HLS.
+    pub enabled: bool,
+    /// Target segment length. Segments are cut at keyframes, so the real length is
+    /// max(target, GOP length).
+    pub segment_duration_ms: u64,
+    /// Segments listed in the live playlist.
+    pub window: usize,
+    /// How long a segment stays fetchable after leaving the playlist, for slow clients.
+    pub keep_after_ms: u64,
+    /// A segment that grows past this without a keyframe to cut at is dropped.
+    pub max_segment_bytes: usize,
+    /// Also write segments and playlists under this folder (`{dir}/{app}/{stream}/`),
+    /// deleting them as they expire. Empty: memory only.
+    pub dir: std::path::PathBuf,
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            segment_duration_ms: 2_000,
+            window: 6,
+            keep_after_ms: 10_000,
+            max_segment_bytes: 64 << 20,
+            dir: std::path::PathBuf::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -3,6 +3,7 @@
 //! stops accepting, ends every stream and waits for connections to finish.
 
 pub mod config;
+pub mod hls;
 pub mod http;
 pub mod hub;
 pub mod rtmp;
@@ -47,10 +48,15 @@ impl Server {
             shutdown.clone(),
             tasks.clone(),
         ));
+        let hls = cfg.hls.enabled.then(|| hls::Hls::new(cfg.hls.clone()));
+        if let Some(h) = &hls {
+            tasks.spawn(h.clone().run(hub.clone(), shutdown.clone(), tasks.clone()));
+        }
         tasks.spawn(http::serve(
             http_listener,
             http::HttpContext {
                 hub: hub.clone(),
+                hls,
                 cfg: Arc::new(cfg.http.clone()),
                 player: Arc::new(http::player::PlayerFiles::new(cfg.http.player_dir.clone())),
             },

@@ -10,6 +10,7 @@ pub mod player;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::header::{
@@ -32,6 +33,8 @@ use crate::hub::{parse_stream_name, Hub, Protocol, StreamKey};
 #[derive(Clone)]
 pub struct HttpContext {
     pub hub: Hub,
+    /// `None` when HLS is disabled in the config.
+    pub hls: Option<crate::hls::Hls>,
     pub cfg: Arc<HttpConfig>,
     pub player: Arc<player::PlayerFiles>,
 }
@@ -76,7 +79,7 @@ pub async fn serve(
             async move {
                 let service = hyper::service::service_fn(move |req| {
                     let ctx = ctx.clone();
-                    async move { Ok::<_, Infallible>(route(&ctx, req)) }
+                    async move { Ok::<_, Infallible>(route(&ctx, req, peer).await) }
                 });
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder
@@ -124,7 +127,11 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response<ResponseBody> {
     res
 }
 
-fn route(ctx: &HttpContext, req: Request<Incoming>) -> Response<ResponseBody> {
+async fn route(
+    ctx: &HttpContext,
+    req: Request<Incoming>,
+    peer: std::net::SocketAddr,
+) -> Response<ResponseBody> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let res = match (&method, path.as_str()) {
@@ -152,6 +159,8 @@ fn route(ctx: &HttpContext, req: Request<Incoming>) -> Response<ResponseBody> {
         }
         (_, p) => match media_path(p) {
             Some((key, "flv")) => play_flv(ctx, &key, method == Method::HEAD),
+            Some((key, "m3u8")) => hls_playlist(ctx, &key, peer).await,
+            Some((key, "ts")) => hls_segment(ctx, &key),
             _ => ctx
                 .player
                 .respond(p)
@@ -185,6 +194,63 @@ fn play_flv(ctx: &HttpContext, key: &StreamKey, head_only: bool) -> Response<Res
             flv_response(flv::live_body(sub))
         }
         Err(e) => text(StatusCode::NOT_FOUND, e.to_string()),
+    }
+}
+
+async fn hls_playlist(
+    ctx: &HttpContext,
+    key: &StreamKey,
+    peer: std::net::SocketAddr,
+) -> Response<ResponseBody> {
+    let Some(hls) = &ctx.hls else {
+        return text(StatusCode::NOT_FOUND, "HLS is disabled on this server");
+    };
+    let Some(stream) = hls.get(key) else {
+        return text(StatusCode::NOT_FOUND, format!("stream {key} is not live"));
+    };
+    stream.saw_client(peer.ip());
+    // A stream that just started has no segment yet: wait for the first one rather than
+    // make the player retry.
+    let wait = Duration::from_millis(hls.config().segment_duration_ms * 2);
+    match stream.playlist(wait).await {
+        Some(text) => {
+            let mut r = Response::new(ResponseBody::full(text));
+            let h = r.headers_mut();
+            h.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/vnd.apple.mpegurl"),
+            );
+            // The playlist changes every segment; caches may hold it for a moment at most.
+            h.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=1"));
+            r
+        }
+        None => text(
+            StatusCode::NOT_FOUND,
+            format!("stream {key} has no HLS segment yet"),
+        ),
+    }
+}
+
+fn hls_segment(ctx: &HttpContext, key: &StreamKey) -> Response<ResponseBody> {
+    let found = ctx.hls.as_ref().and_then(|hls| {
+        let (name, seq) = crate::hls::parse_segment_name(&key.name)?;
+        let stream = hls.get(&StreamKey::new(key.app.clone(), name))?;
+        let data = stream.segment(seq)?;
+        Some((data, hls.config()))
+    });
+    match found {
+        Some((data, cfg)) => {
+            let mut r = Response::new(ResponseBody::full(data));
+            let h = r.headers_mut();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
+            // A segment never changes once published, so any cache may keep it.
+            let max_age = (cfg.segment_duration_ms * cfg.window as u64 + cfg.keep_after_ms) / 1000;
+            if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}, immutable")) {
+                h.insert(CACHE_CONTROL, v);
+            }
+            r
+        }
+        None => text(StatusCode::NOT_FOUND, "no such segment"),
     }
 }
 

@@ -22,7 +22,7 @@ use onair_shared::metadata::ScriptData;
 pub use frame::SharedFrame;
 pub use stats::Protocol;
 pub use stream::{Event, MediaInfo, PublisherInfo, PushError, Stream};
-pub use subscription::{StreamEnded, Subscription};
+pub use subscription::{Item, StreamEnded, Subscription};
 
 use crate::config::HubConfig;
 
@@ -91,6 +91,8 @@ pub struct Hub {
 
 struct HubInner {
     cfg: Arc<HubConfig>,
+    /// Announces each stream when it is created, for per-stream services (HLS).
+    created: tokio::sync::broadcast::Sender<Arc<Stream>>,
     streams: Mutex<HashMap<StreamKey, Arc<Stream>>>,
     next_publisher_id: AtomicU64,
 }
@@ -100,6 +102,7 @@ impl Hub {
         Self {
             inner: Arc::new(HubInner {
                 cfg: Arc::new(cfg),
+                created: tokio::sync::broadcast::channel(64).0,
                 streams: Mutex::new(HashMap::new()),
                 next_publisher_id: AtomicU64::new(1),
             }),
@@ -139,6 +142,7 @@ impl Hub {
                 }
                 let s = Arc::new(Stream::new(key.clone(), self.inner.cfg.clone(), now));
                 streams.insert(key.clone(), s.clone());
+                let _ = self.inner.created.send(s.clone());
                 s
             }
         };
@@ -162,7 +166,12 @@ impl Hub {
             .get(key)
             .cloned()
             .ok_or_else(|| SubscribeError::NotFound(key.clone()))?;
-        Ok(stream.subscribe(protocol))
+        Ok(stream.subscribe(Some(protocol)))
+    }
+
+    /// Streams created from now on. On lag, `list` tells what exists.
+    pub fn watch_created(&self) -> tokio::sync::broadcast::Receiver<Arc<Stream>> {
+        self.inner.created.subscribe()
     }
 
     pub fn get(&self, key: &StreamKey) -> Option<Arc<Stream>> {
@@ -223,6 +232,13 @@ impl Hub {
         drop(streams);
         tracing::info!(parent: &stream.span, "stream ended");
         stream.broadcast(Event::Ended);
+    }
+}
+
+impl Subscription {
+    /// A subscription for a server-side consumer (the HLS segmenter): not counted as a viewer.
+    pub fn internal(stream: &Arc<Stream>) -> Subscription {
+        stream.subscribe(None)
     }
 }
 

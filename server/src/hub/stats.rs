@@ -42,6 +42,11 @@ impl StreamCounters {
         self.viewers[p.index()].fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// For protocols without connections to count (HLS), the consumer's own estimate.
+    pub fn set_viewers(&self, p: Protocol, n: usize) {
+        self.viewers[p.index()].store(n, Ordering::Relaxed);
+    }
+
     pub fn viewers(&self, p: Protocol) -> usize {
         self.viewers[p.index()].load(Ordering::Relaxed)
     }

@@ -139,7 +139,7 @@ impl Stream {
     /// A new viewer: the start frames (metadata, sequence headers, GOP cache) and a
     /// receiver positioned exactly after them, taken under one lock so nothing is
     /// missed or repeated.
-    pub(super) fn subscribe(self: &Arc<Self>, protocol: Protocol) -> Subscription {
+    pub(super) fn subscribe(self: &Arc<Self>, protocol: Option<Protocol>) -> Subscription {
         let st = self.lock();
         let mut start: Vec<Arc<SharedFrame>> = Vec::with_capacity(3 + st.gop.len());
         start.extend(st.metadata.iter().cloned());

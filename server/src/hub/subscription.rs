@@ -13,6 +13,17 @@ use super::frame::SharedFrame;
 use super::stats::Protocol;
 use super::stream::{Event, Stream};
 
+/// One step of a stream in publish order, for consumers that must see where publishers
+/// changed (the HLS segmenter), unlike viewers, which only need frames.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Frame(Arc<SharedFrame>),
+    PublisherLeft,
+    PublisherReturned,
+    /// Frames were skipped because this consumer fell behind.
+    Lagged(u64),
+}
+
 /// The stream ended (publisher gone past its grace period, or server shutdown).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("stream ended")]
@@ -22,7 +33,8 @@ pub struct Subscription {
     stream: Arc<Stream>,
     rx: broadcast::Receiver<Event>,
     pending: VecDeque<Arc<SharedFrame>>,
-    protocol: Protocol,
+    /// `None` for server-side consumers, which are not viewers.
+    protocol: Option<Protocol>,
     has_video: bool,
     /// This viewer has been given a keyframe since it joined or last lagged.
     video_started: bool,
@@ -39,9 +51,11 @@ impl Subscription {
         start: Vec<Arc<SharedFrame>>,
         has_video: bool,
         publisher_present: bool,
-        protocol: Protocol,
+        protocol: Option<Protocol>,
     ) -> Self {
-        stream.counters.viewer_joined(protocol);
+        if let Some(p) = protocol {
+            stream.counters.viewer_joined(p);
+        }
         let merge_wait = Duration::from_millis(stream.config().merge_wait_ms);
         let mut sub = Self {
             stream,
@@ -95,6 +109,37 @@ impl Subscription {
             }
         }
         Ok(())
+    }
+
+    /// The next admitted frame or publisher change, in order.
+    pub async fn next_item(&mut self) -> Result<Item, StreamEnded> {
+        if let Some(f) = self.pending.pop_front() {
+            return Ok(Item::Frame(f));
+        }
+        loop {
+            let event = match self.rx.recv().await {
+                Ok(e) => e,
+                Err(RecvError::Lagged(n)) => {
+                    self.lagged(n);
+                    return Ok(Item::Lagged(n));
+                }
+                Err(RecvError::Closed) => return Err(StreamEnded),
+            };
+            let mut one = Vec::new();
+            let changed = matches!(event, Event::PublisherLeft | Event::PublisherReturned);
+            let returned = matches!(event, Event::PublisherReturned);
+            self.handle(event, &mut one)?;
+            if changed {
+                return Ok(if returned {
+                    Item::PublisherReturned
+                } else {
+                    Item::PublisherLeft
+                });
+            }
+            if let Some(f) = one.pop() {
+                return Ok(Item::Frame(f));
+            }
+        }
     }
 
     async fn recv(&mut self) -> Result<Event, StreamEnded> {
@@ -170,6 +215,8 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.stream.counters.viewer_left(self.protocol);
+        if let Some(p) = self.protocol {
+            self.stream.counters.viewer_left(p);
+        }
     }
 }

@@ -1,0 +1,357 @@
+//! HLS: one segmenter per live stream, subscribed like a viewer, started with the stream
+//! and stopped with it; segments and playlists kept in memory (optionally mirrored to a
+//! folder) and served as bytes. Nothing here runs per HLS client beyond a lookup.
+
+pub mod playlist;
+pub mod segmenter;
+pub mod ts;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::HlsConfig;
+use crate::hub::{Hub, Item, Protocol, Stream, StreamKey};
+use playlist::{Entry, Playlist};
+use segmenter::{Segment, Segmenter, SegmenterConfig};
+
+/// How long a client counts as watching after its last playlist request.
+const CLIENT_TTL: Duration = Duration::from_secs(15);
+/// Bound on distinct clients remembered per stream.
+const MAX_CLIENTS: usize = 10_000;
+
+#[derive(Clone)]
+pub struct Hls {
+    inner: Arc<HlsInner>,
+}
+
+struct HlsInner {
+    cfg: HlsConfig,
+    streams: Mutex<HashMap<StreamKey, Arc<HlsStream>>>,
+}
+
+/// One stream's HLS output.
+pub struct HlsStream {
+    key: StreamKey,
+    state: Mutex<HlsState>,
+    /// Latest segment sequence published, for requests that wait for the first one.
+    latest: watch::Sender<Option<u64>>,
+    clients: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+struct HlsState {
+    playlist: Playlist,
+    text: Bytes,
+    segments: VecDeque<Stored>,
+    next_seq: u64,
+    ended_at: Option<Instant>,
+}
+
+struct Stored {
+    seq: u64,
+    data: Bytes,
+    /// When it left the playlist; it is deleted `keep_after` later.
+    left_at: Option<Instant>,
+}
+
+impl Hls {
+    pub fn new(cfg: HlsConfig) -> Self {
+        Self {
+            inner: Arc::new(HlsInner {
+                cfg,
+                streams: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<StreamKey, Arc<HlsStream>>> {
+        self.inner.streams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn config(&self) -> &HlsConfig {
+        &self.inner.cfg
+    }
+
+    pub fn get(&self, key: &StreamKey) -> Option<Arc<HlsStream>> {
+        self.streams().get(key).cloned()
+    }
+
+    /// Starts a segmenter for every stream the hub creates, until shutdown.
+    pub async fn run(self, hub: Hub, shutdown: CancellationToken, tasks: TaskTracker) {
+        let mut created = hub.watch_created();
+        // Streams that exist before we subscribed (none at startup, but cheap to be sure).
+        for s in hub.list() {
+            tasks.spawn(self.clone().segment(s, shutdown.clone()));
+        }
+        let mut sweep = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = sweep.tick() => self.sweep(Instant::now()),
+                r = created.recv() => match r {
+                    Ok(s) => {
+                        tasks.spawn(self.clone().segment(s, shutdown.clone()));
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        // Missed announcements: start what is not segmented yet.
+                        for s in hub.list() {
+                            if self.get(&s.key).is_none_or(|h| h.is_ended()) {
+                                tasks.spawn(self.clone().segment(s, shutdown.clone()));
+                            }
+                        }
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+
+    /// The segmenter of one stream: frames in, segments out, until the stream ends.
+    async fn segment(self, stream: Arc<Stream>, shutdown: CancellationToken) {
+        let hs = self.attach(&stream.key);
+        let cfg = SegmenterConfig {
+            target_ms: self.inner.cfg.segment_duration_ms,
+            max_segment_bytes: self.inner.cfg.max_segment_bytes,
+        };
+        let mut seg = Segmenter::new(cfg, hs.next_seq());
+        let mut sub = crate::hub::Subscription::internal(&stream);
+        let span = stream.span.clone();
+        loop {
+            let item = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                i = sub.next_item() => i,
+            };
+            let closed = match item {
+                Ok(Item::Frame(f)) => seg.push(&f.frame, SystemTime::now()),
+                Ok(Item::PublisherLeft) => seg.finish(),
+                Ok(Item::PublisherReturned) | Ok(Item::Lagged(_)) => seg.discontinuity(),
+                Err(_) => break,
+            };
+            if let Some(s) = closed {
+                self.publish(&hs, s).await;
+                hs.count_clients(&stream);
+            }
+        }
+        if let Some(s) = seg.finish() {
+            self.publish(&hs, s).await;
+        }
+        hs.end();
+        tracing::debug!(parent: &span, "hls segmenter stopped");
+    }
+
+    /// The HLS output for `key`, continuing sequence numbers if it existed before.
+    fn attach(&self, key: &StreamKey) -> Arc<HlsStream> {
+        let mut streams = self.streams();
+        if let Some(h) = streams.get(key) {
+            h.reopen();
+            return h.clone();
+        }
+        let h = Arc::new(HlsStream {
+            key: key.clone(),
+            state: Mutex::new(HlsState {
+                playlist: Playlist::new(self.inner.cfg.window, self.inner.cfg.segment_duration_ms),
+                text: Bytes::new(),
+                segments: VecDeque::new(),
+                next_seq: 0,
+                ended_at: None,
+            }),
+            latest: watch::channel(None).0,
+            clients: Mutex::new(HashMap::new()),
+        });
+        streams.insert(key.clone(), h.clone());
+        h
+    }
+
+    async fn publish(&self, hs: &Arc<HlsStream>, s: Segment) {
+        let seq = s.seq;
+        let (text, _gone) = hs.add(s.clone());
+        if let Some(dir) = self.dir_of(&hs.key) {
+            mirror(&dir, &s, &text).await;
+        }
+        let _ = hs.latest.send(Some(seq));
+    }
+
+    fn dir_of(&self, key: &StreamKey) -> Option<PathBuf> {
+        let d = &self.inner.cfg.dir;
+        (!d.as_os_str().is_empty()).then(|| d.join(&key.app).join(&key.name))
+    }
+
+    /// Drops expired segments and forgets ended streams once their last segment expired.
+    fn sweep(&self, now: Instant) {
+        let keep = Duration::from_millis(self.inner.cfg.keep_after_ms);
+        let mut gone_streams = Vec::new();
+        let mut streams = self.streams();
+        streams.retain(|key, h| {
+            let expired = h.expire(now, keep);
+            if let Some(dir) = self.dir_of(key) {
+                for seq in expired {
+                    let _ = std::fs::remove_file(dir.join(format!("{seq}.ts")));
+                }
+            }
+            let keep_stream = !h.ended_for(now, keep);
+            if !keep_stream {
+                gone_streams.push(key.clone());
+            }
+            keep_stream
+        });
+        drop(streams);
+        for key in gone_streams {
+            if let Some(dir) = self.dir_of(&key) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+}
+
+/// Writes the segment and playlist under the stream's folder (the sweep deletes them).
+async fn mirror(dir: &std::path::Path, s: &Segment, playlist: &Bytes) {
+    if let Err(e) = tokio::fs::create_dir_all(dir).await {
+        tracing::warn!(dir = %dir.display(), error = %e, "hls dir");
+        return;
+    }
+    let _ = tokio::fs::write(dir.join(format!("{}.ts", s.seq)), &s.data).await;
+    // Write then rename, so a reader never sees half a playlist.
+    let tmp = dir.join("index.m3u8.tmp");
+    if tokio::fs::write(&tmp, playlist).await.is_ok() {
+        let _ = tokio::fs::rename(&tmp, dir.join("index.m3u8")).await;
+    }
+}
+
+impl HlsStream {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HlsState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.lock().next_seq
+    }
+
+    fn is_ended(&self) -> bool {
+        self.lock().ended_at.is_some()
+    }
+
+    fn reopen(&self) {
+        self.lock().ended_at = None;
+    }
+
+    fn end(&self) {
+        let mut st = self.lock();
+        st.ended_at = Some(Instant::now());
+        st.text = Bytes::from(st.playlist.render(|s| segment_uri(&self.key, s), true));
+    }
+
+    /// Adds a segment; returns the new playlist text and the sequence numbers that left it.
+    fn add(&self, s: Segment) -> (Bytes, Vec<u64>) {
+        let now = Instant::now();
+        let mut st = self.lock();
+        st.next_seq = s.seq + 1;
+        let gone = st.playlist.push(Entry {
+            seq: s.seq,
+            duration_ms: s.duration_ms,
+            discontinuity: s.discontinuity,
+            program_date_time: s.program_date_time,
+        });
+        for g in &gone {
+            if let Some(x) = st.segments.iter_mut().find(|x| x.seq == *g) {
+                x.left_at = Some(now);
+            }
+        }
+        st.segments.push_back(Stored {
+            seq: s.seq,
+            data: s.data,
+            left_at: None,
+        });
+        st.text = Bytes::from(st.playlist.render(|q| segment_uri(&self.key, q), false));
+        (st.text.clone(), gone)
+    }
+
+    fn expire(&self, now: Instant, keep: Duration) -> Vec<u64> {
+        let mut st = self.lock();
+        let mut expired = Vec::new();
+        st.segments.retain(|x| {
+            let keep_it = x
+                .left_at
+                .is_none_or(|t| now.saturating_duration_since(t) < keep);
+            if !keep_it {
+                expired.push(x.seq);
+            }
+            keep_it
+        });
+        expired
+    }
+
+    fn ended_for(&self, now: Instant, keep: Duration) -> bool {
+        self.lock()
+            .ended_at
+            .is_some_and(|t| now.saturating_duration_since(t) >= keep)
+    }
+
+    /// The playlist, waiting up to `limit` for the first segment of a new stream.
+    pub async fn playlist(&self, limit: Duration) -> Option<Bytes> {
+        let mut rx = self.latest.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|v| v.is_some())).await;
+        let st = self.lock();
+        (!st.playlist.is_empty()).then(|| st.text.clone())
+    }
+
+    pub fn segment(&self, seq: u64) -> Option<Bytes> {
+        self.lock()
+            .segments
+            .iter()
+            .find(|x| x.seq == seq)
+            .map(|x| x.data.clone())
+    }
+
+    /// Notes a client by address; the count of recent ones is the stream's HLS viewers.
+    pub fn saw_client(&self, ip: IpAddr) {
+        let mut c = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if c.len() >= MAX_CLIENTS && !c.contains_key(&ip) {
+            let now = Instant::now();
+            c.retain(|_, t| now.saturating_duration_since(*t) < CLIENT_TTL);
+            if c.len() >= MAX_CLIENTS {
+                return;
+            }
+        }
+        c.insert(ip, Instant::now());
+    }
+
+    fn count_clients(&self, stream: &Stream) {
+        let now = Instant::now();
+        let mut c = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        c.retain(|_, t| now.saturating_duration_since(*t) < CLIENT_TTL);
+        stream.counters.set_viewers(Protocol::Hls, c.len());
+    }
+}
+
+/// Segment URI relative to the playlist at `/{app}/{name}.m3u8`.
+pub fn segment_uri(key: &StreamKey, seq: u64) -> String {
+    format!("{}-{seq}.ts", key.name)
+}
+
+/// Splits `name-123` into the stream name and segment number.
+pub fn parse_segment_name(file_stem: &str) -> Option<(&str, u64)> {
+    let (name, seq) = file_stem.rsplit_once('-')?;
+    Some((name, seq.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names() {
+        let k = StreamKey::new("live", "my-cam");
+        assert_eq!(segment_uri(&k, 42), "my-cam-42.ts");
+        assert_eq!(parse_segment_name("my-cam-42"), Some(("my-cam", 42)));
+        assert_eq!(parse_segment_name("cam-x"), None);
+        assert_eq!(parse_segment_name("cam"), None);
+    }
+}

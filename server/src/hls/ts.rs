@@ -1,0 +1,442 @@
+//! MPEG-TS muxing of H.264 and AAC frames (sans-IO): PAT/PMT, PES with PTS/DTS, PCR,
+//! continuity counters, AUD and SPS/PPS ahead of every IDR, AAC in ADTS. Frames in,
+//! 188-byte packets out; packet serialization is the mpeg2ts crate's.
+
+use mpeg2ts::es::{StreamId, StreamType};
+use mpeg2ts::pes::PesHeader;
+use mpeg2ts::time::{ClockReference, Timestamp};
+use mpeg2ts::ts::payload::{Bytes as TsBytes, Pat, Pes, Pmt};
+use mpeg2ts::ts::{
+    AdaptationField, ContinuityCounter, EsInfo, Pid, ProgramAssociation,
+    TransportScramblingControl, TsHeader, TsPacket, TsPacketWriter, TsPayload, VersionNumber,
+    WriteTsPacket,
+};
+use onair_shared::aac::AudioSpecificConfig;
+use onair_shared::avc::{split_length_prefixed, AvcDecoderConfig, NAL_AUD, NAL_PPS, NAL_SPS};
+use onair_shared::Frame;
+
+pub const PID_PMT: u16 = 0x1000;
+pub const PID_VIDEO: u16 = 0x100;
+pub const PID_AUDIO: u16 = 0x101;
+/// Added to every timestamp so PTS = DTS + a negative composition offset stays positive,
+/// as ffmpeg's muxer does.
+pub const TS_OFFSET_MS: u64 = 1400;
+const TS_MASK: u64 = (1 << 33) - 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TsError {
+    #[error("video frame before the AVC configuration")]
+    NoAvcConfig,
+    #[error("audio frame before the AAC configuration")]
+    NoAacConfig,
+    #[error(transparent)]
+    Avc(#[from] onair_shared::avc::AvcError),
+    #[error(transparent)]
+    Aac(#[from] onair_shared::aac::AacError),
+    #[error("TS packet writer: {0}")]
+    Write(String),
+}
+
+/// Muxer state that must survive across segments: continuity counters.
+#[derive(Debug, Default)]
+pub struct TsMuxer {
+    cc_pat: u8,
+    cc_pmt: u8,
+    cc_video: u8,
+    cc_audio: u8,
+}
+
+fn ts90(ms: i64) -> Timestamp {
+    let ticks = ((ms.max(0) as u64) * 90) & TS_MASK;
+    Timestamp::new(ticks).expect("masked to 33 bits")
+}
+
+fn pid(v: u16) -> Pid {
+    Pid::new(v).expect("constant PIDs are 13-bit")
+}
+
+fn next_cc(cc: &mut u8) -> ContinuityCounter {
+    let c = ContinuityCounter::from_u8(*cc).expect("kept below 16");
+    *cc = (*cc + 1) & 0x0f;
+    c
+}
+
+fn header(p: u16, cc: &mut u8) -> TsHeader {
+    TsHeader {
+        transport_error_indicator: false,
+        transport_priority: false,
+        pid: pid(p),
+        transport_scrambling_control: TransportScramblingControl::NotScrambled,
+        continuity_counter: next_cc(cc),
+    }
+}
+
+fn write(out: &mut Vec<u8>, packet: &TsPacket) -> Result<(), TsError> {
+    let mut w = TsPacketWriter::new(out);
+    w.write_ts_packet(packet)
+        .map_err(|e| TsError::Write(e.to_string()))
+}
+
+impl TsMuxer {
+    /// PAT and PMT, written at the start of every segment so each stands alone.
+    pub fn write_tables(
+        &mut self,
+        out: &mut Vec<u8>,
+        has_video: bool,
+        has_audio: bool,
+    ) -> Result<(), TsError> {
+        let pat = TsPacket {
+            header: header(0, &mut self.cc_pat),
+            adaptation_field: None,
+            payload: Some(TsPayload::Pat(Pat {
+                transport_stream_id: 1,
+                version_number: VersionNumber::new(),
+                table: vec![ProgramAssociation {
+                    program_num: 1,
+                    program_map_pid: pid(PID_PMT),
+                }],
+            })),
+        };
+        write(out, &pat)?;
+        let mut es_info = Vec::new();
+        if has_video {
+            es_info.push(EsInfo {
+                stream_type: StreamType::H264,
+                elementary_pid: pid(PID_VIDEO),
+                descriptors: vec![],
+            });
+        }
+        if has_audio {
+            es_info.push(EsInfo {
+                stream_type: StreamType::AdtsAac,
+                elementary_pid: pid(PID_AUDIO),
+                descriptors: vec![],
+            });
+        }
+        let pmt = TsPacket {
+            header: header(PID_PMT, &mut self.cc_pmt),
+            adaptation_field: None,
+            payload: Some(TsPayload::Pmt(Pmt {
+                program_num: 1,
+                pcr_pid: Some(pid(if has_video { PID_VIDEO } else { PID_AUDIO })),
+                version_number: VersionNumber::new(),
+                program_info: vec![],
+                es_info,
+            })),
+        };
+        write(out, &pmt)
+    }
+
+    /// One H.264 access unit: AUD, then SPS/PPS before an IDR, then the frame's NAL units.
+    /// The PCR rides on its first packet.
+    pub fn write_video(
+        &mut self,
+        out: &mut Vec<u8>,
+        frame: &Frame,
+        config: &AvcDecoderConfig,
+    ) -> Result<(), TsError> {
+        let header_len = 5;
+        let body = frame.payload.get(header_len..).unwrap_or_default();
+        let nals = split_length_prefixed(body, config.nalu_length_size)?;
+        let mut es = Vec::with_capacity(body.len() + 64);
+        es.extend_from_slice(&[0, 0, 0, 1, NAL_AUD, 0xf0]);
+        if frame.keyframe {
+            for ps in config.sps.iter().chain(config.pps.iter()) {
+                es.extend_from_slice(&[0, 0, 0, 1]);
+                es.extend_from_slice(ps);
+            }
+        }
+        for nal in nals {
+            let t = onair_shared::avc::nal_type(nal);
+            // The encoder's own AUDs and parameter sets would repeat ours.
+            if t == NAL_AUD || (frame.keyframe && (t == NAL_SPS || t == NAL_PPS)) {
+                continue;
+            }
+            es.extend_from_slice(&[0, 0, 1]);
+            es.extend_from_slice(nal);
+        }
+        let dts = frame.dts as i64 + TS_OFFSET_MS as i64;
+        let pes = PesHeader {
+            stream_id: StreamId::new(StreamId::VIDEO_MIN),
+            priority: false,
+            data_alignment_indicator: true,
+            copyright: false,
+            original_or_copy: false,
+            pts: Some(ts90(dts + frame.cts as i64)),
+            dts: Some(ts90(dts)),
+            escr: None,
+        };
+        let pcr =
+            ClockReference::new(ts90(dts).as_u64() * 300).expect("33-bit base times 300 fits");
+        self.write_pes(out, PID_VIDEO, pes, 0, &es, Some(pcr), frame.keyframe)
+    }
+
+    /// One AAC frame as ADTS. Audio-only streams carry the PCR here.
+    pub fn write_audio(
+        &mut self,
+        out: &mut Vec<u8>,
+        frame: &Frame,
+        config: &AudioSpecificConfig,
+        carries_pcr: bool,
+    ) -> Result<(), TsError> {
+        let raw = frame.payload.get(2..).unwrap_or_default();
+        let mut es = Vec::with_capacity(raw.len() + 7);
+        es.extend_from_slice(&config.adts_header(raw.len())?);
+        es.extend_from_slice(raw);
+        let pts = ts90(frame.dts as i64 + TS_OFFSET_MS as i64);
+        let pes = PesHeader {
+            stream_id: StreamId::new(StreamId::AUDIO_MIN),
+            priority: false,
+            data_alignment_indicator: true,
+            copyright: false,
+            original_or_copy: false,
+            pts: Some(pts),
+            dts: None,
+            escr: None,
+        };
+        let pes_len = (3 + 5 + es.len()).min(u16::MAX as usize) as u16;
+        let pcr = carries_pcr.then(|| ClockReference::new(pts.as_u64() * 300).expect("fits"));
+        self.write_pes(out, PID_AUDIO, pes, pes_len, &es, pcr, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_pes(
+        &mut self,
+        out: &mut Vec<u8>,
+        p: u16,
+        pes: PesHeader,
+        pes_len: u16,
+        es: &[u8],
+        pcr: Option<ClockReference>,
+        random_access: bool,
+    ) -> Result<(), TsError> {
+        let cc = if p == PID_VIDEO {
+            &mut self.cc_video
+        } else {
+            &mut self.cc_audio
+        };
+        let adaptation = (pcr.is_some() || random_access).then(|| AdaptationField {
+            discontinuity_indicator: false,
+            random_access_indicator: random_access,
+            es_priority_indicator: false,
+            pcr,
+            opcr: None,
+            splice_countdown: None,
+            transport_private_data: vec![],
+            extension: None,
+        });
+        let adaptation_len = match &adaptation {
+            Some(a) if a.pcr.is_some() => 8,
+            Some(_) => 2,
+            None => 0,
+        };
+        let pes_header_len = 9 + pes.pts.map_or(0, |_| 5) + pes.dts.map_or(0, |_| 5);
+        let first_room = 184 - adaptation_len - pes_header_len;
+        let (first, mut rest) = es.split_at(es.len().min(first_room));
+        let packet = TsPacket {
+            header: header(p, cc),
+            adaptation_field: adaptation,
+            payload: Some(TsPayload::PesStart(Pes {
+                header: pes,
+                pes_packet_len: pes_len,
+                data: TsBytes::new(first).map_err(|e| TsError::Write(e.to_string()))?,
+            })),
+        };
+        write(out, &packet)?;
+        while !rest.is_empty() {
+            let (chunk, tail) = rest.split_at(rest.len().min(TsBytes::MAX_SIZE));
+            rest = tail;
+            let packet = TsPacket {
+                header: header(p, cc),
+                adaptation_field: None,
+                payload: Some(TsPayload::PesContinuation(
+                    TsBytes::new(chunk).map_err(|e| TsError::Write(e.to_string()))?,
+                )),
+            };
+            write(out, &packet)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    pub const SPS: [u8; 26] = [
+        0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03,
+        0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x19, 0x60,
+    ];
+    pub const PPS: [u8; 6] = [0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+
+    pub fn avc() -> AvcDecoderConfig {
+        AvcDecoderConfig::from_parameter_sets(&SPS, &PPS).unwrap()
+    }
+
+    pub fn video(dts: u64, cts: i32, key: bool, nal_len: usize) -> Frame {
+        let mut b = vec![if key { 0x17 } else { 0x27 }, 1];
+        b.extend_from_slice(&cts.to_be_bytes()[1..]);
+        b.extend_from_slice(&(nal_len as u32).to_be_bytes());
+        b.push(if key { 0x65 } else { 0x41 });
+        b.resize(5 + 4 + nal_len, 0xab);
+        Frame::video(dts, Bytes::from(b)).unwrap()
+    }
+
+    pub fn audio(dts: u64, len: usize) -> Frame {
+        let mut b = vec![0xaf, 1];
+        b.resize(2 + len, 0x21);
+        Frame::audio(dts, Bytes::from(b)).unwrap()
+    }
+
+    /// (pid, payload_unit_start, cc, adaptation field bytes, payload bytes) of a packet.
+    pub type Parsed = (u16, bool, u8, Vec<u8>, Vec<u8>);
+
+    pub fn packets(ts: &[u8]) -> Vec<Parsed> {
+        assert_eq!(ts.len() % 188, 0, "whole packets");
+        ts.chunks(188)
+            .map(|p| {
+                assert_eq!(p[0], 0x47, "sync byte");
+                let pid = ((p[1] as u16 & 0x1f) << 8) | p[2] as u16;
+                let pusi = p[1] & 0x40 != 0;
+                let afc = (p[3] >> 4) & 3;
+                let cc = p[3] & 0x0f;
+                let (af, payload) = if afc & 2 != 0 {
+                    let len = p[4] as usize;
+                    (p[5..5 + len].to_vec(), p[5 + len..].to_vec())
+                } else {
+                    (vec![], p[4..].to_vec())
+                };
+                (
+                    pid,
+                    pusi,
+                    cc,
+                    af,
+                    if afc & 1 != 0 { payload } else { vec![] },
+                )
+            })
+            .collect()
+    }
+
+    fn read_ts(b: &[u8]) -> u64 {
+        (((b[0] as u64 >> 1) & 7) << 30)
+            | ((b[1] as u64) << 22)
+            | (((b[2] as u64) >> 1) << 15)
+            | ((b[3] as u64) << 7)
+            | (b[4] as u64 >> 1)
+    }
+
+    #[test]
+    fn tables_video_and_audio_packets_carry_pids_cc_pcr_pts_dts() {
+        let mut m = TsMuxer::default();
+        let mut out = Vec::new();
+        m.write_tables(&mut out, true, true).unwrap();
+        m.write_video(&mut out, &video(1000, 66, true, 500), &avc())
+            .unwrap();
+        m.write_audio(
+            &mut out,
+            &audio(1010, 300),
+            &AudioSpecificConfig::aac_lc(44100, 2).unwrap(),
+            false,
+        )
+        .unwrap();
+        m.write_video(&mut out, &video(1033, 0, false, 100), &avc())
+            .unwrap();
+        let ps = packets(&out);
+        assert_eq!(ps[0].0, 0);
+        assert_eq!(ps[1].0, PID_PMT);
+        // PMT lists H.264 (0x1b) on 0x100 and ADTS AAC (0x0f) on 0x101 with the PCR on video.
+        let pmt = &ps[1].4;
+        assert!(pmt.windows(3).any(|w| w == [0x1b, 0xe1, 0x00]));
+        assert!(pmt.windows(3).any(|w| w == [0x0f, 0xe1, 0x01]));
+
+        let video: Vec<_> = ps.iter().filter(|p| p.0 == PID_VIDEO).collect();
+        // Continuity counters count 0,1,2,... per PID.
+        for (i, p) in video.iter().enumerate() {
+            assert_eq!(p.2 as usize, i % 16);
+        }
+        let first = video[0];
+        assert!(
+            first.1,
+            "payload unit start on the first packet of the access unit"
+        );
+        // Adaptation field: random access + PCR flags, PCR base = (1000 + 1400) * 90.
+        assert_eq!(first.3[0] & 0x50, 0x50);
+        let pcr_base = ((first.3[1] as u64) << 25)
+            | ((first.3[2] as u64) << 17)
+            | ((first.3[3] as u64) << 9)
+            | ((first.3[4] as u64) << 1)
+            | (first.3[5] as u64 >> 7);
+        assert_eq!(pcr_base, 2400 * 90);
+        // PES: start code, stream id 0xe0, PTS and DTS flags, PTS = DTS + 66 ms.
+        let pes = &first.4;
+        assert_eq!(&pes[..4], &[0, 0, 1, 0xe0]);
+        assert_eq!(pes[7] & 0xc0, 0xc0);
+        assert_eq!(read_ts(&pes[9..14]), (2400 + 66) * 90);
+        assert_eq!(read_ts(&pes[14..19]), 2400 * 90);
+        // AUD, then SPS and PPS before the IDR slice.
+        assert_eq!(&pes[19..25], &[0, 0, 0, 1, 9, 0xf0]);
+        assert_eq!(&pes[25..30], &[0, 0, 0, 1, 0x67]);
+
+        let audio: Vec<_> = ps.iter().filter(|p| p.0 == PID_AUDIO).collect();
+        let apes = &audio[0].4;
+        assert_eq!(&apes[..4], &[0, 0, 1, 0xc0]);
+        assert_eq!(apes[7] & 0xc0, 0x80, "audio has PTS only");
+        assert_eq!(read_ts(&apes[9..14]), 2410 * 90);
+        assert_eq!(&apes[14..16], &[0xff, 0xf1], "ADTS sync");
+        // A non-key video frame has no SPS and no random access flag.
+        let inter = video
+            .iter()
+            .find(|p| p.1 && read_ts(&p.4[14..19]) == 2433 * 90)
+            .unwrap();
+        assert_eq!(&inter.4[19..25], &[0, 0, 0, 1, 9, 0xf0]);
+        assert_eq!(&inter.4[25..29], &[0, 0, 1, 0x41]);
+    }
+
+    #[test]
+    fn continuity_counters_wrap_and_continue_across_segments() {
+        let mut m = TsMuxer::default();
+        let mut out = Vec::new();
+        for i in 0..40 {
+            m.write_video(&mut out, &video(i * 33, 0, i == 0, 200), &avc())
+                .unwrap();
+        }
+        let ccs: Vec<u8> = packets(&out).iter().map(|p| p.2).collect();
+        for w in ccs.windows(2) {
+            assert_eq!(w[1], (w[0] + 1) % 16);
+        }
+    }
+
+    #[test]
+    fn timestamps_wrap_at_33_bits() {
+        // 26.5 hours is past 2^33 ticks at 90 kHz.
+        let dts_ms = (1u64 << 33) / 90 + 5000;
+        let mut m = TsMuxer::default();
+        let mut out = Vec::new();
+        m.write_video(&mut out, &video(dts_ms, 0, true, 10), &avc())
+            .unwrap();
+        let p = &packets(&out)[0];
+        assert_eq!(
+            read_ts(&p.4[14..19]),
+            ((dts_ms + TS_OFFSET_MS) * 90) & TS_MASK
+        );
+    }
+
+    #[test]
+    fn audio_only_stream_puts_pcr_on_audio() {
+        let mut m = TsMuxer::default();
+        let mut out = Vec::new();
+        m.write_tables(&mut out, false, true).unwrap();
+        m.write_audio(
+            &mut out,
+            &audio(0, 50),
+            &AudioSpecificConfig::aac_lc(48000, 1).unwrap(),
+            true,
+        )
+        .unwrap();
+        let ps = packets(&out);
+        assert!(ps[1].4.windows(3).any(|w| w == [0x0f, 0xe1, 0x01]));
+        assert!(!ps[1].4.windows(1).any(|w| w == [0x1b]));
+        assert_eq!(ps[2].3[0] & 0x10, 0x10, "PCR flag on the audio packet");
+    }
+}
