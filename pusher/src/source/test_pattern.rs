@@ -1,5 +1,5 @@
 //! The default video source and a measuring instrument: scrolling colour bars, a bouncing
-//! box, and the capture wall clock (`HH:MM:SS.mmm` UTC) and frame counter burned in at the
+//! box, a patch of noise, and the capture wall clock (`HH:MM:SS.mmm` UTC) and frame counter burned in at the
 //! top left. Pure: `render(index, wallclock_us)` returns the picture; pacing is the caller's.
 
 use crate::media::I420;
@@ -60,6 +60,19 @@ impl TestPattern {
         let step = (index as usize * 8) % (2 * span);
         let bx = if step < span { step } else { 2 * span - step };
         fill_rect(&mut pic, bx & !1, h / 2, side, side, 235);
+        // A patch of fresh noise every frame (bottom right), so the encoder has real work
+        // and the bitrate is near what was asked, as with a camera.
+        let (nx, ny, nw, nh) = (w * 3 / 4, h * 3 / 4, w / 4, h / 4);
+        let mut seed = index.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let (yp, _, _) = pic.planes_mut();
+        for row in ny..ny + nh {
+            for px in &mut yp[row * w + nx..row * w + nx + nw] {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *px = 116 + (seed >> 56) as u8 % 24;
+            }
+        }
         // Burned-in clock and frame counter.
         let scale = text_scale(h);
         let text = format!("{} #{:06}", format_clock(wallclock_us), index);
