@@ -1,0 +1,169 @@
+// The two playback engines behind one small interface: HTTP-FLV through mpegts.js (lowest
+// latency) and HLS through hls.js (or the browser's own HLS, as on iOS Safari). Each library
+// is loaded only when its protocol is chosen. An engine reports the pusher's clock of each
+// frame (SEI), its errors and its received bit rate; the page decides everything else.
+
+import { isClockUuid, parseClockUserData } from './sei.js';
+
+/**
+ * @typedef {object} Hooks
+ * @property {(ptsMs: number, wallclockMs: number) => void} onClock  a frame's presentation
+ *   time on the media timeline and its capture wall clock
+ * @property {(message: string) => void} onError  fatal: the engine stopped
+ */
+
+/**
+ * @returns {Promise<{proto: string, bitrateBps: () => number, destroy: () => void}>}
+ */
+export async function createEngine(proto, video, url, hooks) {
+  return proto === 'hls' ? createHls(video, url, hooks) : createFlv(video, url, hooks);
+}
+
+async function createFlv(video, url, hooks) {
+  const { default: mpegts } = await import('mpegts.js');
+  if (!mpegts.getFeatureList().mseLivePlayback) {
+    throw new Error('this browser cannot play HTTP-FLV (no Media Source Extensions); try HLS');
+  }
+  mpegts.LoggingControl.enableVerbose = false;
+  mpegts.LoggingControl.enableDebug = false;
+  mpegts.LoggingControl.enableInfo = false;
+  const player = mpegts.createPlayer(
+    { type: 'flv', isLive: true, url },
+    {
+      enableWorker: false,
+      // No stash: hand every byte to the demuxer as it comes (lowest latency).
+      enableStashBuffer: false,
+      lazyLoad: false,
+      autoCleanupSourceBuffer: true,
+      autoCleanupMaxBackwardDuration: 30,
+      autoCleanupMinBackwardDuration: 10,
+      // The page keeps the live edge itself (latency.js), the same way for every stream.
+      liveBufferLatencyChasing: false,
+      liveSync: false,
+    },
+  );
+  let bps = 0;
+  let failed = false;
+  const fail = (msg) => {
+    if (failed) return;
+    failed = true;
+    hooks.onError(msg);
+  };
+  player.on(mpegts.Events.SEI_ARRIVED, (sei) => {
+    if (sei.type !== 5 || !isClockUuid(sei.uuid) || sei.pts == null) return;
+    const clock = parseClockUserData(sei.user_data);
+    // mpegts.js gives the pts in ms, already on the media element's timeline.
+    if (clock) hooks.onClock(sei.pts, clock.wallclockMs);
+  });
+  player.on(mpegts.Events.STATISTICS_INFO, (s) => {
+    // speed: KiB/s received over the last second.
+    if (s && s.speed >= 0) bps = s.speed * 1024 * 8;
+  });
+  player.on(mpegts.Events.ERROR, (type, detail, info) => {
+    fail(`${type}: ${detail}${info && info.msg ? ` (${info.msg})` : ''}`);
+  });
+  // A live HTTP-FLV body ends only when the server ends the stream.
+  player.on(mpegts.Events.LOADING_COMPLETE, () => fail('the stream ended'));
+  player.attachMediaElement(video);
+  player.load();
+  play(video);
+  return {
+    proto: 'flv',
+    bitrateBps: () => bps,
+    destroy() {
+      failed = true;
+      try {
+        player.pause();
+        player.unload();
+        player.detachMediaElement();
+        player.destroy();
+      } catch {
+        // Already torn down.
+      }
+    },
+  };
+}
+
+/** hls.js settings: stay about 1.5 segments behind the newest one, catch up by playing
+ *  faster, jump when more than 4 behind. */
+export const HLS_CONFIG = {
+  lowLatencyMode: true,
+  liveSyncDurationCount: 1.5,
+  liveMaxLatencyDurationCount: 4,
+  maxLiveSyncPlaybackRate: 1.2,
+  backBufferLength: 10,
+  enableWorker: true,
+  // Segments carry the pusher's clock as SEI user data; keep the parser on.
+  enableCEA708Captions: true,
+};
+
+async function createHls(video, url, hooks) {
+  const { default: Hls } = await import('hls.js');
+  let failed = false;
+  const fail = (msg) => {
+    if (failed) return;
+    failed = true;
+    hooks.onError(msg);
+  };
+  if (!Hls.isSupported()) {
+    if (video.canPlayType('application/vnd.apple.mpegurl')) {
+      // The browser's own HLS (iOS Safari): plays, but exposes no SEI and no byte counts.
+      video.src = url;
+      video.addEventListener('error', () => fail('the browser could not play the HLS stream'), { once: true });
+      play(video);
+      return {
+        proto: 'hls',
+        bitrateBps: () => 0,
+        destroy() {
+          failed = true;
+          video.removeAttribute('src');
+          video.load();
+        },
+      };
+    }
+    throw new Error('this browser can play neither hls.js nor native HLS');
+  }
+  const hls = new Hls(HLS_CONFIG);
+  // Media bit rate: bytes of the last few segments over their duration.
+  const recent = [];
+  hls.on(Hls.Events.FRAG_LOADED, (_e, data) => {
+    const bytes = data.frag?.stats?.total || data.payload?.byteLength || 0;
+    const dur = data.frag?.duration || 0;
+    if (bytes > 0 && dur > 0) {
+      recent.push([bytes, dur]);
+      if (recent.length > 5) recent.shift();
+    }
+  });
+  hls.on(Hls.Events.FRAG_PARSING_USERDATA, (_e, data) => {
+    for (const s of data.samples || []) {
+      if (s.payloadType !== 5 || !isClockUuid(s.uuid)) continue;
+      const clock = parseClockUserData(s.userDataBytes);
+      // hls.js gives the pts in seconds on the media element's timeline.
+      if (clock) hooks.onClock(s.pts * 1000, clock.wallclockMs);
+    }
+  });
+  hls.on(Hls.Events.ERROR, (_e, data) => {
+    if (data.fatal) fail(`${data.type}: ${data.details}`);
+  });
+  hls.loadSource(url);
+  hls.attachMedia(video);
+  hls.on(Hls.Events.MANIFEST_PARSED, () => play(video));
+  return {
+    proto: 'hls',
+    bitrateBps() {
+      const bytes = recent.reduce((a, r) => a + r[0], 0);
+      const dur = recent.reduce((a, r) => a + r[1], 0);
+      return dur > 0 ? (bytes * 8) / dur : 0;
+    },
+    destroy() {
+      failed = true;
+      hls.destroy();
+    },
+  };
+}
+
+function play(video) {
+  const p = video.play();
+  // Autoplay may be refused until the user interacts; the page shows a play button then.
+  if (p && p.catch) p.catch(() => {});
+}

@@ -1,0 +1,95 @@
+// The pusher's capture wall clock, carried in every H.264 frame as an SEI
+// user_data_unregistered message (payload type 5). Layout (big-endian), as `onair push`
+// writes it (pusher/src/mux/sei.rs):
+//
+//   16 bytes  UUID 6f6e6169-722d-7365-692d-636c6f636b21 (ASCII "onair-sei-clock!")
+//    8 bytes  capture wall-clock time, microseconds since the Unix epoch (UTC)
+//    4 bytes  frame counter (wraps at 2^32)
+//
+// Pure functions: bytes in, values out. No clock, no DOM.
+
+/** The 16 UUID bytes. */
+export const CLOCK_UUID = Uint8Array.from('onair-sei-clock!', (c) => c.charCodeAt(0));
+
+const USER_DATA_UNREGISTERED = 5;
+const PAYLOAD_LEN = 16 + 8 + 4;
+
+/**
+ * True when `uuid` is ours. Accepts the 16 bytes (mpegts.js gives a Uint8Array) or the
+ * hex text with or without dashes (hls.js gives "6f6e6169-722d-…").
+ */
+export function isClockUuid(uuid) {
+  if (uuid == null) return false;
+  if (typeof uuid === 'string') {
+    const hex = uuid.replace(/-/g, '').toLowerCase();
+    return hex === toHex(CLOCK_UUID);
+  }
+  if (uuid.length !== 16) return false;
+  for (let i = 0; i < 16; i++) if (uuid[i] !== CLOCK_UUID[i]) return false;
+  return true;
+}
+
+/**
+ * The clock from the bytes after the UUID (`user_data` in mpegts.js, `userDataBytes` in
+ * hls.js): `{ wallclockMs, frame }`, or null when too short.
+ */
+export function parseClockUserData(userData) {
+  if (!userData || userData.length < 12) return null;
+  const view = new DataView(userData.buffer, userData.byteOffset, userData.byteLength);
+  const us = view.getBigUint64(0, false);
+  return {
+    // Microseconds since 1970 stay below 2^53 for ages: Number keeps them exact.
+    wallclockMs: Number(us) / 1000,
+    frame: view.getUint32(8, false),
+  };
+}
+
+/** Removes emulation-prevention bytes (the 03 of 00 00 03). */
+export function unescapeRbsp(data) {
+  const out = new Uint8Array(data.length);
+  let n = 0;
+  let zeros = 0;
+  for (const b of data) {
+    if (zeros >= 2 && b === 3) {
+      zeros = 0;
+      continue;
+    }
+    out[n++] = b;
+    zeros = b === 0 ? zeros + 1 : 0;
+  }
+  return out.subarray(0, n);
+}
+
+/**
+ * Our clock from one whole H.264 SEI NAL unit (header byte first, emulation-prevention
+ * bytes still in), walking every SEI message in it; null if it carries none.
+ */
+export function parseClockSeiNal(nal) {
+  if (!nal || nal.length < 2 || (nal[0] & 0x1f) !== 6) return null;
+  const rbsp = unescapeRbsp(nal.subarray(1));
+  let at = 0;
+  const varint = () => {
+    let v = 0;
+    for (;;) {
+      if (at >= rbsp.length) return -1;
+      const b = rbsp[at++];
+      v += b;
+      if (b !== 0xff) return v;
+    }
+  };
+  while (at < rbsp.length && rbsp[at] !== 0x80) {
+    const type = varint();
+    const size = varint();
+    if (type < 0 || size < 0 || at + size > rbsp.length) return null;
+    const payload = rbsp.subarray(at, at + size);
+    at += size;
+    if (type === USER_DATA_UNREGISTERED && size >= PAYLOAD_LEN && isClockUuid(payload.subarray(0, 16))) {
+      return parseClockUserData(payload.subarray(16));
+    }
+  }
+  return null;
+}
+
+function toHex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
