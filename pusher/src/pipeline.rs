@@ -381,7 +381,10 @@ fn file_stage(
     // Timestamps continue across loops: each pass is offset past the last frame of the previous.
     let mut offset = 0u64;
     let mut base: Option<u64> = None;
-    let mut last_end = 0u64;
+    let mut video_end = 0u64;
+    let mut last_video: Option<u64> = None;
+    let mut last_audio: Option<u64> = None;
+    let mut step = 33u64;
     let mut pass = 0u32;
     'passes: loop {
         pass += 1;
@@ -403,8 +406,24 @@ fn file_stage(
                 break 'passes;
             }
             if !f.sequence_header {
+                match f.kind {
+                    MediaKind::Video => {
+                        if let Some(prev) = last_video {
+                            step = f.dts.saturating_sub(prev).clamp(1, 1000);
+                        }
+                        last_video = Some(f.dts);
+                        video_end = video_end.max(f.dts);
+                    }
+                    _ => {
+                        // After a loop, audio that overlaps the previous pass's (a file's
+                        // audio often runs a little past its video) is skipped: monotonic.
+                        if last_audio.is_some_and(|a| f.dts <= a) {
+                            continue;
+                        }
+                        last_audio = Some(f.dts);
+                    }
+                }
                 clock.wait_until(f.dts, stop);
-                last_end = last_end.max(f.dts);
             }
             let sent = match f.kind {
                 MediaKind::Audio => tx.audio.send(f),
@@ -417,8 +436,12 @@ fn file_stage(
         if !looped || !got_media {
             break;
         }
-        // One nominal frame after the last timestamp.
-        offset = last_end + 33;
+        // The next pass starts one frame (the file's own step) after the last video frame.
+        offset = match last_video {
+            Some(_) => video_end + step,
+            None => last_audio.map_or(0, |a| a + 23),
+        };
+        last_video = None;
         base = None;
         src = open_file(path)?;
     }

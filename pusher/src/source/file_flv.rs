@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use onair_shared::aac::AudioTagHeader;
-use onair_shared::avc::{AvcDecoderConfig, VideoTagHeader};
+use onair_shared::avc::{AvcDecoderConfig, VideoTagHeader, AVC_END_OF_SEQUENCE};
 use onair_shared::flv::{FlvDemuxer, FlvEvent, TAG_AUDIO, TAG_VIDEO};
 use onair_shared::{Codec, Frame};
 
@@ -98,6 +98,11 @@ impl FlvFileSource {
                                     "video codec {} (only H.264 is pushed)",
                                     h.codec.name()
                                 )));
+                            }
+                            if h.packet_type == AVC_END_OF_SEQUENCE {
+                                // ffmpeg ends its FLV files with one; mid-stream (looping, or
+                                // to a server) it would end the viewers' decoding.
+                                continue;
                             }
                             let f =
                                 Frame::video(ts, tag.body).map_err(|e| self.bad(e.to_string()))?;
