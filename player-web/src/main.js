@@ -279,6 +279,7 @@ function setBanner(state) {
   if (b.dataset.state === (state || '')) return;
   b.dataset.state = state || '';
   b.hidden = !state;
+  renderOverlay(performance.now());
   if (state === 'offline') {
     b.innerHTML = '<div><strong>● Offline.</strong> This stream is not live right now.<br>' +
       'It resumes here by itself when the publisher comes back.</div>';

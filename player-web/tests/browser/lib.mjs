@@ -1,0 +1,248 @@
+// Shared pieces of the browser tests: the real `onair` binary (server, pusher, demo) as
+// child processes on loopback ports the OS chooses, Debian's Chromium driven by
+// playwright-core (never a downloaded browser), deadline waits and screenshots.
+
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const playerRoot = resolve(here, '../..');
+export const repoRoot = resolve(playerRoot, '..');
+/** Screenshots and measured figures land here (git-ignored; named in the README). */
+export const resultsDir = join(playerRoot, 'test-results');
+
+/** The onair binary: $ONAIR_BIN, else the debug build `cargo test` leaves behind. */
+export function onairBin() {
+  const bin = process.env.ONAIR_BIN || join(repoRoot, 'target', 'debug', 'onair');
+  if (!existsSync(bin)) {
+    throw new Error(`${bin} does not exist: run \`cargo build\` first (or set ONAIR_BIN)`);
+  }
+  return bin;
+}
+
+export function chromiumPath() {
+  const exe = process.env.CHROMIUM || '/usr/bin/chromium';
+  if (!existsSync(exe)) {
+    throw new Error(`${exe} does not exist: install Debian's chromium (scripts/install-deps.sh does)`);
+  }
+  return exe;
+}
+
+const children = new Set();
+function track(child) {
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+/** Polls `cond` (sync or async) every 100 ms until it returns a truthy value, which it
+ *  returns; throws naming `what` after `ms`. */
+export async function waitFor(what, ms, cond) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      const v = await cond();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${last?.message ?? JSON.stringify(last)})`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Reads the child's stdout until a line matches `re`; resolves with the match. */
+function waitLine(child, re, what, ms = 20000) {
+  return new Promise((res, rej) => {
+    const rl = createInterface({ input: child.stdout });
+    const timer = setTimeout(() => rej(new Error(`no ${what} on stdout within ${ms} ms`)), ms);
+    rl.on('line', (line) => {
+      const m = re.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        res(m);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`process exited (${code}) before printing ${what}`));
+    });
+  });
+}
+
+async function stopChild(child, ms = 10000) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const done = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), ms);
+  await done;
+  clearTimeout(t);
+}
+
+/** `onair serve` on 127.0.0.1 with OS-chosen ports, serving the built player. */
+export async function startServer({ toml = '', playerDir = join(playerRoot, 'dist') } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'onair-web-'));
+  const cfg = join(dir, 'onair.toml');
+  writeFileSync(cfg, `[http]\nplayer_dir = ${JSON.stringify(playerDir)}\n${toml}\n`);
+  const child = track(
+    spawn(onairBin(), ['serve', '--rtmp-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', '--config', cfg], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
+    }),
+  );
+  const m = await waitLine(child, /onair listening rtmp=(\S+) http=(\S+)/, 'the listening line');
+  const [, rtmp, http] = m;
+  return {
+    rtmp,
+    http,
+    url: (p) => `http://${http}${p}`,
+    rtmpUrl: (p) => `rtmp://${rtmp}/${p}`,
+    async streams() {
+      const r = await fetch(`http://${http}/api/streams`);
+      return r.json();
+    },
+    async stop() {
+      await stopChild(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** `onair push` with its test pattern (burned-in clock, SEI clock in every frame) and tone. */
+export function startPusher(url, args = []) {
+  const child = track(
+    spawn(onairBin(), ['push', url, '--quiet', '--overlay', 'clock', ...args], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
+    }),
+  );
+  return { stop: () => stopChild(child), child };
+}
+
+/** `onair demo` on OS-chosen ports; resolves once it printed the player URL. */
+export async function startDemo(extraArgs = []) {
+  const child = track(
+    spawn(onairBin(), ['demo', '--rtmp-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', ...extraArgs], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
+    }),
+  );
+  const m = await waitLine(child, /(http:\/\/\S+\/live\?stream=\S+)/, 'the player URL', 30000);
+  return { url: m[1], stop: () => stopChild(child) };
+}
+
+export async function waitLive(server, app, name, ms = 30000) {
+  return waitFor(`${app}/${name} live with video`, ms, async () => {
+    const list = await server.streams();
+    return list.find((s) => s.app === app && s.name === name && s.live && s.video?.width);
+  });
+}
+
+/** Headless Debian Chromium with a fresh profile, autoplay allowed. */
+export async function launchBrowser() {
+  const profile = mkdtempSync(join(tmpdir(), 'onair-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath(),
+    headless: true,
+    viewport: { width: 1280, height: 900 },
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+      '--disable-quic',
+      '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required',
+    ],
+  });
+  return {
+    context,
+    async newPage(opts) {
+      const page = await context.newPage(opts);
+      page.on('console', (m) => {
+        if (m.type() === 'error' || m.type() === 'warning') console.log(`  [browser ${m.type()}] ${m.text()}`);
+      });
+      page.on('pageerror', (e) => console.log(`  [page error] ${e.message}`));
+      page.on('response', (r) => {
+        if (r.status() >= 400) console.log(`  [browser] ${r.status()} ${r.url()}`);
+      });
+      return page;
+    },
+    async close() {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(resultsDir, { recursive: true });
+  const path = join(resultsDir, `${name}.png`);
+  await page.screenshot({ path });
+  return path;
+}
+
+export function writeResult(name, value) {
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, `${name}.json`), JSON.stringify(value, null, 2) + '\n');
+}
+
+/** The page's <video>: currentTime, size, readiness. */
+export function videoState(page) {
+  return page.evaluate(() => {
+    const v = document.querySelector('video');
+    return v
+      ? { t: v.currentTime, w: v.videoWidth, h: v.videoHeight, paused: v.paused, ready: v.readyState }
+      : null;
+  });
+}
+
+/** Waits for playback to start, then requires currentTime to advance by `advance` seconds
+ *  within `within` ms. Returns the final state. */
+export async function assertPlays(page, { advance = 3, within = 5000, startMs = 20000 } = {}) {
+  const start = await waitFor('playback to start', startMs, async () => {
+    const s = await videoState(page);
+    return s && s.t > 0 && s.w > 0 ? s : null;
+  });
+  const t0 = start.t;
+  const since = Date.now();
+  return waitFor(`currentTime to advance by ${advance} s within ${within} ms (from ${t0.toFixed(2)})`, within, async () => {
+    const s = await videoState(page);
+    return s && s.t >= t0 + advance ? { ...s, elapsedMs: Date.now() - since, t0 } : null;
+  });
+}
+
+/** Reads the overlay's latency every `everyMs` for `forMs`; returns the samples. */
+export async function sampleLatency(page, { forMs = 8000, everyMs = 250 } = {}) {
+  const out = [];
+  const end = Date.now() + forMs;
+  while (Date.now() < end) {
+    const s = await page.evaluate(() => {
+      const el = document.getElementById('latency');
+      return { ms: el?.dataset.latencyMs, kind: el?.dataset.latencyKind, text: el?.textContent };
+    });
+    if (s.ms) out.push({ ms: Number(s.ms), kind: s.kind, text: s.text });
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  return out;
+}
+
+export function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
