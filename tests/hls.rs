@@ -129,7 +129,12 @@ fn ffmpeg_plays_hls_without_errors_or_gaps_and_segments_are_two_seconds() {
 
 #[test]
 fn window_slides_and_segments_404_after_keep_after() {
-    let server = ServerProc::start("[hls]\nwindow = 3\nkeep_after_ms = 2000\n");
+    let dir = TempDir::new("onair-hls-dir");
+    let server = ServerProc::start(&format!(
+        "[hls]\nwindow = 3\nkeep_after_ms = 2000\ndir = {:?}\n",
+        dir.path.display().to_string()
+    ));
+    let on_disk = dir.path.join("live").join("w");
     let _push = ffmpeg_push(&server.rtmp_url("live/w"));
     server.wait_live("live", "w");
     wait_until("window full", Duration::from_secs(30), || {
@@ -148,12 +153,28 @@ fn window_slides_and_segments_404_after_keep_after() {
         200,
         "kept after leaving"
     );
+    // The optional folder mirrors the playlist and the segments.
+    let oldest_file = on_disk.join(oldest.trim_start_matches("w-"));
+    assert!(
+        on_disk.join("index.m3u8").is_file(),
+        "playlist written to the hls dir"
+    );
+    assert!(
+        oldest_file.is_file(),
+        "segment in the hls dir: {}",
+        oldest_file.display()
+    );
     wait_until("expired segment 404s", Duration::from_secs(10), || {
         http_get(server.http, &format!("/live/{oldest}")).0 == 404
     });
     assert!(
         left_at.elapsed() >= Duration::from_millis(1500),
         "not kept for keep_after"
+    );
+    wait_until(
+        "expired segment file deleted",
+        Duration::from_secs(5),
+        || !oldest_file.exists(),
     );
     let later = playlist(&server, "w").unwrap();
     assert!(media_sequence(&later) > seq0);
