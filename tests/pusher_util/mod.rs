@@ -262,3 +262,93 @@ pub fn check_media(input: &str, e: Expect) -> Vec<Packet> {
     );
     pk
 }
+
+/// `onair serve` on a given RTMP address (to come back where a stopped server was).
+pub struct ServerAt {
+    pub proc: crate::common::Proc,
+    pub rtmp: std::net::SocketAddr,
+    pub http: std::net::SocketAddr,
+    _dir: crate::common::TempDir,
+}
+
+impl ServerAt {
+    pub fn start(rtmp: std::net::SocketAddr) -> ServerAt {
+        use std::io::BufRead;
+        let dir = crate::common::TempDir::new("onair-push-srv");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_onair"))
+            .args(["serve", "--http-addr", "127.0.0.1:0", "--rtmp-addr"])
+            .arg(rtmp.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn onair serve");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read listening line");
+        let http = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http="))
+            .unwrap_or_else(|| panic!("no http= in {line:?}"))
+            .parse()
+            .expect("http address");
+        ServerAt {
+            proc: crate::common::Proc(child),
+            rtmp,
+            http,
+            _dir: dir,
+        }
+    }
+
+    /// The API entry of `app/name`, if listed and live.
+    pub fn live(&self, app: &str, name: &str) -> Option<serde_json::Value> {
+        let (status, body) = crate::common::http_get(self.http, "/api/streams");
+        if status != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        v.as_array()?
+            .iter()
+            .find(|s| s["app"] == app && s["name"] == name && s["live"] == true)
+            .cloned()
+    }
+}
+
+/// Status lines of a pusher's stderr, collected on a thread.
+pub struct StatusLines(pub std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl StatusLines {
+    pub fn collect(child: &mut Child) -> StatusLines {
+        use std::io::BufRead;
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let err = child.stderr.take().expect("piped stderr");
+        let l = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("push: {line}");
+                l.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+        StatusLines(lines)
+    }
+
+    /// The last value of `key=N` in the status lines.
+    pub fn last(&self, key: &str) -> Option<u64> {
+        let lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        lines.iter().rev().find_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+        })
+    }
+}
+
+/// Resident memory of a process in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}

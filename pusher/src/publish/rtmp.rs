@@ -18,7 +18,7 @@ use rml_rtmp::sessions::{
 };
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Notify;
 use tokio::time::timeout;
 
@@ -30,6 +30,10 @@ use crate::PushError;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One write blocked this long means the link is dead: reconnect.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Kernel send buffer of the RTMP socket. Small on purpose: a link slower than the stream
+/// must show up in our send queue (where the drop policy works) within a second or two,
+/// not hide megabytes of stale media in the kernel.
+pub const SEND_BUFFER: u32 = 256 * 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(4);
 
@@ -147,13 +151,13 @@ pub fn run_publisher(
                 shared.stats.reconnects.fetch_add(1, Relaxed);
             }
             let mut published = false;
-            let result = publish_once(&url, &shared, &metadata, &stop, &mut published).await;
+            let result = publish_once(&url, &shared, &metadata, &mut published).await;
             shared.stats.connected.store(false, Relaxed);
             match result {
                 Ok(()) => return Ok(()),
                 Err(reason) => {
                     let finished = shared.lock().is_finished();
-                    if stop.load(Relaxed) || finished && !published {
+                    if stop.load(Relaxed) || finished {
                         return Err(PushError::Rtmp {
                             url: url.url.clone(),
                             reason,
@@ -264,13 +268,22 @@ async fn publish_once(
     url: &RtmpUrl,
     shared: &Shared,
     metadata: &StreamMetadata,
-    stop: &AtomicBool,
     published: &mut bool,
 ) -> Result<(), String> {
-    let sock = timeout(CONNECT_TIMEOUT, TcpStream::connect(&url.addr))
+    let addr = tokio::net::lookup_host(&url.addr)
         .await
-        .map_err(|_| format!("connect to {} timed out", url.addr))?
-        .map_err(|e| format!("connect to {}: {e}", url.addr))?;
+        .map_err(|e| format!("resolve {}: {e}", url.addr))?
+        .next()
+        .ok_or_else(|| format!("{} resolves to no address", url.addr))?;
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
+        .map_err(|e| format!("socket: {e}"))?;
+    socket
+        .set_send_buffer_size(SEND_BUFFER)
+        .map_err(|e| format!("SO_SNDBUF: {e}"))?;
+    let sock = timeout(CONNECT_TIMEOUT, socket.connect(addr))
+        .await
+        .map_err(|_| format!("connect to {addr} timed out"))?
+        .map_err(|e| format!("connect to {addr}: {e}"))?;
     sock.set_nodelay(true).map_err(|e| e.to_string())?;
     let mut c = Conn {
         sock,
@@ -395,11 +408,6 @@ async fn publish_once(
                 };
                 let bytes = c.buf[..n].to_vec();
                 c.input(&bytes).await?;
-            }
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {
-                if stop.load(Relaxed) && shared.lock().is_finished() && shared.lock().is_empty() {
-                    continue;
-                }
             }
         }
     }
