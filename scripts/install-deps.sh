@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need beyond the Rust toolchain, gcc, Node and npm:
-# ffmpeg/ffprobe (real peers for interop tests) and nginx with the RTMP module (the
-# benchmark's reference server). Does nothing for what is already there.
+# ffmpeg/ffprobe (real peers for interop tests), Chromium (the player's browser tests) and
+# nginx with the RTMP module (the benchmark's reference server). Does nothing for what is
+# already there.
 set -euo pipefail
 
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
+# Debian's Chromium for the browser player's tests (playwright-core drives it; no browser download).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # The pusher's capture features, which clippy and the tests build (--all-features): bindgen
 # needs libclang (V4L2 bindings under nokhwa), cpal's ALSA backend libasound2-dev and pkg-config.
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
