@@ -1,5 +1,6 @@
 //! `onair`: the one command users run. `onair serve` runs the live server; `onair push`
-//! publishes a stream to it (or to any RTMP server, or to an FLV file).
+//! publishes a stream to it (or to any RTMP server, or to an FLV file); `onair demo` runs
+//! both at once, a test pattern on `live/demo`, and prints the player URL.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,6 +42,37 @@ enum Command {
     /// over RTMP (or write an FLV file). The default source is a test pattern with a
     /// burned-in clock and a tone; every frame carries its capture time in an SEI.
     Push(Box<onair_pusher::PushArgs>),
+    /// The one-command demo: the server plus a test-pattern pusher (burned-in clock, tone,
+    /// SEI clock for the latency overlay) publishing to it; prints the browser player's URL.
+    /// Ctrl-C or SIGTERM stops both.
+    Demo {
+        /// TOML config file for the server (see `serve`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// RTMP listen address [default: 0.0.0.0:1935]; the pusher connects to it on loopback.
+        #[arg(long)]
+        rtmp_addr: Option<std::net::SocketAddr>,
+        /// HTTP listen address [default: 0.0.0.0:8080].
+        #[arg(long)]
+        http_addr: Option<std::net::SocketAddr>,
+        /// The stream to publish, APP/NAME.
+        #[arg(long, default_value = "live/demo")]
+        stream: String,
+        /// Picture size of the test pattern, WxH.
+        #[arg(long, default_value = "1280x720")]
+        size: String,
+        /// Video bitrate of the test pattern (`k` and `M` suffixes work).
+        #[arg(long, default_value = "2500k")]
+        bitrate: String,
+    },
+}
+
+/// `onair push` options parsed the way the command line would, so the demo's pusher has
+/// exactly the defaults of `onair push`.
+#[derive(Parser)]
+struct PushOnly {
+    #[command(flatten)]
+    push: onair_pusher::PushArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,16 +90,7 @@ fn main() -> anyhow::Result<()> {
             http_addr,
             print_config,
         } => {
-            let mut cfg = match &config {
-                Some(path) => Config::load(path)?,
-                None => Config::default(),
-            };
-            if let Some(a) = rtmp_addr {
-                cfg.rtmp.addr = a;
-            }
-            if let Some(a) = http_addr {
-                cfg.http.addr = a;
-            }
+            let cfg = server_config(config.as_deref(), rtmp_addr, http_addr)?;
             if print_config {
                 print!("{}", toml::to_string(&cfg)?);
                 return Ok(());
@@ -76,7 +99,126 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(serve(cfg))
         }
         Command::Push(args) => push(*args),
+        Command::Demo {
+            config,
+            rtmp_addr,
+            http_addr,
+            stream,
+            size,
+            bitrate,
+        } => {
+            let cfg = server_config(config.as_deref(), rtmp_addr, http_addr)?;
+            let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            rt.block_on(demo(cfg, &stream, &size, &bitrate))
+        }
     }
+}
+
+/// The config file (or the defaults) with the command line's addresses on top.
+fn server_config(
+    path: Option<&std::path::Path>,
+    rtmp_addr: Option<std::net::SocketAddr>,
+    http_addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Config> {
+    let mut cfg = match path {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(a) = rtmp_addr {
+        cfg.rtmp.addr = a;
+    }
+    if let Some(a) = http_addr {
+        cfg.http.addr = a;
+    }
+    Ok(cfg)
+}
+
+/// Where a local client reaches a listener: the loopback address when it listens on all.
+fn local_addr(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
+    }
+}
+
+/// `onair demo`: the server, then `onair push`'s test pattern into it on a thread of its own
+/// (the pusher blocks and runs its own runtime). Stops the pusher first, then the server.
+async fn demo(cfg: Config, stream: &str, size: &str, bitrate: &str) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let (app, name) = stream
+        .split_once('/')
+        .filter(|(a, n)| !a.is_empty() && !n.is_empty() && !n.contains('/'))
+        .with_context(|| format!("--stream must be APP/NAME, got {stream:?}"))?;
+    let player_built = cfg.http.player_dir.join("index.html").is_file();
+    let player_dir = cfg.http.player_dir.display().to_string();
+    let server = Server::start(cfg).await?;
+    println!(
+        "onair listening rtmp={} http={}",
+        server.rtmp_addr, server.http_addr
+    );
+    let push_url = format!("rtmp://{}/{app}/{name}", local_addr(server.rtmp_addr));
+    let player_url = format!(
+        "http://{}/live?stream={app}/{name}",
+        local_addr(server.http_addr)
+    );
+    let push_cfg = PushOnly::try_parse_from([
+        "push",
+        push_url.as_str(),
+        "--overlay",
+        "clock",
+        "--size",
+        size,
+        "--bitrate",
+        bitrate,
+        "--quiet",
+    ])
+    .context("demo pusher options")?
+    .push
+    .into_config()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let pusher = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("demo-push".into())
+            .spawn(move || onair_pusher::run(push_cfg, stop))
+            .context("starting the demo pusher")?
+    };
+    let mut pusher = tokio::task::spawn_blocking(move || pusher.join());
+    println!("onair demo: pushing a test pattern (clock overlay, tone) to {push_url}");
+    if !player_built {
+        println!(
+            "onair demo: the browser player is not built (no {player_dir}/index.html): \
+             cd player-web && npm ci && npm run build"
+        );
+    }
+    println!("onair demo: watch at {player_url}");
+    let ended_early = tokio::select! {
+        r = wait_for_signal() => { r?; None }
+        r = &mut pusher => Some(r),
+    };
+    let result = match ended_early {
+        Some(r) => Err(match r {
+            Ok(Ok(Ok(_))) => anyhow::anyhow!("the demo pusher stopped"),
+            Ok(Ok(Err(e))) => anyhow::Error::new(e).context("the demo pusher failed"),
+            _ => anyhow::anyhow!("the demo pusher panicked"),
+        }),
+        None => {
+            tracing::info!("stopping the demo");
+            stop.store(true, Ordering::Relaxed);
+            if tokio::time::timeout(Duration::from_secs(10), &mut pusher)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the demo pusher did not stop within 10 s");
+            }
+            Ok(())
+        }
+    };
+    server.shutdown(Duration::from_secs(5)).await;
+    result
 }
 
 /// `onair push`: runs the pipeline on this thread; Ctrl-C or SIGTERM ends it cleanly (the

@@ -82,13 +82,15 @@ function waitLine(child, re, what, ms = 20000) {
   });
 }
 
+/** SIGTERM, then SIGKILL after `ms`; resolves with the exit code (null if killed). */
 async function stopChild(child, ms = 10000) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const done = new Promise((r) => child.once('exit', r));
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const done = new Promise((r) => child.once('exit', (code) => r(code)));
   child.kill('SIGTERM');
   const t = setTimeout(() => child.kill('SIGKILL'), ms);
-  await done;
+  const code = await done;
   clearTimeout(t);
+  return code;
 }
 
 /** `onair serve` on 127.0.0.1 with OS-chosen ports, serving the built player. */
