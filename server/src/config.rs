@@ -14,6 +14,26 @@ pub struct Config {
     pub http: HttpConfig,
     pub hub: HubConfig,
     pub hls: HlsConfig,
+    pub auth: AuthConfig,
+}
+
+/// Who may publish and play. With the defaults everyone may.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Publish keys per app: a publisher to `app` must give one of them as `key`
+    /// (`rtmp://host/app/name?key=SECRET`, or OBS stream key `name?key=SECRET`).
+    pub publish_keys: std::collections::BTreeMap<String, Vec<String>>,
+    /// Refuse publishing to apps that have no keys listed.
+    pub require_publish_key: bool,
+    /// If not empty, playing needs one of these as `token` (`rtmp://host/app/name?token=T`,
+    /// `http://host/app/name.flv?token=T`, `…/name.m3u8?token=T`).
+    pub play_tokens: Vec<String>,
+    /// `http://` URL POSTed a JSON event on every publish and play (like SRS on_publish
+    /// and nginx-rtmp on_publish); a 2xx answer allows, anything else refuses.
+    pub hook_url: String,
+    /// The hook must answer within this, or the request is refused.
+    pub hook_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -55,6 +75,8 @@ pub struct RtmpConfig {
     pub addr: SocketAddr,
     /// Most RTMP connections at once (publishers and players); more are closed at accept.
     pub max_connections: usize,
+    /// Most RTMP connections at once from one IP address.
+    pub max_connections_per_ip: usize,
     /// Largest Set Chunk Size a peer may announce.
     pub max_chunk_size: u32,
     /// Largest RTMP message a peer may send (a video keyframe must fit).
@@ -81,6 +103,8 @@ pub struct HttpConfig {
     pub addr: SocketAddr,
     /// Most HTTP connections at once.
     pub max_connections: usize,
+    /// Most HTTP connections at once from one IP address.
+    pub max_connections_per_ip: usize,
     /// Request headers must arrive within this time (slowloris).
     pub header_read_timeout_ms: u64,
     /// Largest request head (request line plus headers), in bytes; at least 8192.
@@ -94,6 +118,8 @@ pub struct HttpConfig {
 pub struct HubConfig {
     /// Most live streams at once; further publishes are refused.
     pub max_streams: usize,
+    /// Most viewers of one stream at once (RTMP and HTTP-FLV; HLS clients are not connections).
+    pub max_viewers_per_stream: usize,
     /// GOP cache bounds: frames since the last keyframe kept for new viewers. Past either
     /// bound the cache is emptied until the next keyframe (new viewers then wait for it).
     pub gop_cache_max_frames: usize,
@@ -116,6 +142,7 @@ impl Default for RtmpConfig {
         Self {
             addr: ([0, 0, 0, 0], 1935).into(),
             max_connections: 2000,
+            max_connections_per_ip: 1000,
             max_chunk_size: 1 << 20,
             max_message_size: 8 << 20,
             max_command_size: 64 << 10,
@@ -133,6 +160,7 @@ impl Default for HttpConfig {
         Self {
             addr: ([0, 0, 0, 0], 8080).into(),
             max_connections: 4000,
+            max_connections_per_ip: 1000,
             header_read_timeout_ms: 5_000,
             max_header_bytes: 16 << 10,
             player_dir: "player-web/dist".into(),
@@ -144,6 +172,7 @@ impl Default for HubConfig {
     fn default() -> Self {
         Self {
             max_streams: 64,
+            max_viewers_per_stream: 5000,
             gop_cache_max_frames: 1200,
             gop_cache_max_bytes: 32 << 20,
             viewer_queue_frames: 512,

@@ -2,10 +2,13 @@
 //! `Server::start` binds both listeners and returns once they accept; `shutdown`
 //! stops accepting, ends every stream and waits for connections to finish.
 
+pub mod auth;
 pub mod config;
 pub mod hls;
 pub mod http;
 pub mod hub;
+pub mod limits;
+pub mod metrics;
 pub mod rtmp;
 
 use std::net::SocketAddr;
@@ -39,6 +42,7 @@ impl Server {
         let rtmp_addr = rtmp_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
         let hub = Hub::new(cfg.hub.clone());
+        let auth = Arc::new(auth::Auth::new(cfg.auth.clone())?);
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(rtmp::serve(
@@ -48,7 +52,10 @@ impl Server {
             shutdown.clone(),
             tasks.clone(),
         ));
-        let hls = cfg.hls.enabled.then(|| hls::Hls::new(cfg.hls.clone()));
+        let hls = cfg
+            .hls
+            .enabled
+            .then(|| hls::Hls::new(cfg.hls.clone(), hub.metrics().clone()));
         if let Some(h) = &hls {
             tasks.spawn(h.clone().run(hub.clone(), shutdown.clone(), tasks.clone()));
         }
@@ -56,6 +63,8 @@ impl Server {
             http_listener,
             http::HttpContext {
                 hub: hub.clone(),
+                auth: auth.clone(),
+                allowed: Arc::default(),
                 hls,
                 cfg: Arc::new(cfg.http.clone()),
                 player: Arc::new(http::player::PlayerFiles::new(cfg.http.player_dir.clone())),

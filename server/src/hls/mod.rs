@@ -35,6 +35,7 @@ pub struct Hls {
 
 struct HlsInner {
     cfg: HlsConfig,
+    metrics: Arc<crate::metrics::Metrics>,
     streams: Mutex<HashMap<StreamKey, Arc<HlsStream>>>,
 }
 
@@ -63,10 +64,11 @@ struct Stored {
 }
 
 impl Hls {
-    pub fn new(cfg: HlsConfig) -> Self {
+    pub fn new(cfg: HlsConfig, metrics: Arc<crate::metrics::Metrics>) -> Self {
         Self {
             inner: Arc::new(HlsInner {
                 cfg,
+                metrics,
                 streams: Mutex::new(HashMap::new()),
             }),
         }
@@ -177,6 +179,7 @@ impl Hls {
             mirror(&dir, &s, &text).await;
         }
         let _ = hs.latest.send(Some(seq));
+        self.inner.metrics.hls_segments.inc();
     }
 
     fn dir_of(&self, key: &StreamKey) -> Option<PathBuf> {

@@ -34,7 +34,7 @@ pub fn live_body(sub: Subscription) -> ResponseBody {
             total += tag.len();
             chunks.push(tag);
         }
-        sub.stream().counters.add_out(total);
+        sub.stream().add_out(total);
         Some((chunks, (sub, None, batch)))
     });
     ResponseBody::Live(Box::pin(s))

@@ -8,7 +8,6 @@ mod flv;
 pub mod player;
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,12 +26,17 @@ use tracing::Instrument;
 
 use body::ResponseBody;
 
+use crate::auth::{Access, Action, Auth, Denied};
 use crate::config::{ms, HttpConfig};
 use crate::hub::{parse_stream_name, Hub, Protocol, StreamKey};
+use crate::limits::ConnLimiter;
+use bytes::Bytes;
 
 #[derive(Clone)]
 pub struct HttpContext {
     pub hub: Hub,
+    pub auth: Arc<Auth>,
+    pub allowed: Arc<AllowCache>,
     /// `None` when HLS is disabled in the config.
     pub hls: Option<crate::hls::Hls>,
     pub cfg: Arc<HttpConfig>,
@@ -45,7 +49,8 @@ pub async fn serve(
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let open = Arc::new(AtomicUsize::new(0));
+    let limiter = ConnLimiter::new(ctx.cfg.max_connections, ctx.cfg.max_connections_per_ip);
+    let metrics = ctx.hub.metrics().clone();
     let write_timeout = ms(ctx.hub.config().viewer_write_timeout_ms);
     loop {
         let (socket, peer) = tokio::select! {
@@ -59,13 +64,18 @@ pub async fn serve(
                 }
             },
         };
-        if open.load(Ordering::Relaxed) >= ctx.cfg.max_connections {
-            tracing::warn!(peer = %peer, limit = ctx.cfg.max_connections, "http connection refused: max_connections reached");
-            continue;
-        }
+        let permit = match limiter.try_acquire(peer.ip()) {
+            Ok(p) => p,
+            Err(refusal) => {
+                let reason = refusal.reason("http");
+                tracing::warn!(peer = %peer, reason, "http connection refused");
+                metrics.refused(reason);
+                continue;
+            }
+        };
+        metrics.connection_opened("http");
+        let metrics = metrics.clone();
         let _ = socket.set_nodelay(true);
-        open.fetch_add(1, Ordering::Relaxed);
-        let open2 = open.clone();
         // A viewer whose socket accepts nothing for the timeout is cut off by the stream itself.
         let mut io = TimeoutStream::new(socket);
         io.set_write_timeout(Some(write_timeout));
@@ -97,7 +107,8 @@ pub async fn serve(
                         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), conn).await;
                     }
                 }
-                open2.fetch_sub(1, Ordering::Relaxed);
+                metrics.connection_closed("http");
+                drop(permit);
             }
             .instrument(span),
         );
@@ -134,6 +145,7 @@ async fn route(
 ) -> Response<ResponseBody> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("");
     let res = match (&method, path.as_str()) {
         (&Method::OPTIONS, _) => {
             let mut r = Response::new(ResponseBody::empty());
@@ -148,6 +160,27 @@ async fn route(
             );
             r
         }
+        (_, "/metrics") => {
+            let streams = ctx.hub.list();
+            let viewers: Vec<(&str, usize)> = crate::hub::Protocol::ALL
+                .iter()
+                .map(|&p| {
+                    (
+                        p.name(),
+                        streams.iter().map(|s| s.counters.viewers(p)).sum(),
+                    )
+                })
+                .collect();
+            let body = ctx.hub.metrics().render(streams.len(), &viewers);
+            let mut r = Response::new(ResponseBody::full(body));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            r
+        }
         (_, "/api/streams") => {
             let body = serde_json::to_vec_pretty(&api::streams(&ctx.hub)).unwrap_or_default();
             let mut r = Response::new(ResponseBody::full(body));
@@ -158,9 +191,18 @@ async fn route(
             r
         }
         (_, p) => match media_path(p) {
-            Some((key, "flv")) => play_flv(ctx, &key, method == Method::HEAD),
-            Some((key, "m3u8")) => hls_playlist(ctx, &key, peer).await,
-            Some((key, "ts")) => hls_segment(ctx, &key),
+            Some((key, "flv")) => match authorize(ctx, &key, "flv", query, peer).await {
+                Ok(()) => play_flv(ctx, &key, method == Method::HEAD),
+                Err(r) => r,
+            },
+            Some((key, "m3u8")) => match authorize(ctx, &key, "hls", query, peer).await {
+                Ok(()) => hls_playlist(ctx, &key, peer, query).await,
+                Err(r) => r,
+            },
+            Some((key, "ts")) => match authorize_segment(ctx, query) {
+                Ok(()) => hls_segment(ctx, &key),
+                Err(r) => r,
+            },
             _ => ctx
                 .player
                 .respond(p)
@@ -181,6 +223,90 @@ fn media_path(path: &str) -> Option<(StreamKey, &str)> {
     Some((StreamKey::new(app, name), ext))
 }
 
+/// Play authorization for HTTP-FLV and HLS playlists: tokens, then the hook. For HLS the
+/// hook's yes is remembered per client and stream for a while, since players poll the
+/// playlist every few seconds.
+async fn authorize(
+    ctx: &HttpContext,
+    key: &StreamKey,
+    protocol: &'static str,
+    query: &str,
+    peer: std::net::SocketAddr,
+) -> Result<(), Response<ResponseBody>> {
+    let access = Access {
+        action: Action::Play,
+        protocol,
+        app: key.app.clone(),
+        stream: key.name.clone(),
+        client_ip: peer.ip(),
+        param: query.to_string(),
+    };
+    let cache_key = (peer.ip(), key.clone());
+    if protocol == "hls" && ctx.auth.has_hook() && ctx.allowed.recently_allowed(&cache_key) {
+        return ctx.auth.check_static(&access).map_err(|d| refuse(ctx, &d));
+    }
+    match ctx.auth.check(&access).await {
+        Ok(()) => {
+            if protocol == "hls" && ctx.auth.has_hook() {
+                ctx.allowed.remember(cache_key);
+            }
+            Ok(())
+        }
+        Err(d) => {
+            tracing::warn!(stream = %key, reason = d.reason(), "play refused: {d}");
+            Err(refuse(ctx, &d))
+        }
+    }
+}
+
+/// Segments only need the token: their playlist request already passed the hook.
+fn authorize_segment(ctx: &HttpContext, query: &str) -> Result<(), Response<ResponseBody>> {
+    let access = Access {
+        action: Action::Play,
+        protocol: "hls",
+        app: String::new(),
+        stream: String::new(),
+        client_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+        param: query.to_string(),
+    };
+    ctx.auth.check_static(&access).map_err(|d| refuse(ctx, &d))
+}
+
+fn refuse(ctx: &HttpContext, d: &Denied) -> Response<ResponseBody> {
+    ctx.hub.metrics().refused(d.reason());
+    let status = StatusCode::from_u16(d.http_status()).unwrap_or(StatusCode::FORBIDDEN);
+    text(status, d.to_string())
+}
+
+/// Recent hook approvals for HLS clients, bounded in size and age.
+#[derive(Default)]
+pub struct AllowCache {
+    entries: std::sync::Mutex<
+        std::collections::HashMap<(std::net::IpAddr, StreamKey), std::time::Instant>,
+    >,
+}
+
+const ALLOW_TTL: Duration = Duration::from_secs(30);
+const ALLOW_MAX: usize = 10_000;
+
+impl AllowCache {
+    fn recently_allowed(&self, k: &(std::net::IpAddr, StreamKey)) -> bool {
+        let e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        e.get(k).is_some_and(|t| t.elapsed() < ALLOW_TTL)
+    }
+
+    fn remember(&self, k: (std::net::IpAddr, StreamKey)) {
+        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if e.len() >= ALLOW_MAX {
+            e.retain(|_, t| t.elapsed() < ALLOW_TTL);
+            if e.len() >= ALLOW_MAX {
+                return;
+            }
+        }
+        e.insert(k, std::time::Instant::now());
+    }
+}
+
 fn play_flv(ctx: &HttpContext, key: &StreamKey, head_only: bool) -> Response<ResponseBody> {
     if head_only {
         return match ctx.hub.get(key) {
@@ -193,6 +319,9 @@ fn play_flv(ctx: &HttpContext, key: &StreamKey, head_only: bool) -> Response<Res
             tracing::info!(stream = %key, "http-flv play started");
             flv_response(flv::live_body(sub))
         }
+        Err(e @ crate::hub::SubscribeError::TooManyViewers(..)) => {
+            text(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
         Err(e) => text(StatusCode::NOT_FOUND, e.to_string()),
     }
 }
@@ -201,6 +330,7 @@ async fn hls_playlist(
     ctx: &HttpContext,
     key: &StreamKey,
     peer: std::net::SocketAddr,
+    query: &str,
 ) -> Response<ResponseBody> {
     let Some(hls) = &ctx.hls else {
         return text(StatusCode::NOT_FOUND, "HLS is disabled on this server");
@@ -214,6 +344,13 @@ async fn hls_playlist(
     let wait = Duration::from_millis(hls.config().segment_duration_ms * 2);
     match stream.playlist(wait).await {
         Some(text) => {
+            // With play tokens, segment URIs carry the client's token along.
+            let text = match crate::auth::query_param(query, "token") {
+                Some(t) if ctx.auth.needs_play_token() => Bytes::from(
+                    String::from_utf8_lossy(&text).replace(".ts\n", &format!(".ts?token={t}\n")),
+                ),
+                _ => text,
+            };
             let mut r = Response::new(ResponseBody::full(text));
             let h = r.headers_mut();
             h.insert(

@@ -25,6 +25,7 @@ pub use stream::{Event, MediaInfo, PublisherInfo, PushError, Stream};
 pub use subscription::{Item, StreamEnded, Subscription};
 
 use crate::config::HubConfig;
+use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamKey {
@@ -82,6 +83,8 @@ pub enum PublishError {
 pub enum SubscribeError {
     #[error("stream {0} is not live")]
     NotFound(StreamKey),
+    #[error("stream {0} already has its limit of {1} viewers")]
+    TooManyViewers(StreamKey, usize),
 }
 
 #[derive(Clone)]
@@ -91,6 +94,7 @@ pub struct Hub {
 
 struct HubInner {
     cfg: Arc<HubConfig>,
+    metrics: Arc<Metrics>,
     /// Announces each stream when it is created, for per-stream services (HLS).
     created: tokio::sync::broadcast::Sender<Arc<Stream>>,
     streams: Mutex<HashMap<StreamKey, Arc<Stream>>>,
@@ -102,6 +106,7 @@ impl Hub {
         Self {
             inner: Arc::new(HubInner {
                 cfg: Arc::new(cfg),
+                metrics: Arc::new(Metrics::new()),
                 created: tokio::sync::broadcast::channel(64).0,
                 streams: Mutex::new(HashMap::new()),
                 next_publisher_id: AtomicU64::new(1),
@@ -111,6 +116,10 @@ impl Hub {
 
     pub fn config(&self) -> &HubConfig {
         &self.inner.cfg
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<StreamKey, Arc<Stream>>> {
@@ -140,7 +149,12 @@ impl Hub {
                 if streams.len() >= self.inner.cfg.max_streams {
                     return Err(PublishError::TooManyStreams(self.inner.cfg.max_streams));
                 }
-                let s = Arc::new(Stream::new(key.clone(), self.inner.cfg.clone(), now));
+                let s = Arc::new(Stream::new(
+                    key.clone(),
+                    self.inner.cfg.clone(),
+                    self.inner.metrics.clone(),
+                    now,
+                ));
                 streams.insert(key.clone(), s.clone());
                 let _ = self.inner.created.send(s.clone());
                 s
@@ -166,6 +180,15 @@ impl Hub {
             .get(key)
             .cloned()
             .ok_or_else(|| SubscribeError::NotFound(key.clone()))?;
+        let max = self.inner.cfg.max_viewers_per_stream;
+        let now: usize = Protocol::ALL
+            .iter()
+            .map(|&p| stream.counters.viewers(p))
+            .sum();
+        if now >= max {
+            self.inner.metrics.refused("max_viewers_per_stream");
+            return Err(SubscribeError::TooManyViewers(key.clone(), max));
+        }
         Ok(stream.subscribe(Some(protocol)))
     }
 

@@ -21,6 +21,14 @@ impl Protocol {
     fn index(self) -> usize {
         self as usize
     }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Rtmp => "rtmp",
+            Protocol::Flv => "flv",
+            Protocol::Hls => "hls",
+        }
+    }
 }
 
 /// Counters updated by ingest and viewers without taking the stream lock.

@@ -90,12 +90,18 @@ pub struct Stream {
     pub created: Instant,
     pub counters: StreamCounters,
     cfg: Arc<HubConfig>,
+    metrics: Arc<crate::metrics::Metrics>,
     tx: broadcast::Sender<Event>,
     state: Mutex<State>,
 }
 
 impl Stream {
-    pub(super) fn new(key: StreamKey, cfg: Arc<HubConfig>, now: Instant) -> Self {
+    pub(super) fn new(
+        key: StreamKey,
+        cfg: Arc<HubConfig>,
+        metrics: Arc<crate::metrics::Metrics>,
+        now: Instant,
+    ) -> Self {
         let (tx, _) = broadcast::channel(cfg.viewer_queue_frames.max(16));
         let span = tracing::info_span!(parent: None, "stream", key = %key);
         Self {
@@ -104,6 +110,7 @@ impl Stream {
             created: now,
             counters: StreamCounters::default(),
             cfg,
+            metrics,
             tx,
             state: Mutex::new(State {
                 publisher: None,
@@ -224,7 +231,7 @@ impl Stream {
         payload: Bytes,
         now: Instant,
     ) -> Result<(), PushError> {
-        self.counters.add_in(payload.len());
+        self.add_in(payload.len());
         let mut st = self.lock();
         check_publisher(&st, id)?;
         let frame = Frame::video(0, payload).map_err(|e| PushError::Malformed {
@@ -256,7 +263,7 @@ impl Stream {
         payload: Bytes,
         now: Instant,
     ) -> Result<(), PushError> {
-        self.counters.add_in(payload.len());
+        self.add_in(payload.len());
         let mut st = self.lock();
         check_publisher(&st, id)?;
         let frame = Frame::audio(0, payload).map_err(|e| PushError::Malformed {
@@ -423,9 +430,24 @@ fn profile_name(idc: u8) -> &'static str {
     }
 }
 
-impl StreamCounters {
-    pub fn add_in(&self, bytes: usize) {
-        self.bytes_in
+impl Stream {
+    fn add_in(&self, bytes: usize) {
+        self.counters
+            .bytes_in
             .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.bytes_in.inc_by(bytes as u64);
+    }
+
+    /// Bytes written to a viewer of this stream.
+    pub fn add_out(&self, bytes: usize) {
+        self.counters.add_out(bytes);
+        self.metrics.bytes_out.inc_by(bytes as u64);
+    }
+
+    pub(super) fn add_dropped(&self, frames: u64) {
+        self.counters
+            .frames_dropped
+            .fetch_add(frames, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.frames_dropped.inc_by(frames);
     }
 }

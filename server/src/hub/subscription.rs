@@ -3,7 +3,6 @@
 //! that lagged past the broadcast bound is moved to the next keyframe, never waited for.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -165,10 +164,7 @@ impl Subscription {
 
     fn lagged(&mut self, n: u64) {
         self.dropped += n;
-        self.stream
-            .counters
-            .frames_dropped
-            .fetch_add(n, Ordering::Relaxed);
+        self.stream.add_dropped(n);
         self.video_started = false;
         tracing::debug!(parent: &self.stream.span, skipped = n, "viewer fell behind; resuming at next keyframe");
     }

@@ -337,3 +337,19 @@ async fn video_never_waits_for_a_later_frame() {
         "a batch with video is not held back"
     );
 }
+
+#[tokio::test]
+async fn viewers_per_stream_limit() {
+    let hub = hub(|c| c.max_viewers_per_stream = 2);
+    let k = StreamKey::new("live", "v");
+    let _p = hub.publish(k.clone(), addr()).unwrap();
+    let a = hub.subscribe(&k, Protocol::Rtmp).unwrap();
+    let _b = hub.subscribe(&k, Protocol::Flv).unwrap();
+    assert!(matches!(
+        hub.subscribe(&k, Protocol::Flv),
+        Err(SubscribeError::TooManyViewers(_, 2))
+    ));
+    assert_eq!(hub.metrics().refusals("max_viewers_per_stream"), 1);
+    drop(a);
+    assert!(hub.subscribe(&k, Protocol::Rtmp).is_ok());
+}

@@ -5,7 +5,6 @@ pub mod chunk;
 pub mod conn;
 pub mod messages;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -15,6 +14,7 @@ use tracing::Instrument;
 
 use crate::config::RtmpConfig;
 use crate::hub::Hub;
+use crate::limits::ConnLimiter;
 
 /// Accepts RTMP connections until `shutdown`; each runs in its own task and span.
 pub async fn serve(
@@ -24,7 +24,8 @@ pub async fn serve(
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let open = Arc::new(AtomicUsize::new(0));
+    let limiter = ConnLimiter::new(cfg.max_connections, cfg.max_connections_per_ip);
+    let metrics = hub.metrics().clone();
     loop {
         let (socket, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -38,29 +39,27 @@ pub async fn serve(
                 }
             },
         };
-        if open.load(Ordering::Relaxed) >= cfg.max_connections {
-            tracing::warn!(peer = %peer, limit = cfg.max_connections, "rtmp connection refused: max_connections reached");
-            drop(socket);
-            continue;
-        }
-        open.fetch_add(1, Ordering::Relaxed);
-        let guard = CountGuard(open.clone());
+        let permit = match limiter.try_acquire(peer.ip()) {
+            Ok(p) => p,
+            Err(refusal) => {
+                let reason = refusal.reason("rtmp");
+                tracing::warn!(peer = %peer, reason, "rtmp connection refused");
+                metrics.refused(reason);
+                drop(socket);
+                continue;
+            }
+        };
+        metrics.connection_opened("rtmp");
+        let metrics = metrics.clone();
         let span = tracing::info_span!("rtmp", peer = %peer, stream = tracing::field::Empty);
         let (cfg, hub, shutdown) = (cfg.clone(), hub.clone(), shutdown.clone());
         tasks.spawn(
             async move {
                 conn::run(socket, peer, cfg, hub, shutdown).await;
-                drop(guard);
+                metrics.connection_closed("rtmp");
+                drop(permit);
             }
             .instrument(span),
         );
-    }
-}
-
-struct CountGuard(Arc<AtomicUsize>);
-
-impl Drop for CountGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -1,0 +1,110 @@
+//! Connection admission: a total and a per-address bound, checked at accept. A permit
+//! gives its place back when dropped, so every exit path of a connection releases it.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Total,
+    PerIp,
+}
+
+impl Refusal {
+    /// The metrics label of this refusal.
+    pub fn reason(self, protocol: &str) -> &'static str {
+        match (protocol, self) {
+            ("rtmp", Refusal::Total) => "rtmp_max_connections",
+            ("rtmp", Refusal::PerIp) => "rtmp_max_connections_per_ip",
+            (_, Refusal::Total) => "http_max_connections",
+            (_, Refusal::PerIp) => "http_max_connections_per_ip",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Counts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnLimiter {
+    max_total: usize,
+    max_per_ip: usize,
+    counts: Arc<Mutex<Counts>>,
+}
+
+#[derive(Debug)]
+pub struct Permit {
+    ip: IpAddr,
+    counts: Arc<Mutex<Counts>>,
+}
+
+impl ConnLimiter {
+    pub fn new(max_total: usize, max_per_ip: usize) -> Self {
+        Self {
+            max_total,
+            max_per_ip,
+            counts: Arc::new(Mutex::new(Counts {
+                total: 0,
+                per_ip: HashMap::new(),
+            })),
+        }
+    }
+
+    pub fn try_acquire(&self, ip: IpAddr) -> Result<Permit, Refusal> {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if c.total >= self.max_total {
+            return Err(Refusal::Total);
+        }
+        let n = c.per_ip.entry(ip).or_insert(0);
+        if *n >= self.max_per_ip {
+            return Err(Refusal::PerIp);
+        }
+        *n += 1;
+        c.total += 1;
+        Ok(Permit {
+            ip,
+            counts: self.counts.clone(),
+        })
+    }
+
+    pub fn open(&self) -> usize {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner()).total
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_and_total_bounds_and_release() {
+        let l = ConnLimiter::new(3, 2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let p1 = l.try_acquire(a).unwrap();
+        let _p2 = l.try_acquire(a).unwrap();
+        assert_eq!(l.try_acquire(a).unwrap_err(), Refusal::PerIp);
+        let _p3 = l.try_acquire(b).unwrap();
+        assert_eq!(l.try_acquire(b).unwrap_err(), Refusal::Total);
+        drop(p1);
+        let _p4 = l.try_acquire(a).unwrap();
+        assert_eq!(l.open(), 3);
+    }
+}

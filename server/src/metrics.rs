@@ -1,0 +1,182 @@
+//! Prometheus metrics at `/metrics`: connections, streams, viewers per protocol, bytes in
+//! and out, frames dropped for slow viewers, refusals by reason, HLS segments. Counters are
+//! updated where things happen; stream and viewer gauges are read from the hub at scrape.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtocolLabel {
+    pub protocol: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    connections: Family<ProtocolLabel, Gauge>,
+    connections_total: Family<ProtocolLabel, Counter>,
+    pub bytes_in: Counter<u64, AtomicU64>,
+    pub bytes_out: Counter<u64, AtomicU64>,
+    pub frames_dropped: Counter<u64, AtomicU64>,
+    refusals: Family<ReasonLabel, Counter>,
+    pub hls_segments: Counter<u64, AtomicU64>,
+    streams: Gauge,
+    viewers: Family<ProtocolLabel, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn label(p: &str) -> ProtocolLabel {
+    ProtocolLabel {
+        protocol: p.to_string(),
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("onair");
+        let m = Self {
+            connections: Family::default(),
+            connections_total: Family::default(),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            frames_dropped: Counter::default(),
+            refusals: Family::default(),
+            hls_segments: Counter::default(),
+            streams: Gauge::default(),
+            viewers: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "connections",
+            "Open connections by protocol",
+            m.connections.clone(),
+        );
+        registry.register(
+            "connections_accepted",
+            "Connections accepted by protocol",
+            m.connections_total.clone(),
+        );
+        registry.register(
+            "streams",
+            "Live streams (including those waiting for their publisher)",
+            m.streams.clone(),
+        );
+        registry.register(
+            "viewers",
+            "Viewers by protocol (HLS: clients seen recently)",
+            m.viewers.clone(),
+        );
+        registry.register(
+            "bytes_in",
+            "Media bytes received from publishers",
+            m.bytes_in.clone(),
+        );
+        registry.register(
+            "bytes_out",
+            "Media bytes sent to viewers",
+            m.bytes_out.clone(),
+        );
+        registry.register(
+            "frames_dropped",
+            "Frames skipped for viewers that fell behind",
+            m.frames_dropped.clone(),
+        );
+        registry.register(
+            "refusals",
+            "Connections or requests refused, by reason",
+            m.refusals.clone(),
+        );
+        registry.register(
+            "hls_segments",
+            "HLS segments published",
+            m.hls_segments.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    pub fn connection_opened(&self, protocol: &str) {
+        self.connections.get_or_create(&label(protocol)).inc();
+        self.connections_total.get_or_create(&label(protocol)).inc();
+    }
+
+    pub fn connection_closed(&self, protocol: &str) {
+        self.connections.get_or_create(&label(protocol)).dec();
+    }
+
+    /// Counts a refusal; `reason` is a short fixed word (never peer data, never a key).
+    pub fn refused(&self, reason: &'static str) {
+        self.refusals
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn refusals(&self, reason: &str) -> u64 {
+        self.refusals
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .get()
+    }
+
+    /// The text exposition, with gauges set from `streams` and `viewers` first.
+    pub fn render(&self, streams: usize, viewers: &[(&str, usize)]) -> String {
+        self.streams.set(streams as i64);
+        for (p, n) in viewers {
+            self.viewers.get_or_create(&label(p)).set(*n as i64);
+        }
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_every_family() {
+        let m = Metrics::new();
+        m.connection_opened("rtmp");
+        m.refused("wrong_key");
+        m.refused("wrong_key");
+        m.bytes_in.inc_by(1000);
+        let text = m.render(2, &[("rtmp", 3), ("flv", 1), ("hls", 0)]);
+        for line in [
+            "onair_connections{protocol=\"rtmp\"} 1",
+            "onair_connections_accepted_total{protocol=\"rtmp\"} 1",
+            "onair_streams 2",
+            "onair_viewers{protocol=\"flv\"} 1",
+            "onair_bytes_in_total 1000",
+            "onair_refusals_total{reason=\"wrong_key\"} 2",
+            "onair_hls_segments_total 0",
+            "onair_frames_dropped_total 0",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert_eq!(m.refusals("wrong_key"), 2);
+    }
+}
