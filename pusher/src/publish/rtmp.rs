@@ -275,8 +275,12 @@ async fn publish_once(
         .map_err(|e| format!("resolve {}: {e}", url.addr))?
         .next()
         .ok_or_else(|| format!("{} resolves to no address", url.addr))?;
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
-        .map_err(|e| format!("socket: {e}"))?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| format!("socket: {e}"))?;
     socket
         .set_send_buffer_size(SEND_BUFFER)
         .map_err(|e| format!("SO_SNDBUF: {e}"))?;

@@ -1,0 +1,266 @@
+//! Pusher benchmark (Done-when 6): H.264 encode speed of openh264 on one thread at 640x360,
+//! 1280x720 and 1920x1080, next to ffmpeg's libx264 on one thread as a peer measured in the
+//! same run on the same frames, and the CPU share of `onair push` streaming 720p30 in real
+//! time to `onair serve` on loopback.
+//!
+//! `cargo build --release && cargo bench -p onair-pusher --bench push`
+//! (`ONAIR_BIN` overrides the `onair` binary; `PUSH_BENCH_SECS` the real-time push length.)
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use onair_pusher::encode::h264::{H264Encoder, H264Settings};
+use onair_pusher::media::I420;
+use onair_pusher::source::raw::{RawVideo, Y4mVideo};
+
+const FRAMES: u64 = 300;
+const SOURCE_FRAMES: usize = 60;
+const SIZES: [(usize, usize, u32); 3] = [
+    (640, 360, 1_000_000),
+    (1280, 720, 2_500_000),
+    (1920, 1080, 5_000_000),
+];
+
+fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// ffmpeg's testsrc2 as a Y4M file of `SOURCE_FRAMES` frames.
+fn make_source(dir: &Path, w: usize, h: usize) -> Option<PathBuf> {
+    let path = dir.join(format!("src-{w}x{h}.y4m"));
+    let ok = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={w}x{h}:rate=30"))
+        .args([
+            "-frames:v",
+            &SOURCE_FRAMES.to_string(),
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&path)
+        .status()
+        .ok()?
+        .success();
+    ok.then_some(path)
+}
+
+fn load(path: &Path) -> Vec<I420> {
+    let mut y = Y4mVideo::open(path, false).expect("open y4m");
+    let mut frames = Vec::new();
+    while let Some(f) = y.next(0, 0).expect("read y4m") {
+        frames.push(f);
+    }
+    frames
+}
+
+fn openh264_fps(frames: &[I420], bitrate: u32) -> f64 {
+    let mut enc = H264Encoder::new(H264Settings {
+        fps: 30.0,
+        bitrate,
+        keyint_frames: 60,
+        threads: 1,
+    })
+    .expect("encoder");
+    let start = Instant::now();
+    for i in 0..FRAMES {
+        let pic = &frames[i as usize % frames.len()];
+        enc.encode(pic, i * 33).expect("encode");
+    }
+    FRAMES as f64 / start.elapsed().as_secs_f64()
+}
+
+fn x264_fps(src: &Path, preset: &str, bitrate: u32) -> Option<f64> {
+    let loops = (FRAMES as usize).div_ceil(SOURCE_FRAMES);
+    let start = Instant::now();
+    let ok = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-threads",
+            "1",
+            "-stream_loop",
+            &loops.to_string(),
+            "-i",
+        ])
+        .arg(src)
+        .args([
+            "-frames:v",
+            &FRAMES.to_string(),
+            "-c:v",
+            "libx264",
+            "-preset",
+            preset,
+            "-tune",
+            "zerolatency",
+        ])
+        .args([
+            "-threads",
+            "1",
+            "-b:v",
+            &bitrate.to_string(),
+            "-g",
+            "60",
+            "-f",
+            "null",
+            "-",
+        ])
+        .status()
+        .ok()?
+        .success();
+    ok.then(|| FRAMES as f64 / start.elapsed().as_secs_f64())
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the ")" that closes the command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn onair_bin() -> PathBuf {
+    std::env::var_os("ONAIR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/onair"))
+}
+
+struct Kill(std::process::Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// CPU share (1.0 = one core) of `onair push` at 720p30 in real time, after a warm-up.
+fn push_cpu_share(secs: u64) -> Result<(f64, f64), String> {
+    use std::io::BufRead;
+    let bin = onair_bin();
+    if !bin.exists() {
+        return Err(format!(
+            "{} not built (cargo build --release)",
+            bin.display()
+        ));
+    }
+    let mut serve = Command::new(&bin)
+        .args([
+            "serve",
+            "--rtmp-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    std::io::BufReader::new(serve.stdout.take().ok_or("no stdout")?)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let serve = Kill(serve);
+    let rtmp = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("rtmp="))
+        .ok_or("no rtmp= line")?
+        .to_string();
+    let push = Kill(
+        Command::new(&bin)
+            .args([
+                "push",
+                &format!("rtmp://{rtmp}/live/bench"),
+                "--size",
+                "1280x720",
+                "--fps",
+                "30",
+            ])
+            .args([
+                "--bitrate",
+                "2500k",
+                "--quiet",
+                "--duration",
+                &(secs + 10).to_string(),
+            ])
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .map_err(|e| e.to_string())?,
+    );
+    let (pid, spid) = (push.0.id(), serve.0.id());
+    std::thread::sleep(Duration::from_secs(4));
+    let (c0, s0, t0) = (
+        cpu_seconds(pid).ok_or("no /proc")?,
+        cpu_seconds(spid).ok_or("no /proc")?,
+        Instant::now(),
+    );
+    std::thread::sleep(Duration::from_secs(secs));
+    let (c1, s1) = (
+        cpu_seconds(pid).ok_or("push exited early")?,
+        cpu_seconds(spid).ok_or("server exited")?,
+    );
+    let wall = t0.elapsed().as_secs_f64();
+    Ok(((c1 - c0) / wall, (s1 - s0) / wall))
+}
+
+fn main() {
+    let mut report = String::new();
+    let ffmpeg = have("ffmpeg");
+    let dir = std::env::temp_dir().join(format!("onair-push-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    report.push_str("H.264 encode, one thread, 300 frames of testsrc2 (same frames for both)\n");
+    report.push_str("size       openh264 fps  x264 veryfast fps  x264 ultrafast fps\n");
+    for (w, h, bitrate) in SIZES {
+        let src = if ffmpeg {
+            make_source(&dir, w, h)
+        } else {
+            None
+        };
+        let frames = match &src {
+            Some(p) => load(p),
+            None => (0..SOURCE_FRAMES as u64)
+                .map(|i| {
+                    onair_pusher::source::test_pattern::TestPattern::new(w, h).render(i, i * 33_000)
+                })
+                .collect(),
+        };
+        let ours = openh264_fps(&frames, bitrate);
+        let peer = |preset| {
+            src.as_ref()
+                .and_then(|s| x264_fps(s, preset, bitrate))
+                .map_or("n/a".to_string(), |f| format!("{f:.0}"))
+        };
+        report.push_str(&format!(
+            "{:<10} {:>12.0}  {:>17}  {:>18}\n",
+            format!("{w}x{h}"),
+            ours,
+            peer("veryfast"),
+            peer("ultrafast")
+        ));
+        if let Some(p) = src {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let secs = std::env::var("PUSH_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    match push_cpu_share(secs) {
+        Ok((push, serve)) => report.push_str(&format!(
+            "\nonair push, 720p30 2.5 Mbit/s test source to onair serve in real time, {secs} s:\n\
+             CPU share of onair push {:.1}% of one core (server {:.1}%)\n",
+            push * 100.0,
+            serve * 100.0
+        )),
+        Err(e) => report.push_str(&format!("\nCPU share of onair push: not measured ({e})\n")),
+    }
+    print!("{report}");
+}
