@@ -39,6 +39,9 @@ pub enum ConnError {
     Chunk(#[from] ChunkError),
     #[error("RTMP session: {0}")]
     Session(String),
+    /// A library panicked on peer input; caught, so only this connection ends.
+    #[error("{0} panicked on this input")]
+    Panicked(&'static str),
     #[error("malformed AMF0 command or data: {0}")]
     Amf(#[from] AmfError),
     #[error("unknown command {0:?}")]
@@ -69,6 +72,15 @@ enum Role {
 
 pub struct Connection {
     socket: TcpStream,
+    write_timeout: Duration,
+    st: ConnState,
+}
+
+/// Everything a connection knows and decides, without its socket: received bytes go in
+/// with `push`, bytes to send come out of `take_output`, and `take_close` says whether
+/// to close after sending them. `Connection` drives it over TCP, `super::replay` over a
+/// byte string (fuzzing), so both run exactly this code.
+pub struct ConnState {
     peer: SocketAddr,
     cfg: Arc<RtmpConfig>,
     hub: Hub,
@@ -81,10 +93,12 @@ pub struct Connection {
     peer_window_ack: Option<u32>,
     acked: u64,
     close_after_flush: Option<ConnError>,
-    write_timeout: Duration,
 }
 
-const READ_CHUNK: usize = 16 * 1024;
+/// Most bytes read from the socket at once, after the handshake.
+pub const READ_CHUNK: usize = 16 * 1024;
+/// Most bytes read at once during the handshake.
+pub const HANDSHAKE_READ: usize = 4096;
 
 /// Runs a connection to its end and logs why it ended.
 pub async fn run(
@@ -122,48 +136,28 @@ impl Connection {
         let remaining = tokio::time::timeout(limit, handshake(&mut socket))
             .await
             .map_err(|_| ConnError::HandshakeTimeout(limit))??;
-        let mut session_cfg = ServerSessionConfig::new();
-        session_cfg.chunk_size = cfg.out_chunk_size;
-        let (session, initial) =
-            ServerSession::new(session_cfg).map_err(|e| ConnError::Session(format!("{e:?}")))?;
-        let mut decoder = ChunkDecoder::new(ChunkLimits {
-            max_chunk_size: cfg.max_chunk_size,
-            max_message_size: cfg.max_message_size,
-            max_chunk_streams: cfg.max_chunk_streams,
-        });
-        decoder.push(&remaining);
         let write_timeout = ms(hub.config().viewer_write_timeout_ms);
-        let mut conn = Self {
+        let mut st = ConnState::new(peer, cfg, hub)?;
+        st.push(&remaining);
+        Ok(Self {
             socket,
-            peer,
-            cfg,
-            hub,
-            session,
-            decoder,
-            out: BytesMut::new(),
-            role: Role::Undecided,
-            app: None,
-            peer_window_ack: None,
-            acked: 0,
-            close_after_flush: None,
             write_timeout,
-        };
-        conn.apply(initial)?;
-        Ok(conn)
+            st,
+        })
     }
 
     async fn serve(&mut self, shutdown: CancellationToken) -> Result<(), ConnError> {
         // A transfer buffer only: partial messages live in the decoder, bounded by its limits.
         let mut read_buf = vec![0u8; READ_CHUNK].into_boxed_slice();
         let mut batch: Vec<Arc<SharedFrame>> = Vec::new();
-        let idle = ms(self.cfg.idle_timeout_ms);
+        let idle = ms(self.st.cfg.idle_timeout_ms);
         loop {
-            self.process_input()?;
+            self.st.process_input()?;
             self.flush().await?;
-            if let Some(e) = self.close_after_flush.take() {
+            if let Some(e) = self.st.take_close() {
                 return Err(e);
             }
-            let playing = matches!(self.role, Role::Playing { .. });
+            let playing = self.st.is_playing();
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 r = read_some(&mut self.socket, &mut read_buf, (!playing).then_some(idle)) => {
@@ -171,13 +165,13 @@ impl Connection {
                     if n == 0 {
                         return Ok(());
                     }
-                    self.decoder.push(&read_buf[..n]);
+                    self.st.push(&read_buf[..n]);
                 }
-                r = next_frames(&mut self.role, &mut batch), if playing => {
+                r = next_frames(&mut self.st.role, &mut batch), if playing => {
                     if r.is_err() {
                         // Stream over: tell the player, then close.
-                        if let Role::Playing { stream_id, .. } = self.role {
-                            self.out.extend_from_slice(&on_status(stream_id, "status", "NetStream.Play.UnpublishNotify", "stream ended", self.cfg.out_chunk_size));
+                        if let Role::Playing { stream_id, .. } = self.st.role {
+                            self.st.out.extend_from_slice(&on_status(stream_id, "status", "NetStream.Play.UnpublishNotify", "stream ended", self.st.cfg.out_chunk_size));
                         }
                         self.flush().await?;
                         return Ok(());
@@ -189,8 +183,97 @@ impl Connection {
         }
     }
 
+    async fn flush(&mut self) -> Result<(), ConnError> {
+        let data = self.st.take_output();
+        if data.is_empty() {
+            return Ok(());
+        }
+        write_all_vectored(&mut self.socket, &[data], self.write_timeout).await
+    }
+
+    async fn write_frames(&mut self, batch: &[Arc<SharedFrame>]) -> Result<(), ConnError> {
+        let Role::Playing { sub, stream_id } = &self.st.role else {
+            return Ok(());
+        };
+        let chunk_size = self.st.cfg.out_chunk_size;
+        let stream_id = *stream_id;
+        // Players on message stream 1 (all real ones) share chunks built once per frame.
+        let parts: Vec<Bytes> = batch
+            .iter()
+            .map(|f| {
+                if stream_id == 1 {
+                    f.rtmp_chunks(|fr| frame_chunks(fr, 1, chunk_size)).clone()
+                } else {
+                    frame_chunks(&f.frame, stream_id, chunk_size)
+                }
+            })
+            .collect();
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        write_all_vectored(&mut self.socket, &parts, self.write_timeout).await?;
+        sub.stream().add_out(total);
+        Ok(())
+    }
+}
+
+impl ConnState {
+    /// The state right after the handshake: rml_rtmp's session created and its opening
+    /// messages (window size, peer bandwidth, chunk size) queued for sending.
+    pub fn new(peer: SocketAddr, cfg: Arc<RtmpConfig>, hub: Hub) -> Result<Self, ConnError> {
+        let mut session_cfg = ServerSessionConfig::new();
+        session_cfg.chunk_size = cfg.out_chunk_size;
+        let (session, initial) =
+            ServerSession::new(session_cfg).map_err(|e| ConnError::Session(format!("{e:?}")))?;
+        let decoder = ChunkDecoder::new(ChunkLimits {
+            max_chunk_size: cfg.max_chunk_size,
+            max_message_size: cfg.max_message_size,
+            max_chunk_streams: cfg.max_chunk_streams,
+        });
+        let mut st = Self {
+            peer,
+            cfg,
+            hub,
+            session,
+            decoder,
+            out: BytesMut::new(),
+            role: Role::Undecided,
+            app: None,
+            peer_window_ack: None,
+            acked: 0,
+            close_after_flush: None,
+        };
+        st.apply(initial)?;
+        Ok(st)
+    }
+
+    /// Received bytes; `process_input` acts on them.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.decoder.push(bytes);
+    }
+
+    /// Bytes to send, in order, since the last call.
+    pub fn take_output(&mut self) -> Bytes {
+        self.out.split().freeze()
+    }
+
+    /// Set once the connection must close after sending its output (a refusal).
+    pub fn take_close(&mut self) -> Option<ConnError> {
+        self.close_after_flush.take()
+    }
+
+    /// The stream this connection publishes, once its publish was accepted.
+    pub fn publisher(&self) -> Option<&Publisher> {
+        match &self.role {
+            Role::Publishing(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn is_playing(&self) -> bool {
+        matches!(self.role, Role::Playing { .. })
+    }
+
     /// Decodes every complete message and acts on it.
-    fn process_input(&mut self) -> Result<(), ConnError> {
+    pub fn process_input(&mut self) -> Result<(), ConnError> {
         while let Some(msg) = self.decoder.next_message()? {
             self.on_message(msg)?;
             if self.close_after_flush.is_some() {
@@ -349,7 +432,7 @@ impl Connection {
         );
         let session = &mut self.session;
         let results = catch_unwind(AssertUnwindSafe(|| session.handle_input(&bytes)))
-            .map_err(|_| ConnError::Session("rml_rtmp panicked on this input".into()))?
+            .map_err(|_| ConnError::Panicked("rml_rtmp's session"))?
             .map_err(|e| ConnError::Session(format!("{e:?}")))?;
         self.apply(results)
     }
@@ -544,37 +627,6 @@ impl Connection {
             }
         }
     }
-
-    async fn flush(&mut self) -> Result<(), ConnError> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let data = self.out.split().freeze();
-        write_all_vectored(&mut self.socket, &[data], self.write_timeout).await
-    }
-
-    async fn write_frames(&mut self, batch: &[Arc<SharedFrame>]) -> Result<(), ConnError> {
-        let Role::Playing { sub, stream_id } = &self.role else {
-            return Ok(());
-        };
-        let chunk_size = self.cfg.out_chunk_size;
-        let stream_id = *stream_id;
-        // Players on message stream 1 (all real ones) share chunks built once per frame.
-        let parts: Vec<Bytes> = batch
-            .iter()
-            .map(|f| {
-                if stream_id == 1 {
-                    f.rtmp_chunks(|fr| frame_chunks(fr, 1, chunk_size)).clone()
-                } else {
-                    frame_chunks(&f.frame, stream_id, chunk_size)
-                }
-            })
-            .collect();
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        write_all_vectored(&mut self.socket, &parts, self.write_timeout).await?;
-        sub.stream().counters.add_out(total);
-        Ok(())
-    }
 }
 
 async fn next_frames(
@@ -645,16 +697,13 @@ pub async fn write_all_vectored(
 /// Runs the server side of the handshake; returns bytes the client sent after it.
 async fn handshake(socket: &mut TcpStream) -> Result<Vec<u8>, ConnError> {
     let mut hs = Handshake::new(PeerType::Server);
-    let mut buf = [0u8; 4096];
+    let mut buf = [0u8; HANDSHAKE_READ];
     loop {
         let n = socket.read(&mut buf).await?;
         if n == 0 {
             return Err(ConnError::Handshake("peer closed during handshake".into()));
         }
-        let result = catch_unwind(AssertUnwindSafe(|| hs.process_bytes(&buf[..n])))
-            .map_err(|_| ConnError::Handshake("handshake parser panicked".into()))?
-            .map_err(|e| ConnError::Handshake(format!("{e:?}")))?;
-        match result {
+        match handshake_step(&mut hs, &buf[..n])? {
             HandshakeProcessResult::InProgress { response_bytes } => {
                 if !response_bytes.is_empty() {
                     socket.write_all(&response_bytes).await?;
@@ -671,4 +720,15 @@ async fn handshake(socket: &mut TcpStream) -> Result<Vec<u8>, ConnError> {
             }
         }
     }
+}
+
+/// Feeds received bytes to rml_rtmp's server handshake. A panic in it ends only this
+/// connection, as an error.
+pub fn handshake_step(
+    hs: &mut Handshake,
+    bytes: &[u8],
+) -> Result<HandshakeProcessResult, ConnError> {
+    catch_unwind(AssertUnwindSafe(|| hs.process_bytes(bytes)))
+        .map_err(|_| ConnError::Panicked("rml_rtmp's handshake"))?
+        .map_err(|e| ConnError::Handshake(format!("{e:?}")))
 }

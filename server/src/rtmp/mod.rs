@@ -4,6 +4,7 @@
 pub mod chunk;
 pub mod conn;
 pub mod messages;
+pub mod replay;
 
 use std::sync::Arc;
 

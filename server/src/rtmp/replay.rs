@@ -1,0 +1,295 @@
+//! A sans-IO replay of an RTMP connection's ingest path: the bytes a client sends go
+//! through rml_rtmp's handshake, then `conn::ConnState` (our chunk decoder, the command
+//! checks, rml_rtmp's session, metadata and media into a real hub), exactly as the server
+//! runs them, with no socket, clock or runtime. For fuzzing and for tests on captured bytes.
+//! It must never panic; a panic the server catches (in rml_rtmp) is caught and reported.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+
+use super::conn::{handshake_step, ConnError, ConnState, HANDSHAKE_READ, READ_CHUNK};
+use crate::config::{HubConfig, RtmpConfig};
+use crate::hub::{Hub, MediaInfo, StreamKey};
+
+/// A stream that is live before the replay starts, so `play` requests can succeed.
+pub const LIVE_APP: &str = "live";
+pub const LIVE_NAME: &str = "t";
+
+/// What the server would have done with one connection's bytes.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub handshake_done: bool,
+    /// Bytes the server would have sent back (handshake and replies).
+    pub bytes_out: usize,
+    /// `app/name` this connection was allowed to publish.
+    pub published: Option<String>,
+    pub played: bool,
+    /// What the hub made of the published stream when the bytes ran out.
+    pub media: Option<MediaInfo>,
+    /// Frames and bytes in the published stream's GOP cache at the end.
+    pub gop_cache: (usize, usize),
+    /// Why the server would have closed the connection; `None` if it would wait for more.
+    pub closed: Option<String>,
+    /// The close was a library panic that the server catches (`ConnError::Panicked`).
+    pub caught_panic: bool,
+}
+
+impl Summary {
+    fn close(&mut self, e: ConnError) {
+        self.caught_panic = matches!(e, ConnError::Panicked(_));
+        self.closed = Some(e.to_string());
+    }
+}
+
+/// Replays `bytes` as one client's whole side of a connection, read the way the server
+/// reads a socket that always has data (4 KiB reads during the handshake, 16 KiB after).
+pub fn ingest(bytes: &[u8], cfg: &RtmpConfig) -> Summary {
+    ingest_with_reads(bytes, cfg, READ_CHUNK)
+}
+
+/// Takes the next read of at most `max` bytes off `input`.
+fn next_read<'a>(input: &mut &'a [u8], max: usize) -> &'a [u8] {
+    let (read, rest) = input.split_at(input.len().min(max));
+    *input = rest;
+    read
+}
+
+/// Like `ingest`, with reads of at most `read_size` bytes (at least 1), as a slow or
+/// fragmenting network delivers them.
+pub fn ingest_with_reads(bytes: &[u8], cfg: &RtmpConfig, read_size: usize) -> Summary {
+    let read_size = read_size.max(1);
+    let mut summary = Summary::default();
+    let hub = Hub::new(HubConfig::default());
+    let peer = SocketAddr::from(([127, 0, 0, 1], 1935));
+    let live = hub.publish(StreamKey::new(LIVE_APP, LIVE_NAME), peer).ok();
+
+    let mut input = bytes;
+
+    // The handshake, as `conn::handshake` runs it.
+    let mut hs = Handshake::new(PeerType::Server);
+    let remaining = loop {
+        if input.is_empty() {
+            summary.close(ConnError::Handshake("peer closed during handshake".into()));
+            return summary;
+        }
+        let read = next_read(&mut input, read_size.min(HANDSHAKE_READ));
+        match handshake_step(&mut hs, read) {
+            Err(e) => {
+                summary.close(e);
+                return summary;
+            }
+            Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
+                summary.bytes_out += response_bytes.len();
+            }
+            Ok(HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            }) => {
+                summary.bytes_out += response_bytes.len();
+                break remaining_bytes;
+            }
+        }
+    };
+    summary.handshake_done = true;
+
+    // Then `Connection::serve`'s loop, with the socket replaced by `input`.
+    let mut st = match ConnState::new(peer, Arc::new(cfg.clone()), hub.clone()) {
+        Ok(st) => st,
+        Err(e) => {
+            summary.close(e);
+            return summary;
+        }
+    };
+    st.push(&remaining);
+    let mut stream = None;
+    loop {
+        let processed = st.process_input();
+        summary.bytes_out += st.take_output().len();
+        if let Some(p) = st.publisher() {
+            summary.published = Some(p.key().to_string());
+            stream = Some(p.stream().clone());
+        }
+        summary.played |= st.is_playing();
+        if let Err(e) = processed {
+            summary.close(e);
+            break;
+        }
+        if let Some(e) = st.take_close() {
+            summary.close(e);
+            break;
+        }
+        if input.is_empty() {
+            break;
+        }
+        let read = next_read(&mut input, read_size);
+        st.push(read);
+    }
+    if let Some(s) = stream {
+        summary.media = Some(s.media());
+        summary.gop_cache = s.gop_cache_len();
+    }
+    drop(st);
+    drop(live);
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtmp::chunk::encode_message;
+    use crate::rtmp::messages::{TYPE_AMF0_COMMAND, TYPE_AMF0_DATA, TYPE_AUDIO, TYPE_VIDEO};
+    use onair_shared::metadata::Amf0Value;
+
+    /// C0 + C1 (plain, no digest) + C2.
+    pub(crate) fn handshake_bytes() -> Vec<u8> {
+        let mut b = vec![3u8];
+        b.extend((0..1536).map(|i| (i * 7 % 251) as u8));
+        b.extend(std::iter::repeat_n(0u8, 1536));
+        b
+    }
+
+    fn command(csid: u32, stream_id: u32, values: Vec<Amf0Value>) -> Vec<u8> {
+        let payload = rml_amf0::serialize(&values).unwrap();
+        let mut out = bytes::BytesMut::new();
+        encode_message(
+            &mut out,
+            csid,
+            TYPE_AMF0_COMMAND,
+            stream_id,
+            0,
+            &payload,
+            128,
+        );
+        out.to_vec()
+    }
+
+    fn s(v: &str) -> Amf0Value {
+        Amf0Value::Utf8String(v.into())
+    }
+
+    fn connect(app: &str) -> Vec<u8> {
+        let mut props = std::collections::HashMap::new();
+        props.insert("app".to_string(), s(app));
+        command(
+            3,
+            0,
+            vec![
+                s("connect"),
+                Amf0Value::Number(1.0),
+                Amf0Value::Object(props),
+            ],
+        )
+    }
+
+    fn create_stream() -> Vec<u8> {
+        command(
+            3,
+            0,
+            vec![s("createStream"), Amf0Value::Number(2.0), Amf0Value::Null],
+        )
+    }
+
+    fn message(type_id: u8, ts: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = bytes::BytesMut::new();
+        encode_message(&mut out, 6, type_id, 1, ts, payload, 128);
+        out.to_vec()
+    }
+
+    fn publish_session(name: &str) -> Vec<u8> {
+        let mut b = handshake_bytes();
+        b.extend(connect("live"));
+        b.extend(create_stream());
+        b.extend(command(
+            4,
+            1,
+            vec![
+                s("publish"),
+                Amf0Value::Number(3.0),
+                Amf0Value::Null,
+                s(name),
+                s("LIVE"),
+            ],
+        ));
+        b
+    }
+
+    #[test]
+    fn a_publisher_is_accepted_and_its_media_reaches_the_hub() {
+        let mut b = publish_session("cam");
+        let mut meta = std::collections::HashMap::new();
+        meta.insert("width".to_string(), Amf0Value::Number(320.0));
+        b.extend(message(
+            TYPE_AMF0_DATA,
+            0,
+            &rml_amf0::serialize(&vec![
+                s("@setDataFrame"),
+                s("onMetaData"),
+                Amf0Value::Object(meta),
+            ])
+            .unwrap(),
+        ));
+        let mut seq = vec![0x17, 0, 0, 0, 0];
+        seq.extend(
+            onair_shared::avc::AvcDecoderConfig::from_parameter_sets(
+                &crate::hls::ts::tests::SPS,
+                &crate::hls::ts::tests::PPS,
+            )
+            .unwrap()
+            .to_bytes(),
+        );
+        b.extend(message(TYPE_VIDEO, 0, &seq));
+        b.extend(message(
+            TYPE_VIDEO,
+            0,
+            &[0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0],
+        ));
+        b.extend(message(TYPE_AUDIO, 0, &[0xaf, 0, 0x12, 0x10]));
+        for read_size in [READ_CHUNK, 1, 7, 300] {
+            let sum = ingest_with_reads(&b, &crate::config::RtmpConfig::default(), read_size);
+            assert!(sum.handshake_done);
+            assert_eq!(sum.closed, None, "read size {read_size}");
+            assert_eq!(sum.published.as_deref(), Some("live/cam"));
+            let media = sum.media.unwrap();
+            assert_eq!((media.width, media.height), (Some(1280), Some(720)));
+            assert_eq!(media.audio_sample_rate, Some(44100));
+            assert_eq!(sum.gop_cache.0, 1, "the keyframe is cached");
+        }
+    }
+
+    #[test]
+    fn play_of_the_live_stream_is_accepted_and_refusals_close() {
+        let mut b = handshake_bytes();
+        b.extend(connect("live"));
+        b.extend(create_stream());
+        b.extend(command(
+            4,
+            1,
+            vec![
+                s("play"),
+                Amf0Value::Number(4.0),
+                Amf0Value::Null,
+                s(LIVE_NAME),
+            ],
+        ));
+        let sum = ingest(&b, &RtmpConfig::default());
+        assert!(sum.played && sum.closed.is_none(), "{sum:?}");
+
+        // Publishing the name that is already live is refused, with the connection closed.
+        let sum = ingest(&publish_session(LIVE_NAME), &RtmpConfig::default());
+        assert!(sum.published.is_none());
+        assert!(sum.closed.unwrap().contains("publish refused"));
+    }
+
+    #[test]
+    fn garbage_ends_in_an_error_not_a_panic() {
+        let sum = ingest(b"GET / HTTP/1.1\r\n\r\n", &RtmpConfig::default());
+        assert!(!sum.handshake_done && sum.closed.is_some());
+        let mut b = handshake_bytes();
+        b.extend([0xc7; 64]);
+        let sum = ingest(&b, &RtmpConfig::default());
+        assert!(sum.handshake_done);
+        assert!(sum.closed.unwrap().contains("chunk stream"));
+    }
+}
