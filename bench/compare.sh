@@ -2,13 +2,17 @@
 # Fan-out comparison: onair vs nginx-rtmp on loopback, with onair-bench.
 #
 #   bench/compare.sh [--viewers "100 500"] [--duration 20] [--warmup 5]
+#                    [--protocols "rtmp flv hls"] [--hls-probe-ms MS]
 #                    [--only onair|nginx] [--out DIR] [--no-build]
 #
-# Builds onair and onair-bench (release), runs onair (RTMP and HTTP-FLV viewers) and
-# nginx with the RTMP module (RTMP viewers; it has no HTTP-FLV), each server started and
-# stopped by this script on free 127.0.0.1 ports, then prints a side-by-side table.
+# Builds onair and onair-bench (release), runs onair (RTMP, HTTP-FLV and HLS viewers) and
+# nginx with the RTMP module (RTMP viewers only: it has no HTTP-FLV, and its HLS, which
+# needs an http block and `hls on`, is out of scope), each server started and stopped by
+# this script on free 127.0.0.1 ports, then prints a side-by-side table.
 # Every run is bounded by `timeout`; started processes are stopped on exit.
-# onair's HTTP-FLV path is ONAIR_FLV_PATH (printf pattern, default /live/%s.flv).
+# onair's paths are ONAIR_FLV_PATH and ONAIR_HLS_PATH (printf patterns, default
+# /live/%s.flv and /live/%s.m3u8). --hls-probe-ms adds onair-bench's fast-polling probe to
+# the HLS runs (its requests then count in the server's CPU).
 # Needs: python3 (table), and for the nginx part: apt-get install nginx libnginx-mod-rtmp.
 set -euo pipefail
 
@@ -19,8 +23,11 @@ ONLY=""
 OUT=""
 BUILD=1
 FLV_PATH="${ONAIR_FLV_PATH:-/live/%s.flv}"
+HLS_PATH="${ONAIR_HLS_PATH:-/live/%s.m3u8}"
+PROTOCOLS="rtmp flv hls"
+HLS_PROBE_MS=""
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -28,6 +35,8 @@ while [ $# -gt 0 ]; do
         --duration) DURATION="$2"; shift 2 ;;
         --warmup) WARMUP="$2"; shift 2 ;;
         --only) ONLY="$2"; shift 2 ;;
+        --protocols) PROTOCOLS="$2"; shift 2 ;;
+        --hls-probe-ms) HLS_PROBE_MS="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -35,6 +44,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$ONLY" in ""|onair|nginx) ;; *) echo "compare.sh: --only onair|nginx" >&2; exit 2 ;; esac
+for proto in $PROTOCOLS; do
+    case "$proto" in rtmp|flv|hls) ;; *) echo "compare.sh: --protocols takes rtmp, flv, hls" >&2; exit 2 ;; esac
+done
+has_proto() { case " $PROTOCOLS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}/release"
@@ -93,7 +106,7 @@ need_fds=$((max_viewers * 2 + 256))
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need_fds" ]; then
     ulimit -n "$need_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 fi
-echo "compare: open-file limit $(ulimit -n); viewers: $VIEWERS; ${DURATION}s window after ${WARMUP}s warmup"
+echo "compare: open-file limit $(ulimit -n); viewers: $VIEWERS; protocols: $PROTOCOLS; ${DURATION}s window after ${WARMUP}s warmup"
 
 BENCH="$TARGET/onair-bench"
 HAVE_ONAIR=1
@@ -113,12 +126,15 @@ fi
 bench() {
     local server=$1 proto=$2 n=$3 publish=$4 play=$5
     local limit
-    limit=$(python3 -c "print(int(2*$WARMUP + $DURATION + $n*0.004 + 60))")
+    # HLS waits up to two segments after the window for its last frames.
+    limit=$(python3 -c "print(int(2*$WARMUP + $DURATION + $n*0.004 + 60 + ('$proto' == 'hls') * 30))")
+    local extra=()
+    if [ "$proto" = hls ] && [ -n "$HLS_PROBE_MS" ]; then extra=(--hls-probe-ms "$HLS_PROBE_MS"); fi
     echo "compare: $server $proto N=$n (at most ${limit}s)"
     # In the background with `wait`, so a signal to this script is acted on at once.
     timeout --kill-after=5 "$limit" "$BENCH" --publish "$publish" --play-url "$play" \
         --protocol "$proto" --viewers "$n" --duration "$DURATION" --warmup "$WARMUP" \
-        --server-pid "$SERVER_PID" --server-name "$server" --json \
+        --server-pid "$SERVER_PID" --server-name "$server" --json "${extra[@]}" \
         >"$WORK/$server-$proto-$n.json" 2>"$WORK/$server-$proto-$n.log" &
     BENCH_PID=$!
     local rc=0
@@ -179,16 +195,16 @@ EOF
 # Each run gets a freshly started server, so CPU and peak RSS belong to that run alone.
 if [ "$ONLY" != nginx ]; then
     if [ "$HAVE_ONAIR" = 1 ]; then
-        for proto in rtmp flv; do
+        for proto in $PROTOCOLS; do
             for n in $VIEWERS; do
                 start_onair || { FAILED=$((FAILED + 1)); break 2; }
                 publish="rtmp://127.0.0.1:$RTMP_PORT/live/bench"
-                if [ "$proto" = rtmp ]; then
-                    play=$publish
-                else
-                    # shellcheck disable=SC2059
-                    play="http://127.0.0.1:$HTTP_PORT$(printf "$FLV_PATH" bench)"
-                fi
+                # shellcheck disable=SC2059
+                case "$proto" in
+                    rtmp) play=$publish ;;
+                    flv) play="http://127.0.0.1:$HTTP_PORT$(printf "$FLV_PATH" bench)" ;;
+                    hls) play="http://127.0.0.1:$HTTP_PORT$(printf "$HLS_PATH" bench)" ;;
+                esac
                 bench onair "$proto" "$n" "$publish" "$play"
                 kill -0 "$SERVER_PID" 2>/dev/null || echo "compare: onair died during the run" >&2
                 stop_server
@@ -199,7 +215,10 @@ if [ "$ONLY" != nginx ]; then
     fi
 fi
 
-if [ "$ONLY" != onair ]; then
+if [ "$ONLY" != onair ] && has_proto hls; then
+    echo "compare: nginx-rtmp HLS not run (out of scope: it needs an http block and 'hls on')" >&2
+fi
+if [ "$ONLY" != onair ] && has_proto rtmp; then
     NGINX_MODULE=$(dpkg -L libnginx-mod-rtmp 2>/dev/null | grep 'ngx_rtmp_module\.so$' | head -n 1 || true)
     NGINX_MODULE=${NGINX_MODULE:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
     if command -v nginx >/dev/null && [ -f "$NGINX_MODULE" ]; then
@@ -215,10 +234,11 @@ if [ "$ONLY" != onair ]; then
     fi
 fi
 
-python3 - "$WORK" "$VIEWERS" <<'EOF'
+python3 - "$WORK" "$VIEWERS" "$PROTOCOLS" <<'EOF'
 import json, os, sys
 
 work, viewers = sys.argv[1], [int(n) for n in sys.argv[2].split()]
+protocols = sys.argv[3].split()
 
 def load(server, proto, n):
     try:
@@ -247,24 +267,61 @@ ROWS = [
     ("viewer errors", lambda r: str(sum(e["viewers"] for e in r["errors"]))),
 ]
 
+def hls(r, key, sub=None, prec=1):
+    v = (r.get("hls") or {}).get(key)
+    if sub is not None:
+        v = (v or {}).get(sub)
+    return fmt(v, prec) if not isinstance(v, int) else str(v)
+
+HLS_ROWS = [
+    ("clients receiving", lambda r: f"{r['connected_viewers']}/{r['viewers']}"),
+    ("playlist requests/s", lambda r: hls(r, "playlist_requests_per_s")),
+    ("segment requests/s", lambda r: hls(r, "segment_requests_per_s")),
+    ("playlist req p50 ms", lambda r: hls(r, "playlist_latency_ms", "p50", 2)),
+    ("playlist req p99 ms", lambda r: hls(r, "playlist_latency_ms", "p99", 2)),
+    ("segment req p50 ms", lambda r: hls(r, "segment_latency_ms", "p50", 2)),
+    ("segment req p99 ms", lambda r: hls(r, "segment_latency_ms", "p99", 2)),
+    ("seg. available p50 ms", lambda r: hls(r, "segment_available_ms", "p50")),
+    ("seg. available p99 ms", lambda r: hls(r, "segment_available_ms", "p99")),
+    ("probe available p50 ms", lambda r: hls(r, "segment_available_probe_ms", "p50")),
+    ("probe available p99 ms", lambda r: hls(r, "segment_available_probe_ms", "p99")),
+    ("probe requests/s", lambda r: hls(r, "probe_requests_per_s")),
+    ("glass-to-fetch p50 ms", lambda r: fmt(r["latency_ms"]["p50"], 0)),
+    ("glass-to-fetch p99 ms", lambda r: fmt(r["latency_ms"]["p99"], 0)),
+    ("delivered fraction", lambda r: fmt(r["delivered_fraction"], 4)),
+    ("Gbit delivered", lambda r: fmt(r["gbit_delivered"], 2)),
+    ("server CPU s", lambda r: fmt(r["server_cpu_s"], 2)),
+    ("server CPU s / Gbit", lambda r: fmt(r["cpu_s_per_gbit"], 3)),
+    ("CPU s / 1000 requests", lambda r: hls(r, "cpu_s_per_1000_requests", prec=3)),
+    ("server peak RSS MiB", lambda r: fmt(r["peak_rss_mib"])),
+    ("bench CPU s", lambda r: fmt(r["bench_cpu_s"], 2)),
+    ("non-200 / timeouts", lambda r: f"{hls(r, 'non_200')} / {hls(r, 'timeouts')}"),
+    ("TS parse failures", lambda r: hls(r, "ts_parse_failures")),
+]
+
 def ratio(a, b, key):
     if a is None or b is None or not a.get(key) or not b.get(key):
         return "-"
     return f"{a[key] / b[key]:.2f}"
 
 ratios = []
-for proto in ("rtmp", "flv"):
+printed = False
+NO_NGINX = {"flv": "no HTTP-FLV", "hls": "out of scope"}
+for proto in ("rtmp", "flv", "hls"):
+    if proto not in protocols:
+        continue
     for n in viewers:
         onair = load("onair", proto, n)
         nginx = load("nginx-rtmp", proto, n) if proto == "rtmp" else None
         if onair is None and nginx is None:
             continue
+        printed = True
         cols = ["onair", "nginx-rtmp"]
         print(f"\n{proto.upper()} viewers, N={n}")
         print(f"  {'':24}{cols[0]:>14}{cols[1]:>18}")
-        for name, get in ROWS:
+        for name, get in HLS_ROWS if proto == "hls" else ROWS:
             a = get(onair) if onair else ("failed/skipped")
-            b = get(nginx) if nginx else ("no HTTP-FLV" if proto == "flv" else "failed/skipped")
+            b = get(nginx) if nginx else NO_NGINX.get(proto, "failed/skipped")
             print(f"  {name:24}{a:>14}{b:>18}")
         if proto == "rtmp":
             r = ratio(onair, nginx, "cpu_s_per_gbit")
@@ -273,9 +330,11 @@ for proto in ("rtmp", "flv"):
         for label, r in (("onair", onair), ("nginx-rtmp", nginx)):
             for e in (r or {}).get("errors", [])[:3]:
                 print(f"  {label} viewer error: {e['viewers']} x {e['reason']}")
+            for e in ((r or {}).get("hls") or {}).get("errors", [])[:5]:
+                print(f"  {label} HLS error: {e['count']} x {e['reason']}")
 if ratios:
     print("\nserver CPU s per delivered Gbit, onair / nginx-rtmp (RTMP): " + ", ".join(ratios))
-else:
+if not printed:
     print("\ncompare: no results", file=sys.stderr)
     sys.exit(1)
 EOF

@@ -1,5 +1,6 @@
-//! The little HTTP/1.1 client the FLV viewers need: a GET request, the response head, and a
-//! push-style decoder for the chunked transfer coding with every line length bounded.
+//! The little HTTP/1.1 client the FLV and HLS viewers need: a GET request (one-shot or
+//! keep-alive), the response head, and a push-style decoder for the chunked transfer coding
+//! with every line length bounded. The keep-alive connection that uses them is `http_conn`.
 
 use std::fmt;
 
@@ -37,6 +38,11 @@ pub fn get_request(host: &str, path: &str) -> String {
     )
 }
 
+/// A GET that leaves the connection open for the next request (HTTP/1.1 persistence).
+pub fn get_request_keep_alive(host: &str, path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: onair-bench\r\nAccept: */*\r\n\r\n")
+}
+
 /// Index just past the blank line that ends the head, if it has arrived.
 pub fn head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
@@ -47,6 +53,9 @@ pub struct ResponseHead {
     pub status: u16,
     pub chunked: bool,
     pub content_length: Option<u64>,
+    /// The server closes the connection after this response (`Connection: close`, or
+    /// HTTP/1.0 without `Connection: keep-alive`).
+    pub close: bool,
 }
 
 pub fn parse_head(head: &[u8]) -> Result<ResponseHead, HttpError> {
@@ -54,16 +63,19 @@ pub fn parse_head(head: &[u8]) -> Result<ResponseHead, HttpError> {
     let mut lines = text.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let mut parts = status_line.splitn(3, ' ');
-    let status = match (parts.next(), parts.next()) {
-        (Some(v), Some(code)) if v.starts_with("HTTP/1.") => code
-            .parse::<u16>()
-            .map_err(|_| HttpError::BadStatusLine(status_line.to_string()))?,
+    let (status, http10) = match (parts.next(), parts.next()) {
+        (Some(v), Some(code)) if v.starts_with("HTTP/1.") => (
+            code.parse::<u16>()
+                .map_err(|_| HttpError::BadStatusLine(status_line.to_string()))?,
+            v == "HTTP/1.0",
+        ),
         _ => return Err(HttpError::BadStatusLine(status_line.to_string())),
     };
     let mut out = ResponseHead {
         status,
         chunked: false,
         content_length: None,
+        close: http10,
     };
     for line in lines.take_while(|l| !l.is_empty()) {
         let (name, value) = line
@@ -81,6 +93,14 @@ pub fn parse_head(head: &[u8]) -> Result<ResponseHead, HttpError> {
                     .parse()
                     .map_err(|_| HttpError::BadHeader(line.to_string()))?,
             );
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',').map(str::trim) {
+                if token.eq_ignore_ascii_case("close") {
+                    out.close = true;
+                } else if token.eq_ignore_ascii_case("keep-alive") && http10 {
+                    out.close = false;
+                }
+            }
         }
     }
     Ok(out)
@@ -258,17 +278,25 @@ mod tests {
             ResponseHead {
                 status: 200,
                 chunked: true,
-                content_length: None
+                content_length: None,
+                close: false,
             }
         );
         let h = parse_head(b"HTTP/1.0 404 Not Found\r\ncontent-length: 9\r\n\r\n").unwrap();
         assert_eq!(
-            (h.status, h.content_length, h.chunked),
-            (404, Some(9), false)
+            (h.status, h.content_length, h.chunked, h.close),
+            (404, Some(9), false, true)
         );
+        let h = parse_head(b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n\r\n").unwrap();
+        assert!(!h.close);
+        let h = parse_head(b"HTTP/1.1 200 OK\r\nconnection: upgrade, close\r\n\r\n").unwrap();
+        assert!(h.close);
         assert!(parse_head(b"ICY 200 OK\r\n\r\n").is_err());
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nnocolon\r\n\r\n").is_err());
         assert_eq!(head_end(b"HTTP/1.1 200 OK\r\n"), None);
         assert!(get_request("h:1", "/a.flv").starts_with("GET /a.flv HTTP/1.1\r\nHost: h:1\r\n"));
+        let ka = get_request_keep_alive("h:1", "/a.m3u8");
+        assert!(ka.starts_with("GET /a.m3u8 HTTP/1.1\r\nHost: h:1\r\n"));
+        assert!(!ka.contains("Connection") && ka.ends_with("\r\n\r\n"));
     }
 }

@@ -1,14 +1,19 @@
-//! onair-bench as a library: the real-time synthetic publisher, RTMP and HTTP-FLV viewer
+//! onair-bench as a library: the real-time synthetic publisher, RTMP, HTTP-FLV and HLS viewer
 //! clients and the measurement pieces, shared by the `onair-bench` binary and the
 //! end-to-end tests (which use the same clients to check what viewers receive).
 
+pub mod hls_stats;
 pub mod http;
+pub mod http_conn;
 pub mod media;
+pub mod playlist;
 pub mod procfs;
 pub mod publisher;
 pub mod report;
 pub mod rtmp;
 pub mod stats;
 pub mod target;
+pub mod ts;
 pub mod viewer_flv;
+pub mod viewer_hls;
 pub mod viewer_rtmp;

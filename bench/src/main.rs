@@ -1,12 +1,14 @@
-//! onair-bench: one real-time 720p30 publisher and N RTMP or HTTP-FLV viewers against any RTMP
-//! server on this machine, reporting latency, startup, delivery and the server's CPU and memory.
+//! onair-bench: one real-time 720p30 publisher and N RTMP, HTTP-FLV or HLS viewers against any
+//! RTMP server on this machine, reporting latency, startup, delivery and the server's CPU and
+//! memory (and for HLS: requests/s, request latency and when segments become available).
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use onair_bench::report::{ErrorCount, Report};
+use onair_bench::report::{ErrorCount, HlsErrorCount, HlsReport, Report};
 use onair_bench::stats::{Clock, SendLog, ViewerLive, ViewerRecorder, ViewerResult};
 use onair_bench::target::{HttpTarget, RtmpTarget};
-use onair_bench::{media, procfs, publisher, stats, viewer_flv, viewer_rtmp};
+use onair_bench::viewer_hls::{self, ClientOptions, HlsClientResult, HlsRecord, HlsShared};
+use onair_bench::{hls_stats, media, procfs, publisher, stats, viewer_flv, viewer_rtmp};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,6 +19,9 @@ use tokio::time::{sleep, sleep_until, timeout, Instant};
 
 /// How long viewers keep reading after the window closes, so frames sent at its end count.
 const GRACE: Duration = Duration::from_secs(1);
+/// HLS frames reach a client a segment and a poll after they are sent: the grace after the
+/// window is two target durations and a second, at most this.
+const HLS_GRACE_MAX: Duration = Duration::from_secs(30);
 const PUBLISHER_UP_TIMEOUT: Duration = Duration::from_secs(15);
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 const RSS_EVERY: Duration = Duration::from_millis(100);
@@ -26,13 +31,16 @@ const MIB: f64 = 1024.0;
 enum Protocol {
     Rtmp,
     Flv,
+    Hls,
 }
 
-/// Fan-out benchmark for any RTMP / HTTP-FLV server on this machine.
+/// Fan-out benchmark for any RTMP / HTTP-FLV / HLS server on this machine.
 ///
 /// Publishes a synthetic 720p30 H.264+AAC stream (about 2.6 Mbit/s) in real time and plays it
 /// with N viewers; reports delivery latency, time to first frame, delivered fraction, and the
-/// server's CPU seconds per delivered Gbit and peak RSS. Exits 1 when the run cannot be made,
+/// server's CPU seconds per delivered Gbit and peak RSS. HLS viewers poll the playlist and
+/// fetch segments like a player; their report adds requests/s, request latency, segment
+/// availability and glass-to-fetch latency. Exits 1 when the run cannot be made,
 /// 2 when it was made but no viewer received a frame (the report is printed either way).
 #[derive(Debug, Parser)]
 #[command(version)]
@@ -45,9 +53,14 @@ struct Args {
     viewers: u32,
     #[arg(long, value_enum, default_value_t = Protocol::Rtmp)]
     protocol: Protocol,
-    /// URL the viewers play: rtmp://… (default: the publish URL) or http://….flv (required for flv).
+    /// URL the viewers play: rtmp://… (default: the publish URL), http://….flv (required for
+    /// flv) or the live playlist http://….m3u8 (required for hls).
     #[arg(long)]
     play_url: Option<String>,
+    /// HLS only: also run one probe client polling the playlist every this many ms (no
+    /// segments), to time segment availability finer than the players' polls.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    hls_probe_ms: Option<u64>,
     /// Seconds of measurement.
     #[arg(long, default_value_t = 20.0)]
     duration: f64,
@@ -112,6 +125,20 @@ fn main() -> ExitCode {
 enum Play {
     Rtmp(Arc<RtmpTarget>),
     Flv(Arc<HttpTarget>),
+    Hls(Arc<HttpTarget>),
+}
+
+/// Waits for every task until `deadline`.
+async fn join_all<T>(handles: Vec<JoinHandle<T>>, deadline: Instant) -> Result<Vec<T>> {
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        match timeout(deadline.saturating_duration_since(Instant::now()), h).await {
+            Ok(Ok(r)) => out.push(r),
+            Ok(Err(e)) => bail!("viewer task failed: {e}"),
+            Err(_) => bail!("viewers did not stop within {JOIN_TIMEOUT:?}"),
+        }
+    }
+    Ok(out)
 }
 
 /// Counters read at both ends of the measurement window.
@@ -202,7 +229,17 @@ async fn run(args: &Args) -> Result<Report> {
                 .context("--protocol flv needs --play-url http://HOST:PORT/PATH.flv")?;
             (Play::Flv(Arc::new(HttpTarget::parse(&url)?)), url)
         }
+        Protocol::Hls => {
+            let url = args
+                .play_url
+                .clone()
+                .context("--protocol hls needs --play-url http://HOST:PORT/APP/STREAM.m3u8")?;
+            (Play::Hls(Arc::new(HttpTarget::parse(&url)?)), url)
+        }
     };
+    if args.hls_probe_ms.is_some() && args.protocol != Protocol::Hls {
+        bail!("--hls-probe-ms is for --protocol hls");
+    }
     let pids = server_pids(args)?;
     if let Some(limit) = procfs::nofile_soft_limit() {
         let need = viewers as u64 + 64;
@@ -215,7 +252,12 @@ async fn run(args: &Args) -> Result<Report> {
     let spacing = Duration::from_millis(args.connect_spacing_ms.min(100));
     let ramp = spacing * args.viewers;
     // Everything the publisher may have to send before it is stopped, with room to spare.
-    let bound = PUBLISHER_UP_TIMEOUT + ramp + warmup * 2 + duration + GRACE + JOIN_TIMEOUT;
+    let grace_max = if args.protocol == Protocol::Hls {
+        HLS_GRACE_MAX
+    } else {
+        GRACE
+    };
+    let bound = PUBLISHER_UP_TIMEOUT + ramp + warmup * 2 + duration + grace_max + JOIN_TIMEOUT;
     let log = Arc::new(SendLog::new(
         (bound.as_secs_f64() * media::FPS as f64) as usize + 2 * media::FPS as usize,
     ));
@@ -251,17 +293,51 @@ async fn run(args: &Args) -> Result<Report> {
     let (view_stop_tx, view_stop_rx) = watch::channel(false);
     let sampler = tokio::spawn(sample_memory(pids.clone(), pub_stop_tx.subscribe()));
     let mut lives = Vec::with_capacity(viewers);
-    let mut handles: Vec<JoinHandle<ViewerResult>> = Vec::with_capacity(viewers);
+    let mut handles: Vec<JoinHandle<ViewerResult>> = Vec::new();
+    let mut hls_handles: Vec<JoinHandle<HlsClientResult>> = Vec::new();
+    let hls_shared = Arc::new(HlsShared::default());
+    let probe = match (&play, args.hls_probe_ms) {
+        (Play::Hls(t), Some(ms)) => {
+            let rec = ViewerRecorder::new(clock, log.clone(), Arc::new(ViewerLive::default()));
+            let opts = ClientOptions {
+                poll_every: Some(Duration::from_millis(ms)),
+                fetch_segments: false,
+                seed: 1,
+            };
+            Some(tokio::spawn(viewer_hls::run(
+                t.clone(),
+                rec,
+                opts,
+                hls_shared.clone(),
+                view_stop_rx.clone(),
+            )))
+        }
+        _ => None,
+    };
     let ramp_start = Instant::now();
     for i in 0..args.viewers {
         sleep_until(ramp_start + spacing * i).await;
         let live = Arc::new(ViewerLive::default());
         let rec = ViewerRecorder::new(clock, log.clone(), live.clone());
         let stop = view_stop_rx.clone();
-        handles.push(match &play {
-            Play::Rtmp(t) => tokio::spawn(viewer_rtmp::run(t.clone(), rec, stop)),
-            Play::Flv(t) => tokio::spawn(viewer_flv::run(t.clone(), rec, stop)),
-        });
+        match &play {
+            Play::Rtmp(t) => handles.push(tokio::spawn(viewer_rtmp::run(t.clone(), rec, stop))),
+            Play::Flv(t) => handles.push(tokio::spawn(viewer_flv::run(t.clone(), rec, stop))),
+            Play::Hls(t) => {
+                let opts = ClientOptions {
+                    poll_every: None,
+                    fetch_segments: true,
+                    seed: u64::from(i + 2).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                };
+                hls_handles.push(tokio::spawn(viewer_hls::run(
+                    t.clone(),
+                    rec,
+                    opts,
+                    hls_shared.clone(),
+                    stop,
+                )));
+            }
+        }
         lives.push(live);
     }
 
@@ -275,18 +351,32 @@ async fn run(args: &Args) -> Result<Report> {
     let w0 = Snapshot::take(&clock, &pids, &lives)?;
     sleep(duration).await;
     let w1 = Snapshot::take(&clock, &pids, &lives)?;
-    sleep(GRACE).await;
+    let target_ms = hls_shared.target_ms.load(Ordering::Relaxed);
+    let grace = match args.protocol {
+        Protocol::Hls => {
+            let target = Duration::from_millis(if target_ms > 0 {
+                target_ms
+            } else {
+                viewer_hls::DEFAULT_TARGET_MS
+            });
+            (target * 2 + GRACE).min(HLS_GRACE_MAX)
+        }
+        _ => GRACE,
+    };
+    sleep(grace).await;
 
     let _ = view_stop_tx.send(true);
-    let mut results = Vec::with_capacity(viewers);
     let deadline = Instant::now() + JOIN_TIMEOUT;
-    for h in handles {
-        match timeout(deadline.saturating_duration_since(Instant::now()), h).await {
-            Ok(Ok(r)) => results.push(r),
-            Ok(Err(e)) => bail!("viewer task failed: {e}"),
-            Err(_) => bail!("viewers did not stop within {JOIN_TIMEOUT:?}"),
-        }
+    let mut results = join_all(handles, deadline).await?;
+    let mut hls_records: Vec<HlsRecord> = Vec::with_capacity(hls_handles.len());
+    for r in join_all(hls_handles, deadline).await? {
+        results.push(r.viewer);
+        hls_records.push(r.hls);
     }
+    let probe_record = match probe {
+        Some(h) => join_all(vec![h], deadline).await?.pop().map(|r| r.hls),
+        None => None,
+    };
     stop_publisher();
     let pub_report = match timeout(
         JOIN_TIMEOUT,
@@ -311,11 +401,23 @@ async fn run(args: &Args) -> Result<Report> {
         (Err(e), _) | (_, Err(e)) => (None, Some(format!("{e:#}"))),
     };
     let have_mem = !pids.is_empty() && peak_rss > 0;
+    let hls = (args.protocol == Protocol::Hls).then(|| {
+        hls_report(
+            &hls_records,
+            probe_record.as_ref(),
+            args.hls_probe_ms,
+            &log,
+            (w0.ns, w1.ns),
+            target_ms,
+            server_cpu_s,
+        )
+    });
     Ok(Report {
         server: args.server_name.clone().unwrap_or_else(|| "server".into()),
         protocol: match args.protocol {
             Protocol::Rtmp => "rtmp",
             Protocol::Flv => "flv",
+            Protocol::Hls => "hls",
         },
         publish_url: args.publish.clone(),
         play_url,
@@ -344,5 +446,56 @@ async fn run(args: &Args) -> Result<Report> {
             .into_iter()
             .map(|(reason, viewers)| ErrorCount { reason, viewers })
             .collect(),
+        hls,
     })
+}
+
+/// The HLS part of the report, over the window `(w0, w1)` in clock ns.
+fn hls_report(
+    clients: &[HlsRecord],
+    probe: Option<&HlsRecord>,
+    probe_ms: Option<u64>,
+    log: &SendLog,
+    (w0, w1): (u64, u64),
+    target_ms: u64,
+    server_cpu_s: Option<f64>,
+) -> HlsReport {
+    let window_s = (w1 - w0) as f64 / 1e9;
+    let req = hls_stats::requests(clients, w0, w1);
+    let probe_req = probe.map(|p| hls_stats::requests([p], w0, w1));
+    let served = req.playlist + req.segment + probe_req.as_ref().map_or(0, |p| p.playlist);
+    let ranges = hls_stats::frame_ranges(clients);
+    let available = |listers: &[&HlsRecord]| {
+        hls_stats::availability(
+            &hls_stats::first_listed(listers.iter().copied()),
+            &ranges,
+            log,
+            w0,
+            w1,
+        )
+    };
+    let all: Vec<&HlsRecord> = clients.iter().chain(probe).collect();
+    HlsReport {
+        target_duration_s: (target_ms > 0).then(|| target_ms as f64 / 1000.0),
+        probe_ms,
+        playlist_requests_per_s: req.playlist as f64 / window_s,
+        segment_requests_per_s: req.segment as f64 / window_s,
+        probe_requests_per_s: probe_req.as_ref().map(|p| p.playlist as f64 / window_s),
+        playlist_latency_ms: req.playlist_latency,
+        segment_latency_ms: req.segment_latency,
+        cpu_s_per_1000_requests: server_cpu_s
+            .filter(|_| served > 0)
+            .map(|c| c / (served as f64 / 1000.0)),
+        segment_available_ms: available(&clients.iter().collect::<Vec<_>>()),
+        segment_available_probe_ms: probe.map(|p| available(&[p])),
+        skipped_segments: clients.iter().map(|c| c.skipped_segments).sum(),
+        non_200: all.iter().map(|c| c.non_200).sum(),
+        timeouts: all.iter().map(|c| c.timeouts).sum(),
+        ts_parse_failures: clients.iter().map(|c| c.ts_failures).sum(),
+        reconnects: all.iter().map(|c| c.connects.saturating_sub(1)).sum(),
+        errors: hls_stats::errors(all.iter().copied())
+            .into_iter()
+            .map(|(reason, count)| HlsErrorCount { reason, count })
+            .collect(),
+    }
 }

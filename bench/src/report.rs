@@ -13,6 +13,43 @@ pub struct ErrorCount {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct HlsErrorCount {
+    pub reason: String,
+    pub count: u64,
+}
+
+/// What only an HLS run measures. Its glass-to-fetch latency is `Report::latency_ms`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HlsReport {
+    /// Largest EXT-X-TARGETDURATION seen; clients poll every half of it (±10 %).
+    pub target_duration_s: Option<f64>,
+    /// The probe's poll interval, when one ran.
+    pub probe_ms: Option<u64>,
+    /// 200 responses completed in the window, per second (clients only, not the probe).
+    pub playlist_requests_per_s: f64,
+    pub segment_requests_per_s: f64,
+    pub probe_requests_per_s: Option<f64>,
+    /// Request sent → last byte read, for 200 responses completed in the window.
+    pub playlist_latency_ms: Spread,
+    pub segment_latency_ms: Spread,
+    /// Server CPU per 1000 requests served in the window (the probe's included).
+    pub cpu_s_per_1000_requests: Option<f64>,
+    /// First listed in any client's playlist − send of the keyframe that closed the segment.
+    pub segment_available_ms: Spread,
+    /// The same, as seen by the probe alone.
+    pub segment_available_probe_ms: Option<Spread>,
+    /// Segments that left the playlist before a client fetched them.
+    pub skipped_segments: u64,
+    /// Over the whole run: responses other than 200, requests timed out, segments whose TS
+    /// did not parse cleanly, TCP connections opened beyond one per client.
+    pub non_200: u64,
+    pub timeouts: u64,
+    pub ts_parse_failures: u64,
+    pub reconnects: u64,
+    pub errors: Vec<HlsErrorCount>,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub server: String,
     pub protocol: &'static str,
@@ -48,6 +85,7 @@ pub struct Report {
     pub publisher: PublisherReport,
     pub server_error: Option<String>,
     pub errors: Vec<ErrorCount>,
+    pub hls: Option<HlsReport>,
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -88,7 +126,14 @@ impl Report {
                 x.samples
             )
         };
-        line("latency ms", spread(&self.latency_ms));
+        line(
+            if self.hls.is_some() {
+                "glass-to-fetch ms"
+            } else {
+                "latency ms"
+            },
+            spread(&self.latency_ms),
+        );
         line("time to first frame ms", spread(&self.ttff_ms));
         line("time to first keyframe ms", spread(&self.ttfk_ms));
         line(
@@ -116,6 +161,50 @@ impl Report {
             ),
         );
         line("bench CPU", format!("{:.2} s", self.bench_cpu_s));
+        if let Some(h) = &self.hls {
+            let rate = |v: f64, lat: &Spread| {
+                format!(
+                    "{v:.1}/s, latency p50 {}  p99 {}  max {} ms",
+                    ms(lat.p50),
+                    ms(lat.p99),
+                    ms(lat.max)
+                )
+            };
+            line(
+                "target duration",
+                format!("{} s", num(h.target_duration_s, 1)),
+            );
+            line(
+                "playlist requests",
+                rate(h.playlist_requests_per_s, &h.playlist_latency_ms),
+            );
+            line(
+                "segment requests",
+                rate(h.segment_requests_per_s, &h.segment_latency_ms),
+            );
+            line(
+                "CPU per 1000 requests",
+                format!("{} s", num(h.cpu_s_per_1000_requests, 3)),
+            );
+            line("segment available ms", spread(&h.segment_available_ms));
+            if let (Some(p), Some(s)) = (h.probe_ms, &h.segment_available_probe_ms) {
+                line(&format!("  probe ({p} ms polls)"), spread(s));
+                line(
+                    "  probe requests",
+                    format!("{}/s", num(h.probe_requests_per_s, 1)),
+                );
+            }
+            line(
+                "HLS errors",
+                format!(
+                    "{} non-200, {} timeouts, {} TS parse failures, {} skipped segments, {} reconnects",
+                    h.non_200, h.timeouts, h.ts_parse_failures, h.skipped_segments, h.reconnects
+                ),
+            );
+            for e in &h.errors {
+                line("HLS error", format!("{} × {}", e.count, e.reason));
+            }
+        }
         let p = &self.publisher;
         line(
             "publisher",

@@ -152,14 +152,20 @@ impl ViewerRecorder {
 
     /// One video tag body, received at `now_ns`.
     pub fn on_video(&mut self, body: &[u8], now_ns: u64) {
-        let (seq, keyframe) = match classify_video(body) {
-            VideoTag::Frame { seq, keyframe } => (seq, keyframe),
-            VideoTag::Config => return,
-            VideoTag::Foreign => {
-                self.foreign += 1;
-                return;
-            }
-        };
+        match classify_video(body) {
+            VideoTag::Frame { seq, keyframe } => self.on_frame(seq, keyframe, now_ns),
+            VideoTag::Config => {}
+            VideoTag::Foreign => self.on_foreign(),
+        }
+    }
+
+    /// A coded frame without our magic.
+    pub fn on_foreign(&mut self) {
+        self.foreign += 1;
+    }
+
+    /// Measured frame `seq`, received (or, for HLS, its segment fetched) at `now_ns`.
+    pub fn on_frame(&mut self, seq: u64, keyframe: bool, now_ns: u64) {
         let Some(slot) = self.per_seq.get_mut(seq as usize) else {
             self.foreign += 1;
             return;
