@@ -15,6 +15,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 dpkg -s libasound2-dev >/dev/null 2>&1 || need+=(libasound2-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+# A virtual X display for the screen-capture test.
+command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 if [ "${ONAIR_BENCH_DEPS:-0}" = 1 ]; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx)
   [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
