@@ -1,0 +1,187 @@
+//! Soak: one publisher and 200 mixed viewers (RTMP, HTTP-FLV, HLS) for a while, watching
+//! the server's memory with and without viewers, and every viewer's distance to the live
+//! edge. CI runs a short version; the full one is
+//! `ONAIR_SOAK_SECS=600 cargo test --release --test soak -- --nocapture`.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::viewers::{flv_play, rtmp_play};
+use common::*;
+use onair_bench::media::{classify_video, VideoTag};
+use onair_bench::stats::{Clock, SendLog};
+use onair_bench::target::RtmpTarget;
+use tokio::sync::{oneshot, watch};
+
+const RTMP_VIEWERS: usize = 80;
+const FLV_VIEWERS: usize = 80;
+const HLS_VIEWERS: usize = 40;
+
+/// Polls the playlist like a player and fetches each new segment once; counts segments.
+async fn hls_client(
+    http: std::net::SocketAddr,
+    segments: Arc<AtomicU64>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut last = String::new();
+    while !*stop.borrow() {
+        let (status, body) = tokio::task::spawn_blocking(move || http_get(http, "/live/soak.m3u8"))
+            .await
+            .unwrap();
+        if status == 200 {
+            let text = String::from_utf8_lossy(&body).to_string();
+            if let Some(newest) = text.lines().filter(|l| l.ends_with(".ts")).last() {
+                if newest != last {
+                    let path = format!("/live/{newest}");
+                    let (s, _) = tokio::task::spawn_blocking(move || http_get(http, &path))
+                        .await
+                        .unwrap();
+                    if s == 200 {
+                        segments.fetch_add(1, Ordering::Relaxed);
+                    }
+                    last = newest.to_string();
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_one_publisher_200_mixed_viewers() {
+    let secs: u64 = std::env::var("ONAIR_SOAK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let server = ServerProc::start("");
+    let clock = Clock::new();
+    let log = Arc::new(SendLog::new(30 * (secs as usize + 120)));
+    let (live_tx, live_rx) = oneshot::channel();
+    let (stop_pub_tx, stop_pub_rx) = watch::channel(false);
+    let target = RtmpTarget::parse(&server.rtmp_url("live/soak")).unwrap();
+    let publisher = tokio::spawn(onair_bench::publisher::run(
+        target,
+        clock,
+        log.clone(),
+        live_tx,
+        stop_pub_rx,
+    ));
+    live_rx.await.unwrap().expect("publisher live");
+
+    // Warm-up: the GOP cache, broadcast ring and HLS window (6 segments + keep-after)
+    // fill during the first ~25 s of a stream; growth before that is not a leak.
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    // Memory with no viewers: an idle server must not grow.
+    let idle_secs = (secs / 4).clamp(5, 60);
+    let idle_start = server.rss_kib();
+    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+    let idle_end = server.rss_kib();
+
+    // 200 viewers; each keeps the send time of the newest frame it received.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut newest: Vec<Arc<AtomicU64>> = Vec::new();
+    let mut tasks = Vec::new();
+    for i in 0..RTMP_VIEWERS + FLV_VIEWERS {
+        let slot = Arc::new(AtomicU64::new(0));
+        newest.push(slot.clone());
+        let (log, stop, url, http) = (
+            log.clone(),
+            stop_rx.clone(),
+            server.rtmp_url("live/soak"),
+            server.http,
+        );
+        let on = move |m: common::viewers::Media| {
+            if let VideoTag::Frame { seq, .. } = classify_video(&m.body) {
+                slot.store(log.get(seq).unwrap_or(0), Ordering::Relaxed);
+            }
+            !*stop.borrow()
+        };
+        let limit = Duration::from_secs(secs + 60);
+        tasks.push(tokio::spawn(async move {
+            if i < RTMP_VIEWERS {
+                rtmp_play(&url, limit, on).await
+            } else {
+                flv_play(http, "/live/soak.flv", limit, on).await
+            }
+        }));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let hls_segments: Vec<Arc<AtomicU64>> = (0..HLS_VIEWERS)
+        .map(|_| Arc::new(AtomicU64::new(0)))
+        .collect();
+    let hls_tasks: Vec<_> = hls_segments
+        .iter()
+        .map(|c| tokio::spawn(hls_client(server.http, c.clone(), stop_rx.clone())))
+        .collect();
+
+    let started = Instant::now();
+    let mut rss = Vec::new();
+    while started.elapsed() < Duration::from_secs(secs) {
+        rss.push(server.rss_kib());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    // Every RTMP and FLV viewer is at the live edge: its newest frame was sent within the last second.
+    let now = clock.now_ns();
+    let behind: Vec<f64> = newest
+        .iter()
+        .map(|s| (now.saturating_sub(s.load(Ordering::Relaxed))) as f64 / 1e9)
+        .collect();
+    let worst = behind.iter().cloned().fold(0.0, f64::max);
+    let api = server.stream("live", "soak").expect("stream listed");
+    // Viewers stop first (each on its next frame), then the publisher.
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let r = tokio::time::timeout(Duration::from_secs(30), t)
+            .await
+            .expect("viewer stopped")
+            .unwrap();
+        if let Err(e) = r {
+            panic!("a viewer failed during the soak: {e:#}");
+        }
+    }
+    for t in hls_tasks {
+        tokio::time::timeout(Duration::from_secs(30), t)
+            .await
+            .expect("hls client stopped")
+            .unwrap();
+    }
+    let _ = stop_pub_tx.send(true);
+    let _ = publisher.await;
+    let n = rss.len();
+    let early = rss[..(n / 4).max(1)].iter().max().copied().unwrap_or(0);
+    let late = rss[n / 2..].iter().max().copied().unwrap_or(0);
+    let min_hls = hls_segments
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .min()
+        .unwrap_or(0);
+    eprintln!(
+        "soak {secs} s: idle RSS {idle_start} -> {idle_end} KiB over {idle_secs} s; with 200 viewers RSS max {early} KiB in the first quarter, \
+         {late} KiB in the second half; worst viewer {worst:.2} s behind the newest frame; viewers in API {}; fewest HLS segments fetched {min_hls}",
+        api["viewers"]
+    );
+    assert!(
+        idle_end <= idle_start + 2048,
+        "idle RSS grew from {idle_start} to {idle_end} KiB"
+    );
+    assert!(
+        late <= early + 16 * 1024,
+        "RSS grew from {early} to {late} KiB under load"
+    );
+    assert!(
+        worst < 1.0,
+        "a viewer fell {worst:.2} s behind the live edge"
+    );
+    assert_eq!(api["viewers"]["rtmp"], RTMP_VIEWERS);
+    assert_eq!(api["viewers"]["flv"], FLV_VIEWERS);
+    // HLS viewers are counted per client address, and all of these share 127.0.0.1.
+    assert_eq!(api["viewers"]["hls"], 1);
+    assert!(
+        min_hls as f64 >= (secs as f64 / 2.0 / 2.0).floor() - 1.0,
+        "an HLS client fetched only {min_hls} segments"
+    );
+}
