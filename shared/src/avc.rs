@@ -355,8 +355,9 @@ fn skip_scaling_list(r: &mut BitReader, size: usize) -> Result<(), crate::bits::
     let (mut last, mut next) = (8i32, 8i32);
     for _ in 0..size {
         if next != 0 {
-            let delta = r.se()?;
-            next = (last + delta + 256).rem_euclid(256);
+            // delta_scale is -128..=127 in a valid SPS; a broken one may carry any i32.
+            let delta = i64::from(r.se()?);
+            next = (i64::from(last) + delta + 256).rem_euclid(256) as i32;
         }
         if next != 0 {
             last = next;
@@ -531,6 +532,16 @@ mod tests {
             let _ = SpsInfo::parse(&SPS_720P[..n]);
         }
         let _ = SpsInfo::parse(&[0x67, 0x64, 0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn huge_scaling_list_delta_does_not_overflow() {
+        // Found by the avc_aac_config fuzz target: profile 86 with a scaling matrix whose
+        // delta_scale is se(v) = 2^31 - 1, which overflowed `last + delta + 256` in i32.
+        let sps = [
+            0x64, 0x56, 0x00, 0x42, 0xff, 0x00, 0x00, 0x00, 0x01, 0xff, 0xff, 0xff, 0xd9,
+        ];
+        assert!(SpsInfo::parse(&sps).is_err());
     }
 
     #[test]
