@@ -33,7 +33,7 @@ async fn hls_client(
             .unwrap();
         if status == 200 {
             let text = String::from_utf8_lossy(&body).to_string();
-            if let Some(newest) = text.lines().filter(|l| l.ends_with(".ts")).last() {
+            if let Some(newest) = text.lines().rfind(|l| l.ends_with(".ts")) {
                 if newest != last {
                     let path = format!("/live/{newest}");
                     let (s, _) = tokio::task::spawn_blocking(move || http_get(http, &path))

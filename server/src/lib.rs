@@ -49,6 +49,7 @@ impl Server {
             rtmp_listener,
             Arc::new(cfg.rtmp.clone()),
             hub.clone(),
+            auth.clone(),
             shutdown.clone(),
             tasks.clone(),
         ));

@@ -46,9 +46,33 @@ pub struct ServerProc {
 impl ServerProc {
     /// Starts `onair serve` with extra TOML settings on 127.0.0.1 with OS-chosen ports.
     pub fn start(extra_toml: &str) -> ServerProc {
+        Self::spawn(extra_toml, None)
+    }
+
+    /// Like `start`, with the server's log at `level` kept in a file (see `log`).
+    pub fn start_logged(extra_toml: &str, level: &str) -> ServerProc {
+        Self::spawn(extra_toml, Some(level))
+    }
+
+    /// Everything the server logged so far (only for `start_logged`).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path.join("server.log")).unwrap_or_default()
+    }
+
+    fn spawn(extra_toml: &str, log_level: Option<&str>) -> ServerProc {
         let dir = TempDir::new("onair-test");
         let cfg = dir.path.join("onair.toml");
         std::fs::write(&cfg, extra_toml).expect("write config");
+        let (level, stderr) = match log_level {
+            Some(level) => (
+                level.to_string(),
+                Stdio::from(std::fs::File::create(dir.path.join("server.log")).expect("log file")),
+            ),
+            None => (
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+                Stdio::inherit(),
+            ),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_onair"))
             .args([
                 "serve",
@@ -59,12 +83,9 @@ impl ServerProc {
                 "--config",
             ])
             .arg(&cfg)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn onair");
         let mut line = String::new();

@@ -193,15 +193,15 @@ async fn route(
         (_, p) => match media_path(p) {
             Some((key, "flv")) => match authorize(ctx, &key, "flv", query, peer).await {
                 Ok(()) => play_flv(ctx, &key, method == Method::HEAD),
-                Err(r) => r,
+                Err(d) => refuse(ctx, &d),
             },
             Some((key, "m3u8")) => match authorize(ctx, &key, "hls", query, peer).await {
                 Ok(()) => hls_playlist(ctx, &key, peer, query).await,
-                Err(r) => r,
+                Err(d) => refuse(ctx, &d),
             },
             Some((key, "ts")) => match authorize_segment(ctx, query) {
                 Ok(()) => hls_segment(ctx, &key),
-                Err(r) => r,
+                Err(d) => refuse(ctx, &d),
             },
             _ => ctx
                 .player
@@ -232,7 +232,7 @@ async fn authorize(
     protocol: &'static str,
     query: &str,
     peer: std::net::SocketAddr,
-) -> Result<(), Response<ResponseBody>> {
+) -> Result<(), Denied> {
     let access = Access {
         action: Action::Play,
         protocol,
@@ -243,7 +243,7 @@ async fn authorize(
     };
     let cache_key = (peer.ip(), key.clone());
     if protocol == "hls" && ctx.auth.has_hook() && ctx.allowed.recently_allowed(&cache_key) {
-        return ctx.auth.check_static(&access).map_err(|d| refuse(ctx, &d));
+        return ctx.auth.check_static(&access);
     }
     match ctx.auth.check(&access).await {
         Ok(()) => {
@@ -254,13 +254,13 @@ async fn authorize(
         }
         Err(d) => {
             tracing::warn!(stream = %key, reason = d.reason(), "play refused: {d}");
-            Err(refuse(ctx, &d))
+            Err(d)
         }
     }
 }
 
 /// Segments only need the token: their playlist request already passed the hook.
-fn authorize_segment(ctx: &HttpContext, query: &str) -> Result<(), Response<ResponseBody>> {
+fn authorize_segment(ctx: &HttpContext, query: &str) -> Result<(), Denied> {
     let access = Access {
         action: Action::Play,
         protocol: "hls",
@@ -269,7 +269,7 @@ fn authorize_segment(ctx: &HttpContext, query: &str) -> Result<(), Response<Resp
         client_ip: std::net::IpAddr::from([0, 0, 0, 0]),
         param: query.to_string(),
     };
-    ctx.auth.check_static(&access).map_err(|d| refuse(ctx, &d))
+    ctx.auth.check_static(&access)
 }
 
 fn refuse(ctx: &HttpContext, d: &Denied) -> Response<ResponseBody> {

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::chunk::{encode_message, ChunkDecoder, ChunkError, ChunkLimits, RtmpMessage};
 use super::messages::*;
+use crate::auth::{Access, Action, Auth, Denied};
 use crate::config::{ms, RtmpConfig};
 use crate::hub::parse_stream_name;
 use crate::hub::{Hub, Protocol, Publisher, PushError, SharedFrame, StreamKey, Subscription};
@@ -54,6 +55,8 @@ pub enum ConnError {
     },
     #[error("publish refused: {0}")]
     PublishRefused(String),
+    #[error("{action:?} refused: {denied}")]
+    Unauthorized { action: Action, denied: Denied },
     #[error("play refused: {0}")]
     PlayRefused(String),
     #[error("publisher sent bad media: {0}")]
@@ -64,6 +67,38 @@ pub enum ConnError {
     Io(#[from] std::io::Error),
 }
 
+impl ConnError {
+    /// The metrics label when this close is a refusal of the peer; `None` for plain closes.
+    pub fn refusal_reason(&self) -> Option<&'static str> {
+        Some(match self {
+            ConnError::HandshakeTimeout(_) => "handshake_timeout",
+            ConnError::Handshake(_) => "bad_handshake",
+            ConnError::Idle(_) => "idle_timeout",
+            ConnError::Chunk(_) | ConnError::CommandTooLarge { .. } => "rtmp_limit",
+            ConnError::Amf(_) | ConnError::UnknownCommand(_) | ConnError::Session(_) => {
+                "bad_command"
+            }
+            ConnError::Panicked(_) => "peer_input_panic",
+            ConnError::PublishRefused(_) => "publish_refused",
+            ConnError::PlayRefused(_) => "play_refused",
+            ConnError::Unauthorized { denied, .. } => denied.reason(),
+            ConnError::Media(_) => "bad_media",
+            ConnError::WriteTimeout(_) => "viewer_write_timeout",
+            ConnError::Io(_) => return None,
+        })
+    }
+}
+
+/// A publish or play waiting for its authorization verdict.
+#[derive(Debug, Clone)]
+pub struct PendingAccess {
+    pub access: Access,
+    request_id: u32,
+    key: StreamKey,
+    /// The message stream of a play request.
+    play_stream_id: Option<u32>,
+}
+
 enum Role {
     Undecided,
     Publishing(Publisher),
@@ -72,6 +107,7 @@ enum Role {
 
 pub struct Connection {
     socket: TcpStream,
+    auth: Arc<Auth>,
     write_timeout: Duration,
     st: ConnState,
 }
@@ -93,6 +129,9 @@ pub struct ConnState {
     peer_window_ack: Option<u32>,
     acked: u64,
     close_after_flush: Option<ConnError>,
+    /// Query of the connect URL (`rtmp://host/app?key=…`), added to each stream's.
+    app_query: String,
+    pending: Option<PendingAccess>,
 }
 
 /// Most bytes read from the socket at once, after the handshake.
@@ -106,15 +145,23 @@ pub async fn run(
     peer: SocketAddr,
     cfg: Arc<RtmpConfig>,
     hub: Hub,
+    auth: Arc<Auth>,
     shutdown: CancellationToken,
 ) {
     let _ = socket.set_nodelay(true);
-    match Connection::start(socket, peer, cfg, hub).await {
-        Ok(mut conn) => match conn.serve(shutdown).await {
-            Ok(()) => tracing::debug!("connection closed"),
-            Err(e) => log_close(&e),
-        },
-        Err(e) => log_close(&e),
+    let metrics = hub.metrics().clone();
+    let result = match Connection::start(socket, peer, cfg, hub, auth).await {
+        Ok(mut conn) => conn.serve(shutdown).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => tracing::debug!("connection closed"),
+        Err(e) => {
+            if let Some(reason) = e.refusal_reason() {
+                metrics.refused(reason);
+            }
+            log_close(&e);
+        }
     }
 }
 
@@ -131,6 +178,7 @@ impl Connection {
         peer: SocketAddr,
         cfg: Arc<RtmpConfig>,
         hub: Hub,
+        auth: Arc<Auth>,
     ) -> Result<Self, ConnError> {
         let limit = ms(cfg.handshake_timeout_ms);
         let remaining = tokio::time::timeout(limit, handshake(&mut socket))
@@ -141,6 +189,7 @@ impl Connection {
         st.push(&remaining);
         Ok(Self {
             socket,
+            auth,
             write_timeout,
             st,
         })
@@ -153,6 +202,12 @@ impl Connection {
         let idle = ms(self.st.cfg.idle_timeout_ms);
         loop {
             self.st.process_input()?;
+            if let Some(p) = self.st.pending() {
+                // Publish.Start (or the play) waits for every check, the hook included.
+                let verdict = self.auth.check(&p.access).await;
+                self.st.resolve(verdict)?;
+                continue;
+            }
             self.flush().await?;
             if let Some(e) = self.st.take_close() {
                 return Err(e);
@@ -240,6 +295,8 @@ impl ConnState {
             peer_window_ack: None,
             acked: 0,
             close_after_flush: None,
+            app_query: String::new(),
+            pending: None,
         };
         st.apply(initial)?;
         Ok(st)
@@ -268,13 +325,74 @@ impl ConnState {
         }
     }
 
+    /// A publish or play waiting for `resolve`; input stays unread until then.
+    pub fn pending(&self) -> Option<PendingAccess> {
+        self.pending.clone()
+    }
+
+    /// Completes the pending publish or play with the authorization verdict.
+    pub fn resolve(&mut self, verdict: Result<(), Denied>) -> Result<(), ConnError> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        match (verdict, p.play_stream_id) {
+            (Ok(()), None) => self.start_publish(p.request_id, p.key),
+            (Ok(()), Some(stream_id)) => self.start_play(p.request_id, p.key, stream_id),
+            (Err(denied), play) => {
+                tracing::warn!(stream = %p.key, reason = denied.reason(), "refused: {denied}");
+                let (code, action) = if play.is_some() {
+                    ("NetStream.Play.Unauthorized", Action::Play)
+                } else {
+                    ("NetStream.Publish.Unauthorized", Action::Publish)
+                };
+                self.reject(
+                    p.request_id,
+                    code,
+                    denied.to_string(),
+                    ConnError::Unauthorized { action, denied },
+                )
+            }
+        }
+    }
+
+    fn request_access(
+        &mut self,
+        request_id: u32,
+        key: StreamKey,
+        action: Action,
+        query: Option<String>,
+        play_stream_id: Option<u32>,
+    ) {
+        let param = [query.unwrap_or_default(), self.app_query.clone()]
+            .into_iter()
+            .filter(|q| !q.is_empty())
+            .collect::<Vec<_>>()
+            .join("&");
+        self.pending = Some(PendingAccess {
+            access: Access {
+                action,
+                protocol: "rtmp",
+                app: key.app.clone(),
+                stream: key.name.clone(),
+                client_ip: self.peer.ip(),
+                param,
+            },
+            request_id,
+            key,
+            play_stream_id,
+        });
+    }
+
     pub fn is_playing(&self) -> bool {
         matches!(self.role, Role::Playing { .. })
     }
 
     /// Decodes every complete message and acts on it.
     pub fn process_input(&mut self) -> Result<(), ConnError> {
-        while let Some(msg) = self.decoder.next_message()? {
+        while self.pending.is_none() {
+            let Some(msg) = self.decoder.next_message()? else {
+                break;
+            };
             self.on_message(msg)?;
             if self.close_after_flush.is_some() {
                 return Ok(());
@@ -480,7 +598,14 @@ impl ConnState {
                 request_id,
                 app_name,
             } => {
+                // `rtmp://host/app?key=…` arrives as app "app?key=…"; the query is kept aside
+                // (and never logged).
+                let (app_name, app_query) = match app_name.split_once('?') {
+                    Some((a, q)) => (a.to_string(), q.to_string()),
+                    None => (app_name, String::new()),
+                };
                 tracing::debug!(app = %app_name, "connect");
+                self.app_query = app_query;
                 if app_name.is_empty() || app_name.len() > 200 || app_name.contains(['/', '?']) {
                     let reason = format!("invalid app name {app_name:?}");
                     return self.reject(
@@ -546,8 +671,8 @@ impl ConnState {
                 ConnError::PublishRefused(reason),
             );
         }
-        let name = match parse_stream_name(&raw_key) {
-            Ok((name, _query)) => name,
+        let (name, query) = match parse_stream_name(&raw_key) {
+            Ok(x) => x,
             Err(reason) => {
                 return self.reject(
                     request_id,
@@ -557,12 +682,17 @@ impl ConnState {
                 );
             }
         };
-        let key = StreamKey::new(app, name);
+        let key = StreamKey::new(strip_query(&app), name);
+        self.request_access(request_id, key, Action::Publish, query, None);
+        Ok(())
+    }
+
+    /// Takes the stream once authorization passed; Publish.Start goes out only now.
+    fn start_publish(&mut self, request_id: u32, key: StreamKey) -> Result<(), ConnError> {
         match self.hub.publish(key.clone(), self.peer) {
             Ok(publisher) => {
                 tracing::Span::current().record("stream", tracing::field::display(&key));
                 self.role = Role::Publishing(publisher);
-                // Publish.Start goes out only now, after every check has passed.
                 self.accept(request_id)
             }
             Err(e) => {
@@ -584,8 +714,8 @@ impl ConnState {
         raw_key: String,
         stream_id: u32,
     ) -> Result<(), ConnError> {
-        let name = match parse_stream_name(&raw_key) {
-            Ok((name, _)) => name,
+        let (name, query) = match parse_stream_name(&raw_key) {
+            Ok(x) => x,
             Err(reason) => {
                 return self.reject(
                     request_id,
@@ -595,7 +725,18 @@ impl ConnState {
                 );
             }
         };
-        let key = StreamKey::new(app, name);
+        let key = StreamKey::new(strip_query(&app), name);
+        self.request_access(request_id, key, Action::Play, query, Some(stream_id));
+        Ok(())
+    }
+
+    /// Subscribes once authorization passed.
+    fn start_play(
+        &mut self,
+        request_id: u32,
+        key: StreamKey,
+        stream_id: u32,
+    ) -> Result<(), ConnError> {
         match self.hub.subscribe(&key, Protocol::Rtmp) {
             Ok(sub) => {
                 tracing::Span::current().record("stream", tracing::field::display(&key));
@@ -627,6 +768,11 @@ impl ConnState {
             }
         }
     }
+}
+
+/// The app name without a `?query` (rml_rtmp reports the connect URL's app as given).
+fn strip_query(app: &str) -> String {
+    app.split_once('?').map_or(app, |(a, _)| a).to_string()
 }
 
 async fn next_frames(

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::auth::Auth;
 use crate::config::RtmpConfig;
 use crate::hub::Hub;
 use crate::limits::ConnLimiter;
@@ -22,6 +23,7 @@ pub async fn serve(
     listener: TcpListener,
     cfg: Arc<RtmpConfig>,
     hub: Hub,
+    auth: Arc<Auth>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
@@ -53,10 +55,10 @@ pub async fn serve(
         metrics.connection_opened("rtmp");
         let metrics = metrics.clone();
         let span = tracing::info_span!("rtmp", peer = %peer, stream = tracing::field::Empty);
-        let (cfg, hub, shutdown) = (cfg.clone(), hub.clone(), shutdown.clone());
+        let (cfg, hub, auth, shutdown) = (cfg.clone(), hub.clone(), auth.clone(), shutdown.clone());
         tasks.spawn(
             async move {
-                conn::run(socket, peer, cfg, hub, shutdown).await;
+                conn::run(socket, peer, cfg, hub, auth, shutdown).await;
                 metrics.connection_closed("rtmp");
                 drop(permit);
             }

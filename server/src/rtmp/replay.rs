@@ -104,8 +104,16 @@ pub fn ingest_with_reads(bytes: &[u8], cfg: &RtmpConfig, read_size: usize) -> Su
     };
     st.push(&remaining);
     let mut stream = None;
+    // The server's default: no keys, tokens or hook, so every publish and play is allowed.
+    let auth = crate::auth::Auth::default();
     loop {
-        let processed = st.process_input();
+        let mut processed = st.process_input();
+        while processed.is_ok() {
+            let Some(p) = st.pending() else { break };
+            processed = st
+                .resolve(auth.check_static(&p.access))
+                .and_then(|_| st.process_input());
+        }
         summary.bytes_out += st.take_output().len();
         if let Some(p) = st.publisher() {
             summary.published = Some(p.key().to_string());
