@@ -36,6 +36,7 @@ use crate::process::denoise::Denoiser;
 use crate::process::logo::Logo;
 use crate::publish::file::FlvWriter;
 use crate::publish::queue::SendQueue;
+use crate::publish::rate::BitrateController;
 use crate::publish::rtmp::{run_publisher, Shared};
 use crate::source::raw::{RawAudio, RawVideo, TestVideo, ToneAudio, WavAudio, Y4mVideo};
 use crate::source::test_pattern::TestPattern;
@@ -120,6 +121,7 @@ fn encoder_name() -> String {
 pub fn run(cfg: PushConfig, stop: Arc<AtomicBool>) -> Result<Summary, PushError> {
     let clock = Arc::new(CaptureClock::new(cfg.realtime));
     let stats = Arc::new(Stats::default());
+    stats.target_bitrate.store(cfg.bitrate as u64, Relaxed);
     let (video_tx, video_rx) = bounded::<Frame>(64);
     let (audio_tx, audio_rx) = bounded::<Frame>(64);
     let mux_tx = Tracks {
@@ -192,12 +194,25 @@ pub fn run(cfg: PushConfig, stop: Arc<AtomicBool>) -> Result<Summary, PushError>
                     (url.clone(), shared.clone(), stop.clone(), described.rtmp());
                 spawn("rtmp", move || run_publisher(url, shared, meta, stop))
             };
+            // Bitrate adaptation (raw sources only: a file's bitrate is what it is).
+            let rate = (!matches!(cfg.video, VideoInput::File(_))).then(|| {
+                let (stats, done) = (stats.clone(), done.clone());
+                let (queue_ms, asked) = (cfg.queue_ms, cfg.bitrate);
+                spawn("rate", move || {
+                    rate_stage(&stats, &done, queue_ms, asked);
+                    Ok(())
+                })
+            });
             let r = merge(&video_rx, &audio_rx, has_audio, false, 128, |f| {
                 shared.push(f);
                 Ok(())
             });
             shared.finish();
             let published = join("rtmp", publisher);
+            done.store(true, Relaxed);
+            if let Some(h) = rate {
+                let _ = h.join();
+            }
             r.and(published)
         }
     };
@@ -322,6 +337,24 @@ fn mux_to_file(
     })?;
     w.finish().map_err(io)?;
     Ok(())
+}
+
+/// Once a second, the bitrate controller reads the send queue and sets the encoder's target.
+fn rate_stage(stats: &Stats, done: &AtomicBool, queue_ms: u64, asked: u32) {
+    let mut ctl = BitrateController::new(asked);
+    while !done.load(Relaxed) {
+        for _ in 0..10 {
+            if done.load(Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let fill = stats.queue_ms.load(Relaxed) as f64 / queue_ms.max(1) as f64;
+        if let Some(bps) = ctl.tick(stats.dropped.load(Relaxed), fill) {
+            tracing::info!(bitrate = bps, "video bitrate target");
+            stats.target_bitrate.store(bps as u64, Relaxed);
+        }
+    }
 }
 
 fn status_stage(stats: &Stats, done: &AtomicBool, network: bool) {
@@ -591,11 +624,18 @@ fn start_raw(
     }
     {
         let tx = mux_tx.video.clone();
+        let stats = stats.clone();
+        let mut applied = cfg.bitrate as u64;
         workers.push((
             "video encode",
             spawn("video encode", move || {
                 let r = (|| {
                     for f in proc_rx.iter() {
+                        let target = stats.target_bitrate.load(Relaxed);
+                        if target != applied && target > 0 {
+                            encoder.set_bitrate(target as u32)?;
+                            applied = target;
+                        }
                         let Some(pic) = encoder.encode(&f.picture, f.pts_ms)? else {
                             continue;
                         };

@@ -18,6 +18,8 @@ pub struct Stats {
     pub queue_frames: AtomicU64,
     pub queue_ms: AtomicU64,
     pub connected: AtomicBool,
+    /// What the video encoder aims for now, bit/s (lowered on a congested link).
+    pub target_bitrate: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,6 +32,7 @@ pub struct Snapshot {
     pub queue_frames: u64,
     pub queue_ms: u64,
     pub connected: bool,
+    pub target_bitrate: u64,
 }
 
 impl Stats {
@@ -43,6 +46,7 @@ impl Stats {
             queue_frames: self.queue_frames.load(Relaxed),
             queue_ms: self.queue_ms.load(Relaxed),
             connected: self.connected.load(Relaxed),
+            target_bitrate: self.target_bitrate.load(Relaxed),
         }
     }
 }
@@ -58,7 +62,8 @@ pub fn status_line(prev: &Snapshot, now: &Snapshot, secs: f64, network: bool) ->
     );
     if network {
         line.push_str(&format!(
-            " reconnects={} {}",
+            " target={}kbit/s reconnects={} {}",
+            now.target_bitrate / 1000,
             now.reconnects,
             if now.connected {
                 "connected"
@@ -85,11 +90,12 @@ mod tests {
             queue_frames: 4,
             queue_ms: 120,
             connected: true,
+            target_bitrate: 1_500_000,
             ..a
         };
         assert_eq!(
             status_line(&a, &b, 2.0, true),
-            "fps=30.0 bitrate=2000kbit/s queue=4/120ms dropped=3 capture_dropped=0 reconnects=1 connected"
+            "fps=30.0 bitrate=2000kbit/s queue=4/120ms dropped=3 capture_dropped=0 target=1500kbit/s reconnects=1 connected"
         );
         assert!(!status_line(&a, &b, 2.0, false).contains("reconnects"));
     }

@@ -333,12 +333,15 @@ impl StatusLines {
         StatusLines(lines)
     }
 
-    /// The last value of `key=N` in the status lines.
+    /// The last value of `key=N` (units after N ignored) in the status lines.
     pub fn last(&self, key: &str) -> Option<u64> {
         let lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
         lines.iter().rev().find_map(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+            l.split_whitespace().find_map(|w| {
+                let v = w.strip_prefix(key)?.strip_prefix('=')?;
+                let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
         })
     }
 }

@@ -39,6 +39,8 @@ pub struct H264Encoder {
     config: Option<AvcDecoderConfig>,
     sps: Vec<u8>,
     pps: Vec<u8>,
+    initialized: bool,
+    pending_bitrate: Option<u32>,
 }
 
 impl H264Encoder {
@@ -60,7 +62,34 @@ impl H264Encoder {
             config: None,
             sps: Vec::new(),
             pps: Vec::new(),
+            initialized: false,
+            pending_bitrate: None,
         })
+    }
+
+    /// Changes the target bitrate from the next picture on (adaptation to the link). Before
+    /// the first picture the encoder is not initialized yet: the new rate is kept for it.
+    pub fn set_bitrate(&mut self, bps: u32) -> Result<(), PushError> {
+        if !self.initialized {
+            self.pending_bitrate = Some(bps);
+            return Ok(());
+        }
+        let mut info = openh264_sys2::SBitrateInfo {
+            iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
+            iBitrate: bps.min(i32::MAX as u32) as i32,
+        };
+        // SAFETY: the encoder is initialized (a picture was encoded), and the option gets a
+        // pointer to a live SBitrateInfo, the type ENCODER_OPTION_BITRATE reads.
+        let rc = unsafe {
+            self.enc.raw_api().set_option(
+                openh264_sys2::ENCODER_OPTION_BITRATE,
+                (&raw mut info).cast::<std::ffi::c_void>(),
+            )
+        };
+        if rc != 0 {
+            return Err(PushError::H264(format!("set bitrate {bps}: error {rc}")));
+        }
+        Ok(())
     }
 
     /// Asks for the next picture to be an IDR (after a drop, a reconnect).
@@ -80,12 +109,19 @@ impl H264Encoder {
             .enc
             .encode_at(&src, openh264::Timestamp::from_millis(pts_ms))
             .map_err(|e| PushError::H264(e.to_string()))?;
-        let keyframe = match bs.frame_type() {
+        let frame_type = bs.frame_type();
+        let annexb = bs.to_vec();
+        if !self.initialized {
+            self.initialized = true;
+            if let Some(bps) = self.pending_bitrate.take() {
+                self.set_bitrate(bps)?;
+            }
+        }
+        let keyframe = match frame_type {
             FrameType::Skip | FrameType::Invalid => return Ok(None),
             FrameType::IDR => true,
             _ => false,
         };
-        let annexb = bs.to_vec();
         let mut nals = Vec::new();
         let (mut sps, mut pps) = (None, None);
         for nal in split_annexb(&annexb) {
@@ -160,5 +196,28 @@ mod tests {
         }
         assert_eq!(keys, vec![0, 10, 20]);
         assert_eq!(configs, 1);
+    }
+
+    #[test]
+    fn lowering_the_bitrate_makes_smaller_frames() {
+        let pattern = TestPattern::new(640, 360);
+        let mut enc = H264Encoder::new(H264Settings {
+            fps: 30.0,
+            bitrate: 3_000_000,
+            keyint_frames: 1000,
+            threads: 1,
+        })
+        .unwrap();
+        let mut sizes = Vec::new();
+        for i in 0..120u64 {
+            if i == 60 {
+                enc.set_bitrate(300_000).unwrap();
+            }
+            let out = enc.encode(&pattern.render(i, 0), i * 33).unwrap().unwrap();
+            sizes.push(out.nals.iter().map(Vec::len).sum::<usize>());
+        }
+        let before: usize = sizes[30..60].iter().sum();
+        let after: usize = sizes[90..120].iter().sum();
+        assert!(after * 3 < before, "bytes per second {before} -> {after}");
     }
 }

@@ -3,4 +3,5 @@
 
 pub mod file;
 pub mod queue;
+pub mod rate;
 pub mod rtmp;
