@@ -291,6 +291,22 @@ mod tests {
     }
 
     #[test]
+    fn captured_ffmpeg_publish_goes_live() {
+        // The client side of a real `ffmpeg -f flv rtmp://.../live/cam` (fuzz/seeds/make.py),
+        // after the fuzz target's mode byte, cut at 24 KB.
+        let seed = include_bytes!("../../../fuzz/seeds/rtmp_ingest/ffmpeg_publish");
+        for read_size in [READ_CHUNK, 1, 1000] {
+            let sum = ingest_with_reads(&seed[1..], &RtmpConfig::default(), read_size);
+            assert_eq!(sum.closed, None, "read size {read_size}");
+            assert_eq!(sum.published.as_deref(), Some("live/cam"));
+            let media = sum.media.unwrap();
+            assert_eq!((media.width, media.height), (Some(160), Some(120)));
+            assert_eq!(media.audio_sample_rate, Some(44100));
+            assert!(sum.gop_cache.0 > 0);
+        }
+    }
+
+    #[test]
     fn garbage_ends_in_an_error_not_a_panic() {
         let sum = ingest(b"GET / HTTP/1.1\r\n\r\n", &RtmpConfig::default());
         assert!(!sum.handshake_done && sum.closed.is_some());
