@@ -89,11 +89,7 @@ fn refusals_have_their_status_and_metric_and_leave_the_stream_alone() {
     server.wait_live("live", "t");
     let viewer = Watcher::start(&server, "/live/t.flv");
     viewer.assert_flowing(0, "start");
-    let check = |what: &str, f: &mut dyn FnMut()| {
-        let before = viewer.bytes.load(Ordering::Relaxed);
-        f();
-        viewer.assert_flowing(before, what);
-    };
+    let check = |what: &str, f: &mut dyn FnMut()| viewer.across(what, f);
 
     check("wrong publish key", &mut || {
         let mut c = RawRtmp::connect(server.rtmp);

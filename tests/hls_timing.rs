@@ -4,30 +4,16 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::viewers::SyntheticPublisher;
 use common::*;
-use onair_bench::stats::{Clock, SendLog};
-use onair_bench::target::RtmpTarget;
-use tokio::sync::{oneshot, watch};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segment_is_listed_within_100_ms_of_its_closing_keyframe() {
     let server = ServerProc::start("");
-    let clock = Clock::new();
-    let log = Arc::new(SendLog::new(30 * 120));
-    let (live_tx, live_rx) = oneshot::channel();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let target = RtmpTarget::parse(&server.rtmp_url("live/k")).unwrap();
-    let publisher = tokio::spawn(onair_bench::publisher::run(
-        target,
-        clock,
-        log.clone(),
-        live_tx,
-        stop_rx,
-    ));
-    live_rx.await.unwrap().expect("publisher live");
+    let publisher = SyntheticPublisher::start(&server.rtmp_url("live/k"), 120).await;
+    let (clock, log) = (publisher.clock, publisher.log.clone());
 
     // The synthetic stream has a keyframe every 60 frames (2 s), so segment k holds frames
     // 60k..60k+59 and is closed by the keyframe 60(k+1).
@@ -54,8 +40,7 @@ async fn segment_is_listed_within_100_ms_of_its_closing_keyframe() {
     })
     .await
     .unwrap();
-    let _ = stop_tx.send(true);
-    let _ = publisher.await;
+    publisher.stop().await;
 
     // The first listing may predate polling; measure the ones we saw appear.
     let delays: Vec<f64> = seen

@@ -9,13 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::raw_rtmp::RawRtmp;
-use common::viewers::flv_play;
+use common::viewers::{flv_play, SyntheticPublisher};
 use common::*;
 use onair_bench::media::{classify_video, VideoTag};
-use onair_bench::stats::{Clock, SendLog};
-use onair_bench::target::RtmpTarget;
 use socket2::{Domain, Socket, Type};
-use tokio::sync::{oneshot, watch};
 
 const STALLED_PER_PROTOCOL: usize = 10;
 
@@ -36,19 +33,8 @@ fn percentile(v: &[f64], p: f64) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_viewers_do_not_slow_others_and_are_dropped() {
     let server = ServerProc::start("[hub]\nviewer_write_timeout_ms = 4000\n");
-    let clock = Clock::new();
-    let log = Arc::new(SendLog::new(30 * 600));
-    let (live_tx, live_rx) = oneshot::channel();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let target = RtmpTarget::parse(&server.rtmp_url("live/slow")).unwrap();
-    let publisher = tokio::spawn(onair_bench::publisher::run(
-        target,
-        clock,
-        log.clone(),
-        live_tx,
-        stop_rx,
-    ));
-    live_rx.await.unwrap().expect("publisher live");
+    let publisher = SyntheticPublisher::start(&server.rtmp_url("live/slow"), 600).await;
+    let (clock, log) = (publisher.clock, publisher.log.clone());
 
     // The healthy viewer: every video frame's sequence number and latency, with arrival time.
     let samples: Arc<Mutex<Vec<(Instant, u64, f64)>>> = Arc::default();
@@ -126,8 +112,7 @@ async fn stalled_viewers_do_not_slow_others_and_are_dropped() {
     wait_until("frames after the drops", Duration::from_secs(10), || {
         count() >= after + 60
     });
-    let _ = stop_tx.send(true);
-    let _ = publisher.await;
+    publisher.stop().await;
     healthy.abort();
     drop(stalled);
 

@@ -9,12 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::viewers::{flv_play, rtmp_play};
+use common::viewers::{flv_play, rtmp_play, SyntheticPublisher};
 use common::*;
 use onair_bench::media::{classify_video, VideoTag};
-use onair_bench::stats::{Clock, SendLog};
-use onair_bench::target::RtmpTarget;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 const RTMP_VIEWERS: usize = 80;
 const FLV_VIEWERS: usize = 80;
@@ -57,19 +55,9 @@ async fn soak_one_publisher_200_mixed_viewers() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
     let server = ServerProc::start("");
-    let clock = Clock::new();
-    let log = Arc::new(SendLog::new(30 * (secs as usize + 120)));
-    let (live_tx, live_rx) = oneshot::channel();
-    let (stop_pub_tx, stop_pub_rx) = watch::channel(false);
-    let target = RtmpTarget::parse(&server.rtmp_url("live/soak")).unwrap();
-    let publisher = tokio::spawn(onair_bench::publisher::run(
-        target,
-        clock,
-        log.clone(),
-        live_tx,
-        stop_pub_rx,
-    ));
-    live_rx.await.unwrap().expect("publisher live");
+    let publisher =
+        SyntheticPublisher::start(&server.rtmp_url("live/soak"), secs as usize + 120).await;
+    let (clock, log) = (publisher.clock, publisher.log.clone());
 
     // Warm-up: the GOP cache, broadcast ring and HLS window (6 segments + keep-after)
     // fill during the first ~25 s of a stream; growth before that is not a leak.
@@ -149,8 +137,7 @@ async fn soak_one_publisher_200_mixed_viewers() {
             .expect("hls client stopped")
             .unwrap();
     }
-    let _ = stop_pub_tx.send(true);
-    let _ = publisher.await;
+    publisher.stop().await;
     let n = rss.len();
     let early = rss[..(n / 4).max(1)].iter().max().copied().unwrap_or(0);
     let late = rss[n / 2..].iter().max().copied().unwrap_or(0);

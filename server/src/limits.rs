@@ -2,8 +2,14 @@
 //! gives its place back when dropped, so every exit path of a connection releases it.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -84,6 +90,61 @@ impl Drop for Permit {
             *n -= 1;
             if *n == 0 {
                 c.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// An admitted connection's place: counted open in the metrics until dropped.
+#[derive(Debug)]
+pub struct Admission {
+    _permit: Permit,
+    metrics: Arc<Metrics>,
+    protocol: &'static str,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.metrics.connection_closed(self.protocol);
+    }
+}
+
+/// Accepts until a connection is within the limits (closing and counting the others);
+/// `None` once `shutdown` fires.
+pub async fn accept_admitted(
+    listener: &TcpListener,
+    limiter: &ConnLimiter,
+    metrics: &Arc<Metrics>,
+    protocol: &'static str,
+    shutdown: &CancellationToken,
+) -> Option<(TcpStream, SocketAddr, Admission)> {
+    loop {
+        let (socket, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of fds and the like: back off briefly instead of spinning.
+                    tracing::warn!(protocol, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        match limiter.try_acquire(peer.ip()) {
+            Ok(permit) => {
+                metrics.connection_opened(protocol);
+                let admission = Admission {
+                    _permit: permit,
+                    metrics: metrics.clone(),
+                    protocol,
+                };
+                return Some((socket, peer, admission));
+            }
+            Err(refusal) => {
+                let reason = refusal.reason(protocol);
+                tracing::warn!(peer = %peer, reason, "connection refused");
+                metrics.refused(reason);
             }
         }
     }

@@ -334,6 +334,14 @@ impl Watcher {
         Watcher { bytes, cut, stop }
     }
 
+    /// Runs `f` (something that must not disturb this viewer), then checks the viewer
+    /// is still connected and still receiving.
+    pub fn across(&self, what: &str, f: &mut dyn FnMut()) {
+        let before = self.bytes.load(Ordering::Relaxed);
+        f();
+        self.assert_flowing(before, what);
+    }
+
     /// The viewer is still connected and received more bytes since `since`.
     pub fn assert_flowing(&self, since: u64, what: &str) {
         wait_until(

@@ -206,3 +206,45 @@ pub fn check_start_and_order(media: &[Media]) -> Result<()> {
     }
     Ok(())
 }
+
+/// The benchmark's synthetic 720p30 publisher (keyframe every 60 frames), logging each video
+/// frame's send time on `clock` so viewers can measure latency.
+pub struct SyntheticPublisher {
+    pub clock: onair_bench::stats::Clock,
+    pub log: std::sync::Arc<onair_bench::stats::SendLog>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<onair_bench::publisher::PublisherReport>,
+}
+
+impl SyntheticPublisher {
+    /// Publishes to `url` until `stop`; the send log holds `max_secs` of frames.
+    pub async fn start(url: &str, max_secs: usize) -> SyntheticPublisher {
+        let clock = onair_bench::stats::Clock::new();
+        let log = std::sync::Arc::new(onair_bench::stats::SendLog::new(30 * max_secs));
+        let (live_tx, live_rx) = tokio::sync::oneshot::channel();
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let target = RtmpTarget::parse(url).expect("publish URL");
+        let task = tokio::spawn(onair_bench::publisher::run(
+            target,
+            clock,
+            log.clone(),
+            live_tx,
+            stop_rx,
+        ));
+        live_rx
+            .await
+            .expect("publisher reports")
+            .expect("publisher live");
+        SyntheticPublisher {
+            clock,
+            log,
+            stop,
+            task,
+        }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}

@@ -29,7 +29,7 @@ use body::ResponseBody;
 use crate::auth::{Access, Action, Auth, Denied};
 use crate::config::{ms, HttpConfig};
 use crate::hub::{parse_stream_name, Hub, Protocol, StreamKey};
-use crate::limits::ConnLimiter;
+use crate::limits::{accept_admitted, ConnLimiter};
 use bytes::Bytes;
 
 #[derive(Clone)]
@@ -52,29 +52,9 @@ pub async fn serve(
     let limiter = ConnLimiter::new(ctx.cfg.max_connections, ctx.cfg.max_connections_per_ip);
     let metrics = ctx.hub.metrics().clone();
     let write_timeout = ms(ctx.hub.config().viewer_write_timeout_ms);
-    loop {
-        let (socket, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "http accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let permit = match limiter.try_acquire(peer.ip()) {
-            Ok(p) => p,
-            Err(refusal) => {
-                let reason = refusal.reason("http");
-                tracing::warn!(peer = %peer, reason, "http connection refused");
-                metrics.refused(reason);
-                continue;
-            }
-        };
-        metrics.connection_opened("http");
-        let metrics = metrics.clone();
+    while let Some((socket, peer, admission)) =
+        accept_admitted(&listener, &limiter, &metrics, "http", &shutdown).await
+    {
         let _ = socket.set_nodelay(true);
         // A viewer whose socket accepts nothing for the timeout is cut off by the stream itself.
         let mut io = TimeoutStream::new(socket);
@@ -107,8 +87,7 @@ pub async fn serve(
                         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), conn).await;
                     }
                 }
-                metrics.connection_closed("http");
-                drop(permit);
+                drop(admission);
             }
             .instrument(span),
         );

@@ -60,44 +60,50 @@ pub fn on_status(
     description: &str,
     chunk_size: u32,
 ) -> Bytes {
-    let mut info = std::collections::HashMap::new();
-    info.insert("level".to_string(), Amf0Value::Utf8String(level.into()));
-    info.insert("code".to_string(), Amf0Value::Utf8String(code.into()));
-    info.insert(
-        "description".to_string(),
-        Amf0Value::Utf8String(description.into()),
-    );
-    let values = vec![
-        Amf0Value::Utf8String("onStatus".into()),
-        Amf0Value::Number(0.0),
-        Amf0Value::Null,
-        Amf0Value::Object(info),
-    ];
-    let payload = rml_amf0::serialize(&values).unwrap_or_default();
-    let mut out = BytesMut::new();
-    encode_message(
-        &mut out,
-        CSID_STATUS,
-        TYPE_AMF0_COMMAND,
+    status_command(
+        "onStatus",
+        0.0,
         stream_id,
-        0,
-        &payload,
+        level,
+        code,
+        description,
         chunk_size,
-    );
-    out.freeze()
+    )
 }
 
 /// An `_error` reply to a command transaction.
 pub fn command_error(transaction_id: f64, code: &str, description: &str, chunk_size: u32) -> Bytes {
-    let mut info = std::collections::HashMap::new();
-    info.insert("level".to_string(), Amf0Value::Utf8String("error".into()));
-    info.insert("code".to_string(), Amf0Value::Utf8String(code.into()));
-    info.insert(
-        "description".to_string(),
-        Amf0Value::Utf8String(description.into()),
-    );
+    status_command(
+        "_error",
+        transaction_id,
+        0,
+        "error",
+        code,
+        description,
+        chunk_size,
+    )
+}
+
+/// `[name, transaction, null, {level, code, description}]` as one AMF0 command message.
+fn status_command(
+    name: &str,
+    transaction_id: f64,
+    stream_id: u32,
+    level: &str,
+    code: &str,
+    description: &str,
+    chunk_size: u32,
+) -> Bytes {
+    let info = [
+        ("level", level),
+        ("code", code),
+        ("description", description),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), Amf0Value::Utf8String(v.into())))
+    .collect();
     let values = vec![
-        Amf0Value::Utf8String("_error".into()),
+        Amf0Value::Utf8String(name.into()),
         Amf0Value::Number(transaction_id),
         Amf0Value::Null,
         Amf0Value::Object(info),
@@ -108,7 +114,7 @@ pub fn command_error(transaction_id: f64, code: &str, description: &str, chunk_s
         &mut out,
         CSID_STATUS,
         TYPE_AMF0_COMMAND,
-        0,
+        stream_id,
         0,
         &payload,
         chunk_size,

@@ -16,7 +16,7 @@ use tracing::Instrument;
 use crate::auth::Auth;
 use crate::config::RtmpConfig;
 use crate::hub::Hub;
-use crate::limits::ConnLimiter;
+use crate::limits::{accept_admitted, ConnLimiter};
 
 /// Accepts RTMP connections until `shutdown`; each runs in its own task and span.
 pub async fn serve(
@@ -29,38 +29,15 @@ pub async fn serve(
 ) {
     let limiter = ConnLimiter::new(cfg.max_connections, cfg.max_connections_per_ip);
     let metrics = hub.metrics().clone();
-    loop {
-        let (socket, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of fds and the like: back off briefly instead of spinning.
-                    tracing::warn!(error = %e, "rtmp accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let permit = match limiter.try_acquire(peer.ip()) {
-            Ok(p) => p,
-            Err(refusal) => {
-                let reason = refusal.reason("rtmp");
-                tracing::warn!(peer = %peer, reason, "rtmp connection refused");
-                metrics.refused(reason);
-                drop(socket);
-                continue;
-            }
-        };
-        metrics.connection_opened("rtmp");
-        let metrics = metrics.clone();
+    while let Some((socket, peer, admission)) =
+        accept_admitted(&listener, &limiter, &metrics, "rtmp", &shutdown).await
+    {
         let span = tracing::info_span!("rtmp", peer = %peer, stream = tracing::field::Empty);
         let (cfg, hub, auth, shutdown) = (cfg.clone(), hub.clone(), auth.clone(), shutdown.clone());
         tasks.spawn(
             async move {
                 conn::run(socket, peer, cfg, hub, auth, shutdown).await;
-                metrics.connection_closed("rtmp");
-                drop(permit);
+                drop(admission);
             }
             .instrument(span),
         );
