@@ -28,6 +28,8 @@ pub enum PushError {
     FeatureMissing(&'static str, &'static str),
     #[error("capture device: {0}")]
     Device(String),
+    #[error("cannot start the {0} thread: {1}")]
+    Thread(&'static str, String),
     #[error("pipeline stage {0} stopped unexpectedly")]
     Stage(&'static str),
 }

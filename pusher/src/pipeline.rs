@@ -1,10 +1,10 @@
 //! The push pipeline: each stage on its own thread, joined by bounded channels.
 //!
 //! ```text
-//! video: capture ─[4]─► process ─[4]─► encode ─┐
-//!                                               ├─[256]─► mux ─► FLV file
-//! audio: capture ─[16]─► process ─[16]─► encode ┘         └──► SendQueue ─► RTMP (tokio)
-//! file:  reader (paced by timestamps) ──────────┘
+//! video: capture ─[4]─► process ─[4]─► encode ─[64]─┐
+//!                                                     ├─► mux ─► FLV file
+//! audio: capture ─[16]─► process ─[16]─► encode ─[64]─┘    └──► SendQueue ─► RTMP (tokio)
+//! file:  reader (paced by timestamps) ─[64 + 64]──────┘
 //! ```
 //!
 //! Full-channel policy: a real-time capture stage drops the raw frame (counted as
@@ -156,7 +156,7 @@ pub fn run(cfg: PushConfig, stop: Arc<AtomicBool>) -> Result<Summary, PushError>
                 "file reader",
                 spawn("file reader", move || {
                     file_stage(src, &path, looped, duration, with_audio, &clock, &stop, tx)
-                }),
+                })?,
             ));
             d
         }
@@ -167,14 +167,17 @@ pub fn run(cfg: PushConfig, stop: Arc<AtomicBool>) -> Result<Summary, PushError>
 
     // Status line.
     let done = Arc::new(AtomicBool::new(false));
-    let status = cfg.status.then(|| {
-        let (stats, done) = (stats.clone(), done.clone());
-        let network = matches!(cfg.output, Output::Rtmp(_));
-        spawn("status", move || {
-            status_stage(&stats, &done, network);
-            Ok(())
+    let status = cfg
+        .status
+        .then(|| {
+            let (stats, done) = (stats.clone(), done.clone());
+            let network = matches!(cfg.output, Output::Rtmp(_));
+            spawn("status", move || {
+                status_stage(&stats, &done, network);
+                Ok(())
+            })
         })
-    });
+        .transpose()?;
 
     let result = match &cfg.output {
         Output::File(path) => mux_to_file(
@@ -192,17 +195,19 @@ pub fn run(cfg: PushConfig, stop: Arc<AtomicBool>) -> Result<Summary, PushError>
             let publisher = {
                 let (url, shared, stop, meta) =
                     (url.clone(), shared.clone(), stop.clone(), described.rtmp());
-                spawn("rtmp", move || run_publisher(url, shared, meta, stop))
+                spawn("rtmp", move || run_publisher(url, shared, meta, stop))?
             };
             // Bitrate adaptation (raw sources only: a file's bitrate is what it is).
-            let rate = (!matches!(cfg.video, VideoInput::File(_))).then(|| {
-                let (stats, done) = (stats.clone(), done.clone());
-                let (queue_ms, asked) = (cfg.queue_ms, cfg.bitrate);
-                spawn("rate", move || {
-                    rate_stage(&stats, &done, queue_ms, asked);
-                    Ok(())
+            let rate = (!matches!(cfg.video, VideoInput::File(_)))
+                .then(|| {
+                    let (stats, done) = (stats.clone(), done.clone());
+                    let (queue_ms, asked) = (cfg.queue_ms, cfg.bitrate);
+                    spawn("rate", move || {
+                        rate_stage(&stats, &done, queue_ms, asked);
+                        Ok(())
+                    })
                 })
-            });
+                .transpose()?;
             let r = merge(&video_rx, &audio_rx, has_audio, false, 128, |f| {
                 shared.push(f);
                 Ok(())
@@ -245,14 +250,14 @@ pub fn run(cfg: PushConfig, stop: Arc<AtomicBool>) -> Result<Summary, PushError>
     }
 }
 
-fn spawn<F>(name: &'static str, f: F) -> JoinHandle<Result<(), PushError>>
+fn spawn<F>(name: &'static str, f: F) -> Result<JoinHandle<Result<(), PushError>>, PushError>
 where
     F: FnOnce() -> Result<(), PushError> + Send + 'static,
 {
     std::thread::Builder::new()
         .name(format!("push-{name}"))
         .spawn(f)
-        .unwrap_or_else(|e| panic!("cannot start the {name} thread: {e}"))
+        .map_err(|e| PushError::Thread(name, e.to_string()))
 }
 
 fn join(name: &'static str, h: JoinHandle<Result<(), PushError>>) -> Result<(), PushError> {
@@ -599,7 +604,7 @@ fn start_raw(
                     }
                 }
                 Ok(())
-            }),
+            })?,
         ));
     }
     {
@@ -619,7 +624,7 @@ fn start_raw(
                     }
                 }
                 Ok(())
-            }),
+            })?,
         ));
     }
     {
@@ -662,7 +667,7 @@ fn start_raw(
                     Ok(())
                 })();
                 r
-            }),
+            })?,
         ));
     }
 
@@ -703,7 +708,7 @@ fn start_raw(
                         }
                     }
                     Ok(())
-                }),
+                })?,
             ));
         }
         {
@@ -728,7 +733,7 @@ fn start_raw(
                         }
                     }
                     Ok(())
-                }),
+                })?,
             ));
         }
         {
@@ -762,7 +767,7 @@ fn start_raw(
                         Ok(())
                     })();
                     r
-                }),
+                })?,
             ));
         }
     }

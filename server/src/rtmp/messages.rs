@@ -199,6 +199,13 @@ pub fn check_command(payload: &Bytes, max_depth: usize) -> Result<CommandCheck, 
             transaction_id,
         });
     }
+    // rml_rtmp 0.8 panics on a command of fewer than three values (its `drain(..3)`), so
+    // what it gets must have the name, a numeric transaction id and a command object.
+    if values.len() < 3 || !matches!(values[1], Amf0Value::Number(_)) {
+        return Err(AmfError::Decode(format!(
+            "{name} command without a transaction id and a command object"
+        )));
+    }
     if name == "publish" {
         if let Some(Amf0Value::Utf8String(kind)) = values.get_mut(4) {
             if kind.chars().any(|c| c.is_ascii_uppercase()) {
@@ -343,6 +350,32 @@ mod tests {
         );
         assert!(check_command(&Bytes::from_static(b"\x00\x00"), 8).is_err());
         assert!(check_command(&Bytes::from_static(&[0x03; 100]), 8).is_err());
+    }
+
+    #[test]
+    fn command_without_command_object_is_refused_before_rml_rtmp() {
+        // Found by the rtmp_ingest fuzz target: "createStream" and a number, no command
+        // object. rml_rtmp's command parser panicked on it (`drain(..3)` of two values).
+        let crash =
+            Bytes::from_static(b"\x02\x00\x0ccreateStream\x00\x00\x02\x00\x04\x70\x6c\x00\x00");
+        assert!(check_command(&crash, 8).is_err());
+        let two = command(vec![
+            Amf0Value::Utf8String("connect".into()),
+            Amf0Value::Number(1.0),
+        ]);
+        assert!(check_command(&two, 8).is_err());
+        let no_id = command(vec![
+            Amf0Value::Utf8String("publish".into()),
+            Amf0Value::Null,
+            Amf0Value::Null,
+        ]);
+        assert!(check_command(&no_id, 8).is_err());
+        // Commands rml_rtmp does not see may stay short.
+        let short = command(vec![Amf0Value::Utf8String("FCPublish".into())]);
+        assert!(matches!(
+            check_command(&short, 8),
+            Ok(CommandCheck::Ignore(_))
+        ));
     }
 
     #[test]

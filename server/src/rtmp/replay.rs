@@ -307,6 +307,19 @@ mod tests {
     }
 
     #[test]
+    fn short_command_closes_without_a_panic_in_rml_rtmp() {
+        // The rtmp_ingest fuzz target's first crash, minimized: after the handshake, one
+        // chunk with `createStream` and a number only. rml_rtmp panicked on it (caught, so
+        // the server closed the connection); now `check_command` refuses it first.
+        let mut b = handshake_bytes();
+        b.extend_from_slice(b"\x03\x00\x00\x00\x00\x00\x18\x14\x00\x00\x00\x00");
+        b.extend_from_slice(b"\x02\x00\x0ccreateStream\x00\x00\x02\x00\x04\x70\x6c\x00\x00");
+        let sum = ingest(&b, &RtmpConfig::default());
+        assert!(!sum.caught_panic, "{sum:?}");
+        assert!(sum.closed.unwrap().contains("without a transaction id"));
+    }
+
+    #[test]
     fn garbage_ends_in_an_error_not_a_panic() {
         let sum = ingest(b"GET / HTTP/1.1\r\n\r\n", &RtmpConfig::default());
         assert!(!sum.handshake_done && sum.closed.is_some());
