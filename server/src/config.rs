@@ -135,6 +135,10 @@ pub struct HubConfig {
     pub publisher_grace_ms: u64,
     /// A second publisher of a live name replaces the first (instead of being refused).
     pub publisher_takeover: bool,
+    /// A publisher that has sent nothing for this long is replaced by a new publish of its
+    /// name: an encoder that lost its network reconnects before its old connection is known
+    /// dead. 0: never (then only `publisher_takeover` or the idle timeout frees the name).
+    pub publisher_stale_ms: u64,
 }
 
 impl Default for RtmpConfig {
@@ -180,6 +184,7 @@ impl Default for HubConfig {
             merge_wait_ms: 40,
             publisher_grace_ms: 5_000,
             publisher_takeover: false,
+            publisher_stale_ms: 3_000,
         }
     }
 }

@@ -27,6 +27,11 @@ pub use subscription::{Item, StreamEnded, Subscription};
 use crate::config::HubConfig;
 use crate::metrics::Metrics;
 
+/// The hub's clock: tokio's, so paused-time tests can move it; the real clock otherwise.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamKey {
     pub app: String,
@@ -130,7 +135,7 @@ impl Hub {
     /// period is taken over (its viewers stay); a live one is refused unless takeover
     /// is configured.
     pub fn publish(&self, key: StreamKey, addr: SocketAddr) -> Result<Publisher, PublishError> {
-        let now = Instant::now();
+        let now = now();
         let id = self.inner.next_publisher_id.fetch_add(1, Ordering::Relaxed);
         let info = PublisherInfo {
             id,
@@ -140,8 +145,13 @@ impl Hub {
         let mut streams = self.streams();
         let stream = match streams.get(&key) {
             Some(s) => {
-                if s.publisher().is_some() && !self.inner.cfg.publisher_takeover {
+                let stale_ms = self.inner.cfg.publisher_stale_ms;
+                let stale = stale_ms > 0 && s.publisher_stale(now, Duration::from_millis(stale_ms));
+                if s.publisher().is_some() && !self.inner.cfg.publisher_takeover && !stale {
                     return Err(PublishError::AlreadyPublishing(key));
+                }
+                if stale {
+                    tracing::info!(parent: &s.span, peer = %addr, "replacing a publisher that went silent");
                 }
                 s.clone()
             }
@@ -282,17 +292,15 @@ impl Publisher {
     }
 
     pub fn video(&self, raw_ts: u32, payload: Bytes) -> Result<(), PushError> {
-        self.stream
-            .push_video(self.id, raw_ts, payload, Instant::now())
+        self.stream.push_video(self.id, raw_ts, payload, now())
     }
 
     pub fn audio(&self, raw_ts: u32, payload: Bytes) -> Result<(), PushError> {
-        self.stream
-            .push_audio(self.id, raw_ts, payload, Instant::now())
+        self.stream.push_audio(self.id, raw_ts, payload, now())
     }
 
     pub fn metadata(&self, script: ScriptData) -> Result<(), PushError> {
-        self.stream.push_metadata(self.id, script, Instant::now())
+        self.stream.push_metadata(self.id, script, now())
     }
 }
 

@@ -70,6 +70,8 @@ pub(super) struct State {
     /// Bumped when a publisher leaves, so a stale grace timer can tell it is stale.
     pub leave_generation: u64,
     pub ended: bool,
+    /// When the current publisher last sent anything.
+    last_input: Option<Instant>,
     timeline: Timeline,
     pub metadata: Option<Arc<SharedFrame>>,
     pub video_seq: Option<Arc<SharedFrame>>,
@@ -116,6 +118,7 @@ impl Stream {
                 publisher: None,
                 leave_generation: 0,
                 ended: false,
+                last_input: None,
                 timeline: Timeline::default(),
                 metadata: None,
                 video_seq: None,
@@ -179,6 +182,7 @@ impl Stream {
             st.gop_bytes = 0;
             st.gop_valid = false;
         }
+        st.last_input = Some(info.since);
         st.publisher = Some(info);
         drop(st);
         if returning || replacing {
@@ -204,6 +208,15 @@ impl Stream {
         Some(generation)
     }
 
+    /// The publisher has sent nothing for at least `limit` (a dead connection not yet noticed).
+    pub(super) fn publisher_stale(&self, now: Instant, limit: std::time::Duration) -> bool {
+        let st = self.lock();
+        st.publisher.is_some()
+            && st
+                .last_input
+                .is_some_and(|t| now.saturating_duration_since(t) >= limit)
+    }
+
     pub fn push_metadata(
         &self,
         id: u64,
@@ -212,6 +225,7 @@ impl Stream {
     ) -> Result<(), PushError> {
         let mut st = self.lock();
         check_publisher(&st, id)?;
+        st.last_input = Some(now);
         // Script data carries no media time; players take it as it comes.
         let frame = Arc::new(SharedFrame::new(Frame::data(0, script.body)));
         st.media.metadata_fps = script.metadata.framerate;
@@ -234,6 +248,7 @@ impl Stream {
         self.add_in(payload.len());
         let mut st = self.lock();
         check_publisher(&st, id)?;
+        st.last_input = Some(now);
         let frame = Frame::video(0, payload).map_err(|e| PushError::Malformed {
             kind: MediaKind::Video,
             reason: e.to_string(),
@@ -266,6 +281,7 @@ impl Stream {
         self.add_in(payload.len());
         let mut st = self.lock();
         check_publisher(&st, id)?;
+        st.last_input = Some(now);
         let frame = Frame::audio(0, payload).map_err(|e| PushError::Malformed {
             kind: MediaKind::Audio,
             reason: e.to_string(),

@@ -353,3 +353,31 @@ async fn viewers_per_stream_limit() {
     drop(a);
     assert!(hub.subscribe(&k, Protocol::Rtmp).is_ok());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_publisher_is_replaced_by_its_reconnecting_encoder() {
+    let hub = hub(|c| c.publisher_stale_ms = 3000);
+    let k = StreamKey::new("live", "s");
+    let old = hub.publish(k.clone(), addr()).unwrap();
+    old.video(0, avc_seq()).unwrap();
+    // Still sending: a second publisher is refused.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(matches!(
+        hub.publish(k.clone(), addr()),
+        Err(PublishError::AlreadyPublishing(_))
+    ));
+    // Silent for the stale time (its TCP connection died without a FIN): the newcomer takes over.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let new = hub
+        .publish(k.clone(), addr())
+        .expect("stale publisher replaced");
+    assert_eq!(old.video(40, key(1)), Err(PushError::Replaced));
+    assert!(new.video(0, avc_seq()).is_ok());
+    let off = self::hub(|c| c.publisher_stale_ms = 0);
+    let _a = off.publish(k.clone(), addr()).unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(
+        off.publish(k.clone(), addr()).is_err(),
+        "0 disables the stale takeover"
+    );
+}
