@@ -33,20 +33,24 @@ max_len() {
     esac
 }
 
+# Build everything first, then run the binaries themselves, so that every run uses this
+# build even if sources change meanwhile.
 for t in "${TARGETS[@]}"; do
     nice -n 10 cargo fuzz build -s none "$t"
 done
+BIN_DIR="target/$(rustc -vV | sed -n 's/^host: //p')/release"
 
 mkdir -p logs
 run_one() {
     local t="$1"
-    mkdir -p "corpus/$t"
+    mkdir -p "corpus/$t" "artifacts/$t"
     local seeds=()
     [ -d "seeds/$t" ] && seeds=("seeds/$t")
     echo "fuzzing $t for ${SECONDS_PER_TARGET}s"
-    nice -n 10 cargo fuzz run -s none "$t" "corpus/$t" "${seeds[@]}" -- \
+    # The same as: cargo fuzz run -s none $t corpus/$t seeds/$t -- -max_total_time=...
+    nice -n 10 "$BIN_DIR/$t" -artifact_prefix="artifacts/$t/" \
         -max_total_time="$SECONDS_PER_TARGET" -max_len="$(max_len "$t")" -timeout=10 \
-        -print_final_stats=1 >"logs/$t.log" 2>&1
+        -print_final_stats=1 "corpus/$t" "${seeds[@]}" >"logs/$t.log" 2>&1
 }
 
 pids=()
