@@ -22,7 +22,10 @@ export async function createEngine(proto, video, url, hooks) {
 async function createFlv(video, url, hooks) {
   const { default: mpegts } = await import('mpegts.js');
   if (!mpegts.getFeatureList().mseLivePlayback) {
-    throw new Error('this browser cannot play HTTP-FLV (no Media Source Extensions); try HLS');
+    // iPhones before iOS 17.1 have no Media Source Extensions: the page falls back to HLS.
+    const e = new Error('this browser cannot play HTTP-FLV (no Media Source Extensions)');
+    e.unsupported = true;
+    throw e;
   }
   mpegts.LoggingControl.enableVerbose = false;
   mpegts.LoggingControl.enableDebug = false;
@@ -93,8 +96,6 @@ export const HLS_CONFIG = {
   maxLiveSyncPlaybackRate: 1.2,
   backBufferLength: 10,
   enableWorker: true,
-  // Segments carry the pusher's clock as SEI user data; keep the parser on.
-  enableCEA708Captions: true,
 };
 
 async function createHls(video, url, hooks) {

@@ -99,7 +99,7 @@ export class LatencyMeter {
  * - ahead > catchUpAbove: play faster (`fastRate`) until ahead drops to `target`;
  * - otherwise normal speed. The gap between `target` and `catchUpAbove` stops flapping.
  */
-export const FLV_EDGE = { target: 0.3, catchUpAbove: 0.8, maxAhead: 2.0, fastRate: 1.15 };
+export const FLV_EDGE = { target: 0.3, catchUpAbove: 0.45, maxAhead: 1.2, fastRate: 1.1 };
 
 export function liveEdgeAction({ bufferedEnd, currentTime, rate }, cfg = FLV_EDGE) {
   if (!(bufferedEnd > 0)) return { rate: 1 };

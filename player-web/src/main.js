@@ -251,6 +251,12 @@ async function startEngine() {
     engine = e;
     ui.via.textContent = cur.proto === 'hls' ? 'HLS' : 'HTTP-FLV';
   } catch (err) {
+    if (gen === generation && err?.unsupported && cur.proto === 'flv') {
+      console.warn(`onair: ${err.message}; playing over HLS instead`);
+      history.replaceState(null, '', playerHref(cur.app, cur.name, 'hls'));
+      applyUrl();
+      return;
+    }
     if (gen === generation) engineFailed(err?.message || String(err));
   } finally {
     if (gen === generation) starting = false;

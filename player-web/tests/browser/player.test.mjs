@@ -126,6 +126,25 @@ describe('browser player', () => {
     await page.close();
   });
 
+  test('HTTP-FLV catches up with the live edge after falling behind', T, async () => {
+    const page = await browser.newPage();
+    await page.goto(srv.url('/live?stream=live/t'));
+    await assertPlays(page, { advance: 1, within: 5000 });
+    const ahead = () =>
+      page.evaluate(() => {
+        const v = document.querySelector('video');
+        return v.buffered.length ? v.buffered.end(v.buffered.length - 1) - v.currentTime : 0;
+      });
+    // Fall 3 s behind, as after a stall or a background tab.
+    await page.evaluate(() => document.querySelector('video').pause());
+    await new Promise((r) => setTimeout(r, 3000));
+    const behind = await ahead();
+    assert.ok(behind > 2.5, `paused 3 s but only ${behind.toFixed(2)} s behind`);
+    await page.evaluate(() => document.querySelector('video').play());
+    await waitFor('the player to be back within 1 s of the live edge', 5000, async () => (await ahead()) < 1);
+    await page.close();
+  });
+
   test('HLS plays: +3 s of currentTime within 5 s, 1280 wide, latency under 3 segments', T, async (t) => {
     const playlist = await hlsPlaylist();
     if (playlist === null) {

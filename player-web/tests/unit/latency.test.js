@@ -53,21 +53,29 @@ describe('median and meter', () => {
 describe('live edge (HTTP-FLV)', () => {
   const at = (ahead, rate = 1) => liveEdgeAction({ bufferedEnd: 100, currentTime: 100 - ahead, rate });
 
+  const { target, catchUpAbove, maxAhead, fastRate } = FLV_EDGE;
+
+  it('keeps its thresholds in order', () => {
+    expect(target).toBeLessThan(catchUpAbove);
+    expect(catchUpAbove).toBeLessThan(maxAhead);
+    expect(fastRate).toBeGreaterThan(1);
+  });
+
   it('plays at normal speed near the edge', () => {
-    expect(at(0.2)).toEqual({ rate: 1 });
-    expect(at(0.6)).toEqual({ rate: 1 });
+    expect(at(target - 0.1)).toEqual({ rate: 1 });
+    expect(at(catchUpAbove - 0.01)).toEqual({ rate: 1 });
   });
 
   it('speeds up when it drifts, until back at the target', () => {
-    expect(at(1.0)).toEqual({ rate: FLV_EDGE.fastRate });
-    expect(at(0.6, FLV_EDGE.fastRate)).toEqual({ rate: FLV_EDGE.fastRate });
-    expect(at(0.25, FLV_EDGE.fastRate)).toEqual({ rate: 1 });
+    expect(at(catchUpAbove + 0.1)).toEqual({ rate: fastRate });
+    expect(at(target + 0.05, fastRate)).toEqual({ rate: fastRate });
+    expect(at(target - 0.05, fastRate)).toEqual({ rate: 1 });
   });
 
   it('jumps when far behind (a GOP burst, a stall, a background tab)', () => {
-    const a = at(5);
+    const a = at(maxAhead + 0.5);
     expect(a.rate).toBe(1);
-    expect(a.seekTo).toBeCloseTo(100 - FLV_EDGE.target);
+    expect(a.seekTo).toBeCloseTo(100 - target);
   });
 
   it('does nothing before anything is buffered', () => {
