@@ -1,5 +1,5 @@
-//! Done-when 5, network faults: the server stops and comes back and the pusher reconnects
-//! and carries on by itself; through a local proxy that passes fewer bytes per second than
+//! Done-when 5, network faults: the server stops and comes back, or the link drops without
+//! the server noticing, and the pusher reconnects and carries on by itself; through a local proxy that passes fewer bytes per second than
 //! the stream needs, the pusher drops frames (status line `dropped=`), lowers its video
 //! bitrate (`target=`) and its memory stays flat. All traffic is on 127.0.0.1; every loop is bounded in count and time.
 
@@ -214,6 +214,111 @@ fn a_slow_link_makes_the_pusher_drop_frames_with_flat_memory() {
     assert!(server
         .stream("live", "slow")
         .is_some_and(|s| s["live"] == true));
+    stop.store(true, Ordering::Relaxed);
+    drop(push);
+}
+
+/// A TCP proxy to `upstream` whose link can be cut: `cut` (a generation counter) going up
+/// closes the client side of every older connection while the server side stays open and
+/// silent, as when a network drops without the server noticing.
+fn cuttable_proxy(upstream: SocketAddr, cut: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> SocketAddr {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("proxy runtime");
+    let listener = rt
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .expect("bind proxy");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        rt.block_on(async move {
+            // Server sides of cut connections, kept open (and silent) until the end.
+            let graveyard = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+            while !stop.load(Ordering::Relaxed) {
+                let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+                let Ok(Ok((client, _))) = accepted else { continue };
+                let Ok(server) = TcpStream::connect(upstream).await else { continue };
+                let generation = cut.load(Ordering::Relaxed);
+                let (cut, stop, graveyard) = (cut.clone(), stop.clone(), graveyard.clone());
+                tokio::spawn(async move {
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let (mut up, mut down) = (vec![0u8; 16384], vec![0u8; 16384]);
+                    loop {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        if cut.load(Ordering::Relaxed) != generation {
+                            // Drop the client side; keep the server side, saying nothing.
+                            graveyard.lock().await.push((sr, sw));
+                            return;
+                        }
+                        tokio::select! {
+                            r = cr.read(&mut up) => match r {
+                                Ok(n) if n > 0 => if sw.write_all(&up[..n]).await.is_err() { return },
+                                _ => return,
+                            },
+                            r = sr.read(&mut down) => match r {
+                                Ok(n) if n > 0 => if cw.write_all(&down[..n]).await.is_err() { return },
+                                _ => return,
+                            },
+                            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        }
+                    }
+                });
+            }
+        });
+    });
+    addr
+}
+
+#[test]
+fn a_dropped_link_the_server_did_not_notice_is_published_again() {
+    let server = ServerProc::start("");
+    let (cut, stop) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let proxy = cuttable_proxy(server.rtmp, cut.clone(), stop.clone());
+    let url = format!("rtmp://{proxy}/live/blip");
+    let mut child = push_cmd(&[
+        &url,
+        "--size",
+        "320x240",
+        "--bitrate",
+        "400k",
+        "--duration",
+        "60",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn onair push");
+    let status = StatusLines::collect(&mut child);
+    let push = PushProc(child);
+    server.wait_live("live", "blip");
+    let first = server.stream("live", "blip").expect("stream")["publisher"].clone();
+
+    cut.fetch_add(1, Ordering::Relaxed);
+    // The old connection is still open at the server; the pusher keeps trying until the
+    // server gives the name to the newcomer (hub.publisher_stale_ms), then publishes again.
+    wait_until(
+        "a new publisher connection for the name",
+        Duration::from_secs(30),
+        || {
+            server.stream("live", "blip").is_some_and(|s| {
+                s["live"] == true && s["publisher"] != first && !s["publisher"].is_null()
+            })
+        },
+    );
+    let st = streams(&server.http_url("live/blip.flv"));
+    assert!(st.iter().any(|s| s["codec_name"] == "h264"), "{st:?}");
+    wait_until(
+        "the status line to count the reconnect",
+        Duration::from_secs(5),
+        || status.last("reconnects").is_some_and(|n| n >= 1),
+    );
     stop.store(true, Ordering::Relaxed);
     drop(push);
 }

@@ -354,6 +354,11 @@ fn rate_stage(stats: &Stats, done: &AtomicBool, queue_ms: u64, asked: u32) {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        if !stats.connected.load(Relaxed) {
+            // A queue that fills while there is no connection says nothing about the link.
+            ctl.hold(stats.dropped.load(Relaxed));
+            continue;
+        }
         let fill = stats.queue_ms.load(Relaxed) as f64 / queue_ms.max(1) as f64;
         if let Some(bps) = ctl.tick(stats.dropped.load(Relaxed), fill) {
             tracing::info!(bitrate = bps, "video bitrate target");

@@ -33,6 +33,13 @@ impl BitrateController {
         self.current
     }
 
+    /// One second passed without a connection: drops now are not the link's doing, so they
+    /// are noted and not acted on.
+    pub fn hold(&mut self, dropped_total: u64) {
+        self.last_dropped = dropped_total;
+        self.calm_secs = 0;
+    }
+
     /// One second passed. `dropped_total`: frames the queue dropped so far; `fill`: the
     /// queue's span over its bound (0..1). Returns the new target when it changes.
     pub fn tick(&mut self, dropped_total: u64, fill: f64) -> Option<u32> {
@@ -82,6 +89,10 @@ mod tests {
         }
         assert_eq!(c.current(), 2_000_000);
         assert!(ups >= 10);
+        // Drops while disconnected do not lower the rate once connected again.
+        let mut c = BitrateController::new(1_000_000);
+        c.hold(500);
+        assert_eq!(c.tick(500, 0.0), None);
         // A queue between a tenth and a half holds the rate.
         let mut c = BitrateController::new(1_000_000);
         c.tick(1, 0.0);
