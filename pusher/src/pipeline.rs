@@ -276,7 +276,10 @@ fn merge(
     max_wait: usize,
     mut sink: impl FnMut(Frame) -> Result<(), PushError>,
 ) -> Result<(), PushError> {
-    let mut il = Interleaver::new(has_audio, true, max_wait);
+    // Live pushes let a track lead the other by up to 40 ms (less waiting for AAC, and
+    // still within the 50 ms that players tolerate); files are in exact order.
+    let lead_ms = if strict { 0 } else { 40 };
+    let mut il = Interleaver::with_lead(has_audio, true, max_wait, lead_ms);
     let (mut v_open, mut a_open) = (true, has_audio);
     loop {
         while let Some(f) = il.pop() {

@@ -2,6 +2,9 @@
 //! files and RTMP servers expect. Bounded: at most `max_per_track` frames wait per track;
 //! past that the oldest is released even though the other track has not caught up, so a
 //! stalled track never stops the other (or grows memory). Script data goes out at once.
+//! With a `lead_ms` above zero (live pushes), a frame may also go out when the other track
+//! has already reached its timestamp minus `lead_ms`: AAC comes out of its encoder about
+//! 60 ms after capture, and video need not wait all of that.
 
 use std::collections::VecDeque;
 
@@ -14,11 +17,19 @@ pub struct Interleaver {
     audio_open: bool,
     video_open: bool,
     max_per_track: usize,
+    lead_ms: u64,
+    last_audio: Option<u64>,
+    last_video: Option<u64>,
 }
 
 impl Interleaver {
     /// `audio`/`video`: whether that track exists (and so is worth waiting for).
     pub fn new(audio: bool, video: bool, max_per_track: usize) -> Self {
+        Self::with_lead(audio, video, max_per_track, 0)
+    }
+
+    /// As `new`, letting a track run up to `lead_ms` ahead of the other's newest frame.
+    pub fn with_lead(audio: bool, video: bool, max_per_track: usize, lead_ms: u64) -> Self {
         Self {
             audio: VecDeque::new(),
             video: VecDeque::new(),
@@ -26,13 +37,22 @@ impl Interleaver {
             audio_open: audio,
             video_open: video,
             max_per_track: max_per_track.max(1),
+            lead_ms,
+            last_audio: None,
+            last_video: None,
         }
     }
 
     pub fn push(&mut self, f: Frame) {
         match f.kind {
-            MediaKind::Audio => self.audio.push_back(f),
-            MediaKind::Video => self.video.push_back(f),
+            MediaKind::Audio => {
+                self.last_audio = Some(self.last_audio.map_or(f.dts, |a| a.max(f.dts)));
+                self.audio.push_back(f)
+            }
+            MediaKind::Video => {
+                self.last_video = Some(self.last_video.map_or(f.dts, |v| v.max(f.dts)));
+                self.video.push_back(f)
+            }
             MediaKind::Data => self.data.push_back(f),
         }
     }
@@ -59,14 +79,27 @@ impl Interleaver {
                     self.video.pop_front()
                 }
             }
-            (Some(_), None) if !self.video_open || self.audio.len() > self.max_per_track => {
+            (Some(a), None)
+                if !self.video_open
+                    || self.audio.len() > self.max_per_track
+                    || self.within_lead(a.dts, self.last_video) =>
+            {
                 self.audio.pop_front()
             }
-            (None, Some(_)) if !self.audio_open || self.video.len() > self.max_per_track => {
+            (None, Some(v))
+                if !self.audio_open
+                    || self.video.len() > self.max_per_track
+                    || self.within_lead(v.dts, self.last_audio) =>
+            {
                 self.video.pop_front()
             }
             _ => None,
         }
+    }
+
+    /// The other track has reached `dts - lead_ms` (its newest frame is that recent).
+    fn within_lead(&self, dts: u64, other_newest: Option<u64>) -> bool {
+        self.lead_ms > 0 && other_newest.is_some_and(|o| dts <= o + self.lead_ms)
     }
 
     /// The open track with nothing queued, which `pop` is waiting for (video first).
@@ -119,6 +152,30 @@ mod tests {
         );
         i.close(Video);
         assert_eq!(drain(&mut i), vec![(Audio, 42), (Audio, 64)]);
+    }
+
+    #[test]
+    fn with_a_lead_video_goes_once_audio_is_close_enough() {
+        let mut i = Interleaver::with_lead(true, true, 100, 40);
+        i.push(v(0));
+        assert!(i.pop().is_none(), "no audio yet: wait");
+        i.push(a(0));
+        i.push(v(33));
+        i.push(v(66));
+        use MediaKind::*;
+        // Audio reached 0: video up to 40 goes; 66 waits for audio past 26.
+        assert_eq!(drain(&mut i), vec![(Audio, 0), (Video, 0), (Video, 33)]);
+        i.push(a(21));
+        assert!(i.pop().is_some_and(|f| f.dts == 21));
+        assert!(i.pop().is_none(), "66 > 21 + 40");
+        i.push(a(42));
+        assert_eq!(drain(&mut i), vec![(Audio, 42), (Video, 66)]);
+        // Without a lead the same input waits for the next audio frame before any video.
+        let mut strict = Interleaver::new(true, true, 100);
+        strict.push(a(0));
+        strict.push(v(0));
+        strict.push(v(33));
+        assert_eq!(drain(&mut strict), vec![(Audio, 0)]);
     }
 
     #[test]
