@@ -20,6 +20,9 @@ pub mod publish;
 pub mod source;
 pub mod status;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 pub use config::{PushArgs, PushConfig};
 pub use error::PushError;
 pub use pipeline::run;

@@ -36,8 +36,11 @@ impl<R: BufRead> Y4mReader<R> {
         }
         let (mut width, mut height, mut fps) = (0usize, 0usize, None);
         for f in fields {
-            let (tag, val) = f.split_at(f.len().min(1));
-            match tag {
+            // The tag is the first character (which may be any UTF-8 character in a bad file).
+            let mut chars = f.chars();
+            let tag = chars.next().map(String::from).unwrap_or_default();
+            let val = chars.as_str();
+            match tag.as_str() {
                 "W" => {
                     width = val
                         .parse()
@@ -149,6 +152,8 @@ mod tests {
         assert!(Y4mReader::new(&b"YUV4MPEG2 W3 H2\n"[..], "t").is_err());
         assert!(Y4mReader::new(&b"YUV4MPEG2 W99999 H2\n"[..], "t").is_err());
         assert!(Y4mReader::new(&b"RIFF"[..], "t").is_err());
+        // A multi-byte character where a tag is expected is just an unknown tag.
+        assert!(Y4mReader::new("YUV4MPEG2 W4 H2 \u{e9}x\n".as_bytes(), "t").is_ok());
         let mut r = Y4mReader::new(&b"YUV4MPEG2 W2 H2\nJUNK\n"[..], "t").unwrap();
         assert!(r.next_frame().is_err());
     }
