@@ -90,40 +90,67 @@ async function pollLoop() {
   }
 }
 
+/** Cards keyed by APP/NAME, updated in place so a click is never lost to a refresh. */
+const cards = new Map();
+
+function card(key) {
+  let li = cards.get(key);
+  if (li) return li;
+  li = document.createElement('li');
+  li.dataset.stream = key;
+  const a = document.createElement('a');
+  a.addEventListener('click', (e) => {
+    if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+    e.preventDefault();
+    navigate(a.getAttribute('href'));
+  });
+  a.innerHTML = `
+    <span class="badge"></span>
+    <div class="name"></div>
+    <div class="facts">
+      <span data-k="resolution"></span> · <span data-k="fps"></span><br>
+      <span data-k="codecs"></span><br>
+      <span data-k="bitrate"></span> · <span data-k="viewers"></span>
+    </div>`;
+  a.querySelector('.name').textContent = key;
+  li.append(a);
+  cards.set(key, li);
+  return li;
+}
+
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
 function renderList() {
   if (!Array.isArray(streams)) return;
-  const items = streams.map((s) => {
-    const li = document.createElement('li');
+  const seen = new Set();
+  streams.forEach((s, i) => {
     const key = `${s.app}/${s.name}`;
-    li.dataset.stream = key;
-    if (current && key === `${current.app}/${current.name}`) li.className = 'current';
-    const a = document.createElement('a');
-    a.href = playerHref(s.app, s.name, current?.proto);
-    a.addEventListener('click', (e) => {
-      if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
-      e.preventDefault();
-      navigate(a.getAttribute('href'));
-    });
+    seen.add(key);
+    const li = card(key);
+    li.classList.toggle('current', !!current && key === `${current.app}/${current.name}`);
+    const a = li.firstElementChild;
+    const href = playerHref(s.app, s.name, current?.proto);
+    if (a.getAttribute('href') !== href) a.setAttribute('href', href);
+    const badge = a.querySelector('.badge');
+    badge.className = `badge ${s.live ? 'live' : 'waiting'}`;
+    setText(badge, s.live ? 'LIVE' : 'WAITING');
     const v = s.video || {};
     const viewers = s.viewers?.total ?? 0;
-    a.innerHTML = `
-      <span class="badge ${s.live ? 'live' : 'waiting'}">${s.live ? 'LIVE' : 'WAITING'}</span>
-      <div class="name"></div>
-      <div class="facts">
-        <span data-k="resolution"></span> · <span data-k="fps"></span><br>
-        <span data-k="codecs"></span><br>
-        <span data-k="bitrate"></span> · <span data-k="viewers"></span>
-      </div>`;
-    a.querySelector('.name').textContent = key;
-    a.querySelector('[data-k=resolution]').textContent = formatResolution(v.width, v.height);
-    a.querySelector('[data-k=fps]').textContent = formatFps(v.fps);
-    a.querySelector('[data-k=codecs]').textContent = formatCodecs(s);
-    a.querySelector('[data-k=bitrate]').textContent = formatBitrate(s.ingest_bitrate_bps);
-    a.querySelector('[data-k=viewers]').textContent = `${viewers} viewer${viewers === 1 ? '' : 's'}`;
-    li.append(a);
-    return li;
+    setText(a.querySelector('[data-k=resolution]'), formatResolution(v.width, v.height));
+    setText(a.querySelector('[data-k=fps]'), formatFps(v.fps));
+    setText(a.querySelector('[data-k=codecs]'), formatCodecs(s));
+    setText(a.querySelector('[data-k=bitrate]'), formatBitrate(s.ingest_bitrate_bps));
+    setText(a.querySelector('[data-k=viewers]'), `${viewers} viewer${viewers === 1 ? '' : 's'}`);
+    if (ui.streams.children[i] !== li) ui.streams.insertBefore(li, ui.streams.children[i] || null);
   });
-  ui.streams.replaceChildren(...items);
+  for (const [key, li] of cards) {
+    if (!seen.has(key)) {
+      li.remove();
+      cards.delete(key);
+    }
+  }
   ui.empty.hidden = streams.length > 0;
 }
 
