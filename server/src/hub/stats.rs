@@ -64,56 +64,59 @@ impl StreamCounters {
     }
 }
 
-/// Bytes and video frames per whole second over a short sliding window.
+/// Bytes and video frames over a sliding window of the last few seconds, from the
+/// frames themselves: a young stream is measured over its own age, not a whole window.
 #[derive(Debug)]
 pub struct RateMeter {
-    start: Instant,
-    window_secs: u64,
-    buckets: VecDeque<(u64, u64, u32)>,
+    window: Duration,
+    first: Option<Instant>,
+    events: VecDeque<(Instant, u32, bool)>,
 }
 
+/// Bound on remembered frames (a 5 s window at 1000 frames/s).
+const MAX_EVENTS: usize = 5000;
+
 impl RateMeter {
-    pub fn new(start: Instant, window_secs: u64) -> Self {
+    pub fn new(window_secs: u64) -> Self {
         Self {
-            start,
-            window_secs: window_secs.max(1),
-            buckets: VecDeque::new(),
+            window: Duration::from_secs(window_secs.max(1)),
+            first: None,
+            events: VecDeque::new(),
         }
     }
 
     pub fn record(&mut self, now: Instant, bytes: usize, video_frame: bool) {
-        let sec = now.saturating_duration_since(self.start).as_secs();
-        match self.buckets.back_mut() {
-            Some(b) if b.0 == sec => {
-                b.1 += bytes as u64;
-                b.2 += video_frame as u32;
-            }
-            _ => self
-                .buckets
-                .push_back((sec, bytes as u64, video_frame as u32)),
-        }
-        while self
-            .buckets
-            .front()
-            .is_some_and(|b| b.0 + self.window_secs + 1 < sec)
+        self.first.get_or_insert(now);
+        self.events
+            .push_back((now, bytes.min(u32::MAX as usize) as u32, video_frame));
+        while self.events.len() > MAX_EVENTS
+            || self
+                .events
+                .front()
+                .is_some_and(|e| now.saturating_duration_since(e.0) > self.window)
         {
-            self.buckets.pop_front();
+            self.events.pop_front();
         }
     }
 
-    /// (bits per second, video frames per second) over the last complete seconds.
+    /// (bits per second, video frames per second) over the window ending at `now`.
     pub fn rates(&self, now: Instant) -> (f64, f64) {
-        let sec = now.saturating_duration_since(self.start).as_secs();
-        let first = sec.saturating_sub(self.window_secs);
-        let full: Vec<_> = self
-            .buckets
+        let Some(first) = self.first else {
+            return (0.0, 0.0);
+        };
+        let span = now
+            .saturating_duration_since(first)
+            .min(self.window)
+            .as_secs_f64();
+        if span < 0.5 {
+            return (0.0, 0.0);
+        }
+        let recent = self
+            .events
             .iter()
-            .filter(|b| b.0 >= first && b.0 < sec)
-            .collect();
-        // A stream younger than the window is measured over its own age.
-        let span = (sec - first).min(sec).max(1) as f64;
-        let bytes: u64 = full.iter().map(|b| b.1).sum();
-        let frames: u32 = full.iter().map(|b| b.2).sum();
+            .filter(|e| now.saturating_duration_since(e.0) <= self.window);
+        let (bytes, frames) =
+            recent.fold((0u64, 0u64), |(b, f), e| (b + e.1 as u64, f + e.2 as u64));
         (bytes as f64 * 8.0 / span, frames as f64 / span)
     }
 }
@@ -129,7 +132,7 @@ mod tests {
     #[test]
     fn rate_over_complete_seconds() {
         let t0 = Instant::now();
-        let mut m = RateMeter::new(t0, 5);
+        let mut m = RateMeter::new(5);
         for i in 0..300u64 {
             // 30 fps, 1250 bytes per frame = 300 kbit/s
             m.record(t0 + Duration::from_millis(i * 1000 / 30), 1250, true);
@@ -142,21 +145,33 @@ mod tests {
     #[test]
     fn young_stream_uses_its_age() {
         let t0 = Instant::now();
-        let mut m = RateMeter::new(t0, 5);
+        let mut m = RateMeter::new(5);
         for i in 0..60u64 {
             m.record(t0 + Duration::from_millis(i * 1000 / 30), 100, true);
         }
-        let (_, fps) = m.rates(t0 + Duration::from_millis(2500));
-        assert!((fps - 30.0).abs() < 0.01, "{fps}");
+        let (_, fps) = m.rates(t0 + Duration::from_millis(2000));
+        assert!((fps - 30.0).abs() < 0.5, "{fps}");
     }
 
     #[test]
-    fn old_buckets_are_dropped() {
+    fn old_frames_are_forgotten() {
         let t0 = Instant::now();
-        let mut m = RateMeter::new(t0, 5);
+        let mut m = RateMeter::new(5);
         for s in 0..100u64 {
             m.record(t0 + Duration::from_secs(s), 1, false);
         }
-        assert!(m.buckets.len() <= 7);
+        assert!(m.events.len() <= 6);
+    }
+
+    #[test]
+    fn stream_starting_late_in_a_second_is_not_undercounted() {
+        let t0 = Instant::now();
+        let mut m = RateMeter::new(5);
+        let first = t0 + Duration::from_millis(900);
+        for i in 0..90u64 {
+            m.record(first + Duration::from_millis(i * 1000 / 30), 100, true);
+        }
+        let (_, fps) = m.rates(first + Duration::from_millis(3000));
+        assert!((fps - 30.0).abs() < 0.5, "{fps}");
     }
 }

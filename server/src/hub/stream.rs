@@ -127,7 +127,7 @@ impl Stream {
                 gop_bytes: 0,
                 gop_valid: false,
                 media: MediaInfo::default(),
-                meter: RateMeter::new(now, 5),
+                meter: RateMeter::new(5),
             }),
         }
     }
