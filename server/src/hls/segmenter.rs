@@ -49,6 +49,8 @@ pub struct Segmenter {
     /// Typical frame spacing, to give the last segment of a stream a duration.
     last_step_ms: u64,
     dropped_oversized: u64,
+    /// Size of the last closed segment, to size the next one's buffer.
+    last_len: usize,
 }
 
 impl Segmenter {
@@ -63,6 +65,7 @@ impl Segmenter {
             pending_discontinuity: first_seq > 0,
             last_step_ms: 33,
             dropped_oversized: 0,
+            last_len: 0,
         }
     }
 
@@ -171,7 +174,9 @@ impl Segmenter {
     }
 
     fn start(&mut self, dts: u64, now: SystemTime, has_video: bool) {
-        let mut data = Vec::with_capacity(512 * 1024);
+        // Sized from the last segment so the buffer rarely regrows (each regrowth copies
+        // and leaves the allocator a hole).
+        let mut data = Vec::with_capacity(self.last_len + self.last_len / 4 + 64 * 1024);
         let has_audio = self.asc.is_some();
         if self
             .mux
@@ -205,12 +210,14 @@ impl Segmenter {
     }
 
     fn close(&mut self, open: Open, end_dts: u64) -> Segment {
+        self.last_len = open.data.len();
         Segment {
             seq: open.seq,
             duration_ms: end_dts.saturating_sub(open.start_dts),
             discontinuity: open.discontinuity,
             program_date_time: open.started,
-            data: Bytes::from(open.data),
+            // Exact size: a window of segments holds no spare capacity.
+            data: Bytes::from(open.data.into_boxed_slice()),
         }
     }
 }
