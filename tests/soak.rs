@@ -56,7 +56,7 @@ async fn soak_one_publisher_200_mixed_viewers() {
         .unwrap_or(30);
     let server = ServerProc::start("");
     let publisher =
-        SyntheticPublisher::start(&server.rtmp_url("live/soak"), secs as usize + 120).await;
+        SyntheticPublisher::start(&server.rtmp_url("live/soak"), secs as usize + 400).await;
     let (clock, log) = (publisher.clock, publisher.log.clone());
 
     // Warm-up: the GOP cache, the broadcast ring and the HLS window (6 segments plus those
