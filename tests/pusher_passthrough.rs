@@ -199,3 +199,68 @@ fn flv_source_and_loop_keep_payloads_and_continue_timestamps() {
         assert!(err.trim().is_empty(), "{}: {err}", input.display());
     }
 }
+
+/// Damaged MP4 headers end the push with an error: never a crash, never a hang (the mp4
+/// crate loops forever on a box of size 0 inside a container; `mp4_check` refuses those).
+#[test]
+fn malformed_mp4_is_an_error_not_a_crash() {
+    use onair_pusher::source::file_mp4::Mp4Source;
+    use onair_pusher::source::EncodedSource;
+    require("ffmpeg");
+    let dir = TempDir::new("onair-push-pass");
+    let src = dir.path.join("small.mp4");
+    let ok = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=160x120:rate=10:duration=1")
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=1",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "aac",
+        ])
+        .args(["-movflags", "+faststart"])
+        .arg(&src)
+        .status()
+        .expect("run ffmpeg");
+    assert!(ok.success());
+    let good = std::fs::read(&src).expect("read mp4");
+    // The boxes that describe the file come first (faststart): mutate bytes there.
+    let head = good.len().min(4096);
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let bad = dir.path.join("bad.mp4");
+    let mut opened = 0;
+    for _ in 0..300 {
+        let mut m = good.clone();
+        for _ in 0..1 + next() % 4 {
+            let i = (next() % head as u64) as usize;
+            m[i] = next() as u8;
+        }
+        if next() % 8 == 0 {
+            m.truncate((next() % m.len() as u64) as usize);
+        }
+        std::fs::write(&bad, &m).expect("write");
+        // Must return (an error or frames), never take the process down.
+        if let Ok(mut s) = Mp4Source::open(&bad) {
+            opened += 1;
+            for _ in 0..64 {
+                if !matches!(s.next_frame(), Ok(Some(_))) {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(
+        opened > 0,
+        "no mutant opened: the mutations hit only the file type?"
+    );
+}

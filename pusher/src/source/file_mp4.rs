@@ -1,7 +1,8 @@
 //! MP4 files (H.264 + AAC tracks) as a source, without re-encoding, read with the `mp4`
 //! crate. Samples are already length-prefixed NAL units (AVCC), which is what an FLV video
 //! tag carries, so video payloads go out bit-identical. The two tracks are merged by
-//! decode time. Edit lists are not applied (timestamps start at each track's zero).
+//! decode time. Edit lists are not applied (timestamps start at each track's zero). The mp4
+//! crate is trusted with bounds but guarded: a panic inside it becomes an error.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -39,8 +40,13 @@ impl Mp4Source {
         let bad = |r: String| PushError::format(format!("MP4 {}", path.display()), r);
         let file = File::open(path).map_err(|e| PushError::io(path, e))?;
         let size = file.metadata().map_err(|e| PushError::io(path, e))?.len();
-        let reader =
-            Mp4Reader::read_header(BufReader::new(file), size).map_err(|e| bad(e.to_string()))?;
+        let mut file = file;
+        super::mp4_check::check_file(&mut file, size).map_err(bad)?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))
+            .map_err(|e| PushError::io(path, e))?;
+        let reader = guarded(|| Mp4Reader::read_header(BufReader::new(file), size))
+            .map_err(bad)?
+            .map_err(|e| bad(e.to_string()))?;
         let mut info = EncodedInfo::default();
         let mut headers = Vec::new();
         let (mut video, mut audio) = (None, None);
@@ -121,15 +127,25 @@ impl Mp4Source {
         path: &Path,
     ) -> Result<(), PushError> {
         let Some(t) = t else { return Ok(()) };
-        while t.pending.is_none() && t.next <= t.count {
-            let s = reader
-                .read_sample(t.id, t.next)
-                .map_err(|e| PushError::format(format!("MP4 {}", path.display()), e.to_string()))?;
-            t.next += 1;
+        // A sample the table lists but the reader cannot find ends the track (a damaged
+        // table can claim billions of samples: never walk them one by one).
+        if t.pending.is_none() && t.next <= t.count {
+            let bad = |r: String| PushError::format(format!("MP4 {}", path.display()), r);
+            let s = guarded(|| reader.read_sample(t.id, t.next))
+                .map_err(bad)?
+                .map_err(|e| bad(e.to_string()))?;
+            t.next = if s.is_some() { t.next + 1 } else { t.count + 1 };
             t.pending = s;
         }
         Ok(())
     }
+}
+
+/// Runs an mp4-crate call, turning a panic on a malformed file into an error: a bad file
+/// must end the push with a message, not abort it.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|_| "malformed file (the MP4 reader gave up)".to_string())
 }
 
 fn ms(t: u64, timescale: u64) -> u64 {

@@ -5,6 +5,7 @@
 
 pub mod file_flv;
 pub mod file_mp4;
+pub mod mp4_check;
 pub mod raw;
 pub mod test_pattern;
 pub mod tone;

@@ -1,0 +1,198 @@
+//! A structural check of MP4 box sizes before the `mp4` crate reads a file: the crate walks
+//! container boxes with `while position < end` loops, and a child box claiming fewer than 8
+//! bytes (or 0, "to the end") makes it seek back to where it was, forever. Every box that the
+//! crate walks is checked here: sizes at least a header, inside their parent, and `moov`
+//! bounded. Pure over bytes for the box tree; the top level is read from the file by seeking.
+
+use std::io::{Read, Seek, SeekFrom};
+
+/// Largest `moov` read into memory for the check.
+pub const MAX_MOOV: u64 = 64 << 20;
+const MAX_DEPTH: usize = 12;
+
+/// Offset of the first child box in a container's payload, for the containers the mp4
+/// crate walks; `None` for a leaf.
+fn children_at(kind: &[u8; 4], parent: Option<&[u8; 4]>) -> Option<usize> {
+    match kind {
+        b"moov" | b"trak" | b"mdia" | b"minf" | b"stbl" | b"dinf" | b"mvex" | b"udta" | b"edts"
+        | b"ilst" | b"moof" | b"traf" => Some(0),
+        b"meta" | b"dref" => Some(if kind == b"dref" { 8 } else { 4 }),
+        b"stsd" => Some(8),
+        b"mp4a" => Some(28),
+        b"avc1" | b"avc3" | b"hev1" | b"hvc1" | b"vp09" => Some(78),
+        // Items of an `ilst` hold `data` boxes.
+        _ if parent == Some(b"ilst") => Some(0),
+        _ => None,
+    }
+}
+
+/// Reads one box header at the start of `data`: (total size, type, header length).
+fn header(data: &[u8]) -> Result<(u64, [u8; 4], usize), String> {
+    if data.len() < 8 {
+        return Err(format!(
+            "{} bytes where a box header (8) should be",
+            data.len()
+        ));
+    }
+    let size32 = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as u64;
+    let kind = [data[4], data[5], data[6], data[7]];
+    match size32 {
+        0 => Err(format!(
+            "box {:?} of size 0 (to the end of the file) is not supported",
+            String::from_utf8_lossy(&kind)
+        )),
+        1 => {
+            let large = data.get(8..16).ok_or("truncated 64-bit box size")?;
+            let mut b = [0u8; 8];
+            b.copy_from_slice(large);
+            let size = u64::from_be_bytes(b);
+            if size < 16 {
+                return Err(format!("64-bit box size {size}"));
+            }
+            Ok((size, kind, 16))
+        }
+        s if s < 8 => Err(format!(
+            "box {:?} of {s} bytes",
+            String::from_utf8_lossy(&kind)
+        )),
+        s => Ok((s, kind, 8)),
+    }
+}
+
+/// Checks the children of a container payload, recursively.
+pub fn check_children(payload: &[u8], parent: &[u8; 4], depth: usize) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err("boxes nested too deep".into());
+    }
+    let mut at = 0usize;
+    // Each round moves forward by at least 8 bytes.
+    while at < payload.len() {
+        let (size, kind, head) = header(&payload[at..])?;
+        let end = at as u64 + size;
+        if end > payload.len() as u64 {
+            return Err(format!(
+                "box {:?} of {size} bytes overruns its parent {:?}",
+                String::from_utf8_lossy(&kind),
+                String::from_utf8_lossy(parent)
+            ));
+        }
+        let body = &payload[at + head..end as usize];
+        if let Some(skip) = children_at(&kind, Some(parent)) {
+            if let Some(inner) = body.get(skip..) {
+                check_children(inner, &kind, depth + 1)?;
+            }
+        }
+        at = end as usize;
+    }
+    Ok(())
+}
+
+/// Checks the top-level boxes of a file of `len` bytes and everything inside `moov`.
+pub fn check_file<R: Read + Seek>(r: &mut R, len: u64) -> Result<(), String> {
+    let mut at = 0u64;
+    let mut boxes = 0;
+    while at < len {
+        boxes += 1;
+        if boxes > 100_000 {
+            return Err("more than 100000 top-level boxes".into());
+        }
+        r.seek(SeekFrom::Start(at)).map_err(|e| e.to_string())?;
+        let mut head = [0u8; 16];
+        let n = read_up_to(r, &mut head)?;
+        let (size, kind, hlen) = header(&head[..n])?;
+        if at + size > len {
+            // The crate stops at the end of the file; a truncated last box is its error to give.
+            return Ok(());
+        }
+        if kind == *b"moov" || kind == *b"moof" {
+            if size > MAX_MOOV {
+                return Err(format!(
+                    "{} of {size} bytes",
+                    String::from_utf8_lossy(&kind)
+                ));
+            }
+            let mut body = vec![0u8; (size - hlen as u64) as usize];
+            r.seek(SeekFrom::Start(at + hlen as u64))
+                .map_err(|e| e.to_string())?;
+            r.read_exact(&mut body).map_err(|e| e.to_string())?;
+            check_children(&body, &kind, 1)?;
+        }
+        at += size;
+    }
+    Ok(())
+}
+
+fn read_up_to<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize, String> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(kind);
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn good_tree_passes_and_bad_sizes_fail() {
+        let tkhd = boxed(b"tkhd", &[0; 20]);
+        let trak = boxed(b"trak", &tkhd);
+        let moov = boxed(b"moov", &trak);
+        let mut file = boxed(b"ftyp", b"isom\0\0\0\0");
+        file.extend_from_slice(&moov);
+        file.extend_from_slice(&boxed(b"mdat", &[1, 2, 3]));
+        let len = file.len() as u64;
+        assert_eq!(check_file(&mut std::io::Cursor::new(&file), len), Ok(()));
+
+        // A child of size 0 inside trak: the crate would loop on it.
+        let mut bad = file.clone();
+        let tkhd_at = bad.windows(4).position(|w| w == b"tkhd").unwrap() - 4;
+        bad[tkhd_at..tkhd_at + 4].copy_from_slice(&0u32.to_be_bytes());
+        assert!(check_file(&mut std::io::Cursor::new(&bad), len).is_err());
+        // Size 5 likewise; a child overrunning its parent too.
+        bad[tkhd_at..tkhd_at + 4].copy_from_slice(&5u32.to_be_bytes());
+        assert!(check_file(&mut std::io::Cursor::new(&bad), len).is_err());
+        bad[tkhd_at..tkhd_at + 4].copy_from_slice(&500u32.to_be_bytes());
+        assert!(check_file(&mut std::io::Cursor::new(&bad), len).is_err());
+        // A top-level box of size 0.
+        let mut bad = file.clone();
+        bad[..4].copy_from_slice(&0u32.to_be_bytes());
+        assert!(check_file(&mut std::io::Cursor::new(&bad), len).is_err());
+    }
+
+    #[test]
+    fn sample_entries_are_walked_past_their_fixed_fields() {
+        // stsd (8 bytes of fields) > mp4a (28 bytes of fields) > esds of size 3: refused.
+        let mut esds = 3u32.to_be_bytes().to_vec();
+        esds.extend_from_slice(b"esds");
+        let mut mp4a_body = vec![0u8; 28];
+        mp4a_body.extend_from_slice(&esds);
+        let mp4a = boxed(b"mp4a", &mp4a_body);
+        let mut stsd_body = vec![0u8; 8];
+        stsd_body.extend_from_slice(&mp4a);
+        let stsd = boxed(b"stsd", &stsd_body);
+        assert!(check_children(&stsd, b"stbl", 1).is_err());
+        let ok_esds = boxed(b"esds", &[0; 4]);
+        let mut mp4a_body = vec![0u8; 28];
+        mp4a_body.extend_from_slice(&ok_esds);
+        let mut stsd_body = vec![0u8; 8];
+        stsd_body.extend_from_slice(&boxed(b"mp4a", &mp4a_body));
+        assert_eq!(
+            check_children(&boxed(b"stsd", &stsd_body), b"stbl", 1),
+            Ok(())
+        );
+    }
+}
