@@ -118,20 +118,12 @@ impl Segmenter {
 
     fn push_video(&mut self, frame: &Frame, now: SystemTime) -> Option<Segment> {
         let cfg = self.avc.clone()?;
-        let mut closed = None;
-        if frame.keyframe {
-            let due = self
-                .open
-                .as_ref()
-                .is_some_and(|o| frame.dts.saturating_sub(o.start_dts) >= self.cfg.target_ms);
-            if due {
-                let open = self.open.take().expect("checked above");
-                closed = Some(self.close(open, frame.dts));
-            }
-            if self.open.is_none() {
-                self.start(frame.dts, now, true);
-            }
-        }
+        // Only a keyframe may start a segment.
+        let closed = if frame.keyframe {
+            self.cut_point(frame.dts, now, true)
+        } else {
+            None
+        };
         let open = self.open.as_mut()?;
         self.last_step_ms = frame.dts.saturating_sub(open.last_dts).clamp(1, 100);
         open.last_dts = open.last_dts.max(frame.dts);
@@ -145,20 +137,12 @@ impl Segmenter {
     fn push_audio(&mut self, frame: &Frame, now: SystemTime) -> Option<Segment> {
         let cfg = self.asc?;
         let audio_only = self.avc.is_none();
-        let mut closed = None;
-        if audio_only {
-            let due = self
-                .open
-                .as_ref()
-                .is_some_and(|o| frame.dts.saturating_sub(o.start_dts) >= self.cfg.target_ms);
-            if due {
-                let open = self.open.take().expect("checked above");
-                closed = Some(self.close(open, frame.dts));
-            }
-            if self.open.is_none() {
-                self.start(frame.dts, now, false);
-            }
-        }
+        // Audio-only streams may cut at any frame.
+        let closed = if audio_only {
+            self.cut_point(frame.dts, now, false)
+        } else {
+            None
+        };
         // With video, audio joins the segment a keyframe opened (before that it is dropped).
         let open = self.open.as_mut()?;
         open.last_dts = open.last_dts.max(frame.dts);
@@ -170,6 +154,24 @@ impl Segmenter {
             return closed;
         }
         self.check_size();
+        closed
+    }
+
+    /// At a frame that may start a segment: closes the open one once it reached the
+    /// target, and opens the next if none is open.
+    fn cut_point(&mut self, dts: u64, now: SystemTime, has_video: bool) -> Option<Segment> {
+        let due = self
+            .open
+            .as_ref()
+            .is_some_and(|o| dts.saturating_sub(o.start_dts) >= self.cfg.target_ms);
+        let closed = if due {
+            self.open.take().map(|open| self.close(open, dts))
+        } else {
+            None
+        };
+        if self.open.is_none() {
+            self.start(dts, now, has_video);
+        }
         closed
     }
 
