@@ -7,30 +7,20 @@ use std::process::Command;
 
 use common::*;
 
+/// `codec,width,height` (or `codec`) of each stream ffprobe finds.
 fn probe(url: &str) -> Vec<String> {
-    require("ffprobe");
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-rw_timeout",
-            "15000000",
-            "-show_entries",
-            "stream=codec_name,width,height",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(url)
-        .output()
-        .expect("run ffprobe");
-    assert!(
-        out.status.success(),
-        "ffprobe {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim_end_matches(',').to_string())
+    streams(url)
+        .iter()
+        .map(|s| {
+            match (
+                s["codec_name"].as_str(),
+                s["width"].as_u64(),
+                s["height"].as_u64(),
+            ) {
+                (Some(c), Some(w), Some(h)) => format!("{c},{w},{h}"),
+                (c, _, _) => c.unwrap_or("?").to_string(),
+            }
+        })
         .collect()
 }
 

@@ -287,6 +287,31 @@ impl Drop for TempDir {
     }
 }
 
+/// ffprobe's streams of an input, as JSON.
+pub fn streams(input: &str) -> Vec<serde_json::Value> {
+    require("ffprobe");
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-rw_timeout",
+            "15000000",
+            "-show_streams",
+            "-of",
+            "json",
+        ])
+        .arg(input)
+        .output()
+        .expect("run ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe {input}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    v["streams"].as_array().cloned().unwrap_or_default()
+}
+
 pub mod raw_rtmp;
 
 /// An HTTP-FLV viewer on its own thread that counts bytes and notes if it is cut off.

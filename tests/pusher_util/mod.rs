@@ -41,30 +41,8 @@ impl Drop for PushProc {
     }
 }
 
-/// ffprobe's streams of an input, as JSON.
-pub fn streams(input: &str) -> Vec<serde_json::Value> {
-    require("ffprobe");
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-rw_timeout",
-            "15000000",
-            "-show_streams",
-            "-of",
-            "json",
-        ])
-        .arg(input)
-        .output()
-        .expect("run ffprobe");
-    assert!(
-        out.status.success(),
-        "ffprobe {input}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
-    v["streams"].as_array().cloned().unwrap_or_default()
-}
+/// ffprobe's streams of a file or URL (shared with the server's interop tests).
+pub use crate::common::streams;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Packet {
