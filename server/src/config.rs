@@ -15,6 +15,28 @@ pub struct Config {
     pub hub: HubConfig,
     pub hls: HlsConfig,
     pub auth: AuthConfig,
+    pub api: ApiConfig,
+}
+
+/// The public JSON API on the HTTP port. It describes streams for viewers and the player
+/// and never identifies a client: no addresses, no per-connection data, no credentials.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Serve the list of streams at `/api/streams`. Without it the list answers 404, while
+    /// one stream stays readable by its name (`/api/streams/{app}/{name}`) and playable.
+    pub public_list: bool,
+    /// Apps whose streams are left out of the public list (still playable by name).
+    pub private_apps: Vec<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            public_list: true,
+            private_apps: Vec::new(),
+        }
+    }
 }
 
 /// Who may publish and play. With the defaults everyone may.

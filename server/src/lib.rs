@@ -68,6 +68,7 @@ impl Server {
                 allowed: Arc::default(),
                 hls,
                 cfg: Arc::new(cfg.http.clone()),
+                api: Arc::new(cfg.api.clone()),
                 player: Arc::new(http::player::PlayerFiles::new(cfg.http.player_dir.clone())),
             },
             shutdown.clone(),

@@ -1,10 +1,14 @@
-//! `GET /api/streams`: what is live, described for people and dashboards.
+//! `GET /api/streams` and `GET /api/streams/{app}/{name}`: what is live, described for
+//! viewers, the player and dashboards. This is the public schema: it must never identify a
+//! client (no address, port, key, token or per-connection figure); those belong to an
+//! operator's API behind its own credential.
 
 use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::hub::{Hub, Protocol};
+use crate::config::ApiConfig;
+use crate::hub::{Hub, Protocol, Stream, StreamKey};
 
 #[derive(Debug, Serialize)]
 pub struct StreamInfo {
@@ -12,6 +16,11 @@ pub struct StreamInfo {
     pub name: String,
     /// Publisher connected now (false while the stream waits for it to return).
     pub live: bool,
+    /// Seconds since the current publish began (absent while waiting for a return).
+    pub live_for_s: Option<f64>,
+    /// How many publishes this stream has had since it appeared (a reconnecting encoder
+    /// counts again), so a dashboard sees restarts without seeing who restarted.
+    pub publishes: u64,
     pub video: Option<VideoInfo>,
     pub audio: Option<AudioInfo>,
     pub ingest_bitrate_bps: u64,
@@ -20,7 +29,6 @@ pub struct StreamInfo {
     pub bytes_out: u64,
     pub frames_dropped: u64,
     pub uptime_s: f64,
-    pub publisher: Option<PublisherView>,
     pub urls: Urls,
 }
 
@@ -50,68 +58,71 @@ pub struct Viewers {
 }
 
 #[derive(Debug, Serialize)]
-pub struct PublisherView {
-    pub addr: String,
-    pub connected_s: f64,
-}
-
-#[derive(Debug, Serialize)]
 pub struct Urls {
     pub flv: String,
     pub rtmp_path: String,
 }
 
-pub fn streams(hub: &Hub) -> Vec<StreamInfo> {
+/// The public list: every stream not in a private app.
+pub fn streams(hub: &Hub, cfg: &ApiConfig) -> Vec<StreamInfo> {
     let now = Instant::now();
     hub.list()
         .into_iter()
-        .map(|s| {
-            let media = s.media();
-            let (bps, measured_fps) = s.rates(now);
-            let c = &s.counters;
-            let v = |p| c.viewers(p);
-            let publisher = s.publisher();
-            StreamInfo {
-                app: s.key.app.clone(),
-                name: s.key.name.clone(),
-                live: publisher.is_some(),
-                video: media.video_codec.map(|codec| VideoInfo {
-                    codec,
-                    profile: media.video_profile.clone(),
-                    level: media.video_level,
-                    width: media.width,
-                    height: media.height,
-                    fps: if measured_fps > 0.0 {
-                        Some((measured_fps * 100.0).round() / 100.0)
-                    } else {
-                        media.metadata_fps
-                    },
-                }),
-                audio: media.audio_codec.map(|codec| AudioInfo {
-                    codec,
-                    sample_rate: media.audio_sample_rate,
-                    channels: media.audio_channels,
-                }),
-                ingest_bitrate_bps: bps as u64,
-                viewers: Viewers {
-                    rtmp: v(Protocol::Rtmp),
-                    flv: v(Protocol::Flv),
-                    hls: v(Protocol::Hls),
-                    total: Protocol::ALL.iter().map(|&p| v(p)).sum(),
-                },
-                bytes_in: c.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
-                bytes_out: c.bytes_out.load(std::sync::atomic::Ordering::Relaxed),
-                frames_dropped: c.frames_dropped.load(std::sync::atomic::Ordering::Relaxed),
-                uptime_s: now.saturating_duration_since(s.created).as_secs_f64(),
-                publisher: publisher.map(|p| PublisherView {
-                    addr: p.addr.to_string(),
-                    connected_s: now.saturating_duration_since(p.since).as_secs_f64(),
-                }),
-                urls: Urls {
-                    flv: format!("/{}/{}.flv", s.key.app, s.key.name),
-                    rtmp_path: format!("/{}/{}", s.key.app, s.key.name),
-                },
-            }
-        })
+        .filter(|s| !cfg.private_apps.iter().any(|a| *a == s.key.app))
+        .map(|s| describe(&s, now))
         .collect()
+}
+
+/// One stream by name, private apps included: knowing the name is what playing needs.
+pub fn stream(hub: &Hub, key: &StreamKey) -> Option<StreamInfo> {
+    hub.get(key).map(|s| describe(&s, Instant::now()))
+}
+
+fn describe(s: &Stream, now: Instant) -> StreamInfo {
+    let media = s.media();
+    let (bps, measured_fps) = s.rates(now);
+    let c = &s.counters;
+    let v = |p| c.viewers(p);
+    let publisher = s.publisher();
+    StreamInfo {
+        app: s.key.app.clone(),
+        name: s.key.name.clone(),
+        live: publisher.is_some(),
+        live_for_s: publisher
+            .as_ref()
+            .map(|p| now.saturating_duration_since(p.since).as_secs_f64()),
+        publishes: s.publishes(),
+        video: media.video_codec.map(|codec| VideoInfo {
+            codec,
+            profile: media.video_profile.clone(),
+            level: media.video_level,
+            width: media.width,
+            height: media.height,
+            fps: if measured_fps > 0.0 {
+                Some((measured_fps * 100.0).round() / 100.0)
+            } else {
+                media.metadata_fps
+            },
+        }),
+        audio: media.audio_codec.map(|codec| AudioInfo {
+            codec,
+            sample_rate: media.audio_sample_rate,
+            channels: media.audio_channels,
+        }),
+        ingest_bitrate_bps: bps as u64,
+        viewers: Viewers {
+            rtmp: v(Protocol::Rtmp),
+            flv: v(Protocol::Flv),
+            hls: v(Protocol::Hls),
+            total: Protocol::ALL.iter().map(|&p| v(p)).sum(),
+        },
+        bytes_in: c.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
+        bytes_out: c.bytes_out.load(std::sync::atomic::Ordering::Relaxed),
+        frames_dropped: c.frames_dropped.load(std::sync::atomic::Ordering::Relaxed),
+        uptime_s: now.saturating_duration_since(s.created).as_secs_f64(),
+        urls: Urls {
+            flv: format!("/{}/{}.flv", s.key.app, s.key.name),
+            rtmp_path: format!("/{}/{}", s.key.app, s.key.name),
+        },
+    }
 }

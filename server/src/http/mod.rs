@@ -27,7 +27,7 @@ use tracing::Instrument;
 use body::ResponseBody;
 
 use crate::auth::{Access, Action, Auth, Denied};
-use crate::config::{ms, HttpConfig};
+use crate::config::{ms, ApiConfig, HttpConfig};
 use crate::hub::{parse_stream_name, Hub, Protocol, StreamKey};
 use crate::limits::{accept_admitted, ConnLimiter};
 use bytes::Bytes;
@@ -40,6 +40,7 @@ pub struct HttpContext {
     /// `None` when HLS is disabled in the config.
     pub hls: Option<crate::hls::Hls>,
     pub cfg: Arc<HttpConfig>,
+    pub api: Arc<ApiConfig>,
     pub player: Arc<player::PlayerFiles>,
 }
 
@@ -160,14 +161,16 @@ async fn route(
             );
             r
         }
-        (_, "/api/streams") => {
-            let body = serde_json::to_vec_pretty(&api::streams(&ctx.hub)).unwrap_or_default();
-            let mut r = Response::new(ResponseBody::full(body));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            r.headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            r
+        (_, "/api/streams") if ctx.api.public_list => json(&api::streams(&ctx.hub, &ctx.api)),
+        (_, "/api/streams") => text(
+            StatusCode::NOT_FOUND,
+            "the stream list is not public on this server",
+        ),
+        (_, p) if p.starts_with("/api/streams/") => {
+            match api_stream_path(p).and_then(|k| api::stream(&ctx.hub, &k)) {
+                Some(info) => json(&info),
+                None => text(StatusCode::NOT_FOUND, "no such stream"),
+            }
         }
         (_, p) => match media_path(p) {
             Some((key, "flv")) => match authorize(ctx, &key, "flv", query, peer).await {
@@ -190,6 +193,24 @@ async fn route(
     };
     tracing::debug!(%method, %path, status = res.status().as_u16(), "request");
     with_cors(res)
+}
+
+fn json(value: &impl serde::Serialize) -> Response<ResponseBody> {
+    let body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    let mut r = Response::new(ResponseBody::full(body));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// `/api/streams/{app}/{stream}` with both names valid.
+fn api_stream_path(path: &str) -> Option<StreamKey> {
+    let (app, name) = path.strip_prefix("/api/streams/")?.split_once('/')?;
+    parse_stream_name(app).ok()?;
+    let (name, _) = parse_stream_name(name).ok()?;
+    Some(StreamKey::new(app, name))
 }
 
 /// `/{app}/{stream}.{ext}` with both names valid.
@@ -393,5 +414,14 @@ mod tests {
         assert!(media_path("/live/a/b.flv").is_none());
         assert!(media_path("/t.flv").is_none());
         assert!(media_path("/live/.flv").is_none());
+    }
+
+    #[test]
+    fn api_stream_paths() {
+        let k = api_stream_path("/api/streams/live/t").unwrap();
+        assert_eq!((k.app.as_str(), k.name.as_str()), ("live", "t"));
+        assert!(api_stream_path("/api/streams/live").is_none());
+        assert!(api_stream_path("/api/streams/live/a/b").is_none());
+        assert!(api_stream_path("/api/streams/../t").is_none());
     }
 }

@@ -67,6 +67,8 @@ pub struct PublisherInfo {
 #[derive(Debug)]
 pub(super) struct State {
     pub publisher: Option<PublisherInfo>,
+    /// Publishers that have taken this stream, the first included.
+    publishes: u64,
     /// Bumped when a publisher leaves, so a stale grace timer can tell it is stale.
     pub leave_generation: u64,
     pub ended: bool,
@@ -116,6 +118,7 @@ impl Stream {
             tx,
             state: Mutex::new(State {
                 publisher: None,
+                publishes: 0,
                 leave_generation: 0,
                 ended: false,
                 last_input: None,
@@ -184,6 +187,7 @@ impl Stream {
         }
         st.last_input = Some(info.since);
         st.publisher = Some(info);
+        st.publishes += 1;
         drop(st);
         if returning || replacing {
             self.broadcast(Event::PublisherReturned);
@@ -392,6 +396,11 @@ impl Stream {
 
     pub fn publisher(&self) -> Option<PublisherInfo> {
         self.lock().publisher.clone()
+    }
+
+    /// Publishers that have taken this stream so far.
+    pub fn publishes(&self) -> u64 {
+        self.lock().publishes
     }
 
     pub fn media(&self) -> MediaInfo {
