@@ -3,7 +3,7 @@
 //! sound-rate bits, which cannot say 48 kHz.
 
 use crate::bits::BitReader;
-use crate::frame::Codec;
+use crate::codec::Codec;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AacError {

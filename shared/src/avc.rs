@@ -3,7 +3,7 @@
 //! Parsers take bytes and return values or a typed error; they never panic on bad input.
 
 use crate::bits::{nal_to_rbsp, BitReader};
-use crate::frame::Codec;
+use crate::codec::Codec;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AvcError {

@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use crate::aac::AudioTagHeader;
 use crate::avc::VideoTagHeader;
+use crate::codec::Codec;
 use crate::flv::{TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -14,36 +15,6 @@ pub enum MediaKind {
     Video,
     /// Script data (onMetaData and friends).
     Data,
-}
-
-/// Codec of a frame. HEVC and AV1 are recognised (Enhanced RTMP FourCC or legacy ids)
-/// so they can be refused by name rather than mangled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Codec {
-    H264,
-    Hevc,
-    Av1,
-    Vp9,
-    Aac,
-    Mp3,
-    /// An FLV codec id we do not handle (the raw id for video or sound format for audio).
-    Other(u8),
-    Script,
-}
-
-impl Codec {
-    pub fn name(self) -> &'static str {
-        match self {
-            Codec::H264 => "h264",
-            Codec::Hevc => "hevc",
-            Codec::Av1 => "av1",
-            Codec::Vp9 => "vp9",
-            Codec::Aac => "aac",
-            Codec::Mp3 => "mp3",
-            Codec::Other(_) => "unknown",
-            Codec::Script => "script",
-        }
-    }
 }
 
 /// One audio, video or data message, as the FLV tag body it arrived as.

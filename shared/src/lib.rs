@@ -5,9 +5,11 @@
 pub mod aac;
 pub mod avc;
 pub mod bits;
+pub mod codec;
 pub mod flv;
 pub mod frame;
 pub mod metadata;
 pub mod timestamp;
 
-pub use frame::{Codec, Frame, MediaKind};
+pub use codec::Codec;
+pub use frame::{Frame, MediaKind};
