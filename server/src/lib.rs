@@ -9,6 +9,7 @@ pub mod http;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod qoe;
 pub mod rtmp;
 
 use std::net::SocketAddr;
@@ -69,6 +70,7 @@ impl Server {
                 hls,
                 cfg: Arc::new(cfg.http.clone()),
                 api: Arc::new(cfg.api.clone()),
+                qoe: Arc::new(qoe::Qoe::new(cfg.qoe.clone())),
                 player: Arc::new(http::player::PlayerFiles::new(cfg.http.player_dir.clone())),
             },
             shutdown.clone(),

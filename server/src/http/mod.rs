@@ -42,6 +42,7 @@ pub struct HttpContext {
     pub cfg: Arc<HttpConfig>,
     pub api: Arc<ApiConfig>,
     pub player: Arc<player::PlayerFiles>,
+    pub qoe: Arc<crate::qoe::Qoe>,
 }
 
 pub async fn serve(
@@ -95,12 +96,21 @@ pub async fn serve(
     }
 }
 
-fn with_cors(mut res: Response<ResponseBody>) -> Response<ResponseBody> {
+/// The methods a path answers: GET and HEAD everywhere, POST only for QoE beacons.
+fn allowed_methods(path: &str) -> &'static str {
+    if path == crate::qoe::PATH {
+        "POST, OPTIONS"
+    } else {
+        "GET, HEAD, OPTIONS"
+    }
+}
+
+fn with_cors(mut res: Response<ResponseBody>, methods: &'static str) -> Response<ResponseBody> {
     let h = res.headers_mut();
     h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     h.insert(
         ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        HeaderValue::from_static(methods),
     );
     h.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
     res
@@ -125,6 +135,22 @@ async fn route(
 ) -> Response<ResponseBody> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let methods = allowed_methods(&path);
+    if method == Method::POST && path == crate::qoe::PATH {
+        // A beacon needs no credential and grants nothing: no auth check here.
+        let outcome = ctx.qoe.receive(&ctx.hub, req, peer.ip()).await;
+        ctx.hub.metrics().qoe_beacon(outcome.reason());
+        tracing::debug!(result = outcome.reason(), "qoe beacon");
+        let res = match outcome {
+            crate::qoe::Outcome::Accepted => {
+                let mut r = Response::new(ResponseBody::empty());
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                r
+            }
+            o => text(o.status(), o.message()),
+        };
+        return with_cors(res, methods);
+    }
     let query = req.uri().query().unwrap_or("");
     let res = match (&method, path.as_str()) {
         (&Method::OPTIONS, _) => {
@@ -132,12 +158,10 @@ async fn route(
             *r.status_mut() = StatusCode::NO_CONTENT;
             r
         }
-        (m, _) if m != Method::GET && m != Method::HEAD => {
+        (m, p) if (m != Method::GET && m != Method::HEAD) || p == crate::qoe::PATH => {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-            r.headers_mut().insert(
-                hyper::header::ALLOW,
-                HeaderValue::from_static("GET, HEAD, OPTIONS"),
-            );
+            r.headers_mut()
+                .insert(hyper::header::ALLOW, HeaderValue::from_static(methods));
             r
         }
         (_, "/metrics") => {
@@ -151,6 +175,15 @@ async fn route(
                     )
                 })
                 .collect();
+            let qoe: Vec<_> = ctx
+                .qoe
+                .summaries(std::time::Instant::now())
+                .into_iter()
+                .filter(|(k, _)| !ctx.api.private_apps.contains(&k.app))
+                .collect();
+            ctx.hub
+                .metrics()
+                .set_viewer_experience(&qoe, ctx.qoe.tracked_clients());
             let body = ctx.hub.metrics().render(streams.len(), &viewers);
             let mut r = Response::new(ResponseBody::full(body));
             r.headers_mut().insert(
@@ -161,13 +194,15 @@ async fn route(
             );
             r
         }
-        (_, "/api/streams") if ctx.api.public_list => json(&api::streams(&ctx.hub, &ctx.api)),
+        (_, "/api/streams") if ctx.api.public_list => {
+            json(&api::streams(&ctx.hub, &ctx.api, &ctx.qoe))
+        }
         (_, "/api/streams") => text(
             StatusCode::NOT_FOUND,
             "the stream list is not public on this server",
         ),
         (_, p) if p.starts_with("/api/streams/") => {
-            match api_stream_path(p).and_then(|k| api::stream(&ctx.hub, &k)) {
+            match api_stream_path(p).and_then(|k| api::stream(&ctx.hub, &k, &ctx.qoe)) {
                 Some(info) => json(&info),
                 None => text(StatusCode::NOT_FOUND, "no such stream"),
             }
@@ -192,7 +227,7 @@ async fn route(
         },
     };
     tracing::debug!(%method, %path, status = res.status().as_u16(), "request");
-    with_cors(res)
+    with_cors(res, methods)
 }
 
 fn json(value: &impl serde::Serialize) -> Response<ResponseBody> {
