@@ -2,8 +2,8 @@
 //! `onair serve`. 50 senders, each from its own loopback address, report a known latency
 //! distribution and known stalls; `/api/streams` and `/metrics` show its percentiles and
 //! stall ratio within 10%, and no per-client data. Floods from one address get 429 while
-//! another still gets 204; oversized bodies 413, garbage 400; memory and tracked state stay
-//! bounded across 20k bad requests.
+//! another still gets 204; oversized bodies 413, garbage 400, unfinished ones 408; memory
+//! and tracked state stay bounded across 20k bad requests.
 
 mod common;
 
@@ -205,7 +205,7 @@ async fn floods_oversized_and_garbage_are_refused_and_memory_stays_bounded() {
     // for its publisher) without media moving the server's memory during the count.
     let server = ServerProc::start(
         "[qoe]\nclient_beacons_per_s = 1.0\nclient_burst = 5\nmax_tracked_clients = 200\n\
-         max_samples_per_stream = 64\n[hub]\npublisher_grace_ms = 600000\n",
+         max_samples_per_stream = 64\nbody_read_timeout_ms = 500\n[hub]\npublisher_grace_ms = 600000\n",
     );
     let publisher = SyntheticPublisher::start(&server.rtmp_url("live/flood"), 10).await;
     let http = server.http;
@@ -261,6 +261,19 @@ async fn floods_oversized_and_garbage_are_refused_and_memory_stays_bounded() {
             .unwrap()
             .replace("{\"stream\"", "{\"admin\":true,\"stream\"");
         assert_eq!(c.request("POST", "/api/qoe", extra.as_bytes()).0, 400);
+
+        // A body that never finishes arriving is cut off at the read deadline.
+        let mut c = Client::connect(addr(3, 5), http);
+        let started = std::time::Instant::now();
+        let slow = format!(
+            "POST /api/qoe HTTP/1.1\r\nHost: {http}\r\nContent-Length: 100\r\n\r\n{{\"stream\""
+        );
+        assert_eq!(c.raw(slow.as_bytes()).0, 408);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
 
         // A flood from one address: the burst passes, the rest is 429; another address
         // still gets through meanwhile.

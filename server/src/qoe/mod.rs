@@ -215,3 +215,59 @@ impl Qoe {
         self.limiter.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HubConfig;
+
+    fn beacon_for(stream: &StreamKey, latency: f64) -> Beacon {
+        Beacon {
+            stream: stream.clone(),
+            protocol: beacon::BeaconProtocol::Hls,
+            session: 7,
+            interval_ms: 10_000.0,
+            latency_ms: Some(latency),
+            stalls: 0,
+            stall_ms: 0.0,
+            dropped_frames: 0,
+            av_offset_ms: None,
+        }
+    }
+
+    // Outside a tokio runtime a publisher that leaves ends its stream at once, so the
+    // hub's state is known at every step.
+    #[test]
+    fn beacons_only_for_streams_the_hub_has_and_gone_streams_make_room() {
+        let hub = Hub::new(HubConfig {
+            max_streams: 1,
+            ..HubConfig::default()
+        });
+        let qoe = Qoe::new(QoeConfig::default());
+        let (a, b) = (StreamKey::new("live", "a"), StreamKey::new("live", "b"));
+        let t0 = Instant::now();
+        assert!(matches!(
+            qoe.record(&hub, &beacon_for(&a, 100.0), t0),
+            Outcome::UnknownStream
+        ));
+        let peer = "127.0.0.1:9".parse().unwrap();
+        let pa = hub.publish(a.clone(), peer).unwrap();
+        assert!(matches!(
+            qoe.record(&hub, &beacon_for(&a, 100.0), t0),
+            Outcome::Accepted
+        ));
+        assert_eq!(qoe.summary(&a, t0).unwrap().latency_ms.unwrap().p50, 100.0);
+        drop(pa);
+        assert!(hub.get(&a).is_none());
+        let _pb = hub.publish(b.clone(), peer).unwrap();
+        // a's window is still within its time, but its stream is gone: b takes its place.
+        assert!(matches!(
+            qoe.record(&hub, &beacon_for(&b, 300.0), t0),
+            Outcome::Accepted
+        ));
+        let all = qoe.summaries(t0);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].0, b);
+        assert!(qoe.summary(&a, t0).is_none());
+    }
+}
