@@ -248,3 +248,27 @@ export function median(values) {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
+
+/** Elements that carry the `hidden` attribute but are still rendered (computed display is
+ *  not `none`), as "tag#id.class display"; empty when the page hides what it means to. */
+export function renderedButHidden(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('[hidden]')]
+      .filter((el) => getComputedStyle(el).display !== 'none')
+      .map((el) => `${el.tagName.toLowerCase()}#${el.id}.${el.className} ${getComputedStyle(el).display}`),
+  );
+}
+
+/** The banner and the unmute chip as the viewer gets them: attribute and computed display. */
+export function chromeState(page) {
+  return page.evaluate(() => {
+    const b = document.getElementById('banner');
+    const u = document.getElementById('unmute');
+    return {
+      bannerHidden: b.hidden,
+      bannerDisplay: getComputedStyle(b).display,
+      unmuteHidden: u.hidden,
+      unmuteDisplay: getComputedStyle(u).display,
+    };
+  });
+}
