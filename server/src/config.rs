@@ -17,6 +17,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub api: ApiConfig,
     pub qoe: QoeConfig,
+    pub admin: AdminConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// Viewer-experience beacons (`POST /api/qoe`): what players report about their playback,
@@ -60,6 +62,89 @@ impl Default for QoeConfig {
     }
 }
 
+/// A secret (publish key, play token, admin token) with a name that logs and the admin API
+/// show instead of the secret. In the file either `{ name = "studio-obs", secret = "…" }` or
+/// a bare string, which is named by its position (`publish_keys.live[0]`), so files written
+/// before names existed keep loading.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Credential {
+    Bare(String),
+    Named(NamedCredential),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedCredential {
+    pub name: String,
+    pub secret: String,
+}
+
+impl Credential {
+    pub fn secret(&self) -> &str {
+        match self {
+            Credential::Bare(s) => s,
+            Credential::Named(n) => &n.secret,
+        }
+    }
+
+    /// Its name, or `position` for a bare string.
+    pub fn name(&self, position: impl FnOnce() -> String) -> String {
+        match self {
+            Credential::Bare(_) => position(),
+            Credential::Named(n) => n.name.clone(),
+        }
+    }
+}
+
+impl From<&str> for Credential {
+    fn from(s: &str) -> Self {
+        Credential::Bare(s.to_string())
+    }
+}
+
+/// The operators' API on a listener of its own, behind bearer tokens. Off without a token.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address the admin listener binds. Keep it on loopback or a private network.
+    pub addr: SocketAddr,
+    /// Bearer tokens (`Authorization: Bearer SECRET`); the admin API is off while empty.
+    pub tokens: Vec<Credential>,
+    /// Most admin connections at once.
+    pub max_connections: usize,
+    /// Largest request body (a ban), in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            addr: ([127, 0, 0, 1], 8081).into(),
+            tokens: Vec::new(),
+            max_connections: 64,
+            max_body_bytes: 16 << 10,
+        }
+    }
+}
+
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsListener {
+    /// On the public HTTP port, without a token.
+    #[default]
+    Public,
+    /// Only on the admin listener, behind an admin token.
+    Admin,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub listener: MetricsListener,
+}
+
 /// The public JSON API on the HTTP port. It describes streams for viewers and the player
 /// and never identifies a client: no addresses, no per-connection data, no credentials.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -82,22 +167,46 @@ impl Default for ApiConfig {
 }
 
 /// Who may publish and play. With the defaults everyone may.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Publish keys per app: a publisher to `app` must give one of them as `key`
     /// (`rtmp://host/app/name?key=SECRET`, or OBS stream key `name?key=SECRET`).
-    pub publish_keys: std::collections::BTreeMap<String, Vec<String>>,
+    pub publish_keys: std::collections::BTreeMap<String, Vec<Credential>>,
     /// Refuse publishing to apps that have no keys listed.
     pub require_publish_key: bool,
     /// If not empty, playing needs one of these as `token` (`rtmp://host/app/name?token=T`,
     /// `http://host/app/name.flv?token=T`, `…/name.m3u8?token=T`).
-    pub play_tokens: Vec<String>,
+    pub play_tokens: Vec<Credential>,
     /// `http://` URL POSTed a JSON event on every publish and play (like SRS on_publish
     /// and nginx-rtmp on_publish); a 2xx answer allows, anything else refuses.
     pub hook_url: String,
     /// The hook must answer within this, or the request is refused.
     pub hook_timeout_ms: u64,
+    /// An address that gives this many wrong publish keys or play tokens within
+    /// `ban_window_ms` is refused at accept for `ban_duration_ms`. 0: never.
+    pub ban_after_failures: u32,
+    pub ban_window_ms: u64,
+    pub ban_duration_ms: u64,
+    /// Addresses or CIDR ranges (`203.0.113.7`, `10.0.0.0/8`) refused at accept on every
+    /// listener, for as long as they are listed.
+    pub banned: Vec<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            publish_keys: Default::default(),
+            require_publish_key: false,
+            play_tokens: Vec::new(),
+            hook_url: String::new(),
+            hook_timeout_ms: 0,
+            ban_after_failures: 0,
+            ban_window_ms: 60_000,
+            ban_duration_ms: 600_000,
+            banned: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -301,6 +410,26 @@ mod tests {
     fn typo_is_an_error() {
         let err = Config::from_toml("[hub]\nmax_stream = 3\n").unwrap_err();
         assert!(err.to_string().contains("max_stream"), "{err}");
+    }
+
+    #[test]
+    fn credentials_bare_or_named() {
+        let c = Config::from_toml(
+            "[auth]\nplay_tokens = [\"t0\", { name = \"web\", secret = \"t1\" }]\n\
+             [auth.publish_keys]\nlive = [\"k0\"]\n\
+             [admin]\ntokens = [{ name = \"ops\", secret = \"a\" }]\n",
+        )
+        .unwrap();
+        assert_eq!(c.auth.play_tokens[0], Credential::from("t0"));
+        assert_eq!(c.auth.play_tokens[1].name(|| "x".into()), "web");
+        assert_eq!(c.auth.play_tokens[1].secret(), "t1");
+        assert_eq!(c.auth.publish_keys["live"][0].secret(), "k0");
+        assert_eq!(c.admin.tokens[0].name(String::new), "ops");
+        let err = Config::from_toml("[admin]\ntokens = [{ name = \"ops\", secre = \"a\" }]\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("tokens"), "{err}");
+        let c = Config::from_toml("[metrics]\nlistener = \"admin\"\n").unwrap();
+        assert_eq!(c.metrics.listener, MetricsListener::Admin);
     }
 
     #[test]
