@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use onair_shared::flv::{TAG_AUDIO, TAG_VIDEO};
+use onair_shared::ingest::TagReader;
 use onair_shared::metadata::{parse_script, AmfError};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
@@ -132,6 +133,8 @@ pub struct ConnState {
     /// Query of the connect URL (`rtmp://host/app?key=…`), added to each stream's.
     app_query: String,
     pending: Option<PendingAccess>,
+    /// Turns this publisher's FLV tag bodies into frames and configurations.
+    tags: TagReader,
 }
 
 /// Most bytes read from the socket at once, after the handshake.
@@ -259,9 +262,10 @@ impl Connection {
                 if stream_id == 1 {
                     f.rtmp_chunks(|fr| frame_chunks(fr, 1, chunk_size)).clone()
                 } else {
-                    frame_chunks(&f.frame, stream_id, chunk_size)
+                    frame_chunks(f, stream_id, chunk_size)
                 }
             })
+            .filter(|p| !p.is_empty())
             .collect();
         let total: usize = parts.iter().map(|p| p.len()).sum();
         write_all_vectored(&mut self.socket, &parts, self.write_timeout).await?;
@@ -297,6 +301,7 @@ impl ConnState {
             close_after_flush: None,
             app_query: String::new(),
             pending: None,
+            tags: TagReader::new(),
         };
         st.apply(initial)?;
         Ok(st)
@@ -448,11 +453,22 @@ impl ConnState {
         } else {
             payload
         };
-        let r = if type_id == TAG_VIDEO {
-            publisher.video(ts, payload)
+        publisher.count_in(payload.len());
+        // Parsed here, once, outside the stream's lock; the hub only stores and fans out.
+        let parsed = if type_id == TAG_VIDEO {
+            self.tags.video_tag(ts, &payload)
         } else {
-            publisher.audio(ts, payload)
+            self.tags.audio_tag(ts, &payload)
         };
+        let r = parsed.map_err(PushError::from).and_then(|got| {
+            if let Some(c) = got.config {
+                publisher.config(c)?;
+            }
+            if let Some(f) = got.frame {
+                publisher.frame(f)?;
+            }
+            Ok(())
+        });
         match r {
             Ok(()) => Ok(()),
             Err(e) => {

@@ -5,9 +5,9 @@
 use bytes::{Bytes, BytesMut};
 use onair_shared::flv::{FlvTag, TAG_AUDIO, TAG_VIDEO};
 use onair_shared::metadata::{decode_amf0, Amf0Value, AmfError};
-use onair_shared::Frame;
 
 use super::chunk::encode_message;
+use crate::hub::SharedFrame;
 
 pub const TYPE_ACK: u8 = 3;
 pub const TYPE_USER_CONTROL: u8 = 4;
@@ -29,24 +29,28 @@ pub const CSID_DATA: u32 = 20;
 pub const CSID_VIDEO: u32 = 21;
 pub const CSID_AUDIO: u32 = 22;
 
-/// A frame as RTMP chunks for one message stream id at one chunk size. Built with full
-/// headers only, so the bytes do not depend on what the player received before.
-pub fn frame_chunks(frame: &Frame, stream_id: u32, chunk_size: u32) -> Bytes {
-    let csid = match frame.tag_type() {
+/// A hub unit as RTMP chunks for one message stream id at one chunk size: the message
+/// body is its FLV tag body (built once per unit). Built with full headers only, so the
+/// bytes do not depend on what the player received before. Empty for a unit with no
+/// FLV form (an MP3 configuration).
+pub fn frame_chunks(frame: &SharedFrame, stream_id: u32, chunk_size: u32) -> Bytes {
+    let Some((tag_type, body)) = frame.flv_message() else {
+        return Bytes::new();
+    };
+    let csid = match tag_type {
         TAG_VIDEO => CSID_VIDEO,
         TAG_AUDIO => CSID_AUDIO,
         _ => CSID_DATA,
     };
-    let mut out = BytesMut::with_capacity(
-        frame.payload.len() + 32 + frame.payload.len() / chunk_size.max(1) as usize * 5,
-    );
+    let mut out =
+        BytesMut::with_capacity(body.len() + 32 + body.len() / chunk_size.max(1) as usize * 5);
     encode_message(
         &mut out,
         csid,
-        frame.tag_type(),
+        tag_type,
         stream_id,
         frame.wire_timestamp(),
-        &frame.payload,
+        &body,
         chunk_size,
     );
     out.freeze()
@@ -271,19 +275,23 @@ mod tests {
 
     #[test]
     fn frame_chunks_decode_back() {
-        let payload = Bytes::from(vec![7u8; 10_000]);
-        let f = Frame::video(
-            0x0100_0000,
-            Bytes::from([&[0x17u8, 1, 0, 0, 0][..], &payload[..]].concat()),
-        )
-        .unwrap();
+        let body = Bytes::from([&[0x17u8, 1, 0, 0, 0][..], &[7u8; 10_000][..]].concat());
+        let f = onair_shared::ingest::TagReader::new()
+            .video_tag(0x0100_0000, &body)
+            .unwrap()
+            .frame
+            .unwrap();
+        let f = SharedFrame::frame(f, None);
         let chunks = frame_chunks(&f, 1, 4096);
         let msgs = decode_all(&chunks, 4096);
         assert_eq!(msgs.len(), 1);
         assert_eq!(msgs[0].type_id, TYPE_VIDEO);
         assert_eq!(msgs[0].stream_id, 1);
         assert_eq!(msgs[0].timestamp, 0x0100_0000);
-        assert_eq!(msgs[0].payload, f.payload);
+        assert_eq!(
+            msgs[0].payload, body,
+            "the tag body as the publisher sent it"
+        );
         assert_eq!(msgs[0].csid, CSID_VIDEO);
     }
 
