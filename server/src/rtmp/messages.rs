@@ -223,6 +223,75 @@ pub fn check_command(payload: &Bytes, max_depth: usize) -> Result<CommandCheck, 
     Ok(CommandCheck::Forward(payload.clone()))
 }
 
+/// What an Enhanced RTMP client announced in its connect command object
+/// (veovera/enhanced-rtmp v1 and v2). Read by us because rml_rtmp's session reports only
+/// the app name of a connect; answering with ours in `_result` would need the connect
+/// reply written by us too (rml_rtmp writes it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientCaps {
+    /// `fourCcList`: the FourCCs it handles; `"*"` means any.
+    pub fourcc_list: Vec<String>,
+    /// `videoFourCcInfoMap` and `audioFourCcInfoMap`: FourCC to capability flags
+    /// (1 decode, 2 encode, 4 forward), sorted by FourCC.
+    pub video_fourcc_info: Vec<(String, f64)>,
+    pub audio_fourcc_info: Vec<(String, f64)>,
+    /// `capsEx`: reconnect (1), multitrack (2), ModEx (4), nanosecond offsets (8).
+    pub caps_ex: Option<f64>,
+}
+
+impl ClientCaps {
+    /// From a decoded connect command (`["connect", txn, {…}, …]`); anything missing or
+    /// of the wrong type is left out.
+    pub fn from_connect(values: &[Amf0Value]) -> Self {
+        let Some(Amf0Value::Object(obj)) = values.get(2) else {
+            return Self::default();
+        };
+        let info = |key: &str| -> Vec<(String, f64)> {
+            let mut v: Vec<(String, f64)> = match obj.get(key) {
+                Some(Amf0Value::Object(m)) => m
+                    .iter()
+                    .filter_map(|(k, v)| match v {
+                        Amf0Value::Number(n) => Some((k.clone(), *n)),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        let fourcc_list = match obj.get("fourCcList") {
+            Some(Amf0Value::StrictArray(items)) => items
+                .iter()
+                .filter_map(|v| match v {
+                    Amf0Value::Utf8String(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Self {
+            fourcc_list,
+            video_fourcc_info: info("videoFourCcInfoMap"),
+            audio_fourcc_info: info("audioFourCcInfoMap"),
+            caps_ex: match obj.get("capsEx") {
+                Some(Amf0Value::Number(n)) => Some(*n),
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether the client announced `fourcc` (or `*`) in any of its lists.
+    pub fn announces(&self, fourcc: &str) -> bool {
+        self.fourcc_list.iter().any(|f| f == fourcc || f == "*")
+            || self
+                .video_fourcc_info
+                .iter()
+                .chain(&self.audio_fourcc_info)
+                .any(|(f, _)| f == fourcc || f == "*")
+    }
+}
+
 /// Splits an aggregate message (type 22) into its FLV tags, with timestamps rebased
 /// onto the aggregate message's own timestamp.
 pub fn split_aggregate(payload: &Bytes, message_ts: u32) -> Vec<FlvTag> {
@@ -397,5 +466,52 @@ mod tests {
         assert_eq!((tags[0].timestamp, tags[1].timestamp), (5000, 5023));
         assert_eq!(&tags[1].body[..], &[0xaf, 1, 2]);
         assert!(split_aggregate(&Bytes::from_static(&[9, 0, 0, 50, 0]), 0).is_empty());
+    }
+
+    #[test]
+    fn enhanced_connect_fields_are_read() {
+        let mut obj = std::collections::HashMap::new();
+        obj.insert("app".to_string(), Amf0Value::Utf8String("live".into()));
+        obj.insert(
+            "fourCcList".to_string(),
+            Amf0Value::StrictArray(vec![
+                Amf0Value::Utf8String("hvc1".into()),
+                Amf0Value::Utf8String("av01".into()),
+                Amf0Value::Number(3.0),
+            ]),
+        );
+        let mut video = std::collections::HashMap::new();
+        video.insert("vp09".to_string(), Amf0Value::Number(1.0));
+        video.insert("avc1".to_string(), Amf0Value::Number(3.0));
+        obj.insert("videoFourCcInfoMap".to_string(), Amf0Value::Object(video));
+        obj.insert("capsEx".to_string(), Amf0Value::Number(15.0));
+        let values = vec![
+            Amf0Value::Utf8String("connect".into()),
+            Amf0Value::Number(1.0),
+            Amf0Value::Object(obj),
+        ];
+        let caps = ClientCaps::from_connect(&values);
+        assert_eq!(
+            caps.fourcc_list,
+            vec!["hvc1", "av01"],
+            "non-strings skipped"
+        );
+        assert_eq!(
+            caps.video_fourcc_info,
+            vec![("avc1".to_string(), 3.0), ("vp09".to_string(), 1.0)]
+        );
+        assert_eq!(caps.caps_ex, Some(15.0));
+        assert!(caps.announces("hvc1") && caps.announces("vp09"));
+        assert!(!caps.announces("Opus"));
+        // A legacy client announces nothing; a wildcard announces everything.
+        assert_eq!(
+            ClientCaps::from_connect(&values[..2]),
+            ClientCaps::default()
+        );
+        let any = ClientCaps {
+            fourcc_list: vec!["*".into()],
+            ..ClientCaps::default()
+        };
+        assert!(any.announces("av01"));
     }
 }

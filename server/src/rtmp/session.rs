@@ -9,9 +9,10 @@
 //! publish, play); our chunk decoder reads every message first, so media never goes
 //! through rml_rtmp. Its `ServerSession` parses connect's command object itself and
 //! reports only the app name, so the Enhanced RTMP connect fields (`fourCcList`,
-//! `videoFourCcInfoMap`, `audioFourCcInfoMap`, `capsEx`) never reach us through it,
-//! and it writes the `_result` without ours: reading and answering those needs our own
-//! AMF handling of connect ahead of it (`on_command` is where it goes).
+//! `videoFourCcInfoMap`, `audioFourCcInfoMap`, `capsEx`) never reach us through it: we
+//! read them ourselves from the same bytes (`ClientCaps`, in `on_command`). It also
+//! writes connect's `_result` without a way to add fields, so answering with our own
+//! FourCC lists means writing that reply ourselves instead of `accept_request`.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use onair_shared::flv::{TAG_AUDIO, TAG_VIDEO};
 use onair_shared::ingest::TagReader;
-use onair_shared::metadata::{parse_script, AmfError, ScriptData};
+use onair_shared::metadata::{decode_amf0, parse_script, AmfError, ScriptData};
 use onair_shared::{CodecConfig, Frame};
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
@@ -34,6 +35,9 @@ use super::messages::*;
 use crate::auth::{Access, Action as AccessAction, Denied};
 use crate::config::RtmpConfig;
 use crate::hub::{parse_stream_name, PushError, StreamKey};
+
+/// An AMF0 command named "connect" starts with these bytes (string marker, length 7).
+const CONNECT_PREFIX: &[u8] = b"\x02\x00\x07connect";
 
 /// What the session wants done, in the order it must happen.
 #[derive(Debug)]
@@ -112,6 +116,8 @@ pub struct Session {
     /// Turns the publisher's FLV tag bodies into frames and configurations.
     tags: TagReader,
     handshake_done: bool,
+    /// The Enhanced RTMP capabilities the client announced in its connect.
+    caps: ClientCaps,
 }
 
 impl Session {
@@ -137,6 +143,7 @@ impl Session {
             acked: 0,
             tags: TagReader::new(),
             handshake_done: false,
+            caps: ClientCaps::default(),
         }
     }
 
@@ -159,6 +166,12 @@ impl Session {
             Role::Playing { stream_id } => Some(stream_id),
             _ => None,
         }
+    }
+
+    /// What the client announced in its connect (FourCCs it handles, capsEx); empty for
+    /// a legacy client.
+    pub fn client_caps(&self) -> &ClientCaps {
+        &self.caps
     }
 
     pub fn is_publishing(&self) -> bool {
@@ -461,6 +474,12 @@ impl Session {
         };
         match check_command(&amf0, self.cfg.max_amf_depth)? {
             CommandCheck::Forward(bytes) => {
+                if bytes.starts_with(CONNECT_PREFIX) {
+                    // rml_rtmp keeps connect's command object to itself (module comment).
+                    let values = decode_amf0(&bytes, self.cfg.max_amf_depth)?;
+                    self.caps = ClientCaps::from_connect(&values);
+                    tracing::debug!(caps = ?self.caps, "connect capabilities");
+                }
                 let fwd = RtmpMessage {
                     type_id: TYPE_AMF0_COMMAND,
                     payload: bytes.clone(),
@@ -957,5 +976,37 @@ mod tests {
             matches!(a.last(), Some(Action::Close(ConnError::Chunk(_)))),
             "{a:?}"
         );
+    }
+
+    #[test]
+    fn the_clients_enhanced_rtmp_capabilities_are_kept() {
+        let mut props = std::collections::HashMap::new();
+        props.insert("app".to_string(), amf_str("live"));
+        props.insert(
+            "fourCcList".to_string(),
+            Amf0Value::StrictArray(vec![amf_str("hvc1"), amf_str("av01")]),
+        );
+        props.insert("capsEx".to_string(), Amf0Value::Number(2.0));
+        let mut b = handshake_bytes();
+        b.extend(command(
+            3,
+            0,
+            vec![
+                amf_str("connect"),
+                Amf0Value::Number(1.0),
+                Amf0Value::Object(props),
+            ],
+        ));
+        let mut s = session();
+        s.push(&b);
+        let a = actions(&mut s);
+        assert!(says(&sent(&a), "NetConnection.Connect.Success"));
+        assert!(s.client_caps().announces("av01"));
+        assert_eq!(s.client_caps().caps_ex, Some(2.0));
+        // A legacy connect announces nothing.
+        let mut legacy = session();
+        legacy.push(&[handshake_bytes(), connect("live")].concat());
+        actions(&mut legacy);
+        assert_eq!(legacy.client_caps(), &ClientCaps::default());
     }
 }
