@@ -1,10 +1,15 @@
 //! RTMP: the listener that admits connections within the configured limit, the
-//! per-connection task, and the sans-IO pieces it drives (chunk codec, messages).
+//! per-connection driver, and the sans-IO pieces it runs (session state machine,
+//! handshake, chunk codec, messages).
 
 pub mod chunk;
-pub mod conn;
+pub mod driver;
+pub mod error;
+pub mod handshake;
 pub mod messages;
 pub mod replay;
+pub mod session;
+pub mod socket;
 
 use std::sync::Arc;
 
@@ -36,7 +41,7 @@ pub async fn serve(
         let (cfg, hub, auth, shutdown) = (cfg.clone(), hub.clone(), auth.clone(), shutdown.clone());
         tasks.spawn(
             async move {
-                conn::run(socket, peer, cfg, hub, auth, shutdown).await;
+                driver::run(socket, peer, cfg, hub, auth, shutdown).await;
                 drop(admission);
             }
             .instrument(span),
