@@ -3,6 +3,8 @@
 // the pure modules (session.js, latency.js, format.js); this file wires them to the DOM.
 
 import './style.css';
+import { AudioTap } from './audio.js';
+import { AvSync } from './avsync.js';
 import { createEngine } from './engines.js';
 import { ClockMap, LatencyMeter, liveEdgeAction } from './latency.js';
 import { backoffMs, nextStep, streamState } from './session.js';
@@ -30,6 +32,7 @@ const ui = {
   resolution: $('resolution'),
   fps: $('fps'),
   dropped: $('dropped'),
+  avsync: $('avsync'),
   via: $('via'),
   banner: $('banner'),
   unmute: $('unmute'),
@@ -64,6 +67,9 @@ let playingSince = 0;
 let wantSound = false;
 const clocks = new ClockMap();
 const meter = new LatencyMeter(2000);
+const av = new AvSync();
+const tap = new AudioTap();
+tap.onBeep = (t) => av.beepHeard(tap.heardAt(t));
 let lastQuality = null;
 
 // ---- the list ----------------------------------------------------------------------------
@@ -203,7 +209,12 @@ ui.statsToggle.addEventListener('click', () => {
 });
 ui.unmute.addEventListener('click', () => {
   wantSound = true;
-  if (video) video.muted = false;
+  // Created in the click, so the browser lets it sound.
+  tap.start();
+  if (video) {
+    video.muted = false;
+    tap.attach(video);
+  }
   ui.unmute.hidden = true;
 });
 ui.play.addEventListener('click', () => video?.play().catch(() => {}));
@@ -240,6 +251,7 @@ function newVideo() {
   v.setAttribute('playsinline', '');
   ui.stage.prepend(v);
   video = v;
+  if (wantSound) tap.attach(v);
   lastQuality = null;
   watchFrames(v);
   return v;
@@ -255,6 +267,7 @@ async function startEngine() {
   starting = true;
   clocks.clear();
   meter.clear();
+  av.clear();
   lastCt = -1;
   lastProgressAt = performance.now();
   playingSince = 0;
@@ -264,8 +277,8 @@ async function startEngine() {
   const v = newVideo();
   try {
     const e = await createEngine(cur.proto, v, url, {
-      onClock: (pts, wall) => {
-        if (gen === generation) clocks.add(pts, wall);
+      onClock: (pts, wall, frame) => {
+        if (gen === generation) clocks.add(pts, wall, frame);
       },
       onError: (msg) => {
         if (gen === generation) engineFailed(msg);
@@ -335,6 +348,7 @@ function watchFrames(v) {
       const shownAt = Date.now() - (performance.now() - meta.expectedDisplayTime);
       meter.add(shownAt - wall, performance.now());
     }
+    av.frameShown(meta.mediaTime * 1000, meta.expectedDisplayTime, v.playbackRate);
     v.requestVideoFrameCallback(onFrame);
   };
   v.requestVideoFrameCallback(onFrame);
@@ -376,6 +390,7 @@ function tick() {
   } else {
     ui.play.hidden = true;
   }
+  av.update(clocks, now);
   step();
   if (ticks % 2 === 0) renderOverlay(now);
 }
@@ -383,7 +398,8 @@ function tick() {
 function renderOverlay(now) {
   const v = video;
   if (!v || !engine) {
-    for (const el of [ui.latency, ui.bitrate, ui.resolution, ui.fps, ui.dropped]) el.textContent = '–';
+    for (const el of [ui.latency, ui.bitrate, ui.resolution, ui.fps, ui.dropped, ui.avsync]) el.textContent = '–';
+    ui.avsync.dataset.avOffsetMs = '';
     ui.latencyKind.textContent = '';
     ui.latency.dataset.latencyMs = '';
     ui.latency.dataset.latencyKind = '';
@@ -414,7 +430,38 @@ function renderOverlay(now) {
     lastQuality = { at: now, total: q.totalVideoFrames };
     ui.dropped.textContent = `${q.droppedVideoFrames} of ${q.totalVideoFrames}`;
   }
+  const off = av.median();
+  if (off !== undefined) {
+    const ms = Math.round(off);
+    ui.avsync.textContent = `${ms > 0 ? '+' : ''}${ms} ms`;
+    ui.avsync.dataset.avOffsetMs = String(ms);
+  } else {
+    ui.avsync.textContent = v.muted || !tap.element ? '– (unmute to measure)' : '–';
+    ui.avsync.dataset.avOffsetMs = '';
+  }
 }
+
+// For the browser tests: what the player measures, read-only.
+window.onairPlayer = {
+  audioStats: () => tap.stats,
+  resetAudioStats: () => tap.resetStats(),
+  audioPeak: (lo, hi) => tap.peak(lo, hi),
+  avOffsets: () => [...av.history],
+  audioState: () => {
+    const c = tap.ctx;
+    if (!c) return null;
+    const ts = c.getOutputTimestamp ? c.getOutputTimestamp() : {};
+    return {
+      state: c.state,
+      rate: c.sampleRate,
+      attached: !!tap.element,
+      baseLatency: c.baseLatency,
+      outputLatency: c.outputLatency,
+      outputAheadMs: ts.performanceTime > 0 ? performance.now() - ts.performanceTime : null,
+      renderAheadMs: ts.performanceTime > 0 ? (c.currentTime - ts.contextTime) * 1000 : null,
+    };
+  },
+};
 
 applyUrl();
 setInterval(tick, TICK_MS);
