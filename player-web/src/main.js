@@ -22,6 +22,8 @@ import {
 
 const POLL_MS = 2000;
 const TICK_MS = 250;
+/** The playhead standing still this long while playing counts as a stall. */
+const STALL_AFTER_MS = 500;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -83,7 +85,8 @@ const tap = new AudioTap();
 tap.onBeep = (t) => av.beepHeard(tap.heardAt(t));
 const session = newSessionId();
 let qoe = new QoeCounter(performance.now());
-/** Whether the picture moved since the last beacon: beacons speak only of playback. */
+/** Whether the picture moved since the last beacon: beacons speak only of playback (or of
+ *  a stall in it). */
 let playedSinceBeacon = false;
 let lastQuality = null;
 
@@ -345,13 +348,7 @@ function newVideo() {
   ui.stage.prepend(v);
   video = v;
   if (wantSound) tap.attach(v);
-  // A stall: playback had started and waits for data.
-  v.addEventListener('waiting', () => {
-    if (v === video && playingSince) qoe.stallStarted(performance.now());
-  });
-  v.addEventListener('playing', () => {
-    if (v === video) qoe.stallEnded(performance.now());
-  });
+
   lastQuality = null;
   watchFrames(v);
   return v;
@@ -479,6 +476,8 @@ function tick() {
     }
     // Paused by the viewer (or waiting for a click to play) is not a stall.
     if (v.paused) lastProgressAt = now;
+    // A stall: playing, but the picture has stood still for STALL_AFTER_MS (since it last moved).
+    else if (playingSince && now - lastMovedAt >= STALL_AFTER_MS) qoe.stallStarted(lastMovedAt);
     if (playingSince && now - playingSince > 5000) failures = 0;
     // HTTP-FLV: keep to the live edge ourselves (hls.js does it for HLS).
     if (engine.proto === 'flv' && !v.paused) {
@@ -577,7 +576,8 @@ function sendQoe() {
   const counts = qoe.take(now);
   const played = playedSinceBeacon;
   playedSinceBeacon = false;
-  if (!current || !engine || !played) return;
+  // An interval spent wholly in a stall is reported too: that is what the viewer suffered.
+  if (!current || !engine || !(played || counts.stall_ms > 0)) return;
   const body = beaconBody({
     stream: `${current.app}/${current.name}`,
     protocol: engine.proto,

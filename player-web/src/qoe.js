@@ -44,10 +44,10 @@ export class QoeCounter {
     this.droppedBase = null;
   }
 
-  /** Playback stopped for want of data. */
-  stallStarted(nowMs) {
+  /** Playback stopped for want of data, at `atMs` (never before this interval began). */
+  stallStarted(atMs) {
     if (this.stalledAt !== null) return;
-    this.stalledAt = nowMs;
+    this.stalledAt = Math.max(atMs, this.since);
     this.stalls++;
   }
 

@@ -77,6 +77,51 @@ test('the quality beacon: POST /api/qoe every interval, its latency the overlay\
   await page.close();
 });
 
+test('a stall (the publisher frozen for 3 s) is counted in a beacon, with the time it lasted', T, async () => {
+  const page = await browser.newPage();
+  const beacons = [];
+  page.on('request', (req) => {
+    if (req.method() === 'POST' && req.url().endsWith('/api/qoe')) beacons.push(JSON.parse(req.postData()));
+  });
+  await page.goto(srv.url('/live?stream=live/v&qoe_ms=2000'));
+  await assertPlays(page, { advance: 2, within: 6000 });
+  const from = beacons.length;
+  // The playhead as the test sees it: when it last moved.
+  let last = -1;
+  let movedAt = Date.now();
+  const still = async () => {
+    const t = (await videoState(page)).t;
+    if (t !== last) [last, movedAt] = [t, Date.now()];
+    return Date.now() - movedAt;
+  };
+  // The pusher stops sending (its connection stays open), so the player's buffer runs dry.
+  push.child.kill('SIGSTOP');
+  let stoodStill;
+  try {
+    await waitFor('the playhead to stand still for 1 s', 15_000, async () => (await still()) >= 1000);
+    await new Promise((r) => setTimeout(r, 2000)); // the stall itself: the condition under test
+  } finally {
+    push.child.kill('SIGCONT');
+  }
+  await waitFor('the playhead to move again', 20_000, async () => {
+    const before = movedAt;
+    const s = await still();
+    if (movedAt !== before) stoodStill = movedAt - before;
+    return stoodStill !== undefined || s < 0;
+  });
+  const n = beacons.length;
+  await waitFor('a beacon after playback resumed', 10_000, () => beacons.length >= n + 1);
+  const after = beacons.slice(from);
+  const stalls = after.reduce((a, b) => a + b.stalls, 0);
+  const stallMs = after.reduce((a, b) => a + b.stall_ms, 0);
+  measured.stall = { seen_by_test_ms: stoodStill, stalls, stall_ms: stallMs, beacons: after };
+  assert.ok(stoodStill >= 2500, `the playhead stood still ${stoodStill} ms`);
+  assert.ok(stalls >= 1, `stalls reported: ${stalls}`);
+  // The test polls every ~100 ms and the page every 250 ms: the two agree within that and more.
+  assert.ok(Math.abs(stallMs - stoodStill) <= Math.max(600, 0.3 * stoodStill), `stall_ms ${stallMs}, the test saw ${stoodStill} ms`);
+  await page.close();
+});
+
 test('volume, mute (m), play/pause (space), fullscreen (f) and picture-in-picture', T, async () => {
   const page = await browser.newPage();
   await page.goto(srv.url('/live?stream=live/v'));

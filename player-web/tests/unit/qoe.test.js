@@ -46,6 +46,13 @@ describe('QoeCounter', () => {
     expect(c.take(30_000)).toMatchObject({ stalls: 0, stall_ms: 0 });
   });
 
+  it('a stall noticed late starts when the picture last moved, within the interval', () => {
+    const c = new QoeCounter(10_000);
+    c.stallStarted(9_500); // last moved before this interval: counts from its start
+    c.stallEnded(11_000);
+    expect(c.take(12_000)).toMatchObject({ stalls: 1, stall_ms: 1000 });
+  });
+
   it('dropped frames are the change in the total, across a new video element', () => {
     const c = new QoeCounter(0);
     c.droppedTotal(5);
