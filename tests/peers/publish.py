@@ -32,16 +32,16 @@ def main():
     streams = [s for s in src.streams if s.type == "video"]
     audio = [s for s in src.streams if s.type == "audio"]
     streams += audio[: args.audio_tracks] if args.audio_tracks else audio
-    codecs = [s.codec_context.name for s in streams]
+    codecs = [s.codec_context.codec.canonical_name for s in streams]
     result = {"url": args.url, "file": args.file, "codecs": codecs, "sent": {}, "error": None}
     started = time.monotonic()
+    sent = {s.index: 0 for s in streams}
     # PyAV passes FFmpeg's log on only from a set level; errors are what we report.
     av.logging.set_level(av.logging.ERROR)
     with av.logging.Capture() as logs:
         try:
             out = av.open(args.url, "w", format="flv")
             mapping = {s.index: out.add_stream_from_template(s, opaque=True) for s in streams}
-            sent = {s.index: 0 for s in streams}
             duration = 0.0
             for loop in range(args.loops):
                 src.seek(0)
@@ -65,9 +65,10 @@ def main():
                     sent[idx] += 1
                 duration = max(duration, last - offset + 1 / 30)
             out.close()
-            result["sent"] = {str(k): v for k, v in sent.items()}
         except Exception as e:  # the refusal we report is whatever FFmpeg raised
             result["error"] = f"{type(e).__name__}: {e}"
+    # What was sent before an error says how far the server let the publish get.
+    result["sent"] = {str(k): v for k, v in sent.items()}
     result["log_errors"] = [f"{name}: {msg.strip()}" for level, name, msg in logs
                             if level <= av.logging.ERROR]
     result["seconds"] = round(time.monotonic() - started, 2)

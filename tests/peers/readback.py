@@ -38,7 +38,7 @@ def main():
             src = av.open(args.url, options=options, timeout=args.open_timeout)
             for s in src.streams:
                 cc = s.codec_context
-                info = {"index": s.index, "type": s.type, "codec": cc.name}
+                info = {"index": s.index, "type": s.type, "codec": cc.codec.canonical_name}
                 if s.type == "video":
                     info.update(width=cc.width, height=cc.height)
                 elif s.type == "audio":
