@@ -1,9 +1,26 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need beyond the Rust toolchain, gcc, Node and npm:
 # ffmpeg/ffprobe (real peers for interop tests), Chromium (the player's browser tests) and
-# nginx with the RTMP module (the benchmark's reference server). Does nothing for what is
-# already there.
+# nginx with the RTMP module (the benchmark's reference server), and a Python venv with PyAV
+# (FFmpeg 8, the Enhanced RTMP test peer). Does nothing for what is already there.
 set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+
+# FFmpeg 8 for the Enhanced RTMP tests (tests/enhanced_rtmp.rs, tests/peers/): PyAV's wheels
+# bundle it; Debian's ffmpeg 5.1 cannot write Enhanced FLV. Lives in .venv-av (git-ignored).
+PYAV_VERSION=18.1.0
+VENV="$ROOT/.venv-av"
+pyav_ok() {
+  "$VENV/bin/python" -c 'import av, sys; sys.exit(0 if av.ffmpeg_version_info.startswith("8") else 1)' \
+    >/dev/null 2>&1
+}
+install_pyav() {
+  pyav_ok && return 0
+  echo "installing PyAV $PYAV_VERSION (FFmpeg 8) into $VENV" >&2
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "av==$PYAV_VERSION"
+  pyav_ok || { echo "PyAV in $VENV does not bundle FFmpeg 8" >&2; exit 1; }
+}
 
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
@@ -15,6 +32,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 dpkg -s libasound2-dev >/dev/null 2>&1 || need+=(libasound2-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+# python3 -m venv needs ensurepip (Debian's python3-venv) for the PyAV venv below.
+pyav_ok || python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # A virtual X display for the screen-capture test.
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 if [ "${ONAIR_BENCH_DEPS:-0}" = 1 ]; then
@@ -22,6 +41,7 @@ if [ "${ONAIR_BENCH_DEPS:-0}" = 1 ]; then
   [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
 fi
 if [ ${#need[@]} -eq 0 ]; then
+  install_pyav
   exit 0
 fi
 sudo=""
@@ -32,3 +52,4 @@ fi
 echo "installing: ${need[*]}" >&2
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+install_pyav
