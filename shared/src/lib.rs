@@ -10,6 +10,7 @@ pub mod codec;
 pub mod eflv;
 pub mod flac;
 pub mod flv;
+pub mod fmp4;
 pub mod frame;
 pub mod hevc;
 pub mod metadata;
