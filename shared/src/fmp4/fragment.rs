@@ -213,8 +213,9 @@ impl Fragmenter {
         self.pending_bytes
     }
 
-    /// Queues a sample. Its DTS must not be before the previous sample's of its track; a
-    /// refused sample changes nothing.
+    /// Queues a sample. Its DTS must not be before the previous sample's of its track and
+    /// it must have bytes (an FLV end-of-sequence tag is not a sample); a refused sample
+    /// changes nothing.
     pub fn push(&mut self, track_id: u32, sample: Sample) -> Result<(), Fmp4Error> {
         let limit = self.max_pending_bytes;
         let pending = self.pending_bytes + sample.data.len();
@@ -223,6 +224,9 @@ impl Fragmenter {
             .iter_mut()
             .find(|q| q.track_id == track_id)
             .ok_or(Fmp4Error::UnknownTrack(track_id))?;
+        if sample.data.is_empty() {
+            return Err(Fmp4Error::EmptySample(track_id));
+        }
         if pending > limit {
             return Err(Fmp4Error::PendingFull {
                 track_id,

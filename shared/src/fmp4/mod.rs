@@ -120,6 +120,8 @@ pub enum Fmp4Error {
     },
     #[error("no track {0} in this fragmenter")]
     UnknownTrack(u32),
+    #[error("track {0}: a sample of 0 bytes")]
+    EmptySample(u32),
     #[error("track {track_id}: DTS {dts} is before the previous sample's {previous}")]
     DtsWentBack {
         track_id: u32,

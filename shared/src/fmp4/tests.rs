@@ -560,6 +560,10 @@ fn fragmenter_refuses_bad_samples_and_changes_nothing() {
     );
     f.push(1, sample(3000, 0, true, 600, 0)).unwrap();
     assert_eq!(
+        f.push(1, sample(3003, 0, false, 0, 0)),
+        Err(Fmp4Error::EmptySample(1))
+    );
+    assert_eq!(
         f.push(1, sample(2999, 0, false, 10, 0)),
         Err(Fmp4Error::DtsWentBack {
             track_id: 1,
