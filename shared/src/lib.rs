@@ -11,6 +11,7 @@ pub mod codec_config;
 pub mod eflv;
 pub mod flac;
 pub mod flv;
+pub mod fmp4;
 pub mod frame;
 pub mod hevc;
 pub mod ingest;
