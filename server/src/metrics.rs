@@ -20,6 +20,11 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     connections: Family<ProtocolLabel, Gauge>,
@@ -28,6 +33,7 @@ pub struct Metrics {
     pub bytes_out: Counter<u64, AtomicU64>,
     pub frames_dropped: Counter<u64, AtomicU64>,
     refusals: Family<ReasonLabel, Counter>,
+    bans: Family<SourceLabel, Counter>,
     pub hls_segments: Counter<u64, AtomicU64>,
     streams: Gauge,
     viewers: Family<ProtocolLabel, Gauge>,
@@ -61,6 +67,7 @@ impl Metrics {
             bytes_out: Counter::default(),
             frames_dropped: Counter::default(),
             refusals: Family::default(),
+            bans: Family::default(),
             hls_segments: Counter::default(),
             streams: Gauge::default(),
             viewers: Family::default(),
@@ -107,6 +114,11 @@ impl Metrics {
             m.refusals.clone(),
         );
         registry.register(
+            "bans",
+            "Address bans started, by source (auto: repeated wrong keys or tokens; admin)",
+            m.bans.clone(),
+        );
+        registry.register(
             "hls_segments",
             "HLS segments published",
             m.hls_segments.clone(),
@@ -136,6 +148,23 @@ impl Metrics {
         self.refusals
             .get_or_create(&ReasonLabel {
                 reason: reason.to_string(),
+            })
+            .get()
+    }
+
+    /// Counts a ban; `source` is `auto` or `admin`.
+    pub fn ban_started(&self, source: &'static str) {
+        self.bans
+            .get_or_create(&SourceLabel {
+                source: source.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn bans(&self, source: &str) -> u64 {
+        self.bans
+            .get_or_create(&SourceLabel {
+                source: source.to_string(),
             })
             .get()
     }

@@ -19,7 +19,11 @@ pub struct RawRtmp {
 
 impl RawRtmp {
     pub fn connect(addr: SocketAddr) -> RawRtmp {
-        let s = TcpStream::connect(addr).expect("connect rtmp");
+        Self::over(TcpStream::connect(addr).expect("connect rtmp"))
+    }
+
+    /// A client on an established connection (see `super::connect_from`).
+    pub fn over(s: TcpStream) -> RawRtmp {
         s.set_nodelay(true).unwrap();
         RawRtmp {
             s,

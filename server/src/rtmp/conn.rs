@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::chunk::{encode_message, ChunkDecoder, ChunkError, ChunkLimits, RtmpMessage};
 use super::messages::*;
 use crate::auth::{Access, Action, Auth, Denied};
+use crate::clients::{ClientHandle, ClientRole};
 use crate::config::{ms, RtmpConfig};
 use crate::hub::parse_stream_name;
 use crate::hub::{Hub, Protocol, Publisher, PushError, SharedFrame, StreamKey, Subscription};
@@ -63,6 +64,8 @@ pub enum ConnError {
     Media(#[from] PushError),
     #[error("viewer accepted no data for {0:?}")]
     WriteTimeout(Duration),
+    #[error("kicked by an operator")]
+    Kicked,
     #[error("socket: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -84,6 +87,7 @@ impl ConnError {
             ConnError::Unauthorized { denied, .. } => denied.reason(),
             ConnError::Media(_) => "bad_media",
             ConnError::WriteTimeout(_) => "viewer_write_timeout",
+            ConnError::Kicked => "kicked",
             ConnError::Io(_) => return None,
         })
     }
@@ -108,6 +112,8 @@ enum Role {
 pub struct Connection {
     socket: TcpStream,
     auth: Arc<Auth>,
+    /// Its entry in the admin API's client list; its kill token stops `serve`.
+    client: ClientHandle,
     write_timeout: Duration,
     st: ConnState,
 }
@@ -136,22 +142,29 @@ pub struct ConnState {
 
 /// Most bytes read from the socket at once, after the handshake.
 pub const READ_CHUNK: usize = 16 * 1024;
+/// Longest a kicked client's socket stays open for it to read why.
+const KICK_LINGER: Duration = Duration::from_secs(1);
 /// Most bytes read at once during the handshake.
 pub const HANDSHAKE_READ: usize = 4096;
 
-/// Runs a connection to its end and logs why it ended.
+/// Runs a connection to its end and logs why it ended. It stops when the client's kill
+/// token fires (server shutdown, or a kick, which the peer is told about first).
 pub async fn run(
     socket: TcpStream,
     peer: SocketAddr,
     cfg: Arc<RtmpConfig>,
     hub: Hub,
     auth: Arc<Auth>,
-    shutdown: CancellationToken,
+    client: ClientHandle,
 ) {
     let _ = socket.set_nodelay(true);
     let metrics = hub.metrics().clone();
-    let result = match Connection::start(socket, peer, cfg, hub, auth).await {
-        Ok(mut conn) => conn.serve(shutdown).await,
+    let stop = client.kill_token().clone();
+    let result = match Connection::start(socket, peer, cfg, hub, auth, client).await {
+        Ok(mut conn) => match conn.serve(stop).await {
+            Ok(()) if conn.client.kicked() => Err(conn.say_kicked().await),
+            r => r,
+        },
         Err(e) => Err(e),
     };
     match result {
@@ -179,6 +192,7 @@ impl Connection {
         cfg: Arc<RtmpConfig>,
         hub: Hub,
         auth: Arc<Auth>,
+        client: ClientHandle,
     ) -> Result<Self, ConnError> {
         let limit = ms(cfg.handshake_timeout_ms);
         let remaining = tokio::time::timeout(limit, handshake(&mut socket))
@@ -190,9 +204,39 @@ impl Connection {
         Ok(Self {
             socket,
             auth,
+            client,
             write_timeout,
             st,
         })
+    }
+
+    /// Tells a kicked publisher or player why it is being closed. Its stream is let go at
+    /// once (a publisher's viewers start their grace period); the socket stays open, input
+    /// discarded, for at most `KICK_LINGER`, because an encoder only reads between its
+    /// writes and would otherwise hit the closed socket before it reads the status.
+    async fn say_kicked(&mut self) -> ConnError {
+        let (stream_id, code) = match self.st.role {
+            Role::Playing { stream_id, .. } => (stream_id, "NetStream.Play.Stop"),
+            // rml_rtmp's createStream hands out stream 1 to a connection's first stream.
+            _ => (1, "NetStream.Publish.Rejected"),
+        };
+        self.st.role = Role::Undecided;
+        let msg = on_status(
+            stream_id,
+            "error",
+            code,
+            "kicked by the server operator",
+            self.st.cfg.out_chunk_size,
+        );
+        self.st.out.extend_from_slice(&msg);
+        let mut buf = [0u8; 4096];
+        let _ = tokio::time::timeout(KICK_LINGER, async {
+            self.flush().await?;
+            while self.socket.read(&mut buf).await? > 0 {}
+            Ok::<(), ConnError>(())
+        })
+        .await;
+        ConnError::Kicked
     }
 
     async fn serve(&mut self, shutdown: CancellationToken) -> Result<(), ConnError> {
@@ -204,8 +248,12 @@ impl Connection {
             self.st.process_input()?;
             if let Some(p) = self.st.pending() {
                 // Publish.Start (or the play) waits for every check, the hook included.
-                let verdict = self.auth.check(&p.access).await;
-                self.st.resolve(verdict)?;
+                let verdict = self.auth.check_named(&p.access).await;
+                let credential = verdict.as_ref().ok().cloned().flatten();
+                self.st.resolve(verdict.map(|_| ()))?;
+                if let Some((role, key)) = self.st.started_as() {
+                    self.client.started(role, key, credential);
+                }
                 continue;
             }
             self.flush().await?;
@@ -220,6 +268,7 @@ impl Connection {
                     if n == 0 {
                         return Ok(());
                     }
+                    self.client.add_bytes(n);
                     self.st.push(&read_buf[..n]);
                 }
                 r = next_frames(&mut self.st.role, &mut batch), if playing => {
@@ -266,6 +315,7 @@ impl Connection {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         write_all_vectored(&mut self.socket, &parts, self.write_timeout).await?;
         sub.stream().add_out(total);
+        self.client.add_bytes(total);
         Ok(())
     }
 }
@@ -381,6 +431,15 @@ impl ConnState {
             key,
             play_stream_id,
         });
+    }
+
+    /// What this connection does once its publish or play started, for the client list.
+    pub fn started_as(&self) -> Option<(ClientRole, StreamKey)> {
+        match &self.role {
+            Role::Publishing(p) => Some((ClientRole::Publisher, p.key().clone())),
+            Role::Playing { sub, .. } => Some((ClientRole::Viewer, sub.stream().key.clone())),
+            Role::Undecided => None,
+        }
     }
 
     pub fn is_playing(&self) -> bool {
