@@ -145,6 +145,32 @@ impl RawRtmp {
         }
     }
 
+    /// Reads until `text` arrived (true), the server closed or `limit` passed (false).
+    pub fn wait_for(&mut self, text: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut buf = [0u8; 65536];
+        while !self.saw(text) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.s
+                .set_read_timeout(Some(left.min(Duration::from_millis(200))))
+                .unwrap();
+            match self.s.read(&mut buf) {
+                Ok(0) => return self.saw(text),
+                Ok(n) => self.received.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return self.saw(text),
+            }
+        }
+        true
+    }
+
     pub fn saw(&self, text: &str) -> bool {
         self.received
             .windows(text.len())
