@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need beyond the Rust toolchain, gcc, Node and npm:
 # ffmpeg/ffprobe (real peers for interop tests), Chromium (the player's browser tests) and
-# nginx with the RTMP module (the benchmark's reference server). Does nothing for what is
-# already there.
+# nginx with the RTMP module (the benchmark's reference server), and schemathesis (PyPI) in
+# .venv-schemathesis for the admin API's fuzz test. Does nothing for what is already there.
 set -euo pipefail
 
 need=()
@@ -21,14 +21,25 @@ if [ "${ONAIR_BENCH_DEPS:-0}" = 1 ]; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx)
   [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
 fi
-if [ ${#need[@]} -eq 0 ]; then
-  exit 0
+# Python's venv module for schemathesis (Debian ships it separately).
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "need root or sudo to install: ${need[*]}" >&2; exit 1; }
+    sudo=sudo
+  fi
+  echo "installing: ${need[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null 2>&1 || { echo "need root or sudo to install: ${need[*]}" >&2; exit 1; }
-  sudo=sudo
+
+# Schemathesis fuzzes the admin API from its OpenAPI document (tests/admin_fuzz.rs).
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="$root/.venv-schemathesis"
+schemathesis_version=4.32.5
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_version"; then
+  echo "installing: schemathesis $schemathesis_version into .venv-schemathesis" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$schemathesis_version"
 fi
-echo "installing: ${need[*]}" >&2
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

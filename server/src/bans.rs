@@ -17,14 +17,15 @@ use crate::metrics::Metrics;
 pub const MAX_BANS: usize = 10_000;
 /// Most addresses whose recent failures are remembered.
 pub const MAX_TRACKED: usize = 10_000;
-/// Longest ban an operator may set (a year).
+/// Shortest and longest ban an operator may set (a second, a year).
+pub const MIN_BAN_MS: u64 = 1000;
 pub const MAX_BAN_MS: u64 = 365 * 24 * 3600 * 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BanError {
     #[error("{0:?} is neither an IP address nor a CIDR range: {1}")]
     BadAddress(String, String),
-    #[error("a ban lasts 1 ms to {MAX_BAN_MS} ms, got {0}")]
+    #[error("a ban lasts {MIN_BAN_MS} ms to {MAX_BAN_MS} ms, got {0}")]
     BadDuration(u64),
     #[error("the ban list is full ({MAX_BANS} bans)")]
     Full,
@@ -171,7 +172,7 @@ impl Bans {
         reason: String,
         now: Instant,
     ) -> Result<BanInfo, BanError> {
-        if duration_ms == 0 || duration_ms > MAX_BAN_MS {
+        if !(MIN_BAN_MS..=MAX_BAN_MS).contains(&duration_ms) {
             return Err(BanError::BadDuration(duration_ms));
         }
         let until = now

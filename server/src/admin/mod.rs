@@ -49,15 +49,29 @@ pub struct ErrorBody {
 #[serde(deny_unknown_fields)]
 pub struct NewBan {
     /// An IP address (`203.0.113.7`) or a CIDR range (`10.0.0.0/8`).
-    #[schema(example = "203.0.113.7")]
+    #[schema(value_type = openapi::BanAddress)]
     pub address: String,
-    /// How long it lasts, in milliseconds.
-    #[schema(minimum = 1, maximum = 31536000000_u64)]
+    /// How long it lasts, in milliseconds (a second to a year).
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(minimum = 1000, maximum = 31536000000_u64)]
     pub duration_ms: u64,
     /// Why, for the ban list and the log.
     #[serde(default)]
     #[schema(max_length = 200)]
     pub reason: String,
+}
+
+/// A non-negative whole number, also when written `2000.0` (JSON Schema calls that an
+/// integer too).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+                .map(|f| f as u64)
+        })
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a whole number of ms")))
 }
 
 /// A ban added, and the connections it closed.
@@ -226,18 +240,17 @@ async fn route(
             String::new(),
             crate::http::metrics_response(&ctx.hub),
         ),
-        (
-            _,
-            ["clients"] | ["clients", _] | ["bans"] | ["bans", ..] | ["reload"] | ["openapi.json"],
-        )
-        | (_, ["streams", _, _, "kick"]) => (
-            "",
-            String::new(),
-            error(
+        (_, known) if allowed_methods(known).is_some() => {
+            let mut r = error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("{method} is not allowed on {path}"),
-            ),
-        ),
+            );
+            if let Some(allow) = allowed_methods(known) {
+                r.headers_mut()
+                    .insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ("", String::new(), r)
+        }
         _ => (
             "",
             String::new(),
@@ -258,6 +271,18 @@ async fn route(
         _ => audit(&token, action, &resource, status),
     }
     res
+}
+
+/// The methods an admin path answers (for 405's `Allow`); `None` for unknown paths.
+fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
+    Some(match segments {
+        ["clients"] | ["openapi.json"] => "GET",
+        ["clients", _] => "DELETE",
+        ["bans"] => "GET, POST",
+        ["bans", rest @ ..] if !rest.is_empty() => "DELETE",
+        ["reload"] | ["streams", _, _, "kick"] => "POST",
+        _ => return None,
+    })
 }
 
 /// `%2F` and the like in a path segment (a CIDR's slash).
@@ -325,8 +350,8 @@ fn kick_client(ctx: &AdminContext, id: &str) -> Response<ResponseBody> {
     path = "/api/admin/streams/{app}/{name}/kick",
     tag = "streams",
     params(
-        ("app" = String, Path, description = "The stream's app"),
-        ("name" = String, Path, description = "The stream's name"),
+        ("app" = openapi::StreamName, Path, description = "The stream's app"),
+        ("name" = openapi::StreamName, Path, description = "The stream's name"),
     ),
     responses(
         (status = 200, description = "Its publisher was kicked; viewers get the grace period, then the stream ends", body = Kicked),
@@ -412,12 +437,12 @@ async fn add_ban(ctx: &AdminContext, req: Request<Incoming>) -> (String, Respons
             )
         }
     };
-    if ban.reason.len() > 200 {
+    if ban.reason.chars().count() > 200 {
         return (
             ban.address,
             error(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "reason longer than 200 bytes",
+                "reason longer than 200 characters",
             ),
         );
     }
@@ -458,7 +483,7 @@ async fn add_ban(ctx: &AdminContext, req: Request<Incoming>) -> (String, Respons
     delete,
     path = "/api/admin/bans/{address}",
     tag = "bans",
-    params(("address" = String, Path, description = "The banned address or range as listed; a range's slash as %2F (`10.0.0.0%2F8`)")),
+    params(("address" = openapi::BanAddress, Path, description = "The banned address or range as listed; a range's slash as %2F (`10.0.0.0%2F8`)")),
     responses(
         (status = 204, description = "Lifted"),
         (status = 400, description = "Not an address or range", body = ErrorBody),

@@ -1,8 +1,10 @@
 //! The admin API's OpenAPI document, generated from the handlers' annotations and the
 //! response types (utoipa), so it cannot drift from the code. Never written by hand.
 
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::*;
 use crate::bans::{BanInfo, BanSource};
@@ -27,6 +29,8 @@ use crate::control::ReloadReport;
         openapi_doc
     ),
     components(schemas(
+        BanAddress,
+        StreamName,
         ClientInfo,
         ClientRole,
         BanInfo,
@@ -43,6 +47,49 @@ use crate::control::ReloadReport;
 struct AdminApi;
 
 struct BearerAuth;
+
+/// An IPv4 address with an optional prefix length, as `bans::parse_net` reads it.
+const IPV4_OR_CIDR: &str = r"^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(/(3[0-2]|[12]?[0-9]))?$";
+
+/// The address of a ban: an IPv6 address, or an IPv4 address or range. (IPv6 ranges work
+/// as well; the schema leaves them out to stay a regular language.)
+pub struct BanAddress;
+
+impl PartialSchema for BanAddress {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(IPV4_OR_CIDR)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Ipv6))),
+            )
+            .description(Some(
+                "An IP address (`203.0.113.7`) or a CIDR range (`10.0.0.0/8`)",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for BanAddress {}
+
+/// An app or stream name, as `hub::parse_stream_name` accepts it.
+pub struct StreamName;
+
+impl PartialSchema for StreamName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,199}$"))
+            .into()
+    }
+}
+
+impl ToSchema for StreamName {}
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
