@@ -1,7 +1,8 @@
 //! The admin API end to end: its token (401 without, 403 wrong), its own listener (404 on
 //! the public port), `/metrics` placement, the client list with credential names, kicking
 //! an ffmpeg publisher (a status, cut within a loose 3 s bound; viewers get the grace
-//! period then the stream is offline) and one viewer (others untouched), and the audit log.
+//! period then the stream is offline), an HTTP-FLV viewer and an RTMP player (others
+//! untouched), and the audit log.
 
 mod common;
 
@@ -221,6 +222,36 @@ fn kick_a_publisher_and_a_viewer() {
     kept.assert_flowing(
         kept.bytes.load(std::sync::atomic::Ordering::Relaxed),
         "kicking another viewer",
+    );
+
+    // An RTMP player kicked: told why, then closed; the FLV viewer is untouched.
+    let mut player = common::raw_rtmp::RawRtmp::connect(server.rtmp);
+    player.handshake();
+    player.connect_app("live");
+    player.play("t");
+    assert!(player.wait_for("NetStream.Play.Start", Duration::from_secs(5)));
+    let mut rtmp_viewer = None;
+    wait_until("the RTMP player listed", Duration::from_secs(5), || {
+        let (_, c) = admin_json(&server, "GET", "/api/admin/clients", "");
+        rtmp_viewer = c.as_array().and_then(|a| {
+            a.iter()
+                .find(|c| c["role"] == "viewer" && c["protocol"] == "rtmp")
+                .and_then(|c| c["id"].as_u64())
+        });
+        rtmp_viewer.is_some()
+    });
+    let path = format!("/api/admin/clients/{}", rtmp_viewer.unwrap());
+    assert_eq!(admin_json(&server, "DELETE", &path, "").0, 200);
+    player
+        .read_until_closed(Duration::from_secs(3))
+        .expect("kicked RTMP player closed");
+    assert!(
+        player.saw("kicked by the server operator"),
+        "no status for the player"
+    );
+    kept.assert_flowing(
+        kept.bytes.load(std::sync::atomic::Ordering::Relaxed),
+        "kicking an RTMP player",
     );
 
     // Kick the stream: ffmpeg is told and cut (target 1 s, bound 3 s).
