@@ -16,8 +16,50 @@ pub struct Config {
     pub hls: HlsConfig,
     pub auth: AuthConfig,
     pub api: ApiConfig,
+    pub qoe: QoeConfig,
     pub admin: AdminConfig,
     pub metrics: MetricsConfig,
+}
+
+/// Viewer-experience beacons (`POST /api/qoe`): what players report about their playback,
+/// kept per stream as aggregates over a sliding window. Every bound is here: body size,
+/// body read time, beacons per client address, addresses tracked, samples per stream.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QoeConfig {
+    /// Accept beacons at `POST /api/qoe` (otherwise 404, and the API's `qoe` is null).
+    pub enabled: bool,
+    /// Largest beacon body; a longer one is answered 413 without being kept.
+    pub max_body_bytes: usize,
+    /// The body must arrive within this after the request head (else 408).
+    pub body_read_timeout_ms: u64,
+    /// Aggregates cover the beacons of this last stretch of time.
+    pub window_ms: u64,
+    /// Most beacons kept per stream; past it the oldest go first (the window shrinks).
+    pub max_samples_per_stream: usize,
+    /// Token bucket per client address (IPv6: per /64): beacons per second refilled...
+    pub client_beacons_per_s: f64,
+    /// ...and the bucket's size: beacons one address may send at once. A player sends
+    /// one every 10 s, so this is about how many viewers may share one address (NAT).
+    pub client_burst: u32,
+    /// Most client addresses whose buckets are remembered; past it full buckets are
+    /// forgotten first, then the longest idle.
+    pub max_tracked_clients: usize,
+}
+
+impl Default for QoeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_body_bytes: 2048,
+            body_read_timeout_ms: 5_000,
+            window_ms: 60_000,
+            max_samples_per_stream: 4096,
+            client_beacons_per_s: 2.0,
+            client_burst: 40,
+            max_tracked_clients: 10_000,
+        }
+    }
 }
 
 /// A secret (publish key, play token, admin token) with a name that logs and the admin API
@@ -353,6 +395,15 @@ mod tests {
         let c = Config::from_toml("[hub]\nmax_streams = 3\n").unwrap();
         assert_eq!(c.hub.max_streams, 3);
         assert_eq!(c.hub.publisher_grace_ms, 5_000);
+    }
+
+    #[test]
+    fn qoe_section_is_read() {
+        let c = Config::from_toml("[qoe]\nmax_body_bytes = 512\nclient_burst = 3\n").unwrap();
+        assert_eq!(c.qoe.max_body_bytes, 512);
+        assert_eq!(c.qoe.client_burst, 3);
+        assert_eq!(c.qoe.window_ms, 60_000);
+        assert!(Config::from_toml("[qoe]\nmax_body = 1\n").is_err());
     }
 
     #[test]

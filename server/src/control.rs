@@ -164,7 +164,8 @@ fn restart_only(key: &str, old: &Config) -> bool {
     matches!(
         key,
         "rtmp.addr" | "http.addr" | "admin.addr" | "hls.enabled" | "http.player_dir"
-    ) || (key.starts_with("admin.tokens") && old.admin.tokens.is_empty())
+    ) || key.starts_with("qoe.")
+        || (key.starts_with("admin.tokens") && old.admin.tokens.is_empty())
 }
 
 /// `new`, with the restart-only settings at their running values.
@@ -174,6 +175,8 @@ fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     new.admin.addr = old.admin.addr;
     new.hls.enabled = old.hls.enabled;
     new.http.player_dir = old.http.player_dir.clone();
+    // The QoE aggregates are built once with their bounds.
+    new.qoe = old.qoe.clone();
     if old.admin.tokens.is_empty() {
         // The admin listener was not started; turning it on needs a restart.
         new.admin.tokens.clear();

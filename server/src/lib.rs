@@ -14,6 +14,7 @@ pub mod http;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod qoe;
 pub mod rtmp;
 
 use std::net::SocketAddr;
@@ -76,6 +77,7 @@ impl Server {
             .enabled
             .then(|| hls::Hls::new(cfg.hls.clone(), hub.metrics().clone()));
         let player = Arc::new(http::player::PlayerFiles::new(cfg.http.player_dir.clone()));
+        let qoe = Arc::new(qoe::Qoe::new(cfg.qoe.clone()));
         let control = Arc::new(control::Control::new(
             cfg,
             hub.clone(),
@@ -96,7 +98,7 @@ impl Server {
         }
         tasks.spawn(http::serve(
             http_listener,
-            http::HttpContext::new(hub.clone(), control.clone(), hls, player),
+            http::HttpContext::new(hub.clone(), control.clone(), hls, player, qoe.clone()),
             shutdown.clone(),
             tasks.clone(),
         ));
@@ -106,6 +108,7 @@ impl Server {
                 admin::AdminContext {
                     control: control.clone(),
                     hub: hub.clone(),
+                    qoe,
                 },
                 shutdown.clone(),
                 tasks.clone(),

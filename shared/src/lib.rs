@@ -3,13 +3,19 @@
 //! Everything here is pure: bytes in, values out; no sockets, no clocks.
 
 pub mod aac;
+pub mod av1;
 pub mod avc;
 pub mod bits;
 pub mod codec;
+pub mod eflv;
+pub mod flac;
 pub mod flv;
 pub mod frame;
+pub mod hevc;
 pub mod metadata;
+pub mod opus;
 pub mod timestamp;
+pub mod vp9;
 
 pub use codec::Codec;
 pub use frame::{Frame, MediaKind};

@@ -36,6 +36,7 @@ const MAX_HEAD_BYTES: usize = 16 << 10;
 pub struct AdminContext {
     pub control: Arc<Control>,
     pub hub: Hub,
+    pub qoe: Arc<crate::qoe::Qoe>,
 }
 
 /// An error, as every admin endpoint answers it.
@@ -238,7 +239,11 @@ async fn route(
         (&Method::GET, _) if path == "/metrics" && !ctx.control.metrics_public() => (
             "metrics",
             String::new(),
-            crate::http::metrics_response(&ctx.hub),
+            crate::http::metrics_response(
+                &ctx.hub,
+                &ctx.qoe,
+                &ctx.control.config().api.private_apps,
+            ),
         ),
         (_, known) if allowed_methods(known).is_some() => {
             let mut r = error(

@@ -44,6 +44,7 @@ pub struct HttpContext {
     pub cfg: Arc<HttpConfig>,
     pub api: Arc<ApiConfig>,
     pub player: Arc<player::PlayerFiles>,
+    pub qoe: Arc<crate::qoe::Qoe>,
     /// The reloadable config, the client list and the bans.
     pub control: Arc<Control>,
 }
@@ -54,6 +55,7 @@ impl HttpContext {
         control: Arc<Control>,
         hls: Option<crate::hls::Hls>,
         player: Arc<player::PlayerFiles>,
+        qoe: Arc<crate::qoe::Qoe>,
     ) -> Self {
         let mut ctx = Self {
             hub,
@@ -63,6 +65,7 @@ impl HttpContext {
             cfg: Arc::default(),
             api: Arc::default(),
             player,
+            qoe,
             control,
         };
         ctx.refresh();
@@ -143,12 +146,21 @@ pub async fn serve(
     }
 }
 
-fn with_cors(mut res: Response<ResponseBody>) -> Response<ResponseBody> {
+/// The methods a path answers: GET and HEAD everywhere, POST only for QoE beacons.
+fn allowed_methods(path: &str) -> &'static str {
+    if path == crate::qoe::PATH {
+        "POST, OPTIONS"
+    } else {
+        "GET, HEAD, OPTIONS"
+    }
+}
+
+fn with_cors(mut res: Response<ResponseBody>, methods: &'static str) -> Response<ResponseBody> {
     let h = res.headers_mut();
     h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     h.insert(
         ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        HeaderValue::from_static(methods),
     );
     h.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
     res
@@ -174,6 +186,22 @@ async fn route(
 ) -> Response<ResponseBody> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let methods = allowed_methods(&path);
+    if method == Method::POST && path == crate::qoe::PATH {
+        // A beacon needs no credential and grants nothing: no auth check here.
+        let outcome = ctx.qoe.receive(&ctx.hub, req, peer.ip()).await;
+        ctx.hub.metrics().qoe_beacon(outcome.reason());
+        tracing::debug!(result = outcome.reason(), "qoe beacon");
+        let res = match outcome {
+            crate::qoe::Outcome::Accepted => {
+                let mut r = Response::new(ResponseBody::empty());
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                r
+            }
+            o => text(o.status(), o.message()),
+        };
+        return with_cors(res, methods);
+    }
     let query = req.uri().query().unwrap_or("");
     let res = match (&method, path.as_str()) {
         (&Method::OPTIONS, _) => {
@@ -181,22 +209,24 @@ async fn route(
             *r.status_mut() = StatusCode::NO_CONTENT;
             r
         }
-        (m, _) if m != Method::GET && m != Method::HEAD => {
+        (m, p) if (m != Method::GET && m != Method::HEAD) || p == crate::qoe::PATH => {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-            r.headers_mut().insert(
-                hyper::header::ALLOW,
-                HeaderValue::from_static("GET, HEAD, OPTIONS"),
-            );
+            r.headers_mut()
+                .insert(hyper::header::ALLOW, HeaderValue::from_static(methods));
             r
         }
-        (_, "/metrics") if ctx.control.metrics_public() => metrics_response(&ctx.hub),
-        (_, "/api/streams") if ctx.api.public_list => json(&api::streams(&ctx.hub, &ctx.api)),
+        (_, "/metrics") if ctx.control.metrics_public() => {
+            metrics_response(&ctx.hub, &ctx.qoe, &ctx.api.private_apps)
+        }
+        (_, "/api/streams") if ctx.api.public_list => {
+            json(&api::streams(&ctx.hub, &ctx.api, &ctx.qoe))
+        }
         (_, "/api/streams") => text(
             StatusCode::NOT_FOUND,
             "the stream list is not public on this server",
         ),
         (_, p) if p.starts_with("/api/streams/") => {
-            match api_stream_path(p).and_then(|k| api::stream(&ctx.hub, &k)) {
+            match api_stream_path(p).and_then(|k| api::stream(&ctx.hub, &k, &ctx.qoe)) {
                 Some(info) => json(&info),
                 None => text(StatusCode::NOT_FOUND, "no such stream"),
             }
@@ -223,11 +253,16 @@ async fn route(
         },
     };
     tracing::debug!(%method, %path, status = res.status().as_u16(), "request");
-    with_cors(res)
+    with_cors(res, methods)
 }
 
 /// The Prometheus exposition (on this port, or on the admin listener: `[metrics] listener`).
-pub fn metrics_response(hub: &Hub) -> Response<ResponseBody> {
+/// Viewer-experience figures of `private_apps` are left out, as in the stream list.
+pub fn metrics_response(
+    hub: &Hub,
+    qoe: &crate::qoe::Qoe,
+    private_apps: &[String],
+) -> Response<ResponseBody> {
     let streams = hub.list();
     let viewers: Vec<(&str, usize)> = crate::hub::Protocol::ALL
         .iter()
@@ -238,6 +273,13 @@ pub fn metrics_response(hub: &Hub) -> Response<ResponseBody> {
             )
         })
         .collect();
+    let summaries: Vec<_> = qoe
+        .summaries(std::time::Instant::now())
+        .into_iter()
+        .filter(|(k, _)| !private_apps.contains(&k.app))
+        .collect();
+    hub.metrics()
+        .set_viewer_experience(&summaries, qoe.tracked_clients());
     let body = hub.metrics().render(streams.len(), &viewers);
     let mut r = Response::new(ResponseBody::full(body));
     r.headers_mut().insert(
