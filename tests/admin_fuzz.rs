@@ -12,8 +12,10 @@ use std::process::Command;
 use common::viewers::SyntheticPublisher;
 use common::*;
 
-/// Cases per operation: small for CI; `ONAIR_SCHEMATHESIS_EXAMPLES` for a longer run.
+/// Cases per operation: small for CI; `ONAIR_SCHEMATHESIS_EXAMPLES` for a longer run
+/// (`ONAIR_SCHEMATHESIS_SEED` for other cases than CI's).
 const EXAMPLES: &str = "25";
+const SEED: &str = "19";
 
 fn schemathesis() -> PathBuf {
     let path = std::env::var_os("ONAIR_SCHEMATHESIS").map_or_else(
@@ -36,6 +38,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let admin = server.admin.unwrap();
     let work = TempDir::new("onair-schemathesis");
     let examples = std::env::var("ONAIR_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| EXAMPLES.into());
+    let seed = std::env::var("ONAIR_SCHEMATHESIS_SEED").unwrap_or_else(|_| SEED.into());
     let out = tokio::task::block_in_place(|| {
         Command::new(&bin)
             .current_dir(&work.path)
@@ -49,7 +52,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
                 "--exclude-checks",
                 "ensure_resource_availability",
             ])
-            .args(["--max-examples", &examples, "--seed", "19"])
+            .args(["--max-examples", &examples, "--seed", &seed])
             .args([
                 "--generation-database",
                 "none",

@@ -1,6 +1,7 @@
 //! Address bans checked at accept: ranges listed in the config, bans an operator adds
 //! through the admin API, and automatic bans of addresses that keep giving wrong keys or
-//! tokens. Bounded in entries and in tracked addresses; never does I/O, logs a ban once.
+//! tokens. Bounded in entries and in tracked addresses (`auth.max_bans`,
+//! `auth.max_tracked_addresses`); never does I/O, logs a ban once.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -13,10 +14,6 @@ use serde::Serialize;
 use crate::config::AuthConfig;
 use crate::metrics::Metrics;
 
-/// Most operator and automatic bans at once.
-pub const MAX_BANS: usize = 10_000;
-/// Most addresses whose recent failures are remembered.
-pub const MAX_TRACKED: usize = 10_000;
 /// Shortest and longest ban an operator may set (a second, a year).
 pub const MIN_BAN_MS: u64 = 1000;
 pub const MAX_BAN_MS: u64 = 365 * 24 * 3600 * 1000;
@@ -27,8 +24,8 @@ pub enum BanError {
     BadAddress(String, String),
     #[error("a ban lasts {MIN_BAN_MS} ms to {MAX_BAN_MS} ms, got {0}")]
     BadDuration(u64),
-    #[error("the ban list is full ({MAX_BANS} bans)")]
-    Full,
+    #[error("the ban list is full (auth.max_bans = {0})")]
+    Full(usize),
     #[error("{0} is listed in the config file (auth.banned); remove it there and reload")]
     FromConfig(IpNet),
 }
@@ -93,6 +90,8 @@ struct Policy {
     after: u32,
     window: Duration,
     duration: Duration,
+    max_bans: usize,
+    max_tracked: usize,
 }
 
 #[derive(Default)]
@@ -146,6 +145,8 @@ impl Bans {
             after: cfg.ban_after_failures,
             window: Duration::from_millis(cfg.ban_window_ms),
             duration: Duration::from_millis(cfg.ban_duration_ms.clamp(1, MAX_BAN_MS)),
+            max_bans: cfg.max_bans,
+            max_tracked: cfg.max_tracked_addresses,
         };
         if inner.policy.after == 0 {
             inner.failures.clear();
@@ -181,8 +182,8 @@ impl Bans {
         let mut inner = self.lock();
         inner.prune(now);
         inner.bans.retain(|b| b.net != net);
-        if inner.bans.len() >= MAX_BANS {
-            return Err(BanError::Full);
+        if inner.bans.len() >= inner.policy.max_bans {
+            return Err(BanError::Full(inner.policy.max_bans));
         }
         inner.bans.push(Ban {
             net,
@@ -238,12 +239,12 @@ impl Bans {
         if policy.after == 0 {
             return;
         }
-        if !inner.failures.contains_key(&ip) && inner.failures.len() >= MAX_TRACKED {
+        if !inner.failures.contains_key(&ip) && inner.failures.len() >= policy.max_tracked {
             let window = policy.window;
             inner
                 .failures
                 .retain(|_, t| t.back().is_some_and(|&l| now.duration_since(l) < window));
-            if inner.failures.len() >= MAX_TRACKED {
+            if inner.failures.len() >= policy.max_tracked {
                 tracing::debug!(peer = %ip, "too many addresses tracked; failure not counted");
                 return;
             }
@@ -263,7 +264,7 @@ impl Bans {
         inner.failures.remove(&ip);
         inner.prune(now);
         let net = IpNet::from(ip);
-        if inner.bans.iter().any(|b| b.net.contains(&ip)) || inner.bans.len() >= MAX_BANS {
+        if inner.bans.iter().any(|b| b.net.contains(&ip)) || inner.bans.len() >= policy.max_bans {
             return;
         }
         let Some(until) = now.checked_add(policy.duration) else {
@@ -346,6 +347,34 @@ mod tests {
         assert!(!b.is_banned(ip("10.0.0.3"), t0 + Duration::from_secs(2)));
         assert!(!b.is_banned(bad, t0 + Duration::from_secs(8)), "lifted");
         assert_eq!(b.metrics.bans("auto"), 1);
+    }
+
+    #[test]
+    fn bounded_in_bans_and_tracked_addresses() {
+        let b = bans(|c| {
+            c.ban_after_failures = 2;
+            c.max_bans = 2;
+            c.max_tracked_addresses = 3;
+        });
+        let now = Instant::now();
+        for i in 1..=2 {
+            let net = parse_net(&format!("10.1.0.{i}")).unwrap();
+            b.add(net, 60_000, String::new(), now).unwrap();
+        }
+        let third = parse_net("10.1.0.3").unwrap();
+        assert_eq!(
+            b.add(third, 60_000, String::new(), now).unwrap_err(),
+            BanError::Full(2)
+        );
+        for i in 1..=5 {
+            b.failed(ip(&format!("10.2.0.{i}")), now);
+        }
+        assert!(b.lock().failures.len() <= 3);
+        b.failed(ip("10.2.0.1"), now);
+        assert!(
+            !b.is_banned(ip("10.2.0.1"), now),
+            "no room for an automatic ban"
+        );
     }
 
     #[test]

@@ -14,10 +14,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::StreamKey;
 
-/// Most entries listed at once. Connections are bounded by the listeners' limits already;
-/// past this (only with limits set higher) a connection runs unlisted.
-pub const MAX_CLIENTS: usize = 20_000;
-
 /// What a client does on its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -90,10 +86,13 @@ impl Entry {
 struct Registry {
     next_id: u64,
     entries: HashMap<u64, Arc<Entry>>,
+    /// Most entries listed: the RTMP and HTTP connection limits together, so it only
+    /// bites right after a reload lowered them.
+    max: usize,
 }
 
 /// The live connections; cheap to clone (one shared registry).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Clients {
     inner: Arc<Mutex<Registry>>,
 }
@@ -105,6 +104,20 @@ pub struct ClientHandle {
 }
 
 impl Clients {
+    /// A registry listing at most `max` clients (past it a connection runs unlisted).
+    pub fn new(max: usize) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Registry {
+                max,
+                ..Registry::default()
+            })),
+        }
+    }
+
+    pub fn set_max(&self, max: usize) {
+        self.registry().max = max;
+    }
+
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -132,7 +145,7 @@ impl Clients {
             kill,
             kicked: AtomicBool::new(false),
         });
-        if r.entries.len() < MAX_CLIENTS {
+        if r.entries.len() < r.max {
             r.entries.insert(entry.id, entry.clone());
         }
         ClientHandle {
@@ -249,7 +262,7 @@ mod tests {
 
     #[test]
     fn register_describe_kick_and_drop() {
-        let clients = Clients::default();
+        let clients = Clients::new(10);
         let a = clients.register(addr("10.0.0.1:5000"), "rtmp", CancellationToken::new());
         let b = clients.register(addr("10.0.0.2:5000"), "flv", CancellationToken::new());
         a.started(

@@ -77,10 +77,10 @@ impl Control {
                 cfg.http.max_connections_per_ip,
             ),
             admin_limiter: ConnLimiter::new(cfg.admin.max_connections, cfg.admin.max_connections),
+            clients: Clients::new(cfg.rtmp.max_connections + cfg.http.max_connections),
             config: ArcSwap::from_pointee(cfg),
             auth: ArcSwap::from_pointee(auth),
             admin_tokens: ArcSwap::from_pointee(admin_tokens),
-            clients: Clients::default(),
             bans,
             hub,
             hls,
@@ -141,6 +141,7 @@ impl Control {
             .set_limits(h.max_connections, h.max_connections_per_ip);
         self.admin_limiter
             .set_limits(a.max_connections, a.max_connections);
+        self.clients.set_max(r.max_connections + h.max_connections);
         self.hub.set_config(effective.hub.clone());
         if let Some(hls) = &self.hls {
             hls.set_config(effective.hls.clone());

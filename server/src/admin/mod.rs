@@ -28,10 +28,6 @@ use crate::http::body::ResponseBody;
 use crate::hub::{parse_stream_name, Hub, StreamKey};
 use crate::limits::accept_admitted;
 
-/// Request heads must arrive within this (slowloris), as on the public port.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-const MAX_HEAD_BYTES: usize = 16 << 10;
-
 #[derive(Clone)]
 pub struct AdminContext {
     pub control: Arc<Control>,
@@ -104,6 +100,9 @@ pub async fn serve(
     {
         let _ = socket.set_nodelay(true);
         let io = TokioIo::new(socket);
+        let cfg = ctx.control.config();
+        let header_timeout = crate::config::ms(cfg.admin.header_read_timeout_ms);
+        let max_buf = cfg.admin.max_header_bytes.max(8192);
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
         let span = tracing::info_span!("admin", peer = %peer);
@@ -116,8 +115,8 @@ pub async fn serve(
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder
                     .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .max_buf_size(MAX_HEAD_BYTES);
+                    .header_read_timeout(header_timeout)
+                    .max_buf_size(max_buf);
                 let conn = builder.serve_connection(io, service);
                 tokio::pin!(conn);
                 tokio::select! {
