@@ -299,8 +299,9 @@ async fn serve(cfg: Config, loader: onair_server::control::Loader) -> anyhow::Re
         tokio::select! {
             r = &mut stop => { r?; break; }
             _ = hangup.recv() => {
-                // The report and any error are logged by the reload itself.
-                let _ = server.reload();
+                // The report and any error are logged by the reload itself; it reads a
+                // file, so off the async workers.
+                let _ = tokio::task::block_in_place(|| server.reload());
             }
         }
     }

@@ -233,7 +233,7 @@ async fn route(
             let address = percent_decode(&rest.join("/"));
             ("unban", address.clone(), remove_ban(ctx, &address))
         }
-        (&Method::POST, ["reload"]) => ("reload", String::new(), reload(ctx)),
+        (&Method::POST, ["reload"]) => ("reload", String::new(), reload(ctx).await),
         (&Method::GET, ["openapi.json"]) => ("openapi", String::new(), openapi_doc()),
         (&Method::GET, _) if path == "/metrics" && !ctx.control.metrics_public() => (
             "metrics",
@@ -521,16 +521,23 @@ fn remove_ban(ctx: &AdminContext, address: &str) -> Response<ResponseBody> {
     responses(
         (status = 200, description = "Reloaded (the same as SIGHUP): keys, tokens, hook, limits, bans and HLS settings apply to new connections and streams; live streams keep flowing", body = ReloadReport),
         (status = 422, description = "The file does not parse or holds an invalid value; nothing changed", body = ErrorBody),
+        (status = 500, description = "The reload task itself failed (a bug); see the log", body = ErrorBody),
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
     )
 )]
-fn reload(ctx: &AdminContext) -> Response<ResponseBody> {
-    match ctx.control.reload() {
-        Ok(report) => json(StatusCode::OK, &report),
-        Err(e @ (ReloadError::Invalid(_) | ReloadError::NoSource)) => {
+async fn reload(ctx: &AdminContext) -> Response<ResponseBody> {
+    // It reads a file: off the async workers.
+    let control = ctx.control.clone();
+    match tokio::task::spawn_blocking(move || control.reload()).await {
+        Ok(Ok(report)) => json(StatusCode::OK, &report),
+        Ok(Err(e @ (ReloadError::Invalid(_) | ReloadError::NoSource))) => {
             error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
         }
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the reload did not finish: {e}"),
+        ),
     }
 }
 
