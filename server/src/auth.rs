@@ -156,6 +156,8 @@ pub struct Auth {
     publish_keys: std::collections::BTreeMap<String, Vec<Secret>>,
     play_tokens: Vec<Secret>,
     hook: Option<Uri>,
+    /// Told of every wrong key or token, for automatic bans.
+    bans: Option<std::sync::Arc<crate::bans::Bans>>,
 }
 
 impl Auth {
@@ -186,7 +188,14 @@ impl Auth {
             publish_keys,
             play_tokens,
             hook,
+            bans: None,
         })
+    }
+
+    /// Reports wrong keys and tokens to `bans`.
+    pub fn with_bans(mut self, bans: std::sync::Arc<crate::bans::Bans>) -> Self {
+        self.bans = Some(bans);
+        self
     }
 
     /// Keys and tokens from the config (no I/O).
@@ -231,7 +240,15 @@ impl Auth {
 
     /// Like `check`, with the name of the key or token used (for the admin API's client list).
     pub async fn check_named(&self, a: &Access) -> Result<Option<String>, Denied> {
-        let name = self.check_static_named(a)?.map(str::to_string);
+        let name = match self.check_static_named(a) {
+            Ok(name) => name.map(str::to_string),
+            Err(d) => {
+                if let (Denied::WrongKey | Denied::WrongToken, Some(bans)) = (&d, &self.bans) {
+                    bans.failed(a.client_ip, std::time::Instant::now());
+                }
+                return Err(d);
+            }
+        };
         self.check_hook(a).await.map(|()| name)
     }
 

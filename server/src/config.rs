@@ -115,6 +115,10 @@ pub struct AdminConfig {
     pub max_connections: usize,
     /// Largest request body (a ban), in bytes.
     pub max_body_bytes: usize,
+    /// Request headers must arrive within this time (slowloris).
+    pub header_read_timeout_ms: u64,
+    /// Largest request head, in bytes; at least 8192.
+    pub max_header_bytes: usize,
 }
 
 impl Default for AdminConfig {
@@ -124,6 +128,8 @@ impl Default for AdminConfig {
             tokens: Vec::new(),
             max_connections: 64,
             max_body_bytes: 16 << 10,
+            header_read_timeout_ms: 5_000,
+            max_header_bytes: 16 << 10,
         }
     }
 }
@@ -188,6 +194,10 @@ pub struct AuthConfig {
     pub ban_after_failures: u32,
     pub ban_window_ms: u64,
     pub ban_duration_ms: u64,
+    /// Most operator and automatic bans at once.
+    pub max_bans: usize,
+    /// Most addresses whose recent wrong keys and tokens are remembered.
+    pub max_tracked_addresses: usize,
     /// Addresses or CIDR ranges (`203.0.113.7`, `10.0.0.0/8`) refused at accept on every
     /// listener, for as long as they are listed.
     pub banned: Vec<String>,
@@ -204,6 +214,8 @@ impl Default for AuthConfig {
             ban_after_failures: 0,
             ban_window_ms: 60_000,
             ban_duration_ms: 600_000,
+            max_bans: 10_000,
+            max_tracked_addresses: 10_000,
             banned: Vec::new(),
         }
     }

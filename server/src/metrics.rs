@@ -23,6 +23,11 @@ pub struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StreamLabel {
     pub app: String,
     pub stream: String,
@@ -43,6 +48,7 @@ pub struct Metrics {
     pub bytes_out: Counter<u64, AtomicU64>,
     pub frames_dropped: Counter<u64, AtomicU64>,
     refusals: Family<ReasonLabel, Counter>,
+    bans: Family<SourceLabel, Counter>,
     pub hls_segments: Counter<u64, AtomicU64>,
     streams: Gauge,
     viewers: Family<ProtocolLabel, Gauge>,
@@ -82,6 +88,7 @@ impl Metrics {
             bytes_out: Counter::default(),
             frames_dropped: Counter::default(),
             refusals: Family::default(),
+            bans: Family::default(),
             hls_segments: Counter::default(),
             streams: Gauge::default(),
             viewers: Family::default(),
@@ -132,6 +139,11 @@ impl Metrics {
             "refusals",
             "Connections or requests refused, by reason",
             m.refusals.clone(),
+        );
+        registry.register(
+            "bans",
+            "Address bans started, by source (auto: repeated wrong keys or tokens; admin)",
+            m.bans.clone(),
         );
         registry.register(
             "hls_segments",
@@ -238,6 +250,23 @@ impl Metrics {
         self.refusals
             .get_or_create(&ReasonLabel {
                 reason: reason.to_string(),
+            })
+            .get()
+    }
+
+    /// Counts a ban; `source` is `auto` or `admin`.
+    pub fn ban_started(&self, source: &'static str) {
+        self.bans
+            .get_or_create(&SourceLabel {
+                source: source.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn bans(&self, source: &str) -> u64 {
+        self.bans
+            .get_or_create(&SourceLabel {
+                source: source.to_string(),
             })
             .get()
     }

@@ -20,6 +20,7 @@ use super::messages::frame_chunks;
 use super::session::{Action, Answer, Session};
 use super::socket::{read_some, write_all_vectored};
 use crate::auth::Auth;
+use crate::clients::{ClientHandle, ClientRole};
 use crate::config::{ms, RtmpConfig};
 use crate::hub::{Hub, Protocol, Publisher, SharedFrame, Subscription};
 
@@ -37,20 +38,27 @@ pub struct Driver<T> {
     session: Session,
     publisher: Option<Publisher>,
     sub: Option<Subscription>,
+    /// Its entry in the admin API's client list (none in the replay harness).
+    client: Option<ClientHandle>,
+    /// The name of the key or token the last authorization matched.
+    credential: Option<String>,
 }
 
-/// Runs a TCP connection to its end and logs why it ended.
+/// Runs a TCP connection to its end and logs why it ended. It stops when the client's
+/// kill token fires: at server shutdown, or at a kick, which the peer is told about first.
 pub async fn run(
     socket: TcpStream,
     peer: SocketAddr,
     cfg: Arc<RtmpConfig>,
     hub: Hub,
     auth: Arc<Auth>,
-    shutdown: CancellationToken,
+    client: ClientHandle,
 ) {
     let _ = socket.set_nodelay(true);
+    let stop = client.kill_token().clone();
     let mut driver = Driver::new(socket, peer, cfg, hub, auth);
-    if driver.run(&shutdown).await.is_ok() {
+    driver.client = Some(client);
+    if driver.run(&stop).await.is_ok() {
         tracing::debug!("connection closed");
     }
 }
@@ -69,6 +77,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             session,
             publisher: None,
             sub: None,
+            client: None,
+            credential: None,
         }
     }
 
@@ -101,6 +111,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             ConnError::Io(_) => tracing::debug!(error = %e, "connection closed"),
             _ => tracing::warn!(error = %e, "connection closed"),
         }
+        // The stream is let go before the drain: a refused or kicked publisher's viewers
+        // start their grace period now, not when the client stops sending.
+        self.publisher = None;
+        self.sub = None;
         if refused {
             self.drain(&e, &mut read_buf).await;
         }
@@ -139,12 +153,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             }
             let playing = self.sub.is_some();
             tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
+                _ = shutdown.cancelled() => {
+                    if self.client.as_ref().is_some_and(|c| c.kicked()) && !self.session.is_closed() {
+                        self.session.kick();
+                        continue;
+                    }
+                    return Ok(());
+                }
                 r = read_some(&mut self.io, read_buf, (!playing).then_some(idle)) => {
                     let n = r.map_err(|e| (e, false))?;
                     if n == 0 {
                         return Ok(());
                     }
+                    self.count_bytes(n);
                     self.session.push(&read_buf[..n]);
                 }
                 r = next_frames(&mut self.sub, &mut batch), if playing => {
@@ -167,8 +188,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             match action {
                 Action::Send(bytes) => self.write(bytes).await?,
                 Action::Authorize(access) => {
-                    let verdict = self.auth.check(&access).await;
-                    self.session.answer(Answer::Authorized(verdict));
+                    let verdict = self.auth.check_named(&access).await;
+                    self.credential = verdict.as_ref().ok().cloned().flatten();
+                    self.session.answer(Answer::Authorized(verdict.map(|_| ())));
                 }
                 Action::Publish(key) => {
                     let verdict = match self.hub.publish(key.clone(), self.peer) {
@@ -176,6 +198,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                             tracing::Span::current()
                                 .record("stream", tracing::field::display(&key));
                             self.publisher = Some(p);
+                            self.started(ClientRole::Publisher, &key);
                             Ok(())
                         }
                         Err(e) => Err(e.to_string()),
@@ -188,6 +211,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                             tracing::Span::current()
                                 .record("stream", tracing::field::display(&key));
                             self.sub = Some(sub);
+                            self.started(ClientRole::Viewer, &key);
                             Ok(())
                         }
                         Err(e) => Err(e.to_string()),
@@ -247,11 +271,26 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         let _ = tokio::time::timeout_at(deadline, drain).await;
     }
 
+    fn started(&self, role: ClientRole, key: &crate::hub::StreamKey) {
+        if let Some(c) = &self.client {
+            c.started(role, key.clone(), self.credential.clone());
+        }
+    }
+
+    fn count_bytes(&self, n: usize) {
+        if let Some(c) = &self.client {
+            c.add_bytes(n);
+        }
+    }
+
     async fn write(&mut self, bytes: Bytes) -> Result<(), ConnError> {
         if bytes.is_empty() {
             return Ok(());
         }
-        write_all_vectored(&mut self.io, &[bytes], self.write_timeout).await
+        let n = bytes.len();
+        write_all_vectored(&mut self.io, &[bytes], self.write_timeout).await?;
+        self.count_bytes(n);
+        Ok(())
     }
 
     async fn write_frames(&mut self, batch: &[Arc<SharedFrame>]) -> Result<(), ConnError> {
@@ -275,6 +314,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         let stream = sub.stream().clone();
         write_all_vectored(&mut self.io, &parts, self.write_timeout).await?;
         stream.add_out(total);
+        self.count_bytes(total);
         Ok(())
     }
 }

@@ -45,6 +45,8 @@ pub enum ConnError {
     Media(#[from] PushError),
     #[error("viewer accepted no data for {0:?}")]
     WriteTimeout(Duration),
+    #[error("kicked by an operator")]
+    Kicked,
     #[error("socket: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -66,6 +68,7 @@ impl ConnError {
             ConnError::Unauthorized { denied, .. } => denied.reason(),
             ConnError::Media(_) => "bad_media",
             ConnError::WriteTimeout(_) => "viewer_write_timeout",
+            ConnError::Kicked => "kicked",
             ConnError::Io(_) => return None,
         })
     }

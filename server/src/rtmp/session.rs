@@ -283,6 +283,25 @@ impl Session {
         self.close(ConnError::Media(e));
     }
 
+    /// An operator kicked this client: tell it why, then close. The driver drains its
+    /// input afterwards, so an encoder, which reads only between its writes, sees the
+    /// status rather than a reset.
+    pub fn kick(&mut self) {
+        let (stream_id, code) = match self.role {
+            Role::Playing { stream_id } => (stream_id, "NetStream.Play.Stop"),
+            // A connection's first createStream gets message stream 1.
+            _ => (1, "NetStream.Publish.Rejected"),
+        };
+        self.out.extend_from_slice(&on_status(
+            stream_id,
+            "error",
+            code,
+            "kicked by the server operator",
+            self.cfg.out_chunk_size,
+        ));
+        self.close(ConnError::Kicked);
+    }
+
     /// The played stream ended: tell the player; the caller closes after sending.
     pub fn stream_ended(&mut self) -> Bytes {
         let stream_id = self.playing().unwrap_or(1);
