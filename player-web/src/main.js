@@ -1,7 +1,8 @@
 // The /live page: the list of live streams (from /api/streams, refreshed every 2 s) and the
 // player of the stream named in the URL (/live?stream=APP/NAME[&proto=hls]), which asks
-// /api/streams/APP/NAME about its own stream, so it plays where the list is not public. Policy lives in
-// the pure modules (session.js, latency.js, format.js); this file wires them to the DOM.
+// /api/streams/APP/NAME about its own stream, so it plays where the list is not public.
+// Policy lives in the pure modules (session.js, latency.js, avsync.js, qoe.js, format.js);
+// this file wires them to the DOM.
 
 import './style.css';
 import { AudioTap } from './audio.js';
@@ -267,6 +268,8 @@ function toggleMute() {
   } else {
     wantSound = false;
     video.muted = true;
+    // Nothing heard, nothing measured: no stale A/V figure on the overlay or in beacons.
+    av.clear();
   }
 }
 
@@ -348,7 +351,6 @@ function newVideo() {
   ui.stage.prepend(v);
   video = v;
   if (wantSound) tap.attach(v);
-
   lastQuality = null;
   watchFrames(v);
   return v;
