@@ -264,8 +264,9 @@ async fn route(
     let status = res.status();
     match action {
         "" => tracing::debug!(%method, %path, status = status.as_u16(), "admin request"),
-        // Reads are frequent (dashboards): logged at debug, with the same fields.
-        "list_clients" | "list_bans" | "openapi" | "metrics" => tracing::debug!(
+        // Scrapes and the document name nobody: debug. Lists are audited like changes, since
+        // the client list shows addresses.
+        "openapi" | "metrics" => tracing::debug!(
             target: "onair::audit",
             token = %token,
             action,
