@@ -1,9 +1,27 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need beyond the Rust toolchain, gcc, Node and npm:
 # ffmpeg/ffprobe (real peers for interop tests), Chromium (the player's browser tests) and
-# nginx with the RTMP module (the benchmark's reference server), and schemathesis (PyPI) in
-# .venv-schemathesis for the admin API's fuzz test. Does nothing for what is already there.
+# nginx with the RTMP module (the benchmark's reference server), a Python venv with PyAV
+# (FFmpeg 8, the Enhanced RTMP test peer) and schemathesis (PyPI) in .venv-schemathesis for
+# the admin API's fuzz test. Does nothing for what is already there.
 set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+
+# FFmpeg 8 for the Enhanced RTMP tests (tests/enhanced_rtmp.rs, tests/peers/): PyAV's wheels
+# bundle it; Debian's ffmpeg 5.1 cannot write Enhanced FLV. Lives in .venv-av (git-ignored).
+PYAV_VERSION=18.1.0
+VENV="$ROOT/.venv-av"
+pyav_ok() {
+  "$VENV/bin/python" -c 'import av, sys; sys.exit(0 if av.ffmpeg_version_info.startswith("8") else 1)' \
+    >/dev/null 2>&1
+}
+install_pyav() {
+  pyav_ok && return 0
+  echo "installing PyAV $PYAV_VERSION (FFmpeg 8) into $VENV" >&2
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "av==$PYAV_VERSION"
+  pyav_ok || { echo "PyAV in $VENV does not bundle FFmpeg 8" >&2; exit 1; }
+}
 
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
@@ -15,14 +33,14 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 dpkg -s libasound2-dev >/dev/null 2>&1 || need+=(libasound2-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+# python3 -m venv needs ensurepip (Debian's python3-venv) for the test peers' venvs below.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # A virtual X display for the screen-capture test.
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 if [ "${ONAIR_BENCH_DEPS:-0}" = 1 ]; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx)
   [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
 fi
-# Python's venv module for schemathesis (Debian ships it separately).
-python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then
@@ -33,10 +51,10 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+install_pyav
 
 # Schemathesis fuzzes the admin API from its OpenAPI document (tests/admin_fuzz.rs).
-root="$(cd "$(dirname "$0")/.." && pwd)"
-venv="$root/.venv-schemathesis"
+venv="$ROOT/.venv-schemathesis"
 schemathesis_version=4.32.5
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_version"; then
   echo "installing: schemathesis $schemathesis_version into .venv-schemathesis" >&2

@@ -8,6 +8,9 @@
 - rtmp_ingest: what ffmpeg sends when publishing live/cam to onair (handshake, connect, publish,
   metadata, sequence headers, first frames), recorded by a relay in front of
   `onair serve`, cut to 24 KB; once as the server reads it, once in small reads.
+- eflv: the tag bodies of the Enhanced FLV test vectors FFmpeg 8 wrote
+  (shared/src/eflv/testdata/), each behind the mode byte the target reads, plus their
+  config records and a connect command announcing enhanced codecs.
 - ts_mux: no seeds (its input is structured by `arbitrary`); it starts empty.
 
 Needs ffmpeg and a built `onair` (cargo build --bin onair). Run from anywhere:
@@ -202,10 +205,40 @@ def record_publish():
         server.wait()
 
 
+def eflv_seeds():
+    """Mode byte (0 video, 1 audio, 2 hvcC, 3 av1C, 4 vpcC, 5 OpusHead, 6 FLAC, 7 connect
+    AMF) and the bytes, from the committed FFmpeg 8 Enhanced FLV vectors."""
+    testdata = os.path.join(ROOT, "shared", "src", "eflv", "testdata")
+    config_mode = {b"hvc1": 2, b"av01": 3, b"vp09": 4, b"Opus": 5, b"fLaC": 6}
+    for name in sorted(os.listdir(testdata)):
+        if not name.endswith(".flv"):
+            continue
+        with open(os.path.join(testdata, name), "rb") as f:
+            flv = f.read()
+        for i, (kind, body) in enumerate(flv_tags(flv)):
+            if kind not in (8, 9):
+                continue
+            stem = name[:-4]
+            write("eflv", f"{stem}_{i}", bytes([0 if kind == 9 else 1]) + body)
+            # An ex-header sequence start: FourCC at 1..5, the record after it.
+            ex_header = body[0] & 0x80 if kind == 9 else body[0] >> 4 == 9
+            if ex_header and body[0] & 0x0F == 0:
+                mode = config_mode.get(body[1:5])
+                if mode is not None:
+                    write("eflv", f"{stem}_config", bytes([mode]) + body[5:])
+    connect = amf_str("connect") + amf_num(1) + amf_obj([
+        ("app", amf_str("live")),
+        ("fourCcList", b"\x0a\x00\x00\x00\x02" + amf_str("hvc1") + amf_str("av01")),
+        ("videoFourCcInfoMap", amf_obj([("*", amf_num(4))])),
+        ("capsEx", amf_num(2)),
+    ])
+    write("eflv", "connect", b"\x07" + connect)
+
+
 def main():
     if not shutil.which("ffmpeg"):
         sys.exit("ffmpeg is needed")
-    for t in ("flv_demux", "avc_aac_config", "amf", "rtmp_ingest"):
+    for t in ("flv_demux", "avc_aac_config", "amf", "rtmp_ingest", "eflv"):
         shutil.rmtree(os.path.join(HERE, t), ignore_errors=True)
 
     flv = ffmpeg_flv()
@@ -257,6 +290,8 @@ def main():
         write("rtmp_ingest", "ffmpeg_publish_small_reads_tight_limits", b"\x85" + publish[:8000])
     else:
         print(f"{ONAIR} not built: rtmp_ingest seeds skipped (cargo build --bin onair)")
+
+    eflv_seeds()
 
     total = 0
     for dirpath, _, files in os.walk(HERE):

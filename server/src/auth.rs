@@ -6,7 +6,6 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
@@ -14,7 +13,6 @@ use serde::Serialize;
 use tokio::net::TcpStream;
 
 use crate::config::{AuthConfig, Credential};
-use crate::http::body::ResponseBody;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -283,7 +281,7 @@ async fn post(uri: &Uri, body: Vec<u8>) -> Result<u16, String> {
     let req = Request::post(path)
         .header(HOST, uri.authority().map_or(host, |a| a.as_str()))
         .header(CONTENT_TYPE, "application/json")
-        .body(ResponseBody::full(Bytes::from(body)))
+        .body(axum::body::Body::from(body))
         .map_err(|e| e.to_string())?;
     let res = sender.send_request(req).await.map_err(|e| e.to_string())?;
     Ok(res.status().as_u16())

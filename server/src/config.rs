@@ -279,6 +279,10 @@ pub struct RtmpConfig {
     /// A connection that sends nothing for this long is closed (publishers, and clients
     /// that have not started playing).
     pub idle_timeout_ms: u64,
+    /// After a refusal (its status sent and our side shut down), the client's input is
+    /// read and dropped for at most this long, so it reads the status instead of a reset.
+    /// 0 closes at once.
+    pub refusal_drain_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -340,6 +344,7 @@ impl Default for RtmpConfig {
             out_chunk_size: 4096,
             handshake_timeout_ms: 5_000,
             idle_timeout_ms: 15_000,
+            refusal_drain_ms: 2_000,
         }
     }
 }

@@ -78,6 +78,17 @@ impl Av1Config {
         }
     }
 
+    /// The codec string of the AV1 ISOBMFF binding, e.g. `av01.0.05M.10`.
+    pub fn codec_string(&self) -> String {
+        let tier = if self.seq_tier_0 { 'H' } else { 'M' };
+        format!(
+            "av01.{}.{:02}{tier}.{:02}",
+            self.seq_profile,
+            self.seq_level_idx_0,
+            self.bit_depth()
+        )
+    }
+
     /// The sequence header among the configOBUs.
     pub fn sequence_header(&self) -> Result<Av1SequenceHeader, Av1Error> {
         for obu in obus(&self.config_obus) {
@@ -282,6 +293,7 @@ mod tests {
         assert_eq!((sh.max_frame_width, sh.max_frame_height), (1280, 720));
         assert_eq!((sh.seq_profile, sh.seq_level_idx), (0, 5));
         assert!(!sh.still_picture && !sh.reduced_still_picture_header);
+        assert_eq!(c.codec_string(), "av01.0.05M.10");
     }
 
     #[test]

@@ -113,6 +113,29 @@ impl HevcDecoderConfig {
         Ok(cfg)
     }
 
+    /// The RFC 6381 / ISO 14496-15 E.3 codec string, e.g. `hvc1.1.6.L93.90`, for HLS
+    /// CODECS and MSE.
+    pub fn codec_string(&self) -> String {
+        let space = ["", "A", "B", "C"][self.general_profile_space as usize & 3];
+        let tier = if self.general_tier_flag { 'H' } else { 'L' };
+        let mut s = format!(
+            "hvc1.{space}{}.{:X}.{tier}{}",
+            self.general_profile_idc,
+            self.general_profile_compatibility_flags.reverse_bits(),
+            self.general_level_idc
+        );
+        // The six constraint bytes, trailing zero bytes left out.
+        let bytes = self.general_constraint_indicator_flags.to_be_bytes();
+        let used = bytes[2..]
+            .iter()
+            .rposition(|b| *b != 0)
+            .map_or(0, |i| i + 1);
+        for b in &bytes[2..2 + used] {
+            s.push_str(&format!(".{b:X}"));
+        }
+        s
+    }
+
     /// The first SPS's fields.
     pub fn sps_info(&self) -> Result<HevcSpsInfo, HevcError> {
         HevcSpsInfo::parse(self.sps.first().ok_or(HevcError::NoSps)?)
@@ -263,6 +286,7 @@ mod tests {
         let sps = cfg.sps_info().unwrap();
         assert_eq!((sps.width, sps.height), (322, 182));
         assert_eq!((sps.bit_depth_luma, sps.bit_depth_chroma), (10, 10));
+        assert_eq!(cfg.codec_string(), "hvc1.2.4.L60.90");
     }
 
     #[test]

@@ -66,6 +66,16 @@ impl VpcConfig {
     }
 }
 
+impl VpcConfig {
+    /// The codec string of the VP9 ISOBMFF binding (short form), e.g. `vp09.00.31.08`.
+    pub fn codec_string(&self) -> String {
+        format!(
+            "vp09.{:02}.{:02}.{:02}",
+            self.profile, self.level, self.bit_depth
+        )
+    }
+}
+
 /// What a frame's uncompressed header says (VP9 bitstream spec 6.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Vp9FrameHeader {
@@ -171,6 +181,7 @@ mod tests {
             (2, 2, 2)
         );
         assert_eq!(VpcConfig::parse(&boxed[4..]).unwrap(), c);
+        assert_eq!(c.codec_string(), "vp09.00.31.08");
         assert_eq!(
             VpcConfig::parse(&boxed[4..10]),
             Err(Vp9Error::ConfigTruncated(6))

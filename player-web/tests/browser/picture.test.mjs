@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { assertPlays, grabVideo, launchBrowser, startFfmpeg, startServer, waitLive, writeResult } from './lib.mjs';
+import { assertPlays, grabVideo, launchBrowser, screenshot, startFfmpeg, startServer, waitLive, writeResult } from './lib.mjs';
 
 const T = { timeout: 60_000 };
 const SIZE = '320x180';
@@ -52,6 +52,7 @@ async function playAndGrab(name, proto) {
   const banner = await page.evaluate(() => getComputedStyle(document.getElementById('banner')).display);
   assert.equal(banner, 'none', 'the banner is not rendered while playing');
   const frame = await grabVideo(page, `${name}-${proto}`);
+  await screenshot(page, `${name}-${proto}-page`);
   await page.close();
   assert.equal(`${frame.vw}x${frame.vh}`, SIZE);
   return frame;

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::HlsConfig;
-use crate::hub::{Hub, Item, Protocol, Stream, StreamKey};
+use crate::hub::{Hub, Item, Protocol, Stream, StreamKey, Unit};
 use playlist::{Entry, Playlist};
 use segmenter::{Segment, Segmenter, SegmenterConfig};
 
@@ -138,7 +138,10 @@ impl Hls {
                 i = sub.next_item() => i,
             };
             let closed = match item {
-                Ok(Item::Frame(f)) => seg.push(&f.frame, SystemTime::now()),
+                Ok(Item::Frame(f)) => match &f.unit {
+                    Unit::Frame { frame, .. } => seg.push(frame, SystemTime::now()),
+                    Unit::Config(c) => seg.push_config(c),
+                },
                 Ok(Item::PublisherLeft) => seg.finish(),
                 Ok(Item::PublisherReturned) | Ok(Item::Lagged(_)) => seg.discontinuity(),
                 Err(_) => break,

@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use onair_shared::metadata::ScriptData;
+use onair_shared::{CodecConfig, Frame};
 
-pub use frame::SharedFrame;
+pub use frame::{SharedFrame, Unit};
 pub use stats::Protocol;
 pub use stream::{Event, MediaInfo, PublisherInfo, PushError, Stream};
 pub use subscription::{Item, StreamEnded, Subscription};
@@ -298,12 +298,19 @@ impl Publisher {
         &self.stream
     }
 
-    pub fn video(&self, raw_ts: u32, payload: Bytes) -> Result<(), PushError> {
-        self.stream.push_video(self.id, raw_ts, payload, now())
+    /// A track's configuration, parsed at ingest.
+    pub fn config(&self, config: CodecConfig) -> Result<(), PushError> {
+        self.stream.push_config(self.id, config, now())
     }
 
-    pub fn audio(&self, raw_ts: u32, payload: Bytes) -> Result<(), PushError> {
-        self.stream.push_audio(self.id, raw_ts, payload, now())
+    /// A frame parsed at ingest, `dts` being its raw wire timestamp.
+    pub fn frame(&self, frame: Frame) -> Result<(), PushError> {
+        self.stream.push_frame(self.id, frame, now())
+    }
+
+    /// Media bytes received, counted as they came (tag headers included).
+    pub fn count_in(&self, bytes: usize) {
+        self.stream.add_in(bytes);
     }
 
     pub fn metadata(&self, script: ScriptData) -> Result<(), PushError> {

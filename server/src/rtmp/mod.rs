@@ -1,10 +1,15 @@
 //! RTMP: the listener that admits connections within the configured limit, the
-//! per-connection task, and the sans-IO pieces it drives (chunk codec, messages).
+//! per-connection driver, and the sans-IO pieces it runs (session state machine,
+//! handshake, chunk codec, messages).
 
 pub mod chunk;
-pub mod conn;
+pub mod driver;
+pub mod error;
+pub mod handshake;
 pub mod messages;
 pub mod replay;
+pub mod session;
+pub mod socket;
 
 use std::sync::Arc;
 
@@ -46,7 +51,7 @@ pub async fn serve(
         let hub = hub.clone();
         tasks.spawn(
             async move {
-                conn::run(socket, peer, cfg, hub, auth, client).await;
+                driver::run(socket, peer, cfg, hub, auth, client).await;
                 drop(admission);
             }
             .instrument(span),

@@ -706,3 +706,27 @@ fn legacy_video_and_audio() {
     // The empty message is silence.
     assert!(a(b"").unwrap().packets.is_empty());
 }
+
+#[test]
+fn modex_applies_to_every_track_of_a_multitrack_message() {
+    // ModEx nano offset 500 ns, then Multitrack ManyTracks of Opus frames.
+    let m = a(b"\x97\x02\x00\x01\xf4\x05\x11Opus\x00\x00\x00\x01\xfc\x01\x00\x00\x01\xfd").unwrap();
+    assert_eq!(m.packets.len(), 2);
+    assert!(m.packets.iter().all(|p| p.timestamp_offset_ns == 500));
+    let mut v_msg = vec![0x97, 0x02, 0x00, 0x00, 0x2a, 0x06, 0x11];
+    v_msg.extend_from_slice(b"av01\x00\x00\x00\x01\x12\x03\x00\x00\x01\x12");
+    let m = v(&v_msg).unwrap();
+    let got: Vec<_> = m
+        .packets
+        .iter()
+        .map(|p| (p.track, p.timestamp_offset_ns))
+        .collect();
+    assert_eq!(got, vec![(0, 42), (3, 42)]);
+}
+
+#[test]
+fn hevc_irap_types() {
+    assert!(crate::hevc::is_irap(19) && crate::hevc::is_irap(21));
+    assert!(!crate::hevc::is_irap(1) && !crate::hevc::is_irap(32));
+    assert_eq!(crate::hevc::nal_type(&[0x26, 0x01]), 19);
+}
