@@ -293,7 +293,7 @@ fn kick_a_publisher_and_a_viewer() {
     );
 
     let log = server.log();
-    for action in ["kick_client", "kick_stream"] {
+    for action in ["list_clients", "kick_client", "kick_stream"] {
         assert!(
             log.lines().any(|l| l.contains("admin action")
                 && l.contains("ops")

@@ -264,8 +264,9 @@ async fn route(
     let status = res.status();
     match action {
         "" => tracing::debug!(%method, %path, status = status.as_u16(), "admin request"),
-        // Reads are frequent (dashboards): logged at debug, with the same fields.
-        "list_clients" | "list_bans" | "openapi" | "metrics" => tracing::debug!(
+        // Scrapes and the document name nobody: debug. Lists are audited like changes, since
+        // the client list shows addresses.
+        "openapi" | "metrics" => tracing::debug!(
             target: "onair::audit",
             token = %token,
             action,
@@ -561,6 +562,35 @@ fn openapi_doc() -> Response<ResponseBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ban_durations_are_whole_numbers() {
+        let parse = |d: &str| {
+            serde_json::from_str::<NewBan>(&format!(
+                r#"{{"address":"10.0.0.1","duration_ms":{d}}}"#
+            ))
+            .map(|b| b.duration_ms)
+        };
+        assert_eq!(parse("2000").unwrap(), 2000);
+        assert_eq!(parse("2000.0").unwrap(), 2000);
+        assert_eq!(parse("2e3").unwrap(), 2000);
+        for bad in ["1.5", "-1", "\"1000\"", "null"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        let unknown = r#"{"address":"10.0.0.1","duration_ms":1000,"until":5}"#;
+        assert!(serde_json::from_str::<NewBan>(unknown).is_err());
+    }
+
+    #[test]
+    fn methods_per_path() {
+        assert_eq!(allowed_methods(&["bans"]), Some("GET, POST"));
+        assert_eq!(allowed_methods(&["bans", "10.0.0.0", "8"]), Some("DELETE"));
+        assert_eq!(
+            allowed_methods(&["streams", "live", "t", "kick"]),
+            Some("POST")
+        );
+        assert_eq!(allowed_methods(&["nothing"]), None);
+    }
 
     #[test]
     fn percent_decoding() {
