@@ -3,6 +3,7 @@
 //! waits for a viewer: the broadcast ring overwrites, and a viewer that fell behind
 //! learns it lagged and resumes at the next keyframe.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -10,7 +11,7 @@ use std::time::Instant;
 use onair_shared::ingest::IngestError;
 use onair_shared::metadata::{Metadata, ScriptData};
 use onair_shared::timestamp::Timeline;
-use onair_shared::{CodecConfig, Frame, MediaKind};
+use onair_shared::{CodecConfig, Frame, MediaKind, TrackId};
 use tokio::sync::broadcast;
 
 use super::frame::SharedFrame;
@@ -80,6 +81,9 @@ pub(super) struct State {
     /// False after a bound was hit, until the next keyframe restarts the cache.
     gop_valid: bool,
     pub media: MediaInfo,
+    /// The configuration of every track, track 0 (the one outputs serve) included, as
+    /// announced; for the API and for outputs that serve more than track 0.
+    tracks: HashMap<(MediaKind, TrackId), Arc<CodecConfig>>,
     pub meter: RateMeter,
 }
 
@@ -127,6 +131,7 @@ impl Stream {
                 gop_bytes: 0,
                 gop_valid: false,
                 media: MediaInfo::default(),
+                tracks: HashMap::new(),
                 meter: RateMeter::new(5),
             }),
         }
@@ -181,6 +186,8 @@ impl Stream {
             st.gop.clear();
             st.gop_bytes = 0;
             st.gop_valid = false;
+            // The newcomer announces its own further tracks.
+            st.tracks.retain(|(_, track), _| *track == 0);
         }
         st.last_input = Some(info.since);
         st.publisher = Some(info);
@@ -245,6 +252,13 @@ impl Stream {
         let mut st = self.lock();
         check_publisher(&st, id)?;
         st.last_input = Some(now);
+        let config = Arc::new(config);
+        st.tracks
+            .insert((config.kind, config.track), config.clone());
+        if config.track != 0 {
+            // Outputs serve track 0; further tracks are known, not yet carried.
+            return Ok(());
+        }
         let video = config.is_video();
         let s = &config.summary;
         if video {
@@ -270,7 +284,7 @@ impl Stream {
         {
             return Ok(());
         }
-        let frame = Arc::new(SharedFrame::config(Arc::new(config)));
+        let frame = Arc::new(SharedFrame::config(config));
         if video {
             st.video_seq = Some(frame.clone());
             st.gop.clear();
@@ -291,6 +305,9 @@ impl Stream {
         let mut st = self.lock();
         check_publisher(&st, id)?;
         st.last_input = Some(now);
+        if frame.track != 0 {
+            return Ok(());
+        }
         let slot = match frame.kind {
             MediaKind::Video => &st.video_seq,
             MediaKind::Audio => &st.audio_seq,
@@ -344,6 +361,13 @@ impl Stream {
     /// Publishers that have taken this stream so far.
     pub fn publishes(&self) -> u64 {
         self.lock().publishes
+    }
+
+    /// Every track's configuration, video first, then by track id.
+    pub fn tracks(&self) -> Vec<Arc<CodecConfig>> {
+        let mut v: Vec<_> = self.lock().tracks.values().cloned().collect();
+        v.sort_by_key(|c| (!c.is_video(), c.track));
+        v
     }
 
     pub fn media(&self) -> MediaInfo {

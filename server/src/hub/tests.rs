@@ -410,3 +410,50 @@ async fn a_silent_publisher_is_replaced_by_its_reconnecting_encoder() {
         "0 disables the stale takeover"
     );
 }
+
+#[tokio::test]
+async fn further_tracks_are_known_but_outputs_get_track_0() {
+    let hub = hub(|_| {});
+    let k = StreamKey::new("live", "mt");
+    let p = hub.publish(k.clone(), addr()).unwrap();
+    p.video(0, avc_seq()).unwrap();
+    p.audio(0, aac_seq()).unwrap();
+    // A second audio track, as Enhanced RTMP multitrack would announce it.
+    let mut second = onair_shared::ingest::TagReader::new()
+        .audio_tag(0, &Bytes::from_static(&[0xaf, 0, 0x11, 0x90]))
+        .unwrap()
+        .config
+        .unwrap();
+    second.track = 1;
+    p.config(second).unwrap();
+    p.video(33, key(1)).unwrap();
+    // Its frame, inside the GOP the cache holds: were it carried, a new viewer would get it.
+    let mut frame = onair_shared::ingest::TagReader::new()
+        .audio_tag(10, &aac(7))
+        .unwrap()
+        .frame
+        .unwrap();
+    frame.track = 1;
+    p.frame(frame).unwrap();
+    p.audio(40, aac(8)).unwrap();
+    let mut sub = hub.subscribe(&k, Protocol::Rtmp).unwrap();
+    assert_eq!(
+        describe(&batch(&mut sub).await),
+        vec!["v:seq", "a:seq", "v:key1", "a:8"]
+    );
+    let tracks = hub.get(&k).unwrap().tracks();
+    let described: Vec<_> = tracks
+        .iter()
+        .map(|c| (c.codec.name(), c.track, c.summary.sample_rate))
+        .collect();
+    assert_eq!(
+        described,
+        vec![
+            ("h264", 0, None),
+            ("aac", 0, Some(44100)),
+            ("aac", 1, Some(48000))
+        ]
+    );
+    // The stream's media description is track 0's.
+    assert_eq!(hub.get(&k).unwrap().media().audio_sample_rate, Some(44100));
+}
