@@ -4,8 +4,19 @@
 //! `target/fixtures/` by `tests/peers/fixtures.py`; nothing is encoded live.
 //!
 //! Today's server carries H.264 + AAC, so that round trip runs here, and HEVC is refused.
-//! Each enhanced case (HEVC + AAC, AV1 + Opus, VP9 + Opus, multitrack) becomes one more
-//! `RoundTrip` value passed to `round_trip` once the server carries it.
+//! Each enhanced case becomes one more `RoundTrip` passed to `round_trip` once the server
+//! carries it:
+//!   (a) `hevc_aac.mp4`, announce `hvc1,mp4a`, video ("hevc", 320, 240), audio ["aac"];
+//!   (b) `av1_opus.mkv`, announce `av01,Opus`, video ("av1", 320, 240), audio ["opus"];
+//!   (c) `vp9_opus.mkv`, announce `vp09,Opus`, video ("vp9", 320, 240), audio ["opus"];
+//!   (d) `h264_aac_aac.mp4`, announce `avc1,mp4a`, audio ["aac"] (players get track 0 only),
+//!       plus a check that `/api/streams` lists both audio tracks.
+//! The HEVC refusal test then becomes: ffprobe 5.1 plays (a) over RTMP without announcing
+//! hvc1 and gets a status naming hevc.
+//!
+//! Until then, `eflv_rewritten_flv_decodes_in_ffmpeg8` checks the bytes those outputs will
+//! send: FFmpeg 8's own Enhanced FLV of each fixture, parsed by `eflv` and written back by
+//! `eflv::write` (track 0, no Metadata or Multitrack), must decode in FFmpeg 8.
 
 mod common;
 
@@ -184,6 +195,101 @@ fn round_trip(name: &str, case: &RoundTrip) {
 #[test]
 fn ffmpeg8_h264_aac_round_trip_over_rtmp_and_http_flv() {
     round_trip("d", &H264_AAC);
+}
+
+/// FFmpeg 8's FLV of `fixture`, every message through `eflv` parse and write, track 0 only.
+fn rewrite_through_eflv(fixture: &str, dir: &Path) -> (PathBuf, usize) {
+    use onair_shared::eflv::{parse_audio, parse_video, write, ParseLimits};
+    use onair_shared::flv::{encode_tag, header, FlvDemuxer, FlvEvent, TAG_AUDIO, TAG_VIDEO};
+
+    let ffmpeg_flv = dir.join(format!("{fixture}.flv"));
+    let out = peer("remux_flv.py")
+        .arg(fixtures().join(fixture))
+        .arg(&ffmpeg_flv)
+        .output()
+        .expect("run remux_flv.py");
+    assert!(
+        out.status.success(),
+        "remux_flv.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut demux = FlvDemuxer::new(1 << 24);
+    demux.push(&std::fs::read(&ffmpeg_flv).expect("read FFmpeg's FLV"));
+    let mut flv = header(true, true).to_vec();
+    let limits = ParseLimits::default();
+    let mut packets = 0;
+    while let Some(ev) = demux.next_event().expect("FFmpeg's FLV demuxes") {
+        let FlvEvent::Tag(tag) = ev else { continue };
+        let bodies = match tag.tag_type {
+            TAG_VIDEO => {
+                let m = parse_video(&tag.body, &limits).expect("FFmpeg's video tag parses");
+                m.packets
+                    .iter()
+                    .filter(|p| p.track == 0)
+                    .map(|p| {
+                        write::video_body(
+                            p.codec,
+                            p.kind,
+                            p.keyframe,
+                            p.composition_offset_ms,
+                            &p.payload,
+                        )
+                        .expect("video body")
+                    })
+                    .collect()
+            }
+            TAG_AUDIO => {
+                let m = parse_audio(&tag.body, &limits).expect("FFmpeg's audio tag parses");
+                m.packets
+                    .iter()
+                    .filter(|p| p.track == 0)
+                    .map(|p| {
+                        write::audio_body(p.codec, p.kind, m.legacy, &p.payload)
+                            .expect("audio body")
+                    })
+                    .collect()
+            }
+            _ => vec![tag.body.clone()],
+        };
+        for body in bodies {
+            flv.extend_from_slice(&encode_tag(tag.tag_type, tag.timestamp, &body));
+            packets += 1;
+        }
+    }
+    let path = dir.join(format!("{fixture}.eflv.flv"));
+    std::fs::write(&path, flv).expect("write rewritten FLV");
+    (path, packets)
+}
+
+#[test]
+fn eflv_rewritten_flv_decodes_in_ffmpeg8() {
+    let dir = TempDir::new("onair-eflv");
+    let cases = [
+        ("hevc_aac.mp4", ("hevc", 320, 240), &["aac"][..]),
+        ("av1_opus.mkv", ("av1", 320, 240), &["opus"][..]),
+        ("vp9_opus.mkv", ("vp9", 320, 240), &["opus"][..]),
+        // The second AAC track is Multitrack on the wire: only track 0 is written back.
+        ("h264_aac_aac.mp4", ("h264", 320, 240), &["aac"][..]),
+    ];
+    for (fixture, video, audio) in cases {
+        let (path, packets) = rewrite_through_eflv(fixture, &dir.path);
+        assert!(packets > 500, "{fixture}: {packets} packets written");
+        // A file reads to its end; 8 s at 30 fps is 240 frames, less the reorder delay.
+        let r = readback(path.to_str().expect("utf-8 path"), 60, None);
+        eprintln!("{fixture} rewritten: {r}");
+        let case = RoundTrip {
+            fixture,
+            announce: "",
+            video,
+            audio,
+        };
+        check_readback(&r, &case);
+        let decoded = r["frames"]["0"].as_u64().unwrap_or(0);
+        assert!(
+            decoded >= 230,
+            "{fixture}: {decoded} of 240 video frames decoded: {r}"
+        );
+    }
 }
 
 #[test]
