@@ -26,6 +26,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::*;
+use onair_shared::Codec;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -290,6 +291,71 @@ fn eflv_rewritten_flv_decodes_in_ffmpeg8() {
             "{fixture}: {decoded} of 240 video frames decoded: {r}"
         );
     }
+}
+
+/// What FFmpeg 8 announces when it plays with `rtmp_enhanced_codecs`: a listener on loopback
+/// answers the plain handshake, takes the connect command and reads it with `ClientCaps`,
+/// the parser the server's play side uses to decide which codecs a player gets.
+#[test]
+fn ffmpeg8_player_announces_fourccs_that_client_caps_reads() {
+    use onair_shared::eflv::connect::ClientCaps;
+    use rml_amf0::Amf0Value;
+    use std::io::{Read, Write};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("rtmp://{}/live/x", listener.local_addr().expect("addr"));
+    let player = std::thread::spawn(move || readback(&url, 1, Some("hvc1,av01,Opus")));
+    listener
+        .set_nonblocking(true)
+        .expect("nonblocking listener");
+    let mut accepted = None;
+    wait_until("FFmpeg to connect", Duration::from_secs(15), || {
+        accepted = listener.accept().ok();
+        accepted.is_some()
+    });
+    let (mut s, _) = accepted.expect("accepted");
+    s.set_nonblocking(false).expect("blocking stream");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut c0c1 = [0u8; 1537];
+    s.read_exact(&mut c0c1).expect("C0+C1");
+    // S0, then S1 with a zero version (so FFmpeg skips digest checks), then S2 = C1.
+    let mut reply = vec![3u8];
+    reply.extend_from_slice(&[0u8; 8]);
+    reply.extend((0..1528).map(|i| (i * 7) as u8));
+    reply.extend_from_slice(&c0c1[1..]);
+    s.write_all(&reply).expect("S0+S1+S2");
+    let mut c2 = [0u8; 1536];
+    s.read_exact(&mut c2).expect("C2");
+    // The connect command on chunk stream 3: a type-0 header, then 128-byte chunks joined
+    // by one-byte type-3 headers.
+    let mut header = [0u8; 12];
+    s.read_exact(&mut header).expect("connect chunk header");
+    assert_eq!(header[0] & 0x3f, 3, "connect on chunk stream 3");
+    assert_eq!(header[7], 20, "an AMF0 command message");
+    let len = u32::from_be_bytes([0, header[4], header[5], header[6]]) as usize;
+    let mut payload = Vec::with_capacity(len);
+    while payload.len() < len {
+        if !payload.is_empty() {
+            let mut h = [0u8; 1];
+            s.read_exact(&mut h).expect("continuation header");
+            assert_eq!(h[0], 0xc3, "type-3 continuation on chunk stream 3");
+        }
+        let mut chunk = vec![0u8; (len - payload.len()).min(128)];
+        s.read_exact(&mut chunk).expect("connect chunk");
+        payload.extend_from_slice(&chunk);
+    }
+    drop(s);
+    let _ = player.join();
+    let values = rml_amf0::deserialize(&mut std::io::Cursor::new(&payload)).expect("AMF0");
+    assert_eq!(values[0], Amf0Value::Utf8String("connect".into()));
+    let Some(Amf0Value::Object(obj)) = values.get(2) else {
+        panic!("no command object: {values:?}")
+    };
+    let caps = ClientCaps::from_connect_object(obj);
+    assert!(caps.is_enhanced());
+    assert_eq!(caps.fourcc_list, vec![*b"hvc1", *b"av01", *b"Opus"]);
+    assert!(caps.accepts(Codec::Hevc) && caps.accepts(Codec::Av1) && caps.accepts(Codec::Opus));
+    assert!(!caps.accepts(Codec::Vp9) && !caps.accepts(Codec::Flac));
 }
 
 #[test]
