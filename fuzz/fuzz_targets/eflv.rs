@@ -1,7 +1,7 @@
 //! The Enhanced RTMP parsers: audio and video message bodies (legacy and ex-header, ModEx,
 //! Multitrack, Metadata), each config packet through its codec's parser (hvcC and its SPS,
-//! av1C and its sequence header, vpcC, OpusHead, FLAC STREAMINFO), the VP9 and MP3 frame
-//! headers and the connect command's capability fields. The first byte picks what the rest is fed to.
+//! av1C and its sequence header, vpcC, OpusHead, FLAC STREAMINFO), the VP9 frame header and
+//! the connect command's capability fields. The first byte picks what the rest is fed to.
 //! Beyond not panicking: every payload must be a slice of the message, tracks must be unique,
 //! and a packet written back by `eflv::write` must parse to the same packet.
 #![no_main]
@@ -15,7 +15,6 @@ use onair_shared::eflv::{parse_audio, parse_video, Packet, PacketKind, ParseLimi
 use onair_shared::flac::FlacStreamInfo;
 use onair_shared::hevc::{HevcDecoderConfig, HevcSpsInfo};
 use onair_shared::metadata::{decode_amf0, Amf0Value};
-use onair_shared::mp3::Mp3FrameHeader;
 use onair_shared::opus::OpusHead;
 use onair_shared::vp9::{Vp9FrameHeader, VpcConfig};
 use onair_shared::Codec;
@@ -171,12 +170,6 @@ fuzz_target!(|data: &[u8]| {
         }
         5 => config(Codec::Opus, rest),
         6 => config(Codec::Flac, rest),
-        8 => {
-            if let Ok(h) = Mp3FrameHeader::parse(rest) {
-                assert!(h.sample_rate >= 8000 && (1..=3).contains(&h.layer));
-                assert!(h.frame_len.is_none_or(|n| n >= 4));
-            }
-        }
         _ => {
             // A connect command's AMF0 values: the command object is the third.
             if let Ok(values) = decode_amf0(rest, limits.max_amf_depth) {

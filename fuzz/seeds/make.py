@@ -207,7 +207,7 @@ def record_publish():
 
 def eflv_seeds():
     """Mode byte (0 video, 1 audio, 2 hvcC, 3 av1C, 4 vpcC, 5 OpusHead, 6 FLAC, 7 connect
-    AMF, 8 MP3 frame header) and the bytes, from the committed FFmpeg 8 Enhanced FLV vectors."""
+    AMF) and the bytes, from the committed FFmpeg 8 Enhanced FLV vectors."""
     testdata = os.path.join(ROOT, "shared", "src", "eflv", "testdata")
     config_mode = {b"hvc1": 2, b"av01": 3, b"vp09": 4, b"Opus": 5, b"fLaC": 6}
     for name in sorted(os.listdir(testdata)):
@@ -233,9 +233,6 @@ def eflv_seeds():
         ("capsEx", amf_num(2)),
     ])
     write("eflv", "connect", b"\x07" + connect)
-    # libmp3lame frame headers: MPEG-1 44.1 kHz stereo, MPEG-2 22.05 kHz, MPEG-2.5 8 kHz.
-    for name, header in (("mp3_v1", "fffb5064"), ("mp3_v2", "fff380c4"), ("mp3_v25", "ffe388c4")):
-        write("eflv", name, b"\x08" + bytes.fromhex(header))
 
 
 def main():
