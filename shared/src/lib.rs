@@ -13,7 +13,6 @@ pub mod flv;
 pub mod frame;
 pub mod hevc;
 pub mod metadata;
-pub mod mp3;
 pub mod opus;
 pub mod timestamp;
 pub mod vp9;
