@@ -34,6 +34,10 @@ enum Command {
         /// HTTP listen address [default: 0.0.0.0:8080, or the config file's http.addr].
         #[arg(long)]
         http_addr: Option<std::net::SocketAddr>,
+        /// Admin API listen address [default: 127.0.0.1:8081, or the config file's admin.addr];
+        /// the admin API runs only with a token in admin.tokens.
+        #[arg(long)]
+        admin_addr: Option<std::net::SocketAddr>,
         /// Print the effective configuration as TOML and exit.
         #[arg(long)]
         print_config: bool,
@@ -88,15 +92,24 @@ fn main() -> anyhow::Result<()> {
             config,
             rtmp_addr,
             http_addr,
+            admin_addr,
             print_config,
         } => {
-            let cfg = server_config(config.as_deref(), rtmp_addr, http_addr)?;
+            let addrs = Addrs {
+                rtmp: rtmp_addr,
+                http: http_addr,
+                admin: admin_addr,
+            };
+            let cfg = server_config(config.as_deref(), addrs)?;
             if print_config {
                 print!("{}", toml::to_string(&cfg)?);
                 return Ok(());
             }
+            // SIGHUP and `POST /api/admin/reload` read the file again, addresses on top.
+            let loader: onair_server::control::Loader =
+                Box::new(move || server_config(config.as_deref(), addrs));
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-            rt.block_on(serve(cfg))
+            rt.block_on(serve(cfg, loader))
         }
         Command::Push(args) => push(*args),
         Command::Demo {
@@ -107,28 +120,40 @@ fn main() -> anyhow::Result<()> {
             size,
             bitrate,
         } => {
-            let cfg = server_config(config.as_deref(), rtmp_addr, http_addr)?;
+            let addrs = Addrs {
+                rtmp: rtmp_addr,
+                http: http_addr,
+                admin: None,
+            };
+            let cfg = server_config(config.as_deref(), addrs)?;
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
             rt.block_on(demo(cfg, &stream, &size, &bitrate))
         }
     }
 }
 
+/// Listen addresses given on the command line.
+#[derive(Clone, Copy)]
+struct Addrs {
+    rtmp: Option<std::net::SocketAddr>,
+    http: Option<std::net::SocketAddr>,
+    admin: Option<std::net::SocketAddr>,
+}
+
 /// The config file (or the defaults) with the command line's addresses on top.
-fn server_config(
-    path: Option<&std::path::Path>,
-    rtmp_addr: Option<std::net::SocketAddr>,
-    http_addr: Option<std::net::SocketAddr>,
-) -> anyhow::Result<Config> {
+fn server_config(path: Option<&std::path::Path>, addrs: Addrs) -> anyhow::Result<Config> {
     let mut cfg = match path {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    if let Some(a) = rtmp_addr {
+    if let Some(a) = addrs.rtmp {
         cfg.rtmp.addr = a;
     }
-    if let Some(a) = http_addr {
+    if let Some(a) = addrs.http {
         cfg.http.addr = a;
+    }
+    if let Some(a) = addrs.admin {
+        cfg.admin.addr = a;
     }
     Ok(cfg)
 }
@@ -255,14 +280,31 @@ fn push(args: onair_pusher::PushArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
-    let server = Server::start(cfg).await?;
+async fn serve(cfg: Config, loader: onair_server::control::Loader) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup())?;
+    let server = Server::start_reloadable(cfg, Some(loader)).await?;
     // One machine-readable line on stdout, so scripts and tests can find the ports.
+    let admin = server
+        .admin_addr
+        .map(|a| format!(" admin={a}"))
+        .unwrap_or_default();
     println!(
-        "onair listening rtmp={} http={}",
+        "onair listening rtmp={} http={}{admin}",
         server.rtmp_addr, server.http_addr
     );
-    wait_for_signal().await?;
+    let stop = wait_for_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            r = &mut stop => { r?; break; }
+            _ = hangup.recv() => {
+                // The report and any error are logged by the reload itself; it reads a
+                // file, so off the async workers.
+                let _ = tokio::task::block_in_place(|| server.reload());
+            }
+        }
+    }
     tracing::info!("shutting down");
     server.shutdown(Duration::from_secs(5)).await;
     Ok(())

@@ -185,3 +185,42 @@ fn bad_inputs_are_refused_and_the_live_stream_is_untouched() {
     assert_eq!(live["live"], true);
     assert_eq!(live["viewers"]["flv"], 1);
 }
+
+/// The FFmpeg 8 report: a refused publisher saw a connection reset instead of the
+/// status, because the server closed with the client's media unread. The client here
+/// keeps sending, as an encoder does, and reads only afterwards: it must find the status
+/// and then an orderly end of stream.
+#[test]
+fn a_refused_publisher_reads_the_status_then_an_orderly_close_not_a_reset() {
+    let server = ServerProc::start("");
+    let mut c = RawRtmp::connect(server.rtmp);
+    c.handshake();
+    c.connect_app("live");
+    c.publish("hevc");
+    // Enhanced RTMP HEVC: sequence start, then 300 KB of coded frames sent without reading.
+    c.message(6, 9, 1, 0, &[0x90, b'h', b'v', b'c', b'1', 1, 2, 3, 4]);
+    let mut frame = vec![0x91, b'h', b'v', b'c', b'1', 0, 0, 0];
+    frame.resize(4096, 0x42);
+    for i in 0..75 {
+        c.message(6, 9, 1, i * 33, &frame);
+    }
+    c.s.set_read_timeout(Some(CLOSE_LIMIT)).unwrap();
+    let mut buf = [0u8; 65536];
+    let end = loop {
+        match c.s.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => c.received.extend_from_slice(&buf[..n]),
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(
+        c.saw("NetStream.Publish.Failed") && c.saw("unsupported video codec hevc"),
+        "the status naming the codec arrives"
+    );
+    if let Err(e) = end {
+        panic!(
+            "the connection ended with {e} ({:?}), not an orderly close",
+            e.kind()
+        );
+    }
+}

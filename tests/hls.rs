@@ -209,3 +209,71 @@ fn publisher_return_makes_a_discontinuity_that_ffmpeg_plays_through() {
         pts.len()
     );
 }
+
+/// Counts packets per stream type that ffmpeg decodes from `url` in `seconds`, and its
+/// error output.
+fn decode_all_tracks(url: &str, seconds: u32) -> (usize, usize, String) {
+    require("ffmpeg");
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-v", "error", "-i", url])
+        .args(["-t", &seconds.to_string(), "-map", "0:v", "-map", "0:a"])
+        .args(["-f", "framemd5", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let count = |index: &str| {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.split(',').next().map(str::trim) == Some(index))
+            .count()
+    };
+    (
+        count("0"),
+        count("1"),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn h264_with_mp3_audio_plays_over_hls_with_both_tracks() {
+    require("ffmpeg");
+    let server = ServerProc::start("");
+    let child = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=44100"])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "30"])
+        .args(["-c:a", "libmp3lame", "-b:a", "64k", "-f", "flv"])
+        .arg(server.rtmp_url("live/mp3"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn ffmpeg");
+    let _push = Proc(child);
+    server.wait_live("live", "mp3");
+    wait_until("2 segments listed", Duration::from_secs(30), || {
+        playlist(&server, "mp3").is_some_and(|p| segment_uris(&p).len() >= 2)
+    });
+
+    let url = server.http_url("live/mp3.m3u8");
+    let mut codecs: Vec<String> = streams(&url)
+        .iter()
+        .filter_map(|s| s["codec_name"].as_str().map(str::to_string))
+        .collect();
+    codecs.sort();
+    codecs.dedup();
+    assert_eq!(codecs, vec!["h264", "mp3"], "HLS carries both tracks");
+
+    let (video, audio, errors) = decode_all_tracks(&url, 4);
+    assert!(errors.trim().is_empty(), "decode errors:\n{errors}");
+    // 4 s at 30 fps, and MP3 frames of 1152 samples at 44.1 kHz (38 a second); loose.
+    assert!(video >= 90, "decoded {video} video frames in 4 s");
+    assert!(audio >= 100, "decoded {audio} audio frames in 4 s");
+}

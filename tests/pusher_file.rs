@@ -146,3 +146,29 @@ fn y4m_and_wav_sources_are_encoded() {
         },
     );
 }
+
+/// Issue 18: the pusher's H.264 says in its SPS how its pixels are to be read (BT.601,
+/// SMPTE 170M, limited range: what its RGB to YUV conversion writes), so ffprobe, and a
+/// browser, need not guess; and the stream still decodes cleanly.
+#[test]
+fn h264_signals_bt601_limited_range() {
+    let dir = TempDir::new("onair-push-file");
+    let out = dir.path.join("colour.flv");
+    let out = out.to_str().expect("utf-8 temp path");
+    push_to_end(&[out, "--fast", "--duration", "2", "--size", "640x360"]);
+    let st = common::streams(out);
+    let v = st
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .unwrap_or_else(|| panic!("no video stream in {out}: {st:?}"));
+    for (field, want) in [
+        ("color_range", "tv"),
+        ("color_space", "smpte170m"),
+        ("color_primaries", "smpte170m"),
+        ("color_transfer", "smpte170m"),
+    ] {
+        assert_eq!(v[field], want, "{field} of the pusher's H.264: {v}");
+    }
+    let errors = decode_errors(out);
+    assert!(errors.is_empty(), "decode errors: {errors}");
+}

@@ -10,15 +10,21 @@ use onair_shared::aac::{AudioSpecificConfig, AudioTagHeader};
 use onair_shared::avc::{
     split_annexb, split_length_prefixed, AvcDecoderConfig, SpsInfo, VideoTagHeader,
 };
-use onair_shared::Frame;
+use onair_shared::flv::TagFrame;
+use onair_shared::ingest::TagReader;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(h) = VideoTagHeader::parse(data) {
         assert!(h.header_len <= data.len() || h.header_len == 1);
     }
     let _ = AudioTagHeader::parse(data);
-    let _ = Frame::video(0, Bytes::copy_from_slice(data));
-    let _ = Frame::audio(0, Bytes::copy_from_slice(data));
+    let body = Bytes::copy_from_slice(data);
+    let _ = TagFrame::video(0, body.clone());
+    let _ = TagFrame::audio(0, body.clone());
+    // What the server runs on every media message.
+    let mut tags = TagReader::new();
+    let _ = tags.video_tag(0, &body);
+    let _ = tags.audio_tag(0, &body);
 
     if let Ok(cfg) = AvcDecoderConfig::parse(data) {
         let again = AvcDecoderConfig::parse(&cfg.to_bytes()).expect("a record we wrote parses");

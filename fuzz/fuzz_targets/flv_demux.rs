@@ -5,9 +5,10 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
+use onair_shared::flv::TagFrame;
 use onair_shared::flv::{FlvDemuxer, FlvEvent, TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO};
+use onair_shared::ingest::TagReader;
 use onair_shared::metadata::parse_script;
-use onair_shared::Frame;
 
 /// Events until the first error or until more bytes are needed.
 fn drain(d: &mut FlvDemuxer, out: &mut Vec<FlvEvent>) -> bool {
@@ -58,10 +59,12 @@ fuzz_target!(|data: &[u8]| {
         let FlvEvent::Tag(tag) = e else { continue };
         match tag.tag_type {
             TAG_VIDEO => {
-                let _ = Frame::video(tag.timestamp as u64, tag.body);
+                let _ = TagReader::new().video_tag(tag.timestamp, &tag.body);
+                let _ = TagFrame::video(tag.timestamp as u64, tag.body);
             }
             TAG_AUDIO => {
-                let _ = Frame::audio(tag.timestamp as u64, tag.body);
+                let _ = TagReader::new().audio_tag(tag.timestamp, &tag.body);
+                let _ = TagFrame::audio(tag.timestamp as u64, tag.body);
             }
             TAG_SCRIPT => {
                 let _ = parse_script(&Bytes::clone(&tag.body), 16);

@@ -1,8 +1,9 @@
-//! The RTMP ingest path as the server runs it (`onair_server::rtmp::replay`): rml_rtmp's
-//! handshake, our chunk decoder, command checks and rml_rtmp's session, metadata and media
-//! into a real hub. Input: one mode byte, then what the client sends. The mode's low 7 bits
-//! are the socket read size (0: 16 KiB, as the server reads), its high bit selects tight
-//! limits so that they are reached with small inputs.
+//! The RTMP ingest path as the server runs it (`onair_server::rtmp::replay`): the same
+//! driver and session as a TCP connection (rml_rtmp's handshake, our chunk decoder,
+//! command checks and rml_rtmp's session, media parsed at ingest) over an in-memory
+//! transport, into a real hub. Input: one mode byte, then what the client sends. The
+//! mode's low 7 bits are the socket read size (0: 16 KiB, as the server reads), its high
+//! bit selects tight limits so that they are reached with small inputs.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

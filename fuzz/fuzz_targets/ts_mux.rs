@@ -1,6 +1,7 @@
-//! The HLS muxer's inputs: any sequence of frames a publisher can get through the hub
-//! (AVC and AAC configurations, key and inter frames with any NAL payloads, including
-//! broken length prefixes, audio of any size, timestamps through the hub's timeline),
+//! The HLS muxer's inputs: any sequence of frames a publisher can get through ingest and
+//! the hub (AVC and AAC configurations, key and inter frames with any NAL payloads,
+//! including broken length prefixes, AAC and MP3 audio of any size, timestamps through
+//! the hub's timeline),
 //! plus discontinuities and ends, into the Segmenter and straight into a TsMuxer. Every
 //! output must be whole 188-byte packets that start with 0x47, and the muxer's continuity
 //! counters must count up by one per PID.
@@ -12,11 +13,11 @@ use arbitrary::Arbitrary;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use onair_server::hls::segmenter::{Segmenter, SegmenterConfig};
-use onair_server::hls::ts::TsMuxer;
-use onair_shared::aac::AudioSpecificConfig;
+use onair_server::hls::ts::{audio_stream_type, TsMuxer};
 use onair_shared::avc::AvcDecoderConfig;
+use onair_shared::ingest::TagReader;
 use onair_shared::timestamp::Timeline;
-use onair_shared::{Codec, Frame, MediaKind};
+use onair_shared::{Codec, CodecConfig, MediaKind};
 
 #[derive(Debug, Arbitrary)]
 enum Op {
@@ -43,6 +44,13 @@ enum Op {
         raw: Vec<u8>,
         /// Repeats `raw` to make frames past the ADTS size limit.
         repeat: u8,
+    },
+    /// An MP3 tag: sound flags, then a frame starting with `header`.
+    Mp3 {
+        ts: u32,
+        flags: u8,
+        header: [u8; 4],
+        rest: Vec<u8>,
     },
     /// Any video tag body: other codecs, enhanced RTMP, end of sequence.
     RawVideo {
@@ -124,9 +132,10 @@ fuzz_target!(|input: Input| {
     let mut mux_out = Vec::new();
     let mut counters = Counters::default();
     let mut avc: Option<AvcDecoderConfig> = None;
-    let mut asc: Option<AudioSpecificConfig> = None;
+    let mut audio: Option<CodecConfig> = None;
     let mut tables_written = false;
     let mut timeline = Timeline::default();
+    let mut tags = TagReader::new();
     let base_ms = input.base_s as u64 * 1000;
     let epoch = SystemTime::UNIX_EPOCH;
 
@@ -137,8 +146,8 @@ fuzz_target!(|input: Input| {
     };
 
     for op in input.ops {
-        // As the hub does: classify the tag body, then map its timestamp.
-        let (frame, raw_ts) = match op {
+        // As ingest does: parse the tag body once; then, as the hub does, map its timestamp.
+        let (body, video, ts) = match op {
             Op::VideoConfig {
                 sps,
                 pps,
@@ -158,7 +167,7 @@ fuzz_target!(|input: Input| {
                 };
                 let mut body = vec![0x17, 0, 0, 0, 0];
                 body.extend_from_slice(&record);
-                (Frame::video(0, Bytes::from(body)), None)
+                (body, true, 0)
             }
             Op::Video {
                 ts,
@@ -168,22 +177,32 @@ fuzz_target!(|input: Input| {
                 bad_len,
             } => {
                 let len_size = avc.as_ref().map_or(4, |c| c.nalu_length_size);
-                let body = video_body(key, cts, &nals, len_size, bad_len);
-                (Frame::video(0, Bytes::from(body)), Some(ts))
+                (video_body(key, cts, &nals, len_size, bad_len), true, ts)
             }
             Op::AudioConfig { asc } => {
                 let mut body = vec![0xaf, 0];
                 body.extend_from_slice(&asc);
-                (Frame::audio(0, Bytes::from(body)), None)
+                (body, false, 0)
             }
             Op::Audio { ts, raw, repeat } => {
                 let mut body = vec![0xaf, 1];
                 for _ in 0..=repeat.min(40) {
                     body.extend_from_slice(&raw);
                 }
-                (Frame::audio(0, Bytes::from(body)), Some(ts))
+                (body, false, ts)
             }
-            Op::RawVideo { ts, body } => (Frame::video(0, Bytes::from(body)), Some(ts)),
+            Op::Mp3 {
+                ts,
+                flags,
+                header,
+                rest,
+            } => {
+                let mut body = vec![0x20 | (flags & 0x0f)];
+                body.extend_from_slice(&header);
+                body.extend_from_slice(&rest);
+                (body, false, ts)
+            }
+            Op::RawVideo { ts, body } => (body, true, ts),
             Op::Discontinuity => {
                 emit(seg.discontinuity());
                 timeline.rebase();
@@ -194,33 +213,41 @@ fuzz_target!(|input: Input| {
                 continue;
             }
         };
-        let Ok(mut frame) = frame else { continue };
-        if let Some(raw) = raw_ts {
-            frame.dts = base_ms + timeline.map(frame.kind, raw);
+        let body = Bytes::from(body);
+        let parsed = if video {
+            tags.video_tag(ts, &body)
+        } else {
+            tags.audio_tag(ts, &body)
+        };
+        let Ok(got) = parsed else { continue };
+        if let Some(c) = got.config {
+            emit(seg.push_config(&c));
+            if c.kind == MediaKind::Video {
+                avc = c.avc().cloned();
+            } else {
+                audio = audio_stream_type(&c).is_some().then_some(c);
+            }
         }
+        let Some(mut frame) = got.frame else { continue };
+        frame.dts = base_ms + timeline.map(frame.kind, frame.dts as u32);
         let now = epoch + Duration::from_millis(frame.dts);
         emit(seg.push(&frame, now));
 
         // The same frame straight into a muxer, with the configuration it would use.
         let before = mux_out.len();
-        match (frame.kind, frame.sequence_header) {
-            (MediaKind::Video, true) => {
-                avc = AvcDecoderConfig::parse(frame.payload.get(5..).unwrap_or_default()).ok();
-            }
-            (MediaKind::Audio, true) => {
-                asc = AudioSpecificConfig::parse(frame.payload.get(2..).unwrap_or_default()).ok();
-            }
-            (MediaKind::Video, false) if frame.codec == Codec::H264 => {
+        match frame.kind {
+            MediaKind::Video if frame.codec == Codec::H264 => {
                 if let Some(c) = &avc {
                     if !tables_written {
-                        mux.write_tables(&mut mux_out, true, asc.is_some()).unwrap();
+                        let stream_type = audio.as_ref().and_then(audio_stream_type);
+                        mux.write_tables(&mut mux_out, true, stream_type).unwrap();
                         tables_written = true;
                     }
                     let _ = mux.write_video(&mut mux_out, &frame, c);
                 }
             }
-            (MediaKind::Audio, false) if frame.codec == Codec::Aac => {
-                if let Some(c) = &asc {
+            MediaKind::Audio => {
+                if let Some(c) = audio.as_ref().filter(|c| c.codec == frame.codec) {
                     let _ = mux.write_audio(&mut mux_out, &frame, c, avc.is_none());
                 }
             }

@@ -7,7 +7,7 @@ import { isClockUuid, parseClockUserData } from './sei.js';
 
 /**
  * @typedef {object} Hooks
- * @property {(ptsMs: number, wallclockMs: number) => void} onClock  a frame's presentation
+ * @property {(ptsMs: number, wallclockMs: number, frame: number) => void} onClock  a frame's presentation
  *   time on the media timeline and its capture wall clock
  * @property {(message: string) => void} onError  fatal: the engine stopped
  */
@@ -56,7 +56,7 @@ async function createFlv(video, url, hooks) {
     if (sei.type !== 5 || !isClockUuid(sei.uuid) || sei.pts == null) return;
     const clock = parseClockUserData(sei.user_data);
     // mpegts.js gives the pts in ms, already on the media element's timeline.
-    if (clock) hooks.onClock(sei.pts, clock.wallclockMs);
+    if (clock) hooks.onClock(sei.pts, clock.wallclockMs, clock.frame);
   });
   player.on(mpegts.Events.STATISTICS_INFO, (s) => {
     // speed: KiB/s received over the last second.
@@ -140,7 +140,7 @@ async function createHls(video, url, hooks) {
       if (s.payloadType !== 5 || !isClockUuid(s.uuid)) continue;
       const clock = parseClockUserData(s.userDataBytes);
       // hls.js gives the pts in seconds on the media element's timeline.
-      if (clock) hooks.onClock(s.pts * 1000, clock.wallclockMs);
+      if (clock) hooks.onClock(s.pts * 1000, clock.wallclockMs, clock.frame);
     }
   });
   hls.on(Hls.Events.ERROR, (_e, data) => {

@@ -4,28 +4,33 @@
 // time the pusher captured it (from the SEI). The engines report (presentation time in ms on
 // the media timeline, capture wall clock in ms); the page looks the shown frame up here.
 
-/** Presentation time → capture wall clock, for the last `capacity` frames. */
+/** Presentation time → capture wall clock (and the pusher's frame counter), for the last
+ *  `capacity` frames. */
 export class ClockMap {
   constructor(capacity = 900) {
     this.capacity = capacity;
     this.pts = [];
     this.wall = [];
+    this.frame = [];
   }
 
-  add(ptsMs, wallMs) {
+  add(ptsMs, wallMs, frame = -1) {
     // Frames arrive in decode order; B-frames may come slightly out of presentation order,
     // so insert in place (from the end: nearly always the last position).
     let i = this.pts.length;
     while (i > 0 && this.pts[i - 1] > ptsMs) i--;
     if (i > 0 && this.pts[i - 1] === ptsMs) {
       this.wall[i - 1] = wallMs;
+      this.frame[i - 1] = frame;
       return;
     }
     this.pts.splice(i, 0, ptsMs);
     this.wall.splice(i, 0, wallMs);
+    this.frame.splice(i, 0, frame);
     if (this.pts.length > this.capacity) {
       this.pts.shift();
       this.wall.shift();
+      this.frame.shift();
     }
   }
 
@@ -35,6 +40,23 @@ export class ClockMap {
 
   /** Capture wall clock of the frame nearest `ptsMs`, if one is within `toleranceMs`. */
   lookup(ptsMs, toleranceMs = 50) {
+    const i = this.nearest(ptsMs, toleranceMs);
+    return i === undefined ? undefined : this.wall[i];
+  }
+
+  /** `{pts, wall, frame}` of the frame nearest `ptsMs` within `toleranceMs`, else undefined. */
+  entry(ptsMs, toleranceMs = 50) {
+    const i = this.nearest(ptsMs, toleranceMs);
+    return i === undefined ? undefined : { pts: this.pts[i], wall: this.wall[i], frame: this.frame[i] };
+  }
+
+  /** Presentation time of the frame whose counter is `frame`, if it is still held. */
+  ptsOfFrame(frame) {
+    for (let i = this.frame.length - 1; i >= 0; i--) if (this.frame[i] === frame) return this.pts[i];
+    return undefined;
+  }
+
+  nearest(ptsMs, toleranceMs) {
     const p = this.pts;
     if (p.length === 0) return undefined;
     let lo = 0;
@@ -46,12 +68,13 @@ export class ClockMap {
     }
     let best = lo;
     if (lo > 0 && Math.abs(p[lo - 1] - ptsMs) < Math.abs(p[lo] - ptsMs)) best = lo - 1;
-    return Math.abs(p[best] - ptsMs) <= toleranceMs ? this.wall[best] : undefined;
+    return Math.abs(p[best] - ptsMs) <= toleranceMs ? best : undefined;
   }
 
   clear() {
     this.pts = [];
     this.wall = [];
+    this.frame = [];
   }
 }
 

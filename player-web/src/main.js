@@ -1,11 +1,16 @@
 // The /live page: the list of live streams (from /api/streams, refreshed every 2 s) and the
-// player of the stream named in the URL (/live?stream=APP/NAME[&proto=hls]). Policy lives in
-// the pure modules (session.js, latency.js, format.js); this file wires them to the DOM.
+// player of the stream named in the URL (/live?stream=APP/NAME[&proto=hls]), which asks
+// /api/streams/APP/NAME about its own stream, so it plays where the list is not public.
+// Policy lives in the pure modules (session.js, latency.js, avsync.js, qoe.js, format.js);
+// this file wires them to the DOM.
 
 import './style.css';
+import { AudioTap } from './audio.js';
+import { AvSync } from './avsync.js';
 import { createEngine } from './engines.js';
 import { ClockMap, LatencyMeter, liveEdgeAction } from './latency.js';
-import { backoffMs, nextStep, streamState } from './session.js';
+import { QoeCounter, beaconBody, newSessionId, qoeIntervalMs } from './qoe.js';
+import { backoffMs, nextStep, oneStreamState } from './session.js';
 import {
   formatBitrate,
   formatCodecs,
@@ -18,6 +23,8 @@ import {
 
 const POLL_MS = 2000;
 const TICK_MS = 250;
+/** The playhead standing still this long while playing counts as a stall. */
+const STALL_AFTER_MS = 500;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -30,6 +37,7 @@ const ui = {
   resolution: $('resolution'),
   fps: $('fps'),
   dropped: $('dropped'),
+  avsync: $('avsync'),
   via: $('via'),
   banner: $('banner'),
   unmute: $('unmute'),
@@ -42,6 +50,10 @@ const ui = {
   streams: $('streams'),
   empty: $('empty'),
   apiError: $('api-error'),
+  listPrivate: $('list-private'),
+  volume: $('volume'),
+  pip: $('pip'),
+  fullscreen: $('fullscreen'),
 };
 for (const h of document.querySelectorAll('.host')) h.textContent = location.hostname;
 
@@ -49,6 +61,11 @@ for (const h of document.querySelectorAll('.host')) h.textContent = location.hos
 let streams = null;
 /** The stream the URL names: {app, name, proto}, or null on the bare list. */
 let current = null;
+/** What /api/streams/APP/NAME last said of it: its state and its entry (null if none). */
+let currentState = 'unreachable';
+let currentInfo = null;
+/** Whether this page has seen the stream live: before that, "waiting to start". */
+let seenLive = false;
 
 // Playback session state.
 let video = null;
@@ -64,20 +81,47 @@ let playingSince = 0;
 let wantSound = false;
 const clocks = new ClockMap();
 const meter = new LatencyMeter(2000);
+const av = new AvSync();
+const tap = new AudioTap();
+tap.onBeep = (t) => av.beepHeard(tap.heardAt(t));
+const session = newSessionId();
+let qoe = new QoeCounter(performance.now());
+/** Whether the picture moved since the last beacon: beacons speak only of playback (or of
+ *  a stall in it). */
+let playedSinceBeacon = false;
 let lastQuality = null;
 
 // ---- the list ----------------------------------------------------------------------------
 
-async function poll() {
+/** `{status, body}` of a GET answering JSON; status 0 when the server does not answer. */
+async function getJson(url) {
   try {
-    const r = await fetch('/api/streams', { cache: 'no-store' });
-    streams = r.ok ? await r.json() : null;
-    ui.apiError.hidden = r.ok;
-    if (!r.ok) ui.apiError.textContent = `/api/streams answered ${r.status}; retrying…`;
+    const r = await fetch(url, { cache: 'no-store' });
+    return { status: r.status, body: r.ok ? await r.json() : null };
   } catch {
-    streams = null;
-    ui.apiError.hidden = false;
-    ui.apiError.textContent = 'The server does not answer; retrying…';
+    return { status: 0, body: null };
+  }
+}
+
+async function poll() {
+  const cur = current;
+  const [list, one] = await Promise.all([
+    getJson('/api/streams'),
+    cur ? getJson(`/api/streams/${encodeURIComponent(cur.app)}/${encodeURIComponent(cur.name)}`) : null,
+  ]);
+  streams = list.status === 200 && Array.isArray(list.body) ? list.body : null;
+  // 404: the server keeps its list to itself ([api] public_list = false).
+  ui.listPrivate.hidden = list.status !== 404;
+  ui.apiError.hidden = list.status === 200 || list.status === 404;
+  if (!ui.apiError.hidden) {
+    ui.apiError.textContent = list.status
+      ? `/api/streams answered ${list.status}; retrying…`
+      : 'The server does not answer; retrying…';
+  }
+  if (one && cur === current) {
+    currentState = oneStreamState(one.status, one.body);
+    currentInfo = one.body;
+    if (currentState === 'live') seenLive = true;
   }
   renderList();
   step();
@@ -169,6 +213,11 @@ function applyUrl() {
   failures = 0;
   retryAt = 0;
   current = q;
+  currentState = 'unreachable';
+  currentInfo = null;
+  seenLive = false;
+  qoe = new QoeCounter(performance.now());
+  playedSinceBeacon = false;
   ui.playerSection.hidden = !q;
   if (!q) {
     document.title = 'onair · live';
@@ -186,7 +235,7 @@ function applyUrl() {
   ui.share.value = new URL(playerHref(q.app, q.name, q.proto), location.href).href;
   renderList();
   setBanner('connecting');
-  step();
+  poll();
 }
 
 for (const a of [ui.protoFlv, ui.protoHls]) {
@@ -201,12 +250,71 @@ ui.statsToggle.addEventListener('click', () => {
   const on = ui.overlay.classList.toggle('off') === false;
   ui.statsToggle.setAttribute('aria-pressed', String(on));
 });
-ui.unmute.addEventListener('click', () => {
+/** Sound on (from a click or a key: the browser lets a page sound after one). */
+function soundOn() {
   wantSound = true;
-  if (video) video.muted = false;
+  // Created in the viewer's gesture, so the browser lets it run.
+  tap.start();
+  if (video) {
+    video.muted = false;
+    tap.attach(video);
+  }
   ui.unmute.hidden = true;
-});
+}
+
+function toggleMute() {
+  if (!video || video.muted) {
+    soundOn();
+  } else {
+    wantSound = false;
+    video.muted = true;
+    // Nothing heard, nothing measured: no stale A/V figure on the overlay or in beacons.
+    av.clear();
+  }
+}
+
+function togglePlay() {
+  if (!video) return;
+  if (video.paused) video.play().catch(() => {});
+  else video.pause();
+}
+
+function toggleFullscreen() {
+  if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+  // The picture and its control bar, so the buttons stay in reach.
+  else ui.playerSection.requestFullscreen?.().catch((e) => console.warn(`onair: no fullscreen: ${e.message}`));
+}
+
+function togglePip() {
+  if (document.pictureInPictureElement) document.exitPictureInPicture().catch(() => {});
+  else video?.requestPictureInPicture?.().catch((e) => console.warn(`onair: no picture-in-picture: ${e.message}`));
+}
+
+ui.unmute.addEventListener('click', soundOn);
 ui.play.addEventListener('click', () => video?.play().catch(() => {}));
+ui.volume.addEventListener('input', () => {
+  const vol = Number(ui.volume.value);
+  if (vol > 0 && (!video || video.muted)) soundOn();
+  if (video) video.volume = vol;
+});
+ui.fullscreen.addEventListener('click', toggleFullscreen);
+ui.pip.addEventListener('click', togglePip);
+ui.pip.hidden = !document.pictureInPictureEnabled;
+document.addEventListener('fullscreenchange', () => {
+  ui.fullscreen.setAttribute('aria-pressed', String(!!document.fullscreenElement));
+});
+// Space: play/pause, m: mute, f: fullscreen; not while typing, and not on a focused button
+// or slider, where the browser's own keys apply.
+document.addEventListener('keydown', (e) => {
+  if (!current || e.ctrlKey || e.metaKey || e.altKey) return;
+  const t = e.target;
+  if (t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement || t instanceof HTMLButtonElement) return;
+  if (e.key === ' ') togglePlay();
+  else if (e.key === 'm' || e.key === 'M') toggleMute();
+  else if (e.key === 'f' || e.key === 'F') toggleFullscreen();
+  else return;
+  e.preventDefault();
+});
 
 // ---- playback session --------------------------------------------------------------------
 
@@ -215,7 +323,7 @@ function step() {
   if (!current) return;
   const now = performance.now();
   const d = nextStep({
-    api: streamState(streams, current.app, current.name),
+    api: currentState,
     running: !!engine || starting,
     playing: now - lastMovedAt < 1500,
     now,
@@ -228,18 +336,21 @@ function step() {
     stopEngine();
   }
   if (d.action === 'start' || d.action === 'restart') startEngine();
-  setBanner(d.banner);
+  // Not live, and never live since the page opened: it has not started yet.
+  setBanner(d.banner === 'offline' && !seenLive ? 'waiting' : d.banner);
 }
 
 function newVideo() {
   removeVideo();
   const v = document.createElement('video');
   v.muted = !wantSound;
+  v.volume = Number(ui.volume.value);
   v.autoplay = true;
   v.playsInline = true;
   v.setAttribute('playsinline', '');
   ui.stage.prepend(v);
   video = v;
+  if (wantSound) tap.attach(v);
   lastQuality = null;
   watchFrames(v);
   return v;
@@ -255,17 +366,17 @@ async function startEngine() {
   starting = true;
   clocks.clear();
   meter.clear();
+  av.clear();
   lastCt = -1;
   lastProgressAt = performance.now();
   playingSince = 0;
   const cur = current;
-  const info = Array.isArray(streams) ? streams.find((s) => s.app === cur.app && s.name === cur.name) : null;
-  const url = mediaUrls(info || cur)[cur.proto];
+  const url = mediaUrls(currentInfo || cur)[cur.proto];
   const v = newVideo();
   try {
     const e = await createEngine(cur.proto, v, url, {
-      onClock: (pts, wall) => {
-        if (gen === generation) clocks.add(pts, wall);
+      onClock: (pts, wall, frame) => {
+        if (gen === generation) clocks.add(pts, wall, frame);
       },
       onError: (msg) => {
         if (gen === generation) engineFailed(msg);
@@ -316,6 +427,9 @@ function setBanner(state) {
   if (state === 'offline') {
     b.innerHTML = '<div><strong>● Offline.</strong> This stream is not live right now.<br>' +
       'It resumes here by itself when the publisher comes back.</div>';
+  } else if (state === 'waiting') {
+    b.innerHTML = '<div><strong class="pulse">●</strong> Waiting for the stream to start.<br>' +
+      'It plays here by itself when it goes live.</div>';
   } else if (state === 'connecting') {
     b.textContent = 'connecting…';
   } else if (state === 'unreachable') {
@@ -335,6 +449,7 @@ function watchFrames(v) {
       const shownAt = Date.now() - (performance.now() - meta.expectedDisplayTime);
       meter.add(shownAt - wall, performance.now());
     }
+    av.frameShown(meta.mediaTime * 1000, meta.expectedDisplayTime, v.playbackRate);
     v.requestVideoFrameCallback(onFrame);
   };
   v.requestVideoFrameCallback(onFrame);
@@ -355,10 +470,16 @@ function tick() {
       if (lastCt >= 0) {
         lastMovedAt = now;
         if (!playingSince) playingSince = now;
+        playedSinceBeacon = true;
+        qoe.stallEnded(now);
       }
       lastCt = v.currentTime;
       lastProgressAt = now;
     }
+    // Paused by the viewer (or waiting for a click to play) is not a stall.
+    if (v.paused) lastProgressAt = now;
+    // A stall: playing, but the picture has stood still for STALL_AFTER_MS (since it last moved).
+    else if (playingSince && now - lastMovedAt >= STALL_AFTER_MS) qoe.stallStarted(lastMovedAt);
     if (playingSince && now - playingSince > 5000) failures = 0;
     // HTTP-FLV: keep to the live edge ourselves (hls.js does it for HLS).
     if (engine.proto === 'flv' && !v.paused) {
@@ -376,6 +497,7 @@ function tick() {
   } else {
     ui.play.hidden = true;
   }
+  av.update(clocks, now);
   step();
   if (ticks % 2 === 0) renderOverlay(now);
 }
@@ -383,7 +505,8 @@ function tick() {
 function renderOverlay(now) {
   const v = video;
   if (!v || !engine) {
-    for (const el of [ui.latency, ui.bitrate, ui.resolution, ui.fps, ui.dropped]) el.textContent = '–';
+    for (const el of [ui.latency, ui.bitrate, ui.resolution, ui.fps, ui.dropped, ui.avsync]) el.textContent = '–';
+    ui.avsync.dataset.avOffsetMs = '';
     ui.latencyKind.textContent = '';
     ui.latency.dataset.latencyMs = '';
     ui.latency.dataset.latencyKind = '';
@@ -414,8 +537,63 @@ function renderOverlay(now) {
     lastQuality = { at: now, total: q.totalVideoFrames };
     ui.dropped.textContent = `${q.droppedVideoFrames} of ${q.totalVideoFrames}`;
   }
+  const off = av.median();
+  if (off !== undefined) {
+    const ms = Math.round(off);
+    ui.avsync.textContent = `${ms > 0 ? '+' : ''}${ms} ms`;
+    ui.avsync.dataset.avOffsetMs = String(ms);
+  } else {
+    ui.avsync.textContent = v.muted || !tap.element ? '– (unmute to measure)' : '–';
+    ui.avsync.dataset.avOffsetMs = '';
+  }
+}
+
+// For the browser tests: what the player measures, read-only.
+window.onairPlayer = {
+  audioStats: () => tap.stats,
+  resetAudioStats: () => tap.resetStats(),
+  audioPeak: (lo, hi) => tap.peak(lo, hi),
+  avOffsets: () => [...av.history],
+  audioState: () => {
+    const c = tap.ctx;
+    if (!c) return null;
+    const ts = c.getOutputTimestamp ? c.getOutputTimestamp() : {};
+    return {
+      state: c.state,
+      rate: c.sampleRate,
+      attached: !!tap.element,
+      baseLatency: c.baseLatency,
+      outputLatency: c.outputLatency,
+      outputAheadMs: ts.performanceTime > 0 ? performance.now() - ts.performanceTime : null,
+      renderAheadMs: ts.performanceTime > 0 ? (c.currentTime - ts.contextTime) * 1000 : null,
+    };
+  },
+};
+
+// ---- viewer-side quality beacons -----------------------------------------------------------
+
+function sendQoe() {
+  const now = performance.now();
+  if (video?.getVideoPlaybackQuality) qoe.droppedTotal(video.getVideoPlaybackQuality().droppedVideoFrames);
+  const counts = qoe.take(now);
+  const played = playedSinceBeacon;
+  playedSinceBeacon = false;
+  // An interval spent wholly in a stall is reported too: that is what the viewer suffered.
+  if (!current || !engine || !(played || counts.stall_ms > 0)) return;
+  const body = beaconBody({
+    stream: `${current.app}/${current.name}`,
+    protocol: engine.proto,
+    session,
+    ...counts,
+    // What the overlay shows now, when it is end-to-end.
+    latency_ms: ui.latency.dataset.latencyKind === 'e2e' ? Number(ui.latency.dataset.latencyMs) : null,
+    av_offset_ms: av.median(),
+  });
+  // The server may not take beacons (older onair, or off): that never disturbs playback.
+  fetch('/api/qoe', { method: 'POST', body, keepalive: true, headers: { 'Content-Type': 'application/json' } }).catch(() => {});
 }
 
 applyUrl();
 setInterval(tick, TICK_MS);
+setInterval(sendQoe, qoeIntervalMs(location.search));
 pollLoop();

@@ -10,6 +10,14 @@ export function streamState(list, app, name) {
   return s.live ? 'live' : 'waiting';
 }
 
+/** The same from the answer of GET /api/streams/{app}/{name}: its HTTP status (0 when the
+ *  server did not answer) and its JSON body. */
+export function oneStreamState(status, body) {
+  if (status === 404) return 'absent';
+  if (status !== 200 || !body) return 'unreachable';
+  return body.live ? 'live' : 'waiting';
+}
+
 /** After this long without the playhead moving while the stream is live, start afresh. */
 export const STALL_MS = 8000;
 

@@ -1,6 +1,6 @@
 //! onair pusher: the first mile of the chain. Captures (or synthesizes, or reads) audio and
 //! video, processes raw frames (overlays, watermark, gain, mix, denoise), encodes H.264 with
-//! openh264 and AAC-LC with fdk-aac, muxes FLV tag bodies as `onair_shared::Frame`s and
+//! openh264 and AAC-LC with fdk-aac, muxes FLV tag bodies as `onair_shared::flv::TagFrame`s and
 //! publishes them over RTMP (reconnecting, dropping instead of queueing without bound) or
 //! writes an FLV file.
 //!

@@ -87,7 +87,7 @@ pub struct VideoFrame {
     pub pts_ms: u64,
     /// Wall-clock capture time, microseconds since the Unix epoch (carried in the SEI).
     pub wallclock_us: u64,
-    /// Frame counter from 0.
+    /// TagFrame counter from 0.
     pub index: u64,
 }
 

@@ -20,8 +20,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use onair_shared::flv::TagFrame;
 use onair_shared::metadata::Metadata;
-use onair_shared::{Frame, MediaKind};
+use onair_shared::MediaKind;
 use rml_rtmp::sessions::StreamMetadata;
 
 use crate::clock::CaptureClock;
@@ -48,8 +49,8 @@ use crate::PushError;
 /// The encoders' (or the file reader's) outputs: one channel per track, closed at its end.
 #[derive(Clone)]
 struct Tracks {
-    video: Sender<Frame>,
-    audio: Sender<Frame>,
+    video: Sender<TagFrame>,
+    audio: Sender<TagFrame>,
 }
 
 /// Totals at the end of a push.
@@ -122,8 +123,8 @@ pub fn run(cfg: PushConfig, stop: Arc<AtomicBool>) -> Result<Summary, PushError>
     let clock = Arc::new(CaptureClock::new(cfg.realtime));
     let stats = Arc::new(Stats::default());
     stats.target_bitrate.store(cfg.bitrate as u64, Relaxed);
-    let (video_tx, video_rx) = bounded::<Frame>(64);
-    let (audio_tx, audio_rx) = bounded::<Frame>(64);
+    let (video_tx, video_rx) = bounded::<TagFrame>(64);
+    let (audio_tx, audio_rx) = bounded::<TagFrame>(64);
     let mux_tx = Tracks {
         video: video_tx,
         audio: audio_tx,
@@ -269,12 +270,12 @@ fn join(name: &'static str, h: JoinHandle<Result<(), PushError>>) -> Result<(), 
 /// the faster encoder; otherwise frames are taken as they come and a track is waited for
 /// at most `max_wait` frames of the other (a stalled microphone must not stop the video).
 fn merge(
-    video: &Receiver<Frame>,
-    audio: &Receiver<Frame>,
+    video: &Receiver<TagFrame>,
+    audio: &Receiver<TagFrame>,
     has_audio: bool,
     strict: bool,
     max_wait: usize,
-    mut sink: impl FnMut(Frame) -> Result<(), PushError>,
+    mut sink: impl FnMut(TagFrame) -> Result<(), PushError>,
 ) -> Result<(), PushError> {
     // Live pushes let a track lead the other by up to 40 ms (less waiting for AAC, and
     // still within the 50 ms that players tolerate); files are in exact order.
@@ -321,8 +322,8 @@ fn mux_to_file(
     path: &Path,
     d: &Described,
     has_audio: bool,
-    video: &Receiver<Frame>,
-    audio: &Receiver<Frame>,
+    video: &Receiver<TagFrame>,
+    audio: &Receiver<TagFrame>,
     strict: bool,
     stats: &Stats,
 ) -> Result<(), PushError> {

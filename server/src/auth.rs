@@ -1,19 +1,18 @@
 //! Who may publish and play: per-app publish keys and play tokens from the config, then an
 //! optional HTTP hook that sees every publish and play. Keys and tokens are compared here
-//! and never logged; refusals carry a fixed reason word for logs and metrics.
+//! and never logged (only their names are); refusals carry a fixed reason word for logs and
+//! metrics.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpStream;
 
-use crate::config::AuthConfig;
-use crate::http::body::ResponseBody;
+use crate::config::{AuthConfig, Credential};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -94,10 +93,71 @@ fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// A secret from the config with the name it is known by.
+#[derive(Clone)]
+struct Secret {
+    name: String,
+    secret: String,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({:?})", self.name)
+    }
+}
+
+/// Names every credential of a list (bare strings by `what[i]`); empty secrets are errors,
+/// since `key=` would match them.
+fn named(what: &str, list: &[Credential]) -> anyhow::Result<Vec<Secret>> {
+    list.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let name = c.name(|| format!("{what}[{i}]"));
+            if c.secret().is_empty() || name.is_empty() {
+                anyhow::bail!("{what}[{i}]: empty secret or name");
+            }
+            Ok(Secret {
+                name,
+                secret: c.secret().to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The name of the first secret in `list` equal to `given`.
+fn find<'a>(list: &'a [Secret], given: &str) -> Option<&'a str> {
+    list.iter()
+        .find(|s| same_secret(&s.secret, given))
+        .map(|s| s.name.as_str())
+}
+
+/// A set of named secrets (the admin tokens), checked like keys.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets(Vec<Secret>);
+
+impl Secrets {
+    pub fn new(what: &str, list: &[Credential]) -> anyhow::Result<Self> {
+        named(what, list).map(Secrets)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The name of the secret equal to `given`.
+    pub fn name_of(&self, given: &str) -> Option<&str> {
+        find(&self.0, given)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
     cfg: AuthConfig,
+    publish_keys: std::collections::BTreeMap<String, Vec<Secret>>,
+    play_tokens: Vec<Secret>,
     hook: Option<Uri>,
+    /// Told of every wrong key or token, for automatic bans.
+    bans: Option<std::sync::Arc<crate::bans::Bans>>,
 }
 
 impl Auth {
@@ -117,32 +177,56 @@ impl Auth {
             }
             Some(uri)
         };
-        Ok(Self { cfg, hook })
+        let publish_keys = cfg
+            .publish_keys
+            .iter()
+            .map(|(app, keys)| Ok((app.clone(), named(&format!("publish_keys.{app}"), keys)?)))
+            .collect::<anyhow::Result<_>>()?;
+        let play_tokens = named("play_tokens", &cfg.play_tokens)?;
+        Ok(Self {
+            cfg,
+            publish_keys,
+            play_tokens,
+            hook,
+            bans: None,
+        })
+    }
+
+    /// Reports wrong keys and tokens to `bans`.
+    pub fn with_bans(mut self, bans: std::sync::Arc<crate::bans::Bans>) -> Self {
+        self.bans = Some(bans);
+        self
     }
 
     /// Keys and tokens from the config (no I/O).
     pub fn check_static(&self, a: &Access) -> Result<(), Denied> {
+        self.check_static_named(a).map(|_| ())
+    }
+
+    /// Like `check_static`, with the name of the key or token that matched (`None` when
+    /// none was needed).
+    pub fn check_static_named(&self, a: &Access) -> Result<Option<&str>, Denied> {
         match a.action {
-            Action::Publish => match self.cfg.publish_keys.get(&a.app) {
+            Action::Publish => match self.publish_keys.get(&a.app) {
                 Some(keys) => match query_param(&a.param, "key") {
                     None => Err(Denied::MissingKey),
-                    Some(k) if keys.iter().any(|good| same_secret(good, k)) => Ok(()),
-                    Some(_) => Err(Denied::WrongKey),
+                    Some(k) => find(keys, k).map(Some).ok_or(Denied::WrongKey),
                 },
                 None if self.cfg.require_publish_key => Err(Denied::AppClosed),
-                None => Ok(()),
+                None => Ok(None),
             },
-            Action::Play if self.cfg.play_tokens.is_empty() => Ok(()),
+            Action::Play if self.play_tokens.is_empty() => Ok(None),
             Action::Play => match query_param(&a.param, "token") {
                 None => Err(Denied::MissingToken),
-                Some(t) if self.cfg.play_tokens.iter().any(|good| same_secret(good, t)) => Ok(()),
-                Some(_) => Err(Denied::WrongToken),
+                Some(t) => find(&self.play_tokens, t)
+                    .map(Some)
+                    .ok_or(Denied::WrongToken),
             },
         }
     }
 
     pub fn needs_play_token(&self) -> bool {
-        !self.cfg.play_tokens.is_empty()
+        !self.play_tokens.is_empty()
     }
 
     pub fn has_hook(&self) -> bool {
@@ -151,7 +235,24 @@ impl Auth {
 
     /// The static checks, then the hook if one is configured.
     pub async fn check(&self, a: &Access) -> Result<(), Denied> {
-        self.check_static(a)?;
+        self.check_named(a).await.map(|_| ())
+    }
+
+    /// Like `check`, with the name of the key or token used (for the admin API's client list).
+    pub async fn check_named(&self, a: &Access) -> Result<Option<String>, Denied> {
+        let name = match self.check_static_named(a) {
+            Ok(name) => name.map(str::to_string),
+            Err(d) => {
+                if let (Denied::WrongKey | Denied::WrongToken, Some(bans)) = (&d, &self.bans) {
+                    bans.failed(a.client_ip, std::time::Instant::now());
+                }
+                return Err(d);
+            }
+        };
+        self.check_hook(a).await.map(|()| name)
+    }
+
+    async fn check_hook(&self, a: &Access) -> Result<(), Denied> {
         let Some(uri) = &self.hook else {
             return Ok(());
         };
@@ -180,7 +281,7 @@ async fn post(uri: &Uri, body: Vec<u8>) -> Result<u16, String> {
     let req = Request::post(path)
         .header(HOST, uri.authority().map_or(host, |a| a.as_str()))
         .header(CONTENT_TYPE, "application/json")
-        .body(ResponseBody::full(Bytes::from(body)))
+        .body(axum::body::Body::from(body))
         .map_err(|e| e.to_string())?;
     let res = sender.send_request(req).await.map_err(|e| e.to_string())?;
     Ok(res.status().as_u16())
@@ -217,8 +318,16 @@ mod tests {
     #[test]
     fn publish_keys_per_app() {
         let a = auth(|c| {
-            c.publish_keys
-                .insert("live".into(), vec!["s3cret".into(), "other".into()]);
+            c.publish_keys.insert(
+                "live".into(),
+                vec![
+                    "s3cret".into(),
+                    Credential::Named(crate::config::NamedCredential {
+                        name: "studio".into(),
+                        secret: "other".into(),
+                    }),
+                ],
+            );
         });
         let check = |app, p| a.check_static(&access(Action::Publish, app, p));
         assert_eq!(check("live", "key=s3cret"), Ok(()));
@@ -226,6 +335,9 @@ mod tests {
         assert_eq!(check("live", "key=s3cre"), Err(Denied::WrongKey));
         assert_eq!(check("live", ""), Err(Denied::MissingKey));
         assert_eq!(check("open", ""), Ok(()), "apps without keys stay open");
+        let named = |p| a.check_static_named(&access(Action::Publish, "live", p));
+        assert_eq!(named("key=s3cret"), Ok(Some("publish_keys.live[0]")));
+        assert_eq!(named("key=other"), Ok(Some("studio")));
         let strict = auth(|c| c.require_publish_key = true);
         assert_eq!(
             strict.check_static(&access(Action::Publish, "live", "key=x")),
@@ -236,6 +348,15 @@ mod tests {
     #[test]
     fn play_tokens() {
         let a = auth(|c| c.play_tokens = vec!["tok".into()]);
+        assert_eq!(
+            a.check_static_named(&access(Action::Play, "live", "token=tok")),
+            Ok(Some("play_tokens[0]"))
+        );
+        assert!(Auth::new(AuthConfig {
+            play_tokens: vec!["".into()],
+            ..Default::default()
+        })
+        .is_err());
         let check = |p| a.check_static(&access(Action::Play, "live", p));
         assert_eq!(check("token=tok"), Ok(()));
         assert_eq!(check("token=bad"), Err(Denied::WrongToken));

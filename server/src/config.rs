@@ -16,6 +16,139 @@ pub struct Config {
     pub hls: HlsConfig,
     pub auth: AuthConfig,
     pub api: ApiConfig,
+    pub qoe: QoeConfig,
+    pub admin: AdminConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// Viewer-experience beacons (`POST /api/qoe`): what players report about their playback,
+/// kept per stream as aggregates over a sliding window. Every bound is here: body size,
+/// body read time, beacons per client address, addresses tracked, samples per stream.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QoeConfig {
+    /// Accept beacons at `POST /api/qoe` (otherwise 404, and the API's `qoe` is null).
+    pub enabled: bool,
+    /// Largest beacon body; a longer one is answered 413 without being kept.
+    pub max_body_bytes: usize,
+    /// The body must arrive within this after the request head (else 408).
+    pub body_read_timeout_ms: u64,
+    /// Aggregates cover the beacons of this last stretch of time.
+    pub window_ms: u64,
+    /// Most beacons kept per stream; past it the oldest go first (the window shrinks).
+    pub max_samples_per_stream: usize,
+    /// Token bucket per client address (IPv6: per /64): beacons per second refilled...
+    pub client_beacons_per_s: f64,
+    /// ...and the bucket's size: beacons one address may send at once. A player sends
+    /// one every 10 s, so this is about how many viewers may share one address (NAT).
+    pub client_burst: u32,
+    /// Most client addresses whose buckets are remembered; past it full buckets are
+    /// forgotten first, then the longest idle.
+    pub max_tracked_clients: usize,
+}
+
+impl Default for QoeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_body_bytes: 2048,
+            body_read_timeout_ms: 5_000,
+            window_ms: 60_000,
+            max_samples_per_stream: 4096,
+            client_beacons_per_s: 2.0,
+            client_burst: 40,
+            max_tracked_clients: 10_000,
+        }
+    }
+}
+
+/// A secret (publish key, play token, admin token) with a name that logs and the admin API
+/// show instead of the secret. In the file either `{ name = "studio-obs", secret = "…" }` or
+/// a bare string, which is named by its position (`publish_keys.live[0]`), so files written
+/// before names existed keep loading.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Credential {
+    Bare(String),
+    Named(NamedCredential),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedCredential {
+    pub name: String,
+    pub secret: String,
+}
+
+impl Credential {
+    pub fn secret(&self) -> &str {
+        match self {
+            Credential::Bare(s) => s,
+            Credential::Named(n) => &n.secret,
+        }
+    }
+
+    /// Its name, or `position` for a bare string.
+    pub fn name(&self, position: impl FnOnce() -> String) -> String {
+        match self {
+            Credential::Bare(_) => position(),
+            Credential::Named(n) => n.name.clone(),
+        }
+    }
+}
+
+impl From<&str> for Credential {
+    fn from(s: &str) -> Self {
+        Credential::Bare(s.to_string())
+    }
+}
+
+/// The operators' API on a listener of its own, behind bearer tokens. Off without a token.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address the admin listener binds. Keep it on loopback or a private network.
+    pub addr: SocketAddr,
+    /// Bearer tokens (`Authorization: Bearer SECRET`); the admin API is off while empty.
+    pub tokens: Vec<Credential>,
+    /// Most admin connections at once.
+    pub max_connections: usize,
+    /// Largest request body (a ban), in bytes.
+    pub max_body_bytes: usize,
+    /// Request headers must arrive within this time (slowloris).
+    pub header_read_timeout_ms: u64,
+    /// Largest request head, in bytes; at least 8192.
+    pub max_header_bytes: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            addr: ([127, 0, 0, 1], 8081).into(),
+            tokens: Vec::new(),
+            max_connections: 64,
+            max_body_bytes: 16 << 10,
+            header_read_timeout_ms: 5_000,
+            max_header_bytes: 16 << 10,
+        }
+    }
+}
+
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsListener {
+    /// On the public HTTP port, without a token.
+    #[default]
+    Public,
+    /// Only on the admin listener, behind an admin token.
+    Admin,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub listener: MetricsListener,
 }
 
 /// The public JSON API on the HTTP port. It describes streams for viewers and the player
@@ -40,22 +173,52 @@ impl Default for ApiConfig {
 }
 
 /// Who may publish and play. With the defaults everyone may.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Publish keys per app: a publisher to `app` must give one of them as `key`
     /// (`rtmp://host/app/name?key=SECRET`, or OBS stream key `name?key=SECRET`).
-    pub publish_keys: std::collections::BTreeMap<String, Vec<String>>,
+    pub publish_keys: std::collections::BTreeMap<String, Vec<Credential>>,
     /// Refuse publishing to apps that have no keys listed.
     pub require_publish_key: bool,
     /// If not empty, playing needs one of these as `token` (`rtmp://host/app/name?token=T`,
     /// `http://host/app/name.flv?token=T`, `…/name.m3u8?token=T`).
-    pub play_tokens: Vec<String>,
+    pub play_tokens: Vec<Credential>,
     /// `http://` URL POSTed a JSON event on every publish and play (like SRS on_publish
     /// and nginx-rtmp on_publish); a 2xx answer allows, anything else refuses.
     pub hook_url: String,
     /// The hook must answer within this, or the request is refused.
     pub hook_timeout_ms: u64,
+    /// An address that gives this many wrong publish keys or play tokens within
+    /// `ban_window_ms` is refused at accept for `ban_duration_ms`. 0: never.
+    pub ban_after_failures: u32,
+    pub ban_window_ms: u64,
+    pub ban_duration_ms: u64,
+    /// Most operator and automatic bans at once.
+    pub max_bans: usize,
+    /// Most addresses whose recent wrong keys and tokens are remembered.
+    pub max_tracked_addresses: usize,
+    /// Addresses or CIDR ranges (`203.0.113.7`, `10.0.0.0/8`) refused at accept on every
+    /// listener, for as long as they are listed.
+    pub banned: Vec<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            publish_keys: Default::default(),
+            require_publish_key: false,
+            play_tokens: Vec::new(),
+            hook_url: String::new(),
+            hook_timeout_ms: 0,
+            ban_after_failures: 0,
+            ban_window_ms: 60_000,
+            ban_duration_ms: 600_000,
+            max_bans: 10_000,
+            max_tracked_addresses: 10_000,
+            banned: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -116,6 +279,10 @@ pub struct RtmpConfig {
     /// A connection that sends nothing for this long is closed (publishers, and clients
     /// that have not started playing).
     pub idle_timeout_ms: u64,
+    /// After a refusal (its status sent and our side shut down), the client's input is
+    /// read and dropped for at most this long, so it reads the status instead of a reset.
+    /// 0 closes at once.
+    pub refusal_drain_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -177,6 +344,7 @@ impl Default for RtmpConfig {
             out_chunk_size: 4096,
             handshake_timeout_ms: 5_000,
             idle_timeout_ms: 15_000,
+            refusal_drain_ms: 2_000,
         }
     }
 }
@@ -247,9 +415,38 @@ mod tests {
     }
 
     #[test]
+    fn qoe_section_is_read() {
+        let c = Config::from_toml("[qoe]\nmax_body_bytes = 512\nclient_burst = 3\n").unwrap();
+        assert_eq!(c.qoe.max_body_bytes, 512);
+        assert_eq!(c.qoe.client_burst, 3);
+        assert_eq!(c.qoe.window_ms, 60_000);
+        assert!(Config::from_toml("[qoe]\nmax_body = 1\n").is_err());
+    }
+
+    #[test]
     fn typo_is_an_error() {
         let err = Config::from_toml("[hub]\nmax_stream = 3\n").unwrap_err();
         assert!(err.to_string().contains("max_stream"), "{err}");
+    }
+
+    #[test]
+    fn credentials_bare_or_named() {
+        let c = Config::from_toml(
+            "[auth]\nplay_tokens = [\"t0\", { name = \"web\", secret = \"t1\" }]\n\
+             [auth.publish_keys]\nlive = [\"k0\"]\n\
+             [admin]\ntokens = [{ name = \"ops\", secret = \"a\" }]\n",
+        )
+        .unwrap();
+        assert_eq!(c.auth.play_tokens[0], Credential::from("t0"));
+        assert_eq!(c.auth.play_tokens[1].name(|| "x".into()), "web");
+        assert_eq!(c.auth.play_tokens[1].secret(), "t1");
+        assert_eq!(c.auth.publish_keys["live"][0].secret(), "k0");
+        assert_eq!(c.admin.tokens[0].name(String::new), "ops");
+        let err = Config::from_toml("[admin]\ntokens = [{ name = \"ops\", secre = \"a\" }]\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("tokens"), "{err}");
+        let c = Config::from_toml("[metrics]\nlistener = \"admin\"\n").unwrap();
+        assert_eq!(c.metrics.listener, MetricsListener::Admin);
     }
 
     #[test]

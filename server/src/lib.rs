@@ -1,14 +1,20 @@
 //! onair server: RTMP ingest, the stream hub, and fan-out to RTMP and HTTP-FLV viewers.
-//! `Server::start` binds both listeners and returns once they accept; `shutdown`
-//! stops accepting, ends every stream and waits for connections to finish.
+//! `Server::start` binds the listeners (RTMP, HTTP, and the admin API when it has a token)
+//! and returns once they accept; `reload` re-reads the config; `shutdown` stops accepting,
+//! ends every stream and waits for connections to finish.
 
+pub mod admin;
 pub mod auth;
+pub mod bans;
+pub mod clients;
 pub mod config;
+pub mod control;
 pub mod hls;
 pub mod http;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod qoe;
 pub mod rtmp;
 
 use std::net::SocketAddr;
@@ -26,62 +32,103 @@ pub use hub::Hub;
 pub struct Server {
     pub rtmp_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// `None` when the admin API is off (no token configured).
+    pub admin_addr: Option<SocketAddr>,
     hub: Hub,
+    control: Arc<control::Control>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
 
 impl Server {
     pub async fn start(cfg: Config) -> anyhow::Result<Server> {
+        Self::start_reloadable(cfg, None).await
+    }
+
+    /// Like `start`; `loader` reads the config again on `reload`.
+    pub async fn start_reloadable(
+        cfg: Config,
+        loader: Option<control::Loader>,
+    ) -> anyhow::Result<Server> {
         let rtmp_listener = TcpListener::bind(cfg.rtmp.addr)
             .await
             .with_context(|| format!("binding RTMP address {}", cfg.rtmp.addr))?;
         let http_listener = TcpListener::bind(cfg.http.addr)
             .await
             .with_context(|| format!("binding HTTP address {}", cfg.http.addr))?;
+        let admin_listener = if cfg.admin.tokens.is_empty() {
+            None
+        } else {
+            Some(
+                TcpListener::bind(cfg.admin.addr)
+                    .await
+                    .with_context(|| format!("binding admin address {}", cfg.admin.addr))?,
+            )
+        };
         let rtmp_addr = rtmp_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
+        let admin_addr = admin_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?;
         let hub = Hub::new(cfg.hub.clone());
-        let auth = Arc::new(auth::Auth::new(cfg.auth.clone())?);
-        let shutdown = CancellationToken::new();
-        let tasks = TaskTracker::new();
-        tasks.spawn(rtmp::serve(
-            rtmp_listener,
-            Arc::new(cfg.rtmp.clone()),
-            hub.clone(),
-            auth.clone(),
-            shutdown.clone(),
-            tasks.clone(),
-        ));
         let hls = cfg
             .hls
             .enabled
             .then(|| hls::Hls::new(cfg.hls.clone(), hub.metrics().clone()));
+        let player = Arc::new(http::player::PlayerFiles::new(cfg.http.player_dir.clone()));
+        let qoe = Arc::new(qoe::Qoe::new(cfg.qoe.clone()));
+        let control = Arc::new(control::Control::new(
+            cfg,
+            hub.clone(),
+            hls.clone(),
+            loader,
+        )?);
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(rtmp::serve(
+            rtmp_listener,
+            control.clone(),
+            hub.clone(),
+            shutdown.clone(),
+            tasks.clone(),
+        ));
         if let Some(h) = &hls {
             tasks.spawn(h.clone().run(hub.clone(), shutdown.clone(), tasks.clone()));
         }
         tasks.spawn(http::serve(
             http_listener,
-            http::HttpContext {
-                hub: hub.clone(),
-                auth: auth.clone(),
-                allowed: Arc::default(),
-                hls,
-                cfg: Arc::new(cfg.http.clone()),
-                api: Arc::new(cfg.api.clone()),
-                player: Arc::new(http::player::PlayerFiles::new(cfg.http.player_dir.clone())),
-            },
+            http::HttpContext::new(hub.clone(), control.clone(), hls, player, qoe.clone()),
             shutdown.clone(),
             tasks.clone(),
         ));
-        tracing::info!(rtmp = %rtmp_addr, http = %http_addr, "onair listening");
+        if let Some(listener) = admin_listener {
+            tasks.spawn(admin::serve(
+                listener,
+                admin::AdminContext {
+                    control: control.clone(),
+                    hub: hub.clone(),
+                    qoe,
+                },
+                shutdown.clone(),
+                tasks.clone(),
+            ));
+        }
+        tracing::info!(rtmp = %rtmp_addr, http = %http_addr, admin = ?admin_addr, "onair listening");
         Ok(Server {
             rtmp_addr,
             http_addr,
+            admin_addr,
             hub,
+            control,
             shutdown,
             tasks,
         })
+    }
+
+    /// Re-reads the config (SIGHUP, `POST /api/admin/reload`); see `control::Control::reload`.
+    pub fn reload(&self) -> Result<control::ReloadReport, control::ReloadError> {
+        self.control.reload()
     }
 
     pub fn hub(&self) -> &Hub {

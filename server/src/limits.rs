@@ -1,14 +1,17 @@
-//! Connection admission: a total and a per-address bound, checked at accept. A permit
-//! gives its place back when dropped, so every exit path of a connection releases it.
+//! Connection admission: address bans, then a total and a per-address bound, checked at
+//! accept. A permit gives its place back when dropped, so every exit path of a connection
+//! releases it. The bounds can change while running (reload); open connections keep theirs.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::bans::Bans;
 use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +40,8 @@ struct Counts {
 
 #[derive(Debug, Clone)]
 pub struct ConnLimiter {
-    max_total: usize,
-    max_per_ip: usize,
+    max_total: Arc<AtomicUsize>,
+    max_per_ip: Arc<AtomicUsize>,
     counts: Arc<Mutex<Counts>>,
 }
 
@@ -51,8 +54,8 @@ pub struct Permit {
 impl ConnLimiter {
     pub fn new(max_total: usize, max_per_ip: usize) -> Self {
         Self {
-            max_total,
-            max_per_ip,
+            max_total: Arc::new(AtomicUsize::new(max_total)),
+            max_per_ip: Arc::new(AtomicUsize::new(max_per_ip)),
             counts: Arc::new(Mutex::new(Counts {
                 total: 0,
                 per_ip: HashMap::new(),
@@ -60,13 +63,19 @@ impl ConnLimiter {
         }
     }
 
+    /// New bounds for connections accepted from now on.
+    pub fn set_limits(&self, max_total: usize, max_per_ip: usize) {
+        self.max_total.store(max_total, Ordering::Relaxed);
+        self.max_per_ip.store(max_per_ip, Ordering::Relaxed);
+    }
+
     pub fn try_acquire(&self, ip: IpAddr) -> Result<Permit, Refusal> {
         let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if c.total >= self.max_total {
+        if c.total >= self.max_total.load(Ordering::Relaxed) {
             return Err(Refusal::Total);
         }
         let n = c.per_ip.entry(ip).or_insert(0);
-        if *n >= self.max_per_ip {
+        if *n >= self.max_per_ip.load(Ordering::Relaxed) {
             return Err(Refusal::PerIp);
         }
         *n += 1;
@@ -109,11 +118,12 @@ impl Drop for Admission {
     }
 }
 
-/// Accepts until a connection is within the limits (closing and counting the others);
-/// `None` once `shutdown` fires.
+/// Accepts until a connection is from an address not banned (when `bans` is given) and
+/// within the limits, closing and counting the others; `None` once `shutdown` fires.
 pub async fn accept_admitted(
     listener: &TcpListener,
     limiter: &ConnLimiter,
+    bans: Option<&Bans>,
     metrics: &Arc<Metrics>,
     protocol: &'static str,
     shutdown: &CancellationToken,
@@ -131,6 +141,13 @@ pub async fn accept_admitted(
                 }
             },
         };
+        if bans.is_some_and(|b| b.is_banned(peer.ip(), Instant::now())) {
+            // The ban itself was logged when it started; one line per attempt would let a
+            // banned address fill the log.
+            tracing::debug!(peer = %peer, protocol, "connection from a banned address refused");
+            metrics.refused("banned");
+            continue;
+        }
         match limiter.try_acquire(peer.ip()) {
             Ok(permit) => {
                 metrics.connection_opened(protocol);
@@ -167,5 +184,8 @@ mod tests {
         drop(p1);
         let _p4 = l.try_acquire(a).unwrap();
         assert_eq!(l.open(), 3);
+        l.set_limits(4, 2);
+        let _p5 = l.try_acquire(b).unwrap();
+        assert_eq!(l.open(), 4);
     }
 }

@@ -1,6 +1,8 @@
 //! Prometheus metrics at `/metrics`: connections, streams, viewers per protocol, bytes in
 //! and out, frames dropped for slow viewers, refusals by reason, HLS segments. Counters are
 //! updated where things happen; stream and viewer gauges are read from the hub at scrape.
+//! Viewer experience (QoE beacons) per stream: latency percentiles, stall ratio, sessions
+//! reporting, set at scrape from the aggregates; per stream only, never per client.
 
 use std::sync::atomic::AtomicU64;
 
@@ -20,6 +22,24 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabel {
+    pub app: String,
+    pub stream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
 pub struct Metrics {
     registry: Registry,
     connections: Family<ProtocolLabel, Gauge>,
@@ -28,9 +48,16 @@ pub struct Metrics {
     pub bytes_out: Counter<u64, AtomicU64>,
     pub frames_dropped: Counter<u64, AtomicU64>,
     refusals: Family<ReasonLabel, Counter>,
+    bans: Family<SourceLabel, Counter>,
     pub hls_segments: Counter<u64, AtomicU64>,
     streams: Gauge,
     viewers: Family<ProtocolLabel, Gauge>,
+    viewer_latency_p50: Family<StreamLabel, FloatGauge>,
+    viewer_latency_p95: Family<StreamLabel, FloatGauge>,
+    viewer_stall_ratio: Family<StreamLabel, FloatGauge>,
+    viewer_sessions: Family<StreamLabel, Gauge>,
+    qoe_beacons: Family<ResultLabel, Counter>,
+    qoe_clients_tracked: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -61,9 +88,16 @@ impl Metrics {
             bytes_out: Counter::default(),
             frames_dropped: Counter::default(),
             refusals: Family::default(),
+            bans: Family::default(),
             hls_segments: Counter::default(),
             streams: Gauge::default(),
             viewers: Family::default(),
+            viewer_latency_p50: Family::default(),
+            viewer_latency_p95: Family::default(),
+            viewer_stall_ratio: Family::default(),
+            viewer_sessions: Family::default(),
+            qoe_beacons: Family::default(),
+            qoe_clients_tracked: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -107,11 +141,91 @@ impl Metrics {
             m.refusals.clone(),
         );
         registry.register(
+            "bans",
+            "Address bans started, by source (auto: repeated wrong keys or tokens; admin)",
+            m.bans.clone(),
+        );
+        registry.register(
             "hls_segments",
             "HLS segments published",
             m.hls_segments.clone(),
         );
+        registry.register(
+            "viewer_latency_p50_seconds",
+            "Median end-to-end latency players reported (QoE beacons over the window)",
+            m.viewer_latency_p50.clone(),
+        );
+        registry.register(
+            "viewer_latency_p95_seconds",
+            "95th percentile of the end-to-end latency players reported",
+            m.viewer_latency_p95.clone(),
+        );
+        registry.register(
+            "viewer_stall_ratio",
+            "Stalled time over watched time that players reported",
+            m.viewer_stall_ratio.clone(),
+        );
+        registry.register(
+            "viewer_sessions",
+            "Player sessions that sent a QoE beacon in the window",
+            m.viewer_sessions.clone(),
+        );
+        registry.register(
+            "qoe_beacons",
+            "QoE beacon requests by result",
+            m.qoe_beacons.clone(),
+        );
+        registry.register(
+            "qoe_clients_tracked",
+            "Client addresses whose beacon rate buckets are remembered",
+            m.qoe_clients_tracked.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// Counts a QoE beacon request; `result` is a short fixed word.
+    pub fn qoe_beacon(&self, result: &'static str) {
+        self.qoe_beacons
+            .get_or_create(&ResultLabel {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// Replaces the per-stream viewer-experience gauges with `rows` (streams without
+    /// beacons in the window are left out), before `render`.
+    pub fn set_viewer_experience(
+        &self,
+        rows: &[(crate::hub::StreamKey, crate::qoe::window::QoeSummary)],
+        clients_tracked: usize,
+    ) {
+        self.qoe_clients_tracked.set(clients_tracked as i64);
+        for f in [
+            &self.viewer_latency_p50,
+            &self.viewer_latency_p95,
+            &self.viewer_stall_ratio,
+        ] {
+            f.clear();
+        }
+        self.viewer_sessions.clear();
+        for (key, q) in rows {
+            let l = StreamLabel {
+                app: key.app.clone(),
+                stream: key.name.clone(),
+            };
+            if let Some(lat) = q.latency_ms {
+                self.viewer_latency_p50
+                    .get_or_create(&l)
+                    .set(lat.p50 / 1000.0);
+                self.viewer_latency_p95
+                    .get_or_create(&l)
+                    .set(lat.p95 / 1000.0);
+            }
+            self.viewer_stall_ratio.get_or_create(&l).set(q.stall_ratio);
+            self.viewer_sessions
+                .get_or_create(&l)
+                .set(q.viewer_sessions as i64);
+        }
     }
 
     pub fn connection_opened(&self, protocol: &str) {
@@ -136,6 +250,23 @@ impl Metrics {
         self.refusals
             .get_or_create(&ReasonLabel {
                 reason: reason.to_string(),
+            })
+            .get()
+    }
+
+    /// Counts a ban; `source` is `auto` or `admin`.
+    pub fn ban_started(&self, source: &'static str) {
+        self.bans
+            .get_or_create(&SourceLabel {
+                source: source.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn bans(&self, source: &str) -> u64 {
+        self.bans
+            .get_or_create(&SourceLabel {
+                source: source.to_string(),
             })
             .get()
     }
@@ -178,5 +309,41 @@ mod tests {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         assert_eq!(m.refusals("wrong_key"), 2);
+    }
+
+    #[test]
+    fn viewer_experience_per_stream() {
+        use crate::qoe::window::{Percentiles, QoeSummary};
+        let m = Metrics::new();
+        let q = QoeSummary {
+            viewer_sessions: 7,
+            beacons: 20,
+            window_s: 60.0,
+            latency_ms: Some(Percentiles {
+                p50: 350.0,
+                p95: 575.0,
+            }),
+            stall_ratio: 0.05,
+            stalls: 3,
+            dropped_frames_mean: 0.5,
+            av_offset_ms_p50: None,
+        };
+        let key = crate::hub::StreamKey::new("live", "cam");
+        m.set_viewer_experience(&[(key.clone(), q.clone())], 4);
+        m.qoe_beacon("accepted");
+        let text = m.render(1, &[]);
+        for line in [
+            "onair_viewer_latency_p50_seconds{app=\"live\",stream=\"cam\"} 0.35",
+            "onair_viewer_latency_p95_seconds{app=\"live\",stream=\"cam\"} 0.575",
+            "onair_viewer_stall_ratio{app=\"live\",stream=\"cam\"} 0.05",
+            "onair_viewer_sessions{app=\"live\",stream=\"cam\"} 7",
+            "onair_qoe_beacons_total{result=\"accepted\"} 1",
+            "onair_qoe_clients_tracked 4",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        // A stream whose beacons left the window leaves the exposition too.
+        m.set_viewer_experience(&[], 0);
+        assert!(!m.render(1, &[]).contains("stream=\"cam\""));
     }
 }

@@ -4,6 +4,12 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::aac::AudioTagHeader;
+use crate::avc::VideoTagHeader;
+use crate::codec::Codec;
+use crate::codec_config::CodecConfig;
+use crate::frame::{Frame, MediaKind};
+
 pub const TAG_AUDIO: u8 = 8;
 pub const TAG_VIDEO: u8 = 9;
 pub const TAG_SCRIPT: u8 = 18;
@@ -39,6 +45,116 @@ pub fn encode_tag(tag_type: u8, timestamp: u32, body: &[u8]) -> Bytes {
     out.put_slice(body);
     out.put_u32(11 + body.len() as u32);
     out.freeze()
+}
+
+/// Legacy FLV sound flags (rate, size, channels) when the publisher's are unknown:
+/// 44 kHz, 16-bit, stereo, as the FLV spec requires for AAC.
+const DEFAULT_SOUND_FLAGS: u8 = 0x0f;
+
+/// The FLV tag type (and RTMP message type) that carries a frame of this kind.
+pub fn tag_type(kind: MediaKind) -> u8 {
+    match kind {
+        MediaKind::Audio => TAG_AUDIO,
+        MediaKind::Video => TAG_VIDEO,
+        MediaKind::Data => TAG_SCRIPT,
+    }
+}
+
+/// A whole tag from body parts written one after the other (one copy of each).
+pub fn encode_tag_parts(tag_type: u8, timestamp: u32, parts: &[&[u8]]) -> Bytes {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = BytesMut::with_capacity(11 + len + 4);
+    out.put_slice(&tag_header(tag_type, timestamp, len));
+    for p in parts {
+        out.put_slice(p);
+    }
+    out.put_u32(11 + len as u32);
+    out.freeze()
+}
+
+/// Legacy FLV codec header of a frame: up to 5 bytes and their length. `None` for a
+/// codec legacy FLV cannot carry (Enhanced FLV is built elsewhere).
+fn legacy_frame_header(frame: &Frame, config: Option<&CodecConfig>) -> Option<([u8; 5], usize)> {
+    let flags = config
+        .and_then(|c| c.flv_sound_flags)
+        .unwrap_or(DEFAULT_SOUND_FLAGS);
+    Some(match (frame.kind, frame.codec) {
+        (MediaKind::Video, Codec::H264) => {
+            let frame_type = if frame.keyframe {
+                crate::avc::FRAME_TYPE_KEY
+            } else {
+                crate::avc::FRAME_TYPE_INTER
+            };
+            let cts = frame.cts.to_be_bytes();
+            (
+                [
+                    frame_type << 4 | crate::avc::VIDEO_CODEC_AVC,
+                    crate::avc::AVC_NALU,
+                    cts[1],
+                    cts[2],
+                    cts[3],
+                ],
+                5,
+            )
+        }
+        (MediaKind::Audio, Codec::Aac) => (
+            [
+                crate::aac::SOUND_FORMAT_AAC << 4 | flags,
+                crate::aac::AAC_RAW,
+                0,
+                0,
+                0,
+            ],
+            2,
+        ),
+        (MediaKind::Audio, Codec::Mp3) => {
+            ([crate::aac::SOUND_FORMAT_MP3 << 4 | flags, 0, 0, 0, 0], 1)
+        }
+        (MediaKind::Audio, Codec::Other(format)) if format < 16 => {
+            ([format << 4 | flags, 0, 0, 0, 0], 1)
+        }
+        (MediaKind::Data, _) => ([0; 5], 0),
+        _ => return None,
+    })
+}
+
+/// A frame as one whole legacy FLV tag (header, body, PreviousTagSize), the body being
+/// exactly what a legacy publisher sent for it. `config` is the track's configuration
+/// (for the audio sound flags). `None` when legacy FLV cannot carry the codec.
+pub fn encode_frame_tag(frame: &Frame, config: Option<&CodecConfig>) -> Option<Bytes> {
+    let (head, n) = legacy_frame_header(frame, config)?;
+    Some(encode_tag_parts(
+        tag_type(frame.kind),
+        frame.wire_timestamp(),
+        &[&head[..n], &frame.data],
+    ))
+}
+
+/// A configuration as its legacy FLV sequence header tag (AVC sequence header, AAC
+/// sequence header). `None` where FLV has none (MP3, opaque audio) or cannot carry it.
+pub fn encode_config_tag(config: &CodecConfig, timestamp: u32) -> Option<Bytes> {
+    let flags = config.flv_sound_flags.unwrap_or(DEFAULT_SOUND_FLAGS);
+    let (head, tag): (&[u8], u8) = match (config.kind, config.codec) {
+        (MediaKind::Video, Codec::H264) => (
+            &[
+                crate::avc::FRAME_TYPE_KEY << 4 | crate::avc::VIDEO_CODEC_AVC,
+                crate::avc::AVC_SEQUENCE_HEADER,
+                0,
+                0,
+                0,
+            ],
+            TAG_VIDEO,
+        ),
+        (MediaKind::Audio, Codec::Aac) => (
+            &[
+                crate::aac::SOUND_FORMAT_AAC << 4 | flags,
+                crate::aac::AAC_SEQUENCE_HEADER,
+            ],
+            TAG_AUDIO,
+        ),
+        _ => return None,
+    };
+    Some(encode_tag_parts(tag, timestamp, &[head, &config.record]))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -148,6 +264,97 @@ impl FlvDemuxer {
     }
 }
 
+/// One FLV audio, video or script tag body, classified: what the pusher muxes and sends.
+/// The server does not carry these; it turns them into `Frame`s and `CodecConfig`s once
+/// at ingest (`crate::ingest`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagFrame {
+    pub kind: MediaKind,
+    pub codec: Codec,
+    /// Decode timestamp in milliseconds on the stream's normalized timeline.
+    pub dts: u64,
+    /// Composition offset (PTS - DTS) in milliseconds; signed, usually 0 or positive.
+    pub cts: i32,
+    /// A video frame a decoder can start from (IDR for H.264).
+    pub keyframe: bool,
+    /// Codec configuration (AVCDecoderConfigurationRecord / AudioSpecificConfig), not media.
+    pub sequence_header: bool,
+    /// The FLV tag body, codec header bytes included. Cloning is a reference count.
+    pub payload: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagFrameError {
+    #[error("empty {0:?} message")]
+    Empty(MediaKind),
+    #[error(transparent)]
+    Video(#[from] crate::avc::AvcError),
+    #[error(transparent)]
+    Audio(#[from] crate::aac::AacError),
+}
+
+impl TagFrame {
+    /// Classifies an FLV video tag body.
+    pub fn video(dts: u64, payload: Bytes) -> Result<TagFrame, TagFrameError> {
+        let h = VideoTagHeader::parse(&payload)?;
+        Ok(TagFrame {
+            kind: MediaKind::Video,
+            codec: h.codec,
+            dts,
+            cts: h.composition_time,
+            keyframe: h.is_keyframe(),
+            sequence_header: h.is_sequence_header(),
+            payload,
+        })
+    }
+
+    /// Classifies an FLV audio tag body.
+    pub fn audio(dts: u64, payload: Bytes) -> Result<TagFrame, TagFrameError> {
+        let h = AudioTagHeader::parse(&payload)?;
+        Ok(TagFrame {
+            kind: MediaKind::Audio,
+            codec: h.codec(),
+            dts,
+            cts: 0,
+            keyframe: false,
+            sequence_header: h.is_sequence_header(),
+            payload,
+        })
+    }
+
+    /// A script data frame (e.g. an `onMetaData` body).
+    pub fn data(dts: u64, payload: Bytes) -> TagFrame {
+        TagFrame {
+            kind: MediaKind::Data,
+            codec: Codec::Script,
+            dts,
+            cts: 0,
+            keyframe: false,
+            sequence_header: false,
+            payload,
+        }
+    }
+
+    /// The FLV tag type (and RTMP message type) that carries this frame.
+    pub fn tag_type(&self) -> u8 {
+        match self.kind {
+            MediaKind::Audio => TAG_AUDIO,
+            MediaKind::Video => TAG_VIDEO,
+            MediaKind::Data => TAG_SCRIPT,
+        }
+    }
+
+    /// Timestamp as carried by FLV and RTMP: 32 bits, wrapping after 49.7 days.
+    pub fn wire_timestamp(&self) -> u32 {
+        self.dts as u32
+    }
+
+    /// Presentation time in milliseconds.
+    pub fn pts(&self) -> i64 {
+        self.dts as i64 + self.cts as i64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,5 +423,37 @@ mod tests {
             d.next_event(),
             Err(FlvError::TagTooLarge { len: 17, max: 16 })
         );
+    }
+}
+
+#[cfg(test)]
+mod tag_frame_tests {
+    use super::*;
+
+    #[test]
+    fn classifies_avc_keyframe_and_sequence_header() {
+        let key = TagFrame::video(
+            40,
+            Bytes::from_static(&[0x17, 1, 0, 0, 0x21, 0, 0, 0, 1, 0x65]),
+        )
+        .unwrap();
+        assert!(key.keyframe && !key.sequence_header);
+        assert_eq!(key.codec, Codec::H264);
+        assert_eq!(key.cts, 0x21);
+        let seq =
+            TagFrame::video(0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f])).unwrap();
+        assert!(seq.sequence_header);
+        let inter = TagFrame::video(0, Bytes::from_static(&[0x27, 1, 0, 0, 0])).unwrap();
+        assert!(!inter.keyframe);
+    }
+
+    #[test]
+    fn classifies_aac() {
+        let seq = TagFrame::audio(0, Bytes::from_static(&[0xaf, 0, 0x12, 0x10])).unwrap();
+        assert!(seq.sequence_header);
+        assert_eq!(seq.codec, Codec::Aac);
+        let raw = TagFrame::audio(0, Bytes::from_static(&[0xaf, 1, 0x21])).unwrap();
+        assert!(!raw.sequence_header);
+        assert!(TagFrame::audio(0, Bytes::new()).is_err());
     }
 }

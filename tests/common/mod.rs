@@ -40,6 +40,8 @@ pub struct ServerProc {
     child: Child,
     pub rtmp: SocketAddr,
     pub http: SocketAddr,
+    /// The admin listener, when the config has an admin token.
+    pub admin: Option<SocketAddr>,
     _dir: TempDir,
 }
 
@@ -80,6 +82,8 @@ impl ServerProc {
                 "127.0.0.1:0",
                 "--http-addr",
                 "127.0.0.1:0",
+                "--admin-addr",
+                "127.0.0.1:0",
                 "--config",
             ])
             .arg(&cfg)
@@ -92,17 +96,17 @@ impl ServerProc {
         BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)
             .expect("read listening line");
-        // "onair listening rtmp=ADDR http=ADDR"
-        let field = |k: &str| -> SocketAddr {
+        // "onair listening rtmp=ADDR http=ADDR[ admin=ADDR]"
+        let optional = |k: &str| -> Option<SocketAddr> {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(k))
-                .unwrap_or_else(|| panic!("no {k} in {line:?}"))
-                .parse()
-                .expect("address")
+                .map(|a| a.parse().expect("address"))
         };
+        let field = |k: &str| optional(k).unwrap_or_else(|| panic!("no {k} in {line:?}"));
         ServerProc {
             rtmp: field("rtmp="),
             http: field("http="),
+            admin: optional("admin="),
             child,
             _dir: dir,
         }
@@ -110,6 +114,20 @@ impl ServerProc {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The config file the server was started with (rewrite it, then `reload`).
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.path.join("onair.toml")
+    }
+
+    /// Sends SIGHUP (reload the config).
+    pub fn sighup(&self) {
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -HUP failed");
     }
 
     pub fn rtmp_url(&self, path: &str) -> String {
@@ -216,19 +234,55 @@ pub fn ffmpeg_push(url: &str) -> Proc {
 
 /// One blocking HTTP/1.1 GET with `Connection: close`; returns status and body.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    http_request(addr, "GET", path, &[], b"")
+}
+
+/// One blocking HTTP/1.1 request with `Connection: close` and extra header lines
+/// (`"Authorization: Bearer x"`); returns status and body.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(addr).expect("connect http");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    http_exchange(&mut s, method, path, headers, body).expect("read http response")
+}
+
+/// Sends one request on `s` and reads the response to the close.
+pub fn http_exchange(
+    s: &mut TcpStream,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let addr = s.peer_addr()?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    if !body.is_empty() || method != "GET" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read http response");
+    s.read_to_end(&mut raw)?;
+    if raw.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "closed without a response",
+        ));
+    }
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .expect("header end");
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "no header end"))?;
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let status = head
         .split_whitespace()
@@ -242,7 +296,7 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
     {
         body = dechunk(&body);
     }
-    (status, body)
+    Ok((status, body))
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
@@ -259,6 +313,16 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         data = &data[(start + size + 2).min(data.len())..];
     }
     out
+}
+
+/// A TCP connection to `addr` from the loopback address `local` (127.0.0.2, …), so one
+/// test can act as several client addresses.
+pub fn connect_from(local: &str, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let local: SocketAddr = format!("{local}:0").parse().expect("local address");
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&local.into())?;
+    socket.connect_timeout(&addr.into(), Duration::from_secs(5))?;
+    Ok(socket.into())
 }
 
 /// A temporary directory removed on drop.

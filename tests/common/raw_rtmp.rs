@@ -19,7 +19,11 @@ pub struct RawRtmp {
 
 impl RawRtmp {
     pub fn connect(addr: SocketAddr) -> RawRtmp {
-        let s = TcpStream::connect(addr).expect("connect rtmp");
+        Self::over(TcpStream::connect(addr).expect("connect rtmp"))
+    }
+
+    /// A client on an established connection (see `super::connect_from`).
+    pub fn over(s: TcpStream) -> RawRtmp {
         s.set_nodelay(true).unwrap();
         RawRtmp {
             s,
@@ -139,6 +143,32 @@ impl RawRtmp {
                 Err(_) => return Ok(&self.received),
             }
         }
+    }
+
+    /// Reads until `text` arrived (true), the server closed or `limit` passed (false).
+    pub fn wait_for(&mut self, text: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut buf = [0u8; 65536];
+        while !self.saw(text) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.s
+                .set_read_timeout(Some(left.min(Duration::from_millis(200))))
+                .unwrap();
+            match self.s.read(&mut buf) {
+                Ok(0) => return self.saw(text),
+                Ok(n) => self.received.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return self.saw(text),
+            }
+        }
+        true
     }
 
     pub fn saw(&self, text: &str) -> bool {

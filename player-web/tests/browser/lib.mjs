@@ -175,12 +175,15 @@ export async function launchBrowser() {
     context,
     async newPage(opts) {
       const page = await context.newPage(opts);
+      // Beacons to a server without POST /api/qoe answer 404/405 by design: not worth a line.
+      const beacon = (url) => /\/api\/qoe$/.test(url || '');
       page.on('console', (m) => {
+        if (beacon(m.location()?.url)) return;
         if (m.type() === 'error' || m.type() === 'warning') console.log(`  [browser ${m.type()}] ${m.text()}`);
       });
       page.on('pageerror', (e) => console.log(`  [page error] ${e.message}`));
       page.on('response', (r) => {
-        if (r.status() >= 400) console.log(`  [browser] ${r.status()} ${r.url()}`);
+        if (r.status() >= 400 && !beacon(r.url())) console.log(`  [browser] ${r.status()} ${r.url()}`);
       });
       return page;
     },
@@ -247,4 +250,109 @@ export function median(values) {
   const s = [...values].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Elements that carry the `hidden` attribute but are still rendered (computed display is
+ *  not `none`), as "tag#id.class display"; empty when the page hides what it means to. */
+export function renderedButHidden(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('[hidden]')]
+      .filter((el) => getComputedStyle(el).display !== 'none')
+      .map((el) => `${el.tagName.toLowerCase()}#${el.id}.${el.className} ${getComputedStyle(el).display}`),
+  );
+}
+
+/** The banner and the unmute chip as the viewer gets them: attribute and computed display. */
+export function chromeState(page) {
+  return page.evaluate(() => {
+    const b = document.getElementById('banner');
+    const u = document.getElementById('unmute');
+    return {
+      bannerHidden: b.hidden,
+      bannerDisplay: getComputedStyle(b).display,
+      unmuteHidden: u.hidden,
+      unmuteDisplay: getComputedStyle(u).display,
+    };
+  });
+}
+
+/** ffmpeg publishing a lavfi video source (and a silent stereo track) to `url` in real time,
+ *  as H.264 + AAC over RTMP, until stopped. `videoArgs` go after the encoder (tags, etc.). */
+export function startFfmpeg(url, lavfi, { fps = 15, gop = 8, videoArgs = [] } = {}) {
+  const child = track(
+    spawn(
+      'ffmpeg',
+      [
+        '-hide_banner', '-loglevel', 'error', '-nostdin', '-re',
+        '-f', 'lavfi', '-i', `${lavfi}:r=${fps}`,
+        '-f', 'lavfi', '-i', 'anullsrc=r=48000:cl=stereo',
+        '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-pix_fmt', 'yuv420p',
+        '-g', String(gop), '-b:v', '400k', ...videoArgs,
+        '-c:a', 'aac', '-b:a', '32k',
+        '-f', 'flv', url,
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    ),
+  );
+  return { stop: () => stopChild(child), child };
+}
+
+/** A screenshot of the page's <video> box as the viewer sees it (everything drawn over it
+ *  included), decoded: {width, height, data (RGBA), scale: screenshot px per video px},
+ *  plus the boxes of the overlay and chips drawn on purpose over the picture. */
+export async function grabVideo(page, name) {
+  const { PNG } = await import('pngjs');
+  const box = await page.evaluate(() => {
+    const v = document.querySelector('video');
+    const r = v.getBoundingClientRect();
+    // object-fit: contain letterboxes the picture inside the element.
+    const s = Math.min(r.width / v.videoWidth, r.height / v.videoHeight);
+    const w = v.videoWidth * s;
+    const h = v.videoHeight * s;
+    const pic = { x: r.x + (r.width - w) / 2, y: r.y + (r.height - h) / 2, width: w, height: h };
+    const ui = ['overlay', 'unmute', 'play']
+      .map((id) => document.getElementById(id))
+      .filter((el) => el && getComputedStyle(el).display !== 'none')
+      .map((el) => el.getBoundingClientRect().toJSON());
+    return { pic, ui, vw: v.videoWidth, vh: v.videoHeight };
+  });
+  mkdirSync(resultsDir, { recursive: true });
+  const path = join(resultsDir, `${name}.png`);
+  const buf = await page.screenshot({ path, clip: box.pic });
+  const png = PNG.sync.read(buf);
+  const sx = png.width / box.vw;
+  const sy = png.height / box.vh;
+  // UI boxes in video pixels, so callers can keep their samples off them.
+  const ui = box.ui.map((r) => ({
+    x0: (r.x - box.pic.x) / (box.pic.width / box.vw),
+    y0: (r.y - box.pic.y) / (box.pic.height / box.vh),
+    x1: (r.right - box.pic.x) / (box.pic.width / box.vw),
+    y1: (r.bottom - box.pic.y) / (box.pic.height / box.vh),
+  }));
+  return {
+    path,
+    vw: box.vw,
+    vh: box.vh,
+    /** Mean RGB of the (2r+1)² screenshot pixels around video pixel (x, y). */
+    rgb(x, y, r = 2) {
+      const cx = Math.round(x * sx);
+      const cy = Math.round(y * sy);
+      const sum = [0, 0, 0];
+      let n = 0;
+      for (let yy = cy - r; yy <= cy + r; yy++) {
+        for (let xx = cx - r; xx <= cx + r; xx++) {
+          const i = (Math.min(png.height - 1, Math.max(0, yy)) * png.width + Math.min(png.width - 1, Math.max(0, xx))) * 4;
+          sum[0] += png.data[i];
+          sum[1] += png.data[i + 1];
+          sum[2] += png.data[i + 2];
+          n++;
+        }
+      }
+      return sum.map((v) => Math.round(v / n));
+    },
+    /** True when video pixel (x, y) lies under the overlay or a chip (margin in video px). */
+    underUi(x, y, margin = 4) {
+      return ui.some((b) => x >= b.x0 - margin && x <= b.x1 + margin && y >= b.y0 - margin && y <= b.y1 + margin);
+    },
+  };
 }

@@ -7,8 +7,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   assertPlays,
+  chromeState,
   launchBrowser,
   median,
+  renderedButHidden,
   sampleLatency,
   screenshot,
   startPusher,
@@ -114,6 +116,19 @@ describe('browser player', () => {
     assert.equal(s.h, 720, 'videoHeight');
     const via = await page.locator('#via').innerText();
     assert.equal(via, 'HTTP-FLV');
+    // What is hidden is not drawn: the empty banner (a dark veil) must not cover the picture.
+    let c = await chromeState(page);
+    assert.equal(c.bannerHidden, true, 'banner hidden while playing');
+    assert.equal(c.bannerDisplay, 'none', 'the hidden banner is not rendered while playing');
+    assert.notEqual(c.unmuteDisplay, 'none', 'the unmute chip shows while muted');
+    assert.deepEqual(await renderedButHidden(page), [], 'elements hidden but still rendered');
+    await page.locator('#unmute').click();
+    c = await waitFor('the unmute chip to hide', 5000, async () => {
+      const x = await chromeState(page);
+      return x.unmuteHidden ? x : null;
+    });
+    assert.equal(c.unmuteDisplay, 'none', 'the hidden unmute chip is not rendered');
+    assert.deepEqual(await renderedButHidden(page), [], 'elements hidden but still rendered');
     await screenshot(page, 'flv');
     measured.flv_median_ms = await measureLatency(page, 'HTTP-FLV');
     assert.ok(measured.flv_median_ms < 1500, `HTTP-FLV median latency ${measured.flv_median_ms} ms, want < 1500`);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { STALL_MS, backoffMs, nextStep, streamState } from '../../src/session.js';
+import { STALL_MS, backoffMs, nextStep, oneStreamState, streamState } from '../../src/session.js';
 
 const list = [
   { app: 'live', name: 'a', live: true },
@@ -12,6 +12,16 @@ describe('streamState', () => {
     expect(streamState(list, 'live', 'b')).toBe('waiting');
     expect(streamState(list, 'live', 'c')).toBe('absent');
     expect(streamState(null, 'live', 'a')).toBe('unreachable');
+  });
+});
+
+describe('oneStreamState', () => {
+  it('reads the per-stream answer', () => {
+    expect(oneStreamState(200, { live: true })).toBe('live');
+    expect(oneStreamState(200, { live: false })).toBe('waiting');
+    expect(oneStreamState(404, null)).toBe('absent');
+    expect(oneStreamState(503, null)).toBe('unreachable');
+    expect(oneStreamState(0, null)).toBe('unreachable');
   });
 });
 

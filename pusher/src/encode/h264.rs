@@ -2,11 +2,13 @@
 //! frame rate and keyframe interval, bitrate rate control, no frame skipping (a live stream
 //! keeps its frame rate). Output is split into NAL units; SPS and PPS go into the
 //! AVCDecoderConfigurationRecord (reported whenever they change), not into frames.
+//! The SPS says how to read the pixels back (VUI colour description): what
+//! `process::convert` writes, BT.601 (SMPTE 170M) limited range, so no decoder guesses.
 
 use onair_shared::avc::{nal_type, split_annexb, AvcDecoderConfig, NAL_PPS, NAL_SPS};
 use openh264::encoder::{
     BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod,
-    RateControlMode, UsageType,
+    RateControlMode, UsageType, VuiConfig,
 };
 use openh264::formats::YUVSlices;
 use openh264::OpenH264API;
@@ -54,7 +56,11 @@ impl H264Encoder {
             .complexity(Complexity::Low)
             .scene_change_detect(false)
             .intra_frame_period(IntraFramePeriod::from_num_frames(s.keyint_frames.max(1)))
-            .num_threads(s.threads);
+            .num_threads(s.threads)
+            // Every picture the pusher encodes is BT.601 limited range (`media::I420`, made
+            // by `process::convert` and the test pattern): say so in the SPS, since browsers
+            // otherwise guess (BT.709 for HD sizes) and shift every colour.
+            .vui(VuiConfig::bt601());
         let enc = Encoder::with_api_config(OpenH264API::from_source(), cfg)
             .map_err(|e| PushError::H264(e.to_string()))?;
         Ok(Self {
@@ -196,6 +202,104 @@ mod tests {
         }
         assert_eq!(keys, vec![0, 10, 20]);
         assert_eq!(configs, 1);
+    }
+
+    /// The VUI colour description of a Baseline/Main SPS (header byte and emulation
+    /// prevention included): (video_full_range_flag, colour_primaries,
+    /// transfer_characteristics, matrix_coefficients), `None` where the SPS has none.
+    fn sps_colour(nal: &[u8]) -> Option<(u32, u32, u32, u32)> {
+        let rbsp = onair_shared::bits::nal_to_rbsp(nal);
+        let mut r = onair_shared::bits::BitReader::new(&rbsp);
+        r.skip(8).ok()?;
+        let profile = r.bits(8).ok()?;
+        assert!(
+            matches!(profile, 66 | 77),
+            "only Baseline/Main here, got {profile}"
+        );
+        r.skip(16).ok()?; // constraints, level
+        r.ue().ok()?; // seq_parameter_set_id
+        r.ue().ok()?; // log2_max_frame_num_minus4
+        match r.ue().ok()? {
+            0 => {
+                r.ue().ok()?;
+            }
+            1 => {
+                r.bit().ok()?;
+                r.se().ok()?;
+                r.se().ok()?;
+                for _ in 0..r.ue().ok()? {
+                    r.se().ok()?;
+                }
+            }
+            _ => {}
+        }
+        r.ue().ok()?; // max_num_ref_frames
+        r.bit().ok()?; // gaps_in_frame_num_value_allowed
+        r.ue().ok()?; // width in MBs
+        r.ue().ok()?; // height in map units
+        if r.bit().ok()? == 0 {
+            r.bit().ok()?; // mb_adaptive_frame_field
+        }
+        r.bit().ok()?; // direct_8x8_inference
+        if r.bit().ok()? == 1 {
+            for _ in 0..4 {
+                r.ue().ok()?; // cropping
+            }
+        }
+        if r.bit().ok()? == 0 {
+            return None; // no VUI
+        }
+        if r.bit().ok()? == 1 && r.bits(8).ok()? == 255 {
+            r.skip(32).ok()?; // sar
+        }
+        if r.bit().ok()? == 1 {
+            r.bit().ok()?; // overscan_appropriate
+        }
+        if r.bit().ok()? == 0 {
+            return None; // no video_signal_type
+        }
+        r.skip(3).ok()?; // video_format
+        let full_range = r.bit().ok()?;
+        if r.bit().ok()? == 0 {
+            return None; // no colour description
+        }
+        Some((
+            full_range,
+            r.bits(8).ok()?,
+            r.bits(8).ok()?,
+            r.bits(8).ok()?,
+        ))
+    }
+
+    #[test]
+    fn colour_reader_reads_a_reference_sps() {
+        // x264 Baseline SPS of a 64x64 stream tagged BT.709 limited range
+        // (ffmpeg -colorspace bt709 -color_primaries bt709 -color_trc bt709 -color_range tv),
+        // with an emulation prevention byte (00 00 03) in it.
+        let sps = [
+            0x67, 0x42, 0xc0, 0x0a, 0xd9, 0x04, 0x26, 0xc0, 0x5a, 0x80, 0x80, 0x80, 0xa0, 0x00,
+            0x00, 0x03, 0x00, 0x20, 0x00, 0x00, 0x06, 0x41, 0xe2, 0x44, 0xc9,
+        ];
+        assert_eq!(sps_colour(&sps), Some((0, 1, 1, 1)));
+    }
+
+    #[test]
+    fn sps_signals_bt601_limited_range() {
+        let mut enc = H264Encoder::new(H264Settings {
+            fps: 30.0,
+            bitrate: 500_000,
+            keyint_frames: 30,
+            threads: 1,
+        })
+        .unwrap();
+        let pic = TestPattern::new(160, 96).render(0, 0);
+        let cfg = enc.encode(&pic, 0).unwrap().unwrap().new_config.unwrap();
+        // What process::convert writes: limited range, SMPTE 170M primaries, transfer and
+        // matrix (6, 6, 6).
+        assert_eq!(sps_colour(&cfg.sps[0]), Some((0, 6, 6, 6)));
+        // The rest of the SPS still reads as before.
+        let info = cfg.sps_info().unwrap();
+        assert_eq!((info.width, info.height), (160, 96));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Encoded media to FLV tag bodies, wrapped as `onair_shared::Frame`s (the same type the
+//! Encoded media to FLV tag bodies, wrapped as `onair_shared::flv::TagFrame`s (the FLV the
 //! server ingests): AVC sequence header from SPS/PPS, length-prefixed NAL units, AAC
 //! AudioSpecificConfig and raw frames, `onMetaData`. Pure.
 
@@ -8,7 +8,8 @@ use onair_shared::avc::{
     nal_type, split_length_prefixed, AvcDecoderConfig, AVC_NALU, AVC_SEQUENCE_HEADER,
     FRAME_TYPE_INTER, FRAME_TYPE_KEY, NAL_IDR, VIDEO_CODEC_AVC,
 };
-use onair_shared::{Frame, MediaKind};
+use onair_shared::flv::TagFrame;
+use onair_shared::MediaKind;
 
 fn video_first_byte(keyframe: bool) -> u8 {
     (if keyframe {
@@ -75,19 +76,19 @@ pub fn aac_frame(au: &[u8]) -> Bytes {
     out.freeze()
 }
 
-/// Builds a `Frame` from a tag body we made ourselves (so classification cannot fail on
+/// Builds a `TagFrame` from a tag body we made ourselves (so classification cannot fail on
 /// well-formed input; a malformed body is reported, never unwrapped).
-pub fn video(dts: u64, body: Bytes) -> Option<Frame> {
-    Frame::video(dts, body).ok()
+pub fn video(dts: u64, body: Bytes) -> Option<TagFrame> {
+    TagFrame::video(dts, body).ok()
 }
 
-pub fn audio(dts: u64, body: Bytes) -> Option<Frame> {
-    Frame::audio(dts, body).ok()
+pub fn audio(dts: u64, body: Bytes) -> Option<TagFrame> {
+    TagFrame::audio(dts, body).ok()
 }
 
 /// True for a video frame no other frame refers to: every NAL unit in it has
 /// `nal_ref_idc == 0` (B-frames from x264, disposable frames). Dropping one breaks nothing.
-pub fn is_disposable(frame: &Frame) -> bool {
+pub fn is_disposable(frame: &TagFrame) -> bool {
     if frame.kind != MediaKind::Video || frame.keyframe || frame.sequence_header {
         return false;
     }

@@ -8,12 +8,13 @@
 
 use std::collections::VecDeque;
 
-use onair_shared::{Frame, MediaKind};
+use onair_shared::flv::TagFrame;
+use onair_shared::MediaKind;
 
 pub struct Interleaver {
-    audio: VecDeque<Frame>,
-    video: VecDeque<Frame>,
-    data: VecDeque<Frame>,
+    audio: VecDeque<TagFrame>,
+    video: VecDeque<TagFrame>,
+    data: VecDeque<TagFrame>,
     audio_open: bool,
     video_open: bool,
     max_per_track: usize,
@@ -43,7 +44,7 @@ impl Interleaver {
         }
     }
 
-    pub fn push(&mut self, f: Frame) {
+    pub fn push(&mut self, f: TagFrame) {
         match f.kind {
             MediaKind::Audio => {
                 self.last_audio = Some(self.last_audio.map_or(f.dts, |a| a.max(f.dts)));
@@ -67,7 +68,7 @@ impl Interleaver {
     }
 
     /// The next frame in timestamp order, if it can be known yet.
-    pub fn pop(&mut self) -> Option<Frame> {
+    pub fn pop(&mut self) -> Option<TagFrame> {
         if let Some(d) = self.data.pop_front() {
             return Some(d);
         }
@@ -123,11 +124,11 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
-    fn a(dts: u64) -> Frame {
-        Frame::audio(dts, Bytes::from_static(&[0xaf, 1, 0])).unwrap()
+    fn a(dts: u64) -> TagFrame {
+        TagFrame::audio(dts, Bytes::from_static(&[0xaf, 1, 0])).unwrap()
     }
-    fn v(dts: u64) -> Frame {
-        Frame::video(dts, Bytes::from_static(&[0x27, 1, 0, 0, 0])).unwrap()
+    fn v(dts: u64) -> TagFrame {
+        TagFrame::video(dts, Bytes::from_static(&[0x27, 1, 0, 0, 0])).unwrap()
     }
 
     fn drain(i: &mut Interleaver) -> Vec<(MediaKind, u64)> {

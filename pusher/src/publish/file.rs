@@ -4,8 +4,8 @@
 use std::io::Write;
 
 use bytes::Bytes;
+use onair_shared::flv::TagFrame;
 use onair_shared::flv::{encode_tag, header, TAG_SCRIPT};
-use onair_shared::Frame;
 
 pub struct FlvWriter<W: Write> {
     w: W,
@@ -23,7 +23,7 @@ impl<W: Write> FlvWriter<W> {
         Ok(Self { w })
     }
 
-    pub fn write(&mut self, f: &Frame) -> std::io::Result<()> {
+    pub fn write(&mut self, f: &TagFrame) -> std::io::Result<()> {
         self.w
             .write_all(&encode_tag(f.tag_type(), f.wire_timestamp(), &f.payload))
     }

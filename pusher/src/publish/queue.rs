@@ -16,21 +16,22 @@
 
 use std::collections::VecDeque;
 
-use onair_shared::{Frame, MediaKind};
+use onair_shared::flv::TagFrame;
+use onair_shared::MediaKind;
 
 use crate::mux::flv::is_disposable;
 
 #[derive(Debug)]
 pub struct SendQueue {
-    frames: VecDeque<Frame>,
+    frames: VecDeque<TagFrame>,
     bytes: usize,
     max_bytes: usize,
     max_ms: u64,
     need_keyframe: bool,
     /// Sequence headers to send before the next frame (set when they arrive or change).
     headers_pending: bool,
-    avc_header: Option<Frame>,
-    aac_header: Option<Frame>,
+    avc_header: Option<TagFrame>,
+    aac_header: Option<TagFrame>,
     finished: bool,
     pub dropped_frames: u64,
     pub dropped_bytes: u64,
@@ -53,7 +54,7 @@ impl SendQueue {
         }
     }
 
-    pub fn push(&mut self, f: Frame) {
+    pub fn push(&mut self, f: TagFrame) {
         if f.sequence_header {
             let slot = match f.kind {
                 MediaKind::Video => &mut self.avc_header,
@@ -78,7 +79,7 @@ impl SendQueue {
         self.enforce();
     }
 
-    fn count_drop(&mut self, f: &Frame) {
+    fn count_drop(&mut self, f: &TagFrame) {
         self.dropped_frames += 1;
         self.dropped_bytes += f.payload.len() as u64;
     }
@@ -146,7 +147,7 @@ impl SendQueue {
     }
 
     /// The sequence headers, if they must be sent before the next frame.
-    pub fn take_headers(&mut self) -> Vec<Frame> {
+    pub fn take_headers(&mut self) -> Vec<TagFrame> {
         if !self.headers_pending {
             return Vec::new();
         }
@@ -158,7 +159,7 @@ impl SendQueue {
             .collect()
     }
 
-    pub fn pop(&mut self) -> Option<Frame> {
+    pub fn pop(&mut self) -> Option<TagFrame> {
         let f = self.frames.pop_front()?;
         self.bytes -= f.payload.len();
         Some(f)
@@ -218,16 +219,16 @@ mod tests {
     use super::*;
     use crate::mux::flv;
 
-    fn key(dts: u64) -> Frame {
+    fn key(dts: u64) -> TagFrame {
         flv::video(dts, flv::avc_frame(true, 0, [&[0x65u8; 100][..]])).unwrap()
     }
-    fn p(dts: u64) -> Frame {
+    fn p(dts: u64) -> TagFrame {
         flv::video(dts, flv::avc_frame(false, 0, [&[0x41u8; 100][..]])).unwrap()
     }
-    fn b(dts: u64) -> Frame {
+    fn b(dts: u64) -> TagFrame {
         flv::video(dts, flv::avc_frame(false, 0, [&[0x01u8; 100][..]])).unwrap()
     }
-    fn a(dts: u64) -> Frame {
+    fn a(dts: u64) -> TagFrame {
         flv::audio(dts, flv::aac_frame(&[0x21; 10])).unwrap()
     }
     fn dts(q: &mut SendQueue) -> Vec<(bool, u64)> {

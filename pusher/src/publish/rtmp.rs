@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use onair_shared::{Frame, MediaKind};
+use onair_shared::flv::TagFrame;
+use onair_shared::MediaKind;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
@@ -104,7 +105,7 @@ impl Shared {
     }
 
     /// Pushes a frame (the drop policy applies) and wakes the sender.
-    pub fn push(&self, f: Frame) {
+    pub fn push(&self, f: TagFrame) {
         let mut q = self.lock();
         let before = q.dropped_frames;
         q.push(f);
@@ -417,7 +418,7 @@ async fn publish_once(
     }
 }
 
-async fn send_frame(c: &mut Conn, f: &Frame) -> Result<(), String> {
+async fn send_frame(c: &mut Conn, f: &TagFrame) -> Result<(), String> {
     let ts = RtmpTimestamp::new(f.wire_timestamp());
     let payload: Bytes = f.payload.clone();
     let s = c.session()?;

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use onair_shared::aac::AudioTagHeader;
 use onair_shared::avc::{AvcDecoderConfig, VideoTagHeader, AVC_END_OF_SEQUENCE};
+use onair_shared::flv::TagFrame;
 use onair_shared::flv::{FlvDemuxer, FlvEvent, TAG_AUDIO, TAG_VIDEO};
-use onair_shared::{Codec, Frame};
+use onair_shared::Codec;
 
 use super::{EncodedInfo, EncodedSource};
 use crate::PushError;
@@ -25,7 +26,7 @@ pub struct FlvFileSource {
     demux: FlvDemuxer,
     info: EncodedInfo,
     /// Frames read while probing, replayed first.
-    ahead: VecDeque<Frame>,
+    ahead: VecDeque<TagFrame>,
     eof: bool,
 }
 
@@ -79,7 +80,7 @@ impl FlvFileSource {
     }
 
     /// The next audio/video frame of the file (script tags are skipped).
-    fn read_frame(&mut self) -> Result<Option<Frame>, PushError> {
+    fn read_frame(&mut self) -> Result<Option<TagFrame>, PushError> {
         loop {
             match self
                 .demux
@@ -104,8 +105,8 @@ impl FlvFileSource {
                                 // to a server) it would end the viewers' decoding.
                                 continue;
                             }
-                            let f =
-                                Frame::video(ts, tag.body).map_err(|e| self.bad(e.to_string()))?;
+                            let f = TagFrame::video(ts, tag.body)
+                                .map_err(|e| self.bad(e.to_string()))?;
                             return Ok(Some(f));
                         }
                         TAG_AUDIO => {
@@ -117,8 +118,8 @@ impl FlvFileSource {
                                     h.codec().name()
                                 )));
                             }
-                            let f =
-                                Frame::audio(ts, tag.body).map_err(|e| self.bad(e.to_string()))?;
+                            let f = TagFrame::audio(ts, tag.body)
+                                .map_err(|e| self.bad(e.to_string()))?;
                             return Ok(Some(f));
                         }
                         _ => continue,
@@ -147,7 +148,7 @@ impl EncodedSource for FlvFileSource {
         &self.info
     }
 
-    fn next_frame(&mut self) -> Result<Option<Frame>, PushError> {
+    fn next_frame(&mut self) -> Result<Option<TagFrame>, PushError> {
         if let Some(f) = self.ahead.pop_front() {
             return Ok(Some(f));
         }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use mp4::{MediaType, Mp4Reader, Mp4Sample, TrackType};
 use onair_shared::aac::{AudioSpecificConfig, SAMPLE_RATES};
 use onair_shared::avc::AvcDecoderConfig;
-use onair_shared::Frame;
+use onair_shared::flv::TagFrame;
 
 use super::{EncodedInfo, EncodedSource};
 use crate::mux::flv;
@@ -32,7 +32,7 @@ pub struct Mp4Source {
     info: EncodedInfo,
     video: Option<Track>,
     audio: Option<Track>,
-    headers: Vec<Frame>,
+    headers: Vec<TagFrame>,
 }
 
 impl Mp4Source {
@@ -157,7 +157,7 @@ impl EncodedSource for Mp4Source {
         &self.info
     }
 
-    fn next_frame(&mut self) -> Result<Option<Frame>, PushError> {
+    fn next_frame(&mut self) -> Result<Option<TagFrame>, PushError> {
         if !self.headers.is_empty() {
             return Ok(Some(self.headers.remove(0)));
         }

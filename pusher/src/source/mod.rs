@@ -1,6 +1,6 @@
 //! Where media comes from. Raw sources (test pattern, tone, Y4M, WAV, camera, microphone,
 //! screen) produce pictures and PCM that we process and encode; file sources (MP4, FLV)
-//! produce already-encoded `Frame`s that are pushed without re-encoding. Pacing against
+//! produce already-encoded `TagFrame`s that are pushed without re-encoding. Pacing against
 //! the capture clock is the pipeline's job, not the sources'.
 
 pub mod file_flv;
@@ -20,7 +20,7 @@ pub mod mic;
 pub mod screen;
 
 use onair_shared::avc::AvcDecoderConfig;
-use onair_shared::Frame;
+use onair_shared::flv::TagFrame;
 
 use crate::PushError;
 
@@ -37,7 +37,7 @@ pub struct EncodedInfo {
 /// order with timestamps in ms from the start of the file.
 pub trait EncodedSource: Send {
     fn info(&self) -> &EncodedInfo;
-    fn next_frame(&mut self) -> Result<Option<Frame>, PushError>;
+    fn next_frame(&mut self) -> Result<Option<TagFrame>, PushError>;
 }
 
 /// Opens `file:PATH` by its extension (`.mp4`/`.m4v`/`.mov` or `.flv`).

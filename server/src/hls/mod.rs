@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::HlsConfig;
-use crate::hub::{Hub, Item, Protocol, Stream, StreamKey};
+use crate::hub::{Hub, Item, Protocol, Stream, StreamKey, Unit};
 use playlist::{Entry, Playlist};
 use segmenter::{Segment, Segmenter, SegmenterConfig};
 
@@ -34,7 +34,8 @@ pub struct Hls {
 }
 
 struct HlsInner {
-    cfg: HlsConfig,
+    /// Swapped by a config reload; a segmenter keeps the settings it started with.
+    cfg: arc_swap::ArcSwap<HlsConfig>,
     metrics: Arc<crate::metrics::Metrics>,
     streams: Mutex<HashMap<StreamKey, Arc<HlsStream>>>,
 }
@@ -67,7 +68,7 @@ impl Hls {
     pub fn new(cfg: HlsConfig, metrics: Arc<crate::metrics::Metrics>) -> Self {
         Self {
             inner: Arc::new(HlsInner {
-                cfg,
+                cfg: arc_swap::ArcSwap::from_pointee(cfg),
                 metrics,
                 streams: Mutex::new(HashMap::new()),
             }),
@@ -78,8 +79,13 @@ impl Hls {
         self.inner.streams.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn config(&self) -> &HlsConfig {
-        &self.inner.cfg
+    pub fn config(&self) -> Arc<HlsConfig> {
+        self.inner.cfg.load_full()
+    }
+
+    /// Settings for streams that start from now on (reload).
+    pub fn set_config(&self, cfg: HlsConfig) {
+        self.inner.cfg.store(Arc::new(cfg));
     }
 
     pub fn get(&self, key: &StreamKey) -> Option<Arc<HlsStream>> {
@@ -120,8 +126,8 @@ impl Hls {
     async fn segment(self, stream: Arc<Stream>, shutdown: CancellationToken) {
         let hs = self.attach(&stream.key);
         let cfg = SegmenterConfig {
-            target_ms: self.inner.cfg.segment_duration_ms,
-            max_segment_bytes: self.inner.cfg.max_segment_bytes,
+            target_ms: self.config().segment_duration_ms,
+            max_segment_bytes: self.config().max_segment_bytes,
         };
         let mut seg = Segmenter::new(cfg, hs.next_seq());
         let mut sub = crate::hub::Subscription::internal(&stream);
@@ -132,7 +138,10 @@ impl Hls {
                 i = sub.next_item() => i,
             };
             let closed = match item {
-                Ok(Item::Frame(f)) => seg.push(&f.frame, SystemTime::now()),
+                Ok(Item::Frame(f)) => match &f.unit {
+                    Unit::Frame { frame, .. } => seg.push(frame, SystemTime::now()),
+                    Unit::Config(c) => seg.push_config(c),
+                },
                 Ok(Item::PublisherLeft) => seg.finish(),
                 Ok(Item::PublisherReturned) | Ok(Item::Lagged(_)) => seg.discontinuity(),
                 Err(_) => break,
@@ -159,7 +168,7 @@ impl Hls {
         let h = Arc::new(HlsStream {
             key: key.clone(),
             state: Mutex::new(HlsState {
-                playlist: Playlist::new(self.inner.cfg.window, self.inner.cfg.segment_duration_ms),
+                playlist: Playlist::new(self.config().window, self.config().segment_duration_ms),
                 text: Bytes::new(),
                 segments: VecDeque::new(),
                 next_seq: 0,
@@ -183,13 +192,14 @@ impl Hls {
     }
 
     fn dir_of(&self, key: &StreamKey) -> Option<PathBuf> {
-        let d = &self.inner.cfg.dir;
+        let cfg = self.config();
+        let d = &cfg.dir;
         (!d.as_os_str().is_empty()).then(|| d.join(&key.app).join(&key.name))
     }
 
     /// Drops expired segments and forgets ended streams once their last segment expired.
     fn sweep(&self, now: Instant) {
-        let keep = Duration::from_millis(self.inner.cfg.keep_after_ms);
+        let keep = Duration::from_millis(self.config().keep_after_ms);
         let mut gone_streams = Vec::new();
         let mut streams = self.streams();
         streams.retain(|key, h| {

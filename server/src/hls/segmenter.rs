@@ -5,11 +5,11 @@
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use onair_shared::aac::AudioSpecificConfig;
+use mpeg2ts::es::StreamType;
 use onair_shared::avc::AvcDecoderConfig;
-use onair_shared::{Codec, Frame, MediaKind};
+use onair_shared::{CodecConfig, Frame, MediaKind};
 
-use super::ts::TsMuxer;
+use super::ts::{audio_stream_type, TsMuxer};
 
 #[derive(Debug, Clone)]
 pub struct Segment {
@@ -42,7 +42,8 @@ pub struct Segmenter {
     cfg: SegmenterConfig,
     mux: TsMuxer,
     avc: Option<AvcDecoderConfig>,
-    asc: Option<AudioSpecificConfig>,
+    /// The audio configuration, when TS can carry it, and its stream type.
+    audio: Option<(CodecConfig, StreamType)>,
     open: Option<Open>,
     next_seq: u64,
     pending_discontinuity: bool,
@@ -59,7 +60,7 @@ impl Segmenter {
             cfg,
             mux: TsMuxer::default(),
             avc: None,
-            asc: None,
+            audio: None,
             open: None,
             next_seq: first_seq,
             pending_discontinuity: first_seq > 0,
@@ -87,31 +88,45 @@ impl Segmenter {
         Some(self.close(open, end))
     }
 
-    pub fn push(&mut self, frame: &Frame, now: SystemTime) -> Option<Segment> {
-        match (frame.kind, frame.sequence_header) {
-            (MediaKind::Video, true) => {
-                let cfg =
-                    AvcDecoderConfig::parse(frame.payload.get(5..).unwrap_or_default()).ok()?;
-                if self.avc.as_ref().is_some_and(|old| *old != cfg) {
-                    // New SPS/PPS: decoders must reset, and open segments hold the old ones.
-                    self.avc = Some(cfg);
-                    return self.discontinuity();
-                }
+    /// A track's configuration. A changed one closes the open segment (decoders must
+    /// reset, and the segment holds the old parameters); a repeat changes nothing.
+    pub fn push_config(&mut self, config: &CodecConfig) -> Option<Segment> {
+        match config.kind {
+            MediaKind::Video => {
+                // Only H.264 goes into TS here; other video is not segmented.
+                let cfg = config.avc()?.clone();
+                let changed = self.avc.as_ref().is_some_and(|old| *old != cfg);
                 self.avc = Some(cfg);
-                None
+                changed.then(|| self.discontinuity()).flatten()
             }
-            (MediaKind::Audio, true) => {
-                let cfg =
-                    AudioSpecificConfig::parse(frame.payload.get(2..).unwrap_or_default()).ok()?;
-                if self.asc.is_some_and(|old| old != cfg) {
-                    self.asc = Some(cfg);
-                    return self.discontinuity();
-                }
-                self.asc = Some(cfg);
-                None
+            MediaKind::Audio => {
+                let new = audio_stream_type(config).map(|t| (config.clone(), t));
+                let changed = match (&self.audio, &new) {
+                    (Some((old, _)), Some((c, _))) => !old.same_as(c),
+                    (Some(_), None) => true,
+                    _ => false,
+                };
+                self.audio = new;
+                changed.then(|| self.discontinuity()).flatten()
             }
-            (MediaKind::Video, false) if frame.codec == Codec::H264 => self.push_video(frame, now),
-            (MediaKind::Audio, false) if frame.codec == Codec::Aac => self.push_audio(frame, now),
+            MediaKind::Data => None,
+        }
+    }
+
+    /// One frame (access unit) of the stream.
+    pub fn push(&mut self, frame: &Frame, now: SystemTime) -> Option<Segment> {
+        match frame.kind {
+            MediaKind::Video if self.avc.is_some() && frame.codec == onair_shared::Codec::H264 => {
+                self.push_video(frame, now)
+            }
+            MediaKind::Audio
+                if self
+                    .audio
+                    .as_ref()
+                    .is_some_and(|(c, _)| c.codec == frame.codec) =>
+            {
+                self.push_audio(frame, now)
+            }
             _ => None,
         }
     }
@@ -135,7 +150,7 @@ impl Segmenter {
     }
 
     fn push_audio(&mut self, frame: &Frame, now: SystemTime) -> Option<Segment> {
-        let cfg = self.asc?;
+        let (cfg, _) = self.audio.clone()?;
         let audio_only = self.avc.is_none();
         // Audio-only streams may cut at any frame.
         let closed = if audio_only {
@@ -179,12 +194,8 @@ impl Segmenter {
         // Sized from the last segment so the buffer rarely regrows (each regrowth copies
         // and leaves the allocator a hole).
         let mut data = Vec::with_capacity(self.last_len + self.last_len / 4 + 64 * 1024);
-        let has_audio = self.asc.is_some();
-        if self
-            .mux
-            .write_tables(&mut data, has_video, has_audio)
-            .is_err()
-        {
+        let audio = self.audio.as_ref().map(|(_, t)| *t);
+        if self.mux.write_tables(&mut data, has_video, audio).is_err() {
             return;
         }
         self.open = Some(Open {
@@ -226,9 +237,8 @@ impl Segmenter {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ts::tests::{audio, avc, packets, video};
+    use super::super::ts::tests::{aac_config, audio, avc_config, packets, video};
     use super::*;
-    use bytes::Bytes;
 
     fn seg() -> Segmenter {
         Segmenter::new(
@@ -240,14 +250,8 @@ mod tests {
         )
     }
 
-    fn config_frames() -> (Frame, Frame) {
-        let mut v = vec![0x17, 0, 0, 0, 0];
-        v.extend(avc().to_bytes());
-        let a = Bytes::from_static(&[0xaf, 0, 0x12, 0x10]);
-        (
-            Frame::video(0, Bytes::from(v)).unwrap(),
-            Frame::audio(0, a).unwrap(),
-        )
+    fn config_frames() -> (CodecConfig, CodecConfig) {
+        (avc_config(), aac_config(44100, 2))
     }
 
     /// Feeds `secs` of 30 fps video with a keyframe every `gop` frames and 43 Hz audio.
@@ -266,8 +270,8 @@ mod tests {
     fn cuts_at_keyframes_once_target_reached() {
         let mut s = seg();
         let (v, a) = config_frames();
-        s.push(&v, SystemTime::now());
-        s.push(&a, SystemTime::now());
+        s.push_config(&v);
+        s.push_config(&a);
         // 1 s GOP: segments of 2 s (two GOPs each).
         let segs = feed(&mut s, 0, 30 * 7, 30);
         assert_eq!(segs.len(), 3);
@@ -294,8 +298,8 @@ mod tests {
     fn long_gop_makes_long_segments() {
         let mut s = seg();
         let (v, a) = config_frames();
-        s.push(&v, SystemTime::now());
-        s.push(&a, SystemTime::now());
+        s.push_config(&v);
+        s.push_config(&a);
         // 3 s GOP with a 2 s target: each segment is one GOP, 3 s.
         let segs = feed(&mut s, 0, 30 * 10, 90);
         assert!(
@@ -311,8 +315,8 @@ mod tests {
         let now = SystemTime::now();
         assert!(s.push(&video(0, 0, true, 10), now).is_none());
         let (v, a) = config_frames();
-        s.push(&v, now);
-        s.push(&a, now);
+        s.push_config(&v);
+        s.push_config(&a);
         s.push(&video(33, 0, false, 10), now);
         s.push(&audio(40, 10), now);
         assert!(s.finish().is_none(), "no segment opens on a non-keyframe");
@@ -322,19 +326,19 @@ mod tests {
     fn changed_configuration_and_returns_mark_discontinuity() {
         let mut s = seg();
         let (v, a) = config_frames();
-        s.push(&v, SystemTime::now());
-        s.push(&a, SystemTime::now());
+        s.push_config(&v);
+        s.push_config(&a);
         feed(&mut s, 0, 90, 30);
         // An identical sequence header is not a change.
-        assert!(s.push(&v, SystemTime::now()).is_none());
+        assert!(s.push_config(&v).is_none());
         let closed = s.discontinuity().expect("open segment closed");
         assert!(!closed.discontinuity);
         let segs = feed(&mut s, 200, 150, 30);
         assert!(segs[0].discontinuity);
         assert!(!segs[1].discontinuity);
         // New audio configuration: discontinuity again.
-        let a48 = Frame::audio(0, Bytes::from_static(&[0xaf, 0, 0x11, 0x90])).unwrap();
-        assert!(s.push(&a48, SystemTime::now()).is_some());
+        let a48 = aac_config(48000, 2);
+        assert!(s.push_config(&a48).is_some());
         let segs = feed(&mut s, 400, 90, 30);
         assert!(segs[0].discontinuity);
     }
@@ -343,7 +347,7 @@ mod tests {
     fn audio_only_streams_cut_by_time() {
         let mut s = seg();
         let (_, a) = config_frames();
-        s.push(&a, SystemTime::now());
+        s.push_config(&a);
         let mut segs = Vec::new();
         for i in 0..(43 * 5) {
             segs.extend(s.push(&audio(i * 1024 * 1000 / 44100, 50), SystemTime::now()));
@@ -364,7 +368,7 @@ mod tests {
             0,
         );
         let (v, _) = config_frames();
-        s.push(&v, SystemTime::now());
+        s.push_config(&v);
         let now = SystemTime::now();
         s.push(&video(0, 0, true, 1000), now);
         for i in 1..200 {

@@ -1,6 +1,7 @@
-//! MPEG-TS muxing of H.264 and AAC frames (sans-IO): PAT/PMT, PES with PTS/DTS, PCR,
-//! continuity counters, AUD and SPS/PPS ahead of every IDR, AAC in ADTS. Frames in,
-//! 188-byte packets out; packet serialization is the mpeg2ts crate's.
+//! MPEG-TS muxing of H.264, AAC and MP3 frames (sans-IO): PAT/PMT, PES with PTS/DTS, PCR,
+//! continuity counters, AUD and SPS/PPS ahead of every IDR, AAC in ADTS, MP3 frames as
+//! they are. Frames (access units) and parsed configurations in, 188-byte packets out;
+//! it never reads a container format. Packet serialization is the mpeg2ts crate's.
 
 use mpeg2ts::es::{StreamId, StreamType};
 use mpeg2ts::pes::PesHeader;
@@ -11,9 +12,9 @@ use mpeg2ts::ts::{
     TransportScramblingControl, TsHeader, TsPacket, TsPacketWriter, TsPayload, VersionNumber,
     WriteTsPacket,
 };
-use onair_shared::aac::AudioSpecificConfig;
 use onair_shared::avc::{split_length_prefixed, AvcDecoderConfig, NAL_AUD, NAL_PPS, NAL_SPS};
-use onair_shared::Frame;
+use onair_shared::mp3::MpegVersion;
+use onair_shared::{CodecConfig, CodecParams, Frame};
 
 pub const PID_PMT: u16 = 0x1000;
 pub const PID_VIDEO: u16 = 0x100;
@@ -27,8 +28,8 @@ const TS_MASK: u64 = (1 << 33) - 1;
 pub enum TsError {
     #[error("video frame before the AVC configuration")]
     NoAvcConfig,
-    #[error("audio frame before the AAC configuration")]
-    NoAacConfig,
+    #[error("TS carries no {0} audio")]
+    AudioCodec(&'static str),
     #[error(transparent)]
     Avc(#[from] onair_shared::avc::AvcError),
     #[error(transparent)]
@@ -49,6 +50,19 @@ pub struct TsMuxer {
 fn ts90(ms: i64) -> Timestamp {
     let ticks = ((ms.max(0) as u64) * 90) & TS_MASK;
     Timestamp::new(ticks).expect("masked to 33 bits")
+}
+
+/// The TS stream type for an audio configuration, if TS can carry it: ADTS AAC (0x0f),
+/// MPEG-1 audio (0x03) or MPEG-2 half-rate audio (0x04, also used for MPEG-2.5).
+pub fn audio_stream_type(config: &CodecConfig) -> Option<StreamType> {
+    match &config.params {
+        CodecParams::Aac(_) => Some(StreamType::AdtsAac),
+        CodecParams::Mp3(h) => Some(match h.version {
+            MpegVersion::Mpeg1 => StreamType::Mpeg1Audio,
+            MpegVersion::Mpeg2 | MpegVersion::Mpeg25 => StreamType::Mpeg2HalvedSampleRateAudio,
+        }),
+        _ => None,
+    }
 }
 
 fn pid(v: u16) -> Pid {
@@ -78,12 +92,13 @@ fn write(out: &mut Vec<u8>, packet: &TsPacket) -> Result<(), TsError> {
 }
 
 impl TsMuxer {
-    /// PAT and PMT, written at the start of every segment so each stands alone.
+    /// PAT and PMT, written at the start of every segment so each stands alone. `audio`
+    /// is the stream type from `audio_stream_type`.
     pub fn write_tables(
         &mut self,
         out: &mut Vec<u8>,
         has_video: bool,
-        has_audio: bool,
+        audio: Option<StreamType>,
     ) -> Result<(), TsError> {
         let pat = TsPacket {
             header: header(0, &mut self.cc_pat),
@@ -106,9 +121,9 @@ impl TsMuxer {
                 descriptors: vec![],
             });
         }
-        if has_audio {
+        if let Some(stream_type) = audio {
             es_info.push(EsInfo {
-                stream_type: StreamType::AdtsAac,
+                stream_type,
                 elementary_pid: pid(PID_AUDIO),
                 descriptors: vec![],
             });
@@ -135,8 +150,7 @@ impl TsMuxer {
         frame: &Frame,
         config: &AvcDecoderConfig,
     ) -> Result<(), TsError> {
-        let header_len = 5;
-        let body = frame.payload.get(header_len..).unwrap_or_default();
+        let body = &frame.data[..];
         let nals = split_length_prefixed(body, config.nalu_length_size)?;
         let mut es = Vec::with_capacity(body.len() + 64);
         es.extend_from_slice(&[0, 0, 0, 1, NAL_AUD, 0xf0]);
@@ -171,18 +185,25 @@ impl TsMuxer {
         self.write_pes(out, PID_VIDEO, pes, 0, &es, Some(pcr), frame.keyframe)
     }
 
-    /// One AAC frame as ADTS. Audio-only streams carry the PCR here.
+    /// One audio frame: AAC as ADTS, MP3 as the frame itself. Audio-only streams carry
+    /// the PCR here.
     pub fn write_audio(
         &mut self,
         out: &mut Vec<u8>,
         frame: &Frame,
-        config: &AudioSpecificConfig,
+        config: &CodecConfig,
         carries_pcr: bool,
     ) -> Result<(), TsError> {
-        let raw = frame.payload.get(2..).unwrap_or_default();
+        let raw = &frame.data[..];
         let mut es = Vec::with_capacity(raw.len() + 7);
-        es.extend_from_slice(&config.adts_header(raw.len())?);
-        es.extend_from_slice(raw);
+        match &config.params {
+            CodecParams::Aac(asc) => {
+                es.extend_from_slice(&asc.adts_header(raw.len())?);
+                es.extend_from_slice(raw);
+            }
+            CodecParams::Mp3(_) => es.extend_from_slice(raw),
+            _ => return Err(TsError::AudioCodec(config.codec.name())),
+        }
         let pts = ts90(frame.dts as i64 + TS_OFFSET_MS as i64);
         let pes = PesHeader {
             stream_id: StreamId::new(StreamId::AUDIO_MIN),
@@ -263,6 +284,7 @@ impl TsMuxer {
 pub(crate) mod tests {
     use super::*;
     use bytes::Bytes;
+    use onair_shared::aac::AudioSpecificConfig;
 
     pub const SPS: [u8; 26] = [
         0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03,
@@ -274,19 +296,55 @@ pub(crate) mod tests {
         AvcDecoderConfig::from_parameter_sets(&SPS, &PPS).unwrap()
     }
 
+    pub fn avc_config() -> CodecConfig {
+        onair_shared::ingest::avc_config(Bytes::from(avc().to_bytes())).unwrap()
+    }
+
+    pub fn aac_config(sample_rate: u32, channels: u8) -> CodecConfig {
+        let mut r = onair_shared::ingest::TagReader::new();
+        let asc = AudioSpecificConfig::aac_lc(sample_rate, channels).unwrap();
+        let body = [&[0xaf, 0][..], &asc.to_bytes()].concat();
+        r.audio_tag(0, &Bytes::from(body)).unwrap().config.unwrap()
+    }
+
+    /// An MP3 configuration as ingest makes it from a frame with this 4-byte header.
+    pub fn mp3_config(header: [u8; 4]) -> CodecConfig {
+        let mut r = onair_shared::ingest::TagReader::new();
+        let body = [&[0x2f][..], &header].concat();
+        r.audio_tag(0, &Bytes::from(body)).unwrap().config.unwrap()
+    }
+
     pub fn video(dts: u64, cts: i32, key: bool, nal_len: usize) -> Frame {
-        let mut b = vec![if key { 0x17 } else { 0x27 }, 1];
-        b.extend_from_slice(&cts.to_be_bytes()[1..]);
-        b.extend_from_slice(&(nal_len as u32).to_be_bytes());
+        let mut b = (nal_len as u32).to_be_bytes().to_vec();
         b.push(if key { 0x65 } else { 0x41 });
-        b.resize(5 + 4 + nal_len, 0xab);
-        Frame::video(dts, Bytes::from(b)).unwrap()
+        b.resize(4 + nal_len, 0xab);
+        Frame {
+            kind: onair_shared::MediaKind::Video,
+            track: 0,
+            codec: onair_shared::Codec::H264,
+            dts,
+            cts,
+            nanos: 0,
+            keyframe: key,
+            data: Bytes::from(b),
+        }
+    }
+
+    pub fn audio_of(codec: onair_shared::Codec, dts: u64, data: Vec<u8>) -> Frame {
+        Frame {
+            kind: onair_shared::MediaKind::Audio,
+            track: 0,
+            codec,
+            dts,
+            cts: 0,
+            nanos: 0,
+            keyframe: false,
+            data: Bytes::from(data),
+        }
     }
 
     pub fn audio(dts: u64, len: usize) -> Frame {
-        let mut b = vec![0xaf, 1];
-        b.resize(2 + len, 0x21);
-        Frame::audio(dts, Bytes::from(b)).unwrap()
+        audio_of(onair_shared::Codec::Aac, dts, vec![0x21; len])
     }
 
     /// (pid, payload_unit_start, cc, adaptation field bytes, payload bytes) of a packet.
@@ -330,16 +388,12 @@ pub(crate) mod tests {
     fn tables_video_and_audio_packets_carry_pids_cc_pcr_pts_dts() {
         let mut m = TsMuxer::default();
         let mut out = Vec::new();
-        m.write_tables(&mut out, true, true).unwrap();
+        m.write_tables(&mut out, true, Some(StreamType::AdtsAac))
+            .unwrap();
         m.write_video(&mut out, &video(1000, 66, true, 500), &avc())
             .unwrap();
-        m.write_audio(
-            &mut out,
-            &audio(1010, 300),
-            &AudioSpecificConfig::aac_lc(44100, 2).unwrap(),
-            false,
-        )
-        .unwrap();
+        m.write_audio(&mut out, &audio(1010, 300), &aac_config(44100, 2), false)
+            .unwrap();
         m.write_video(&mut out, &video(1033, 0, false, 100), &avc())
             .unwrap();
         let ps = packets(&out);
@@ -426,17 +480,73 @@ pub(crate) mod tests {
     fn audio_only_stream_puts_pcr_on_audio() {
         let mut m = TsMuxer::default();
         let mut out = Vec::new();
-        m.write_tables(&mut out, false, true).unwrap();
-        m.write_audio(
-            &mut out,
-            &audio(0, 50),
-            &AudioSpecificConfig::aac_lc(48000, 1).unwrap(),
-            true,
-        )
-        .unwrap();
+        m.write_tables(&mut out, false, Some(StreamType::AdtsAac))
+            .unwrap();
+        m.write_audio(&mut out, &audio(0, 50), &aac_config(48000, 1), true)
+            .unwrap();
         let ps = packets(&out);
         assert!(ps[1].4.windows(3).any(|w| w == [0x0f, 0xe1, 0x01]));
         assert!(!ps[1].4.windows(1).any(|w| w == [0x1b]));
         assert_eq!(ps[2].3[0] & 0x10, 0x10, "PCR flag on the audio packet");
+    }
+
+    #[test]
+    fn mp3_goes_out_as_mpeg_audio_with_raw_frames() {
+        // MPEG-1 layer III at 44.1 kHz: stream type 0x03; MPEG-2 at 22.05 kHz: 0x04.
+        let mpeg1 = mp3_config([0xff, 0xfb, 0x90, 0x64]);
+        let mpeg2 = mp3_config([0xff, 0xf3, 0x80, 0xc4]);
+        assert_eq!(audio_stream_type(&mpeg1), Some(StreamType::Mpeg1Audio));
+        assert_eq!(
+            audio_stream_type(&mpeg2),
+            Some(StreamType::Mpeg2HalvedSampleRateAudio)
+        );
+        let mut m = TsMuxer::default();
+        let mut out = Vec::new();
+        m.write_tables(&mut out, true, audio_stream_type(&mpeg1))
+            .unwrap();
+        let mut frame = vec![0xff, 0xfb, 0x90, 0x64];
+        frame.resize(417, 0x55);
+        m.write_audio(
+            &mut out,
+            &audio_of(onair_shared::Codec::Mp3, 1026, frame.clone()),
+            &mpeg1,
+            false,
+        )
+        .unwrap();
+        let ps = packets(&out);
+        // PMT: H.264 on 0x100 and MPEG-1 audio (0x03) on 0x101.
+        let pmt = &ps[1].4;
+        assert!(pmt.windows(3).any(|w| w == [0x1b, 0xe1, 0x00]));
+        assert!(pmt.windows(3).any(|w| w == [0x03, 0xe1, 0x01]));
+        let apkts: Vec<_> = ps.iter().filter(|p| p.0 == PID_AUDIO).collect();
+        assert!(apkts[0].1, "payload unit start");
+        let pes = &apkts[0].4;
+        assert_eq!(&pes[..4], &[0, 0, 1, 0xc0], "audio stream id");
+        let pes_len = u16::from_be_bytes([pes[4], pes[5]]) as usize;
+        assert_eq!(
+            pes_len,
+            3 + 5 + frame.len(),
+            "PES length: header and the frame"
+        );
+        assert_eq!(pes[7] & 0xc0, 0x80, "PTS only");
+        assert_eq!(read_ts(&pes[9..14]), (1026 + TS_OFFSET_MS) * 90);
+        // The payload is the MP3 frame itself, no ADTS or other framing.
+        let mut es = pes[14..].to_vec();
+        for p in &apkts[1..] {
+            es.extend_from_slice(&p.4);
+        }
+        assert_eq!(es, frame);
+        // TS cannot carry audio it has no stream type for.
+        let speex = {
+            let mut r = onair_shared::ingest::TagReader::new();
+            r.audio_tag(0, &Bytes::from_static(&[0xb6, 1]))
+                .unwrap()
+                .config
+                .unwrap()
+        };
+        assert_eq!(audio_stream_type(&speex), None);
+        assert!(m
+            .write_audio(&mut out, &audio(0, 5), &speex, false)
+            .is_err());
     }
 }

@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use crate::config::ApiConfig;
 use crate::hub::{Hub, Protocol, Stream, StreamKey};
+use crate::qoe::window::QoeSummary;
+use crate::qoe::Qoe;
 
 #[derive(Debug, Serialize)]
 pub struct StreamInfo {
@@ -30,6 +32,9 @@ pub struct StreamInfo {
     pub frames_dropped: u64,
     pub uptime_s: f64,
     pub urls: Urls,
+    /// What viewers' players report (QoE beacons), aggregated over the stream; null
+    /// without beacons in the window.
+    pub qoe: Option<QoeSummary>,
 }
 
 #[derive(Debug, Serialize)]
@@ -64,21 +69,21 @@ pub struct Urls {
 }
 
 /// The public list: every stream not in a private app.
-pub fn streams(hub: &Hub, cfg: &ApiConfig) -> Vec<StreamInfo> {
+pub fn streams(hub: &Hub, cfg: &ApiConfig, qoe: &Qoe) -> Vec<StreamInfo> {
     let now = Instant::now();
     hub.list()
         .into_iter()
         .filter(|s| !cfg.private_apps.iter().any(|a| *a == s.key.app))
-        .map(|s| describe(&s, now))
+        .map(|s| describe(&s, now, qoe))
         .collect()
 }
 
 /// One stream by name, private apps included: knowing the name is what playing needs.
-pub fn stream(hub: &Hub, key: &StreamKey) -> Option<StreamInfo> {
-    hub.get(key).map(|s| describe(&s, Instant::now()))
+pub fn stream(hub: &Hub, key: &StreamKey, qoe: &Qoe) -> Option<StreamInfo> {
+    hub.get(key).map(|s| describe(&s, Instant::now(), qoe))
 }
 
-fn describe(s: &Stream, now: Instant) -> StreamInfo {
+fn describe(s: &Stream, now: Instant, qoe: &Qoe) -> StreamInfo {
     let media = s.media();
     let (bps, measured_fps) = s.rates(now);
     let c = &s.counters;
@@ -124,5 +129,6 @@ fn describe(s: &Stream, now: Instant) -> StreamInfo {
             flv: format!("/{}/{}.flv", s.key.app, s.key.name),
             rtmp_path: format!("/{}/{}", s.key.app, s.key.name),
         },
+        qoe: qoe.summary(&s.key, now),
     }
 }

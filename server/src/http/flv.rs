@@ -1,5 +1,6 @@
 //! HTTP-FLV: `GET /{app}/{stream}.flv` as an endless FLV file. The FLV header goes
-//! first, then the start frames and live frames as shared, once-built FLV tags.
+//! first, then the start frames and live frames as shared FLV tags, built once per frame
+//! from the codec-neutral frame (`SharedFrame::flv_tag`).
 
 use std::sync::Arc;
 
@@ -31,6 +32,10 @@ pub fn live_body(sub: Subscription) -> ResponseBody {
         let mut total = 0;
         for f in &batch {
             let tag = f.flv_tag().clone();
+            // A unit with no legacy FLV form (an MP3 configuration) adds nothing.
+            if tag.is_empty() {
+                continue;
+            }
             total += tag.len();
             chunks.push(tag);
         }

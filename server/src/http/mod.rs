@@ -27,9 +27,11 @@ use tracing::Instrument;
 use body::ResponseBody;
 
 use crate::auth::{Access, Action, Auth, Denied};
+use crate::clients::{ClientHandle, ClientRole};
 use crate::config::{ms, ApiConfig, HttpConfig};
+use crate::control::Control;
 use crate::hub::{parse_stream_name, Hub, Protocol, StreamKey};
-use crate::limits::{accept_admitted, ConnLimiter};
+use crate::limits::accept_admitted;
 use bytes::Bytes;
 
 #[derive(Clone)]
@@ -42,6 +44,41 @@ pub struct HttpContext {
     pub cfg: Arc<HttpConfig>,
     pub api: Arc<ApiConfig>,
     pub player: Arc<player::PlayerFiles>,
+    pub qoe: Arc<crate::qoe::Qoe>,
+    /// The reloadable config, the client list and the bans.
+    pub control: Arc<Control>,
+}
+
+impl HttpContext {
+    pub fn new(
+        hub: Hub,
+        control: Arc<Control>,
+        hls: Option<crate::hls::Hls>,
+        player: Arc<player::PlayerFiles>,
+        qoe: Arc<crate::qoe::Qoe>,
+    ) -> Self {
+        let mut ctx = Self {
+            hub,
+            auth: Arc::default(),
+            allowed: Arc::default(),
+            hls,
+            cfg: Arc::default(),
+            api: Arc::default(),
+            player,
+            qoe,
+            control,
+        };
+        ctx.refresh();
+        ctx
+    }
+
+    /// Takes the running config and credentials (they change on reload).
+    fn refresh(&mut self) {
+        let cfg = self.control.config();
+        self.auth = self.control.auth();
+        self.cfg = Arc::new(cfg.http.clone());
+        self.api = Arc::new(cfg.api.clone());
+    }
 }
 
 pub async fn serve(
@@ -50,12 +87,21 @@ pub async fn serve(
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let limiter = ConnLimiter::new(ctx.cfg.max_connections, ctx.cfg.max_connections_per_ip);
+    let limiter = ctx.control.http_limiter.clone();
     let metrics = ctx.hub.metrics().clone();
-    let write_timeout = ms(ctx.hub.config().viewer_write_timeout_ms);
-    while let Some((socket, peer, admission)) =
-        accept_admitted(&listener, &limiter, &metrics, "http", &shutdown).await
+    while let Some((socket, peer, admission)) = accept_admitted(
+        &listener,
+        &limiter,
+        Some(&ctx.control.bans),
+        &metrics,
+        "http",
+        &shutdown,
+    )
+    .await
     {
+        let mut ctx = ctx.clone();
+        ctx.refresh();
+        let write_timeout = ms(ctx.hub.config().viewer_write_timeout_ms);
         let _ = socket.set_nodelay(true);
         // A viewer whose socket accepts nothing for the timeout is cut off by the stream itself.
         let mut io = TimeoutStream::new(socket);
@@ -63,14 +109,18 @@ pub async fn serve(
         let io = TokioIo::new(Box::pin(io));
         let header_timeout = ms(ctx.cfg.header_read_timeout_ms);
         let max_buf = ctx.cfg.max_header_bytes.max(8192);
-        let ctx = ctx.clone();
         let shutdown = shutdown.clone();
+        // Closes this connection when its HTTP-FLV viewer is kicked.
+        let kill = CancellationToken::new();
         let span = tracing::info_span!("http", peer = %peer);
         tasks.spawn(
             async move {
+                let killed = kill.clone();
                 let service = hyper::service::service_fn(move |req| {
-                    let ctx = ctx.clone();
-                    async move { Ok::<_, Infallible>(route(&ctx, req, peer).await) }
+                    let mut ctx = ctx.clone();
+                    ctx.refresh();
+                    let kill = kill.clone();
+                    async move { Ok::<_, Infallible>(route(&ctx, req, peer, &kill).await) }
                 });
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder
@@ -87,6 +137,7 @@ pub async fn serve(
                         conn.as_mut().graceful_shutdown();
                         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), conn).await;
                     }
+                    _ = killed.cancelled() => tracing::info!("kicked by an operator"),
                 }
                 drop(admission);
             }
@@ -95,12 +146,21 @@ pub async fn serve(
     }
 }
 
-fn with_cors(mut res: Response<ResponseBody>) -> Response<ResponseBody> {
+/// The methods a path answers: GET and HEAD everywhere, POST only for QoE beacons.
+fn allowed_methods(path: &str) -> &'static str {
+    if path == crate::qoe::PATH {
+        "POST, OPTIONS"
+    } else {
+        "GET, HEAD, OPTIONS"
+    }
+}
+
+fn with_cors(mut res: Response<ResponseBody>, methods: &'static str) -> Response<ResponseBody> {
     let h = res.headers_mut();
     h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     h.insert(
         ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        HeaderValue::from_static(methods),
     );
     h.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
     res
@@ -122,9 +182,26 @@ async fn route(
     ctx: &HttpContext,
     req: Request<Incoming>,
     peer: std::net::SocketAddr,
+    kill: &CancellationToken,
 ) -> Response<ResponseBody> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let methods = allowed_methods(&path);
+    if method == Method::POST && path == crate::qoe::PATH {
+        // A beacon needs no credential and grants nothing: no auth check here.
+        let outcome = ctx.qoe.receive(&ctx.hub, req, peer.ip()).await;
+        ctx.hub.metrics().qoe_beacon(outcome.reason());
+        tracing::debug!(result = outcome.reason(), "qoe beacon");
+        let res = match outcome {
+            crate::qoe::Outcome::Accepted => {
+                let mut r = Response::new(ResponseBody::empty());
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                r
+            }
+            o => text(o.status(), o.message()),
+        };
+        return with_cors(res, methods);
+    }
     let query = req.uri().query().unwrap_or("");
     let res = match (&method, path.as_str()) {
         (&Method::OPTIONS, _) => {
@@ -132,53 +209,37 @@ async fn route(
             *r.status_mut() = StatusCode::NO_CONTENT;
             r
         }
-        (m, _) if m != Method::GET && m != Method::HEAD => {
+        (m, p) if (m != Method::GET && m != Method::HEAD) || p == crate::qoe::PATH => {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-            r.headers_mut().insert(
-                hyper::header::ALLOW,
-                HeaderValue::from_static("GET, HEAD, OPTIONS"),
-            );
+            r.headers_mut()
+                .insert(hyper::header::ALLOW, HeaderValue::from_static(methods));
             r
         }
-        (_, "/metrics") => {
-            let streams = ctx.hub.list();
-            let viewers: Vec<(&str, usize)> = crate::hub::Protocol::ALL
-                .iter()
-                .map(|&p| {
-                    (
-                        p.name(),
-                        streams.iter().map(|s| s.counters.viewers(p)).sum(),
-                    )
-                })
-                .collect();
-            let body = ctx.hub.metrics().render(streams.len(), &viewers);
-            let mut r = Response::new(ResponseBody::full(body));
-            r.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
-            );
-            r
+        (_, "/metrics") if ctx.control.metrics_public() => {
+            metrics_response(&ctx.hub, &ctx.qoe, &ctx.api.private_apps)
         }
-        (_, "/api/streams") if ctx.api.public_list => json(&api::streams(&ctx.hub, &ctx.api)),
+        (_, "/api/streams") if ctx.api.public_list => {
+            json(&api::streams(&ctx.hub, &ctx.api, &ctx.qoe))
+        }
         (_, "/api/streams") => text(
             StatusCode::NOT_FOUND,
             "the stream list is not public on this server",
         ),
         (_, p) if p.starts_with("/api/streams/") => {
-            match api_stream_path(p).and_then(|k| api::stream(&ctx.hub, &k)) {
+            match api_stream_path(p).and_then(|k| api::stream(&ctx.hub, &k, &ctx.qoe)) {
                 Some(info) => json(&info),
                 None => text(StatusCode::NOT_FOUND, "no such stream"),
             }
         }
         (_, p) => match media_path(p) {
             Some((key, "flv")) => match authorize(ctx, &key, "flv", query, peer).await {
-                Ok(()) => play_flv(ctx, &key, method == Method::HEAD),
+                Ok(credential) => {
+                    play_flv(ctx, &key, method == Method::HEAD, peer, kill, credential)
+                }
                 Err(d) => refuse(ctx, &d),
             },
             Some((key, "m3u8")) => match authorize(ctx, &key, "hls", query, peer).await {
-                Ok(()) => hls_playlist(ctx, &key, peer, query).await,
+                Ok(_) => hls_playlist(ctx, &key, peer, query).await,
                 Err(d) => refuse(ctx, &d),
             },
             Some((key, "ts")) => match authorize_segment(ctx, query) {
@@ -192,7 +253,40 @@ async fn route(
         },
     };
     tracing::debug!(%method, %path, status = res.status().as_u16(), "request");
-    with_cors(res)
+    with_cors(res, methods)
+}
+
+/// The Prometheus exposition (on this port, or on the admin listener: `[metrics] listener`).
+/// Viewer-experience figures of `private_apps` are left out, as in the stream list.
+pub fn metrics_response(
+    hub: &Hub,
+    qoe: &crate::qoe::Qoe,
+    private_apps: &[String],
+) -> Response<ResponseBody> {
+    let streams = hub.list();
+    let viewers: Vec<(&str, usize)> = crate::hub::Protocol::ALL
+        .iter()
+        .map(|&p| {
+            (
+                p.name(),
+                streams.iter().map(|s| s.counters.viewers(p)).sum(),
+            )
+        })
+        .collect();
+    let summaries: Vec<_> = qoe
+        .summaries(std::time::Instant::now())
+        .into_iter()
+        .filter(|(k, _)| !private_apps.contains(&k.app))
+        .collect();
+    hub.metrics()
+        .set_viewer_experience(&summaries, qoe.tracked_clients());
+    let body = hub.metrics().render(streams.len(), &viewers);
+    let mut r = Response::new(ResponseBody::full(body));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
 }
 
 fn json(value: &impl serde::Serialize) -> Response<ResponseBody> {
@@ -225,14 +319,14 @@ fn media_path(path: &str) -> Option<(StreamKey, &str)> {
 
 /// Play authorization for HTTP-FLV and HLS playlists: tokens, then the hook. For HLS the
 /// hook's yes is remembered per client and stream for a while, since players poll the
-/// playlist every few seconds.
+/// playlist every few seconds. Gives the name of the token used, if one was needed.
 async fn authorize(
     ctx: &HttpContext,
     key: &StreamKey,
     protocol: &'static str,
     query: &str,
     peer: std::net::SocketAddr,
-) -> Result<(), Denied> {
+) -> Result<Option<String>, Denied> {
     let access = Access {
         action: Action::Play,
         protocol,
@@ -243,14 +337,14 @@ async fn authorize(
     };
     let cache_key = (peer.ip(), key.clone());
     if protocol == "hls" && ctx.auth.has_hook() && ctx.allowed.recently_allowed(&cache_key) {
-        return ctx.auth.check_static(&access);
+        return ctx.auth.check_static(&access).map(|()| None);
     }
-    match ctx.auth.check(&access).await {
-        Ok(()) => {
+    match ctx.auth.check_named(&access).await {
+        Ok(credential) => {
             if protocol == "hls" && ctx.auth.has_hook() {
                 ctx.allowed.remember(cache_key);
             }
-            Ok(())
+            Ok(credential)
         }
         Err(d) => {
             tracing::warn!(stream = %key, reason = d.reason(), "play refused: {d}");
@@ -307,7 +401,14 @@ impl AllowCache {
     }
 }
 
-fn play_flv(ctx: &HttpContext, key: &StreamKey, head_only: bool) -> Response<ResponseBody> {
+fn play_flv(
+    ctx: &HttpContext,
+    key: &StreamKey,
+    head_only: bool,
+    peer: std::net::SocketAddr,
+    kill: &CancellationToken,
+    credential: Option<String>,
+) -> Response<ResponseBody> {
     if head_only {
         return match ctx.hub.get(key) {
             Some(_) => flv_response(ResponseBody::empty()),
@@ -317,7 +418,9 @@ fn play_flv(ctx: &HttpContext, key: &StreamKey, head_only: bool) -> Response<Res
     match ctx.hub.subscribe(key, Protocol::Flv) {
         Ok(sub) => {
             tracing::info!(stream = %key, "http-flv play started");
-            flv_response(flv::live_body(sub))
+            let client = ctx.control.clients.register(peer, "flv", kill.clone());
+            client.started(ClientRole::Viewer, key.clone(), credential);
+            flv_response(listed(flv::live_body(sub), client))
         }
         Err(e @ crate::hub::SubscribeError::TooManyViewers(..)) => {
             text(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
@@ -388,6 +491,19 @@ fn hls_segment(ctx: &HttpContext, key: &StreamKey) -> Response<ResponseBody> {
             r
         }
         None => text(StatusCode::NOT_FOUND, "no such segment"),
+    }
+}
+
+/// A live body that counts its bytes for the client list and leaves the list when dropped.
+fn listed(body: ResponseBody, client: ClientHandle) -> ResponseBody {
+    use bytes::Buf;
+    use futures_util::StreamExt;
+    match body {
+        ResponseBody::Live(s) => ResponseBody::Live(Box::pin(s.map(move |chunks| {
+            client.add_bytes(chunks.remaining());
+            chunks
+        }))),
+        full => full,
     }
 }
 

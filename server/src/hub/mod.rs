@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use onair_shared::metadata::ScriptData;
+use onair_shared::{CodecConfig, Frame};
 
-pub use frame::SharedFrame;
+pub use frame::{SharedFrame, Unit};
 pub use stats::Protocol;
 pub use stream::{Event, MediaInfo, PublisherInfo, PushError, Stream};
 pub use subscription::{Item, StreamEnded, Subscription};
@@ -98,7 +98,8 @@ pub struct Hub {
 }
 
 struct HubInner {
-    cfg: Arc<HubConfig>,
+    /// Swapped by a config reload; each stream keeps the one it was created with.
+    cfg: arc_swap::ArcSwap<HubConfig>,
     metrics: Arc<Metrics>,
     /// Announces each stream when it is created, for per-stream services (HLS).
     created: tokio::sync::broadcast::Sender<Arc<Stream>>,
@@ -110,7 +111,7 @@ impl Hub {
     pub fn new(cfg: HubConfig) -> Self {
         Self {
             inner: Arc::new(HubInner {
-                cfg: Arc::new(cfg),
+                cfg: arc_swap::ArcSwap::from_pointee(cfg),
                 metrics: Arc::new(Metrics::new()),
                 created: tokio::sync::broadcast::channel(64).0,
                 streams: Mutex::new(HashMap::new()),
@@ -119,8 +120,13 @@ impl Hub {
         }
     }
 
-    pub fn config(&self) -> &HubConfig {
-        &self.inner.cfg
+    pub fn config(&self) -> Arc<HubConfig> {
+        self.inner.cfg.load_full()
+    }
+
+    /// Limits for what starts from now on (reload): new publishes, viewers and streams.
+    pub fn set_config(&self, cfg: HubConfig) {
+        self.inner.cfg.store(Arc::new(cfg));
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -136,6 +142,7 @@ impl Hub {
     /// is configured.
     pub fn publish(&self, key: StreamKey, addr: SocketAddr) -> Result<Publisher, PublishError> {
         let now = now();
+        let cfg = self.config();
         let id = self.inner.next_publisher_id.fetch_add(1, Ordering::Relaxed);
         let info = PublisherInfo {
             id,
@@ -145,9 +152,9 @@ impl Hub {
         let mut streams = self.streams();
         let stream = match streams.get(&key) {
             Some(s) => {
-                let stale_ms = self.inner.cfg.publisher_stale_ms;
+                let stale_ms = cfg.publisher_stale_ms;
                 let stale = stale_ms > 0 && s.publisher_stale(now, Duration::from_millis(stale_ms));
-                if s.publisher().is_some() && !self.inner.cfg.publisher_takeover && !stale {
+                if s.publisher().is_some() && !cfg.publisher_takeover && !stale {
                     return Err(PublishError::AlreadyPublishing(key));
                 }
                 if stale {
@@ -156,12 +163,12 @@ impl Hub {
                 s.clone()
             }
             None => {
-                if streams.len() >= self.inner.cfg.max_streams {
-                    return Err(PublishError::TooManyStreams(self.inner.cfg.max_streams));
+                if streams.len() >= cfg.max_streams {
+                    return Err(PublishError::TooManyStreams(cfg.max_streams));
                 }
                 let s = Arc::new(Stream::new(
                     key.clone(),
-                    self.inner.cfg.clone(),
+                    cfg.clone(),
                     self.inner.metrics.clone(),
                     now,
                 ));
@@ -190,7 +197,7 @@ impl Hub {
             .get(key)
             .cloned()
             .ok_or_else(|| SubscribeError::NotFound(key.clone()))?;
-        let max = self.inner.cfg.max_viewers_per_stream;
+        let max = self.config().max_viewers_per_stream;
         let now: usize = Protocol::ALL
             .iter()
             .map(|&p| stream.counters.viewers(p))
@@ -231,7 +238,7 @@ impl Hub {
             return;
         };
         tracing::info!(parent: &stream.span, "publisher left; waiting for it to return");
-        let grace = Duration::from_millis(self.inner.cfg.publisher_grace_ms);
+        let grace = Duration::from_millis(self.config().publisher_grace_ms);
         let hub = self.clone();
         let stream = stream.clone();
         let end = move || hub.end_if_abandoned(&stream, generation);
@@ -291,12 +298,19 @@ impl Publisher {
         &self.stream
     }
 
-    pub fn video(&self, raw_ts: u32, payload: Bytes) -> Result<(), PushError> {
-        self.stream.push_video(self.id, raw_ts, payload, now())
+    /// A track's configuration, parsed at ingest.
+    pub fn config(&self, config: CodecConfig) -> Result<(), PushError> {
+        self.stream.push_config(self.id, config, now())
     }
 
-    pub fn audio(&self, raw_ts: u32, payload: Bytes) -> Result<(), PushError> {
-        self.stream.push_audio(self.id, raw_ts, payload, now())
+    /// A frame parsed at ingest, `dts` being its raw wire timestamp.
+    pub fn frame(&self, frame: Frame) -> Result<(), PushError> {
+        self.stream.push_frame(self.id, frame, now())
+    }
+
+    /// Media bytes received, counted as they came (tag headers included).
+    pub fn count_in(&self, bytes: usize) {
+        self.stream.add_in(bytes);
     }
 
     pub fn metadata(&self, script: ScriptData) -> Result<(), PushError> {

@@ -7,12 +7,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use bytes::Bytes;
-use onair_shared::aac::AudioSpecificConfig;
-use onair_shared::avc::AvcDecoderConfig;
+use onair_shared::ingest::IngestError;
 use onair_shared::metadata::{Metadata, ScriptData};
 use onair_shared::timestamp::Timeline;
-use onair_shared::{Codec, Frame, MediaKind};
+use onair_shared::{CodecConfig, Frame, MediaKind};
 use tokio::sync::broadcast;
 
 use super::frame::SharedFrame;
@@ -35,12 +33,11 @@ pub enum Event {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PushError {
-    #[error("unsupported video codec {0}: onair relays H.264 only")]
-    UnsupportedVideoCodec(&'static str),
     #[error("this publisher was replaced by a newer one")]
     Replaced,
-    #[error("malformed {kind:?} frame: {reason}")]
-    Malformed { kind: MediaKind, reason: String },
+    /// The connection could not turn a message into frames (raised at ingest).
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
 }
 
 /// Media description for the API, derived from sequence headers and metadata.
@@ -231,7 +228,7 @@ impl Stream {
         check_publisher(&st, id)?;
         st.last_input = Some(now);
         // Script data carries no media time; players take it as it comes.
-        let frame = Arc::new(SharedFrame::new(Frame::data(0, script.body)));
+        let frame = Arc::new(SharedFrame::frame(Frame::data(0, script.body), None));
         st.media.metadata_fps = script.metadata.framerate;
         apply_metadata_media(&mut st.media, &script.metadata);
         st.metadata = Some(frame.clone());
@@ -241,138 +238,84 @@ impl Stream {
         Ok(())
     }
 
-    /// Ingests one RTMP video message body at its raw wire timestamp.
-    pub fn push_video(
-        &self,
-        id: u64,
-        raw_ts: u32,
-        payload: Bytes,
-        now: Instant,
-    ) -> Result<(), PushError> {
-        self.add_in(payload.len());
+    /// A track's configuration, parsed at ingest. A repeat of the current one is not
+    /// a change (some encoders resend it per GOP); a new video configuration restarts
+    /// the GOP cache, since old frames must not be served with it.
+    pub fn push_config(&self, id: u64, config: CodecConfig, now: Instant) -> Result<(), PushError> {
         let mut st = self.lock();
         check_publisher(&st, id)?;
         st.last_input = Some(now);
-        let frame = Frame::video(0, payload).map_err(|e| PushError::Malformed {
-            kind: MediaKind::Video,
-            reason: e.to_string(),
-        })?;
-        if frame.codec != Codec::H264 {
-            return Err(PushError::UnsupportedVideoCodec(frame.codec.name()));
-        }
-        if frame.sequence_header {
-            return self.update_video_config(st, frame);
-        }
-        if st.video_seq.is_none() {
-            // Without SPS/PPS no viewer could decode this; wait for the configuration.
-            return Ok(());
-        }
-        let dts = st.timeline.map(MediaKind::Video, raw_ts);
-        let frame = Arc::new(SharedFrame::new(Frame { dts, ..frame }));
-        st.meter.record(now, frame.len(), true);
-        self.cache_and_send(st, frame);
-        Ok(())
-    }
-
-    /// Ingests one RTMP audio message body at its raw wire timestamp.
-    pub fn push_audio(
-        &self,
-        id: u64,
-        raw_ts: u32,
-        payload: Bytes,
-        now: Instant,
-    ) -> Result<(), PushError> {
-        self.add_in(payload.len());
-        let mut st = self.lock();
-        check_publisher(&st, id)?;
-        st.last_input = Some(now);
-        let frame = Frame::audio(0, payload).map_err(|e| PushError::Malformed {
-            kind: MediaKind::Audio,
-            reason: e.to_string(),
-        })?;
-        if frame.sequence_header {
-            if frame.codec == Codec::Aac {
-                let asc = frame.payload.get(2..).unwrap_or_default();
-                match AudioSpecificConfig::parse(asc) {
-                    Ok(c) => {
-                        st.media.audio_sample_rate = Some(c.sample_rate);
-                        st.media.audio_channels = Some(c.channel_config);
-                    }
-                    Err(e) => {
-                        return Err(PushError::Malformed {
-                            kind: MediaKind::Audio,
-                            reason: e.to_string(),
-                        })
-                    }
-                }
+        let video = config.is_video();
+        let s = &config.summary;
+        if video {
+            st.media.video_codec = Some(config.codec.name());
+            if s.width.is_some() {
+                st.media.video_profile = s.profile.clone();
+                st.media.video_level = s.level;
+                st.media.width = s.width;
+                st.media.height = s.height;
             }
-            st.media.audio_codec = Some(frame.codec.name());
-            if st
-                .audio_seq
-                .as_ref()
-                .is_some_and(|s| s.frame.payload == frame.payload)
-            {
-                return Ok(());
+        } else {
+            st.media.audio_codec = Some(config.codec.name());
+            if s.sample_rate.is_some() {
+                st.media.audio_sample_rate = s.sample_rate;
+                st.media.audio_channels = s.channels;
             }
-            let frame = Arc::new(SharedFrame::new(frame));
-            st.audio_seq = Some(frame.clone());
-            drop(st);
-            self.broadcast(Event::Frame(frame));
-            return Ok(());
         }
-        if frame.codec == Codec::Aac && st.audio_seq.is_none() {
-            // Raw AAC without its AudioSpecificConfig cannot be decoded or muxed.
-            return Ok(());
-        }
-        if st.media.audio_codec.is_none() {
-            st.media.audio_codec = Some(frame.codec.name());
-        }
-        let dts = st.timeline.map(MediaKind::Audio, raw_ts);
-        let frame = Arc::new(SharedFrame::new(Frame { dts, ..frame }));
-        st.meter.record(now, frame.len(), false);
-        self.cache_and_send(st, frame);
-        Ok(())
-    }
-
-    fn update_video_config(
-        &self,
-        mut st: MutexGuard<'_, State>,
-        frame: Frame,
-    ) -> Result<(), PushError> {
-        let record = frame.payload.get(5..).unwrap_or_default();
-        let config = AvcDecoderConfig::parse(record).map_err(|e| PushError::Malformed {
-            kind: MediaKind::Video,
-            reason: e.to_string(),
-        })?;
-        st.media.video_codec = Some("h264");
-        if let Ok(sps) = config.sps_info() {
-            st.media.video_profile = Some(profile_name(sps.profile_idc).to_string());
-            st.media.video_level = Some(sps.level_idc as f64 / 10.0);
-            st.media.width = Some(sps.width);
-            st.media.height = Some(sps.height);
-        }
-        // A repeated identical configuration is not a change (some encoders resend it per GOP).
-        if st
-            .video_seq
+        let slot = if video { &st.video_seq } else { &st.audio_seq };
+        if slot
             .as_ref()
-            .is_some_and(|s| s.frame.payload == frame.payload)
+            .and_then(|s| s.codec_config())
+            .is_some_and(|c| c.same_as(&config))
         {
             return Ok(());
         }
-        let frame = Arc::new(SharedFrame::new(frame));
-        st.video_seq = Some(frame.clone());
-        st.gop.clear();
-        st.gop_bytes = 0;
-        st.gop_valid = false;
+        let frame = Arc::new(SharedFrame::config(Arc::new(config)));
+        if video {
+            st.video_seq = Some(frame.clone());
+            st.gop.clear();
+            st.gop_bytes = 0;
+            st.gop_valid = false;
+        } else {
+            st.audio_seq = Some(frame.clone());
+        }
         drop(st);
         self.broadcast(Event::Frame(frame));
+        Ok(())
+    }
+
+    /// One audio or video frame, parsed at ingest, at its raw wire timestamp (`dts`);
+    /// it is put on the stream's timeline here. A frame whose track has no configuration
+    /// of its codec yet is dropped: no viewer could decode it.
+    pub fn push_frame(&self, id: u64, frame: Frame, now: Instant) -> Result<(), PushError> {
+        let mut st = self.lock();
+        check_publisher(&st, id)?;
+        st.last_input = Some(now);
+        let slot = match frame.kind {
+            MediaKind::Video => &st.video_seq,
+            MediaKind::Audio => &st.audio_seq,
+            MediaKind::Data => return Ok(()),
+        };
+        let Some(config) = slot
+            .as_ref()
+            .and_then(|s| s.codec_config())
+            .filter(|c| c.codec == frame.codec)
+            .cloned()
+        else {
+            return Ok(());
+        };
+        let dts = st.timeline.map(frame.kind, frame.dts as u32);
+        let video = frame.is_video();
+        let frame = Arc::new(SharedFrame::frame(Frame { dts, ..frame }, Some(config)));
+        st.meter.record(now, frame.len(), video);
+        self.cache_and_send(st, frame);
         Ok(())
     }
 
     /// Appends to the GOP cache (restarting it at each keyframe) and broadcasts,
     /// both under the lock so a subscriber sees one consistent order.
     fn cache_and_send(&self, mut st: MutexGuard<'_, State>, frame: Arc<SharedFrame>) {
-        if frame.frame.keyframe {
+        if frame.is_keyframe() {
             st.gop.clear();
             st.gop_bytes = 0;
             st.gop_valid = true;
@@ -442,21 +385,9 @@ fn apply_metadata_media(media: &mut MediaInfo, m: &Metadata) {
     }
 }
 
-fn profile_name(idc: u8) -> &'static str {
-    match idc {
-        66 => "Baseline",
-        77 => "Main",
-        88 => "Extended",
-        100 => "High",
-        110 => "High 10",
-        122 => "High 4:2:2",
-        244 => "High 4:4:4",
-        _ => "Other",
-    }
-}
-
 impl Stream {
-    fn add_in(&self, bytes: usize) {
+    /// Media bytes received from the publisher, as they came on the wire.
+    pub(super) fn add_in(&self, bytes: usize) {
         self.counters
             .bytes_in
             .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);

@@ -189,15 +189,14 @@ impl Subscription {
 
     /// Per-viewer filter: configuration always passes; media only from a keyframe on.
     fn admit(&mut self, f: Arc<SharedFrame>) -> Option<Arc<SharedFrame>> {
-        let fr = &f.frame;
-        if fr.sequence_header {
+        if f.is_config() {
             if f.is_video() {
                 self.has_video = true;
             }
             return Some(f);
         }
         if f.is_video() {
-            if fr.keyframe {
+            if f.is_keyframe() {
                 self.video_started = true;
             }
             return self.video_started.then_some(f);

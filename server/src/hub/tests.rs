@@ -37,6 +37,35 @@ pub fn aac(n: u8) -> Bytes {
     Bytes::from(vec![0xaf, 1, n])
 }
 
+/// Publishes FLV tag bodies the way the RTMP connection does: parsed at ingest, then
+/// handed to the hub as configurations and frames.
+trait PushTags {
+    fn video(&self, ts: u32, body: Bytes) -> Result<(), PushError>;
+    fn audio(&self, ts: u32, body: Bytes) -> Result<(), PushError>;
+}
+
+impl PushTags for Publisher {
+    fn video(&self, ts: u32, body: Bytes) -> Result<(), PushError> {
+        let got = onair_shared::ingest::TagReader::new().video_tag(ts, &body)?;
+        push(self, got)
+    }
+
+    fn audio(&self, ts: u32, body: Bytes) -> Result<(), PushError> {
+        let got = onair_shared::ingest::TagReader::new().audio_tag(ts, &body)?;
+        push(self, got)
+    }
+}
+
+fn push(p: &Publisher, got: onair_shared::ingest::Ingested) -> Result<(), PushError> {
+    if let Some(c) = got.config {
+        p.config(c)?;
+    }
+    if let Some(f) = got.frame {
+        p.frame(f)?;
+    }
+    Ok(())
+}
+
 fn addr() -> SocketAddr {
     "127.0.0.1:1".parse().unwrap()
 }
@@ -60,7 +89,6 @@ fn describe(frames: &[Arc<SharedFrame>]) -> Vec<String> {
     frames
         .iter()
         .map(|f| {
-            let fr = &f.frame;
             let kind = if f.is_video() {
                 "v"
             } else if f.is_audio() {
@@ -68,12 +96,10 @@ fn describe(frames: &[Arc<SharedFrame>]) -> Vec<String> {
             } else {
                 "d"
             };
-            let what = if fr.sequence_header {
-                "seq".to_string()
-            } else if fr.keyframe {
-                format!("key{}", fr.payload.last().unwrap())
-            } else {
-                format!("{}", fr.payload.last().unwrap())
+            let what = match f.as_frame() {
+                None => "seq".to_string(),
+                Some(fr) if fr.keyframe => format!("key{}", fr.data.last().unwrap()),
+                Some(fr) => format!("{}", fr.data.last().unwrap()),
             };
             format!("{kind}:{what}")
         })
@@ -203,7 +229,9 @@ async fn unsupported_codec_is_refused_by_name() {
     let hevc = Bytes::from_static(&[0x90, b'h', b'v', b'c', b'1', 1, 2, 3]);
     assert_eq!(
         p.video(0, hevc),
-        Err(PushError::UnsupportedVideoCodec("hevc"))
+        Err(PushError::Ingest(
+            onair_shared::ingest::IngestError::UnsupportedVideoCodec("hevc")
+        ))
     );
 }
 
@@ -227,7 +255,8 @@ async fn publisher_leave_and_return_within_grace_keeps_viewers() {
     let frames = batch(&mut sub).await;
     assert_eq!(describe(&frames), vec!["v:key3"]);
     // Timestamps continue after the old publisher's instead of restarting at 0.
-    assert!(frames[0].frame.dts > 1000, "dts {}", frames[0].frame.dts);
+    let dts = frames[0].as_frame().unwrap().dts;
+    assert!(dts > 1000, "dts {dts}");
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert!(
         hub.get(&k).is_some(),

@@ -5,9 +5,9 @@
 use bytes::{Bytes, BytesMut};
 use onair_shared::flv::{FlvTag, TAG_AUDIO, TAG_VIDEO};
 use onair_shared::metadata::{decode_amf0, Amf0Value, AmfError};
-use onair_shared::Frame;
 
 use super::chunk::encode_message;
+use crate::hub::SharedFrame;
 
 pub const TYPE_ACK: u8 = 3;
 pub const TYPE_USER_CONTROL: u8 = 4;
@@ -29,24 +29,28 @@ pub const CSID_DATA: u32 = 20;
 pub const CSID_VIDEO: u32 = 21;
 pub const CSID_AUDIO: u32 = 22;
 
-/// A frame as RTMP chunks for one message stream id at one chunk size. Built with full
-/// headers only, so the bytes do not depend on what the player received before.
-pub fn frame_chunks(frame: &Frame, stream_id: u32, chunk_size: u32) -> Bytes {
-    let csid = match frame.tag_type() {
+/// A hub unit as RTMP chunks for one message stream id at one chunk size: the message
+/// body is its FLV tag body (built once per unit). Built with full headers only, so the
+/// bytes do not depend on what the player received before. Empty for a unit with no
+/// FLV form (an MP3 configuration).
+pub fn frame_chunks(frame: &SharedFrame, stream_id: u32, chunk_size: u32) -> Bytes {
+    let Some((tag_type, body)) = frame.flv_message() else {
+        return Bytes::new();
+    };
+    let csid = match tag_type {
         TAG_VIDEO => CSID_VIDEO,
         TAG_AUDIO => CSID_AUDIO,
         _ => CSID_DATA,
     };
-    let mut out = BytesMut::with_capacity(
-        frame.payload.len() + 32 + frame.payload.len() / chunk_size.max(1) as usize * 5,
-    );
+    let mut out =
+        BytesMut::with_capacity(body.len() + 32 + body.len() / chunk_size.max(1) as usize * 5);
     encode_message(
         &mut out,
         csid,
-        frame.tag_type(),
+        tag_type,
         stream_id,
         frame.wire_timestamp(),
-        &frame.payload,
+        &body,
         chunk_size,
     );
     out.freeze()
@@ -219,6 +223,75 @@ pub fn check_command(payload: &Bytes, max_depth: usize) -> Result<CommandCheck, 
     Ok(CommandCheck::Forward(payload.clone()))
 }
 
+/// What an Enhanced RTMP client announced in its connect command object
+/// (veovera/enhanced-rtmp v1 and v2). Read by us because rml_rtmp's session reports only
+/// the app name of a connect; answering with ours in `_result` would need the connect
+/// reply written by us too (rml_rtmp writes it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientCaps {
+    /// `fourCcList`: the FourCCs it handles; `"*"` means any.
+    pub fourcc_list: Vec<String>,
+    /// `videoFourCcInfoMap` and `audioFourCcInfoMap`: FourCC to capability flags
+    /// (1 decode, 2 encode, 4 forward), sorted by FourCC.
+    pub video_fourcc_info: Vec<(String, f64)>,
+    pub audio_fourcc_info: Vec<(String, f64)>,
+    /// `capsEx`: reconnect (1), multitrack (2), ModEx (4), nanosecond offsets (8).
+    pub caps_ex: Option<f64>,
+}
+
+impl ClientCaps {
+    /// From a decoded connect command (`["connect", txn, {…}, …]`); anything missing or
+    /// of the wrong type is left out.
+    pub fn from_connect(values: &[Amf0Value]) -> Self {
+        let Some(Amf0Value::Object(obj)) = values.get(2) else {
+            return Self::default();
+        };
+        let info = |key: &str| -> Vec<(String, f64)> {
+            let mut v: Vec<(String, f64)> = match obj.get(key) {
+                Some(Amf0Value::Object(m)) => m
+                    .iter()
+                    .filter_map(|(k, v)| match v {
+                        Amf0Value::Number(n) => Some((k.clone(), *n)),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        let fourcc_list = match obj.get("fourCcList") {
+            Some(Amf0Value::StrictArray(items)) => items
+                .iter()
+                .filter_map(|v| match v {
+                    Amf0Value::Utf8String(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Self {
+            fourcc_list,
+            video_fourcc_info: info("videoFourCcInfoMap"),
+            audio_fourcc_info: info("audioFourCcInfoMap"),
+            caps_ex: match obj.get("capsEx") {
+                Some(Amf0Value::Number(n)) => Some(*n),
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether the client announced `fourcc` (or `*`) in any of its lists.
+    pub fn announces(&self, fourcc: &str) -> bool {
+        self.fourcc_list.iter().any(|f| f == fourcc || f == "*")
+            || self
+                .video_fourcc_info
+                .iter()
+                .chain(&self.audio_fourcc_info)
+                .any(|(f, _)| f == fourcc || f == "*")
+    }
+}
+
 /// Splits an aggregate message (type 22) into its FLV tags, with timestamps rebased
 /// onto the aggregate message's own timestamp.
 pub fn split_aggregate(payload: &Bytes, message_ts: u32) -> Vec<FlvTag> {
@@ -271,19 +344,23 @@ mod tests {
 
     #[test]
     fn frame_chunks_decode_back() {
-        let payload = Bytes::from(vec![7u8; 10_000]);
-        let f = Frame::video(
-            0x0100_0000,
-            Bytes::from([&[0x17u8, 1, 0, 0, 0][..], &payload[..]].concat()),
-        )
-        .unwrap();
+        let body = Bytes::from([&[0x17u8, 1, 0, 0, 0][..], &[7u8; 10_000][..]].concat());
+        let f = onair_shared::ingest::TagReader::new()
+            .video_tag(0x0100_0000, &body)
+            .unwrap()
+            .frame
+            .unwrap();
+        let f = SharedFrame::frame(f, None);
         let chunks = frame_chunks(&f, 1, 4096);
         let msgs = decode_all(&chunks, 4096);
         assert_eq!(msgs.len(), 1);
         assert_eq!(msgs[0].type_id, TYPE_VIDEO);
         assert_eq!(msgs[0].stream_id, 1);
         assert_eq!(msgs[0].timestamp, 0x0100_0000);
-        assert_eq!(msgs[0].payload, f.payload);
+        assert_eq!(
+            msgs[0].payload, body,
+            "the tag body as the publisher sent it"
+        );
         assert_eq!(msgs[0].csid, CSID_VIDEO);
     }
 
@@ -389,5 +466,52 @@ mod tests {
         assert_eq!((tags[0].timestamp, tags[1].timestamp), (5000, 5023));
         assert_eq!(&tags[1].body[..], &[0xaf, 1, 2]);
         assert!(split_aggregate(&Bytes::from_static(&[9, 0, 0, 50, 0]), 0).is_empty());
+    }
+
+    #[test]
+    fn enhanced_connect_fields_are_read() {
+        let mut obj = std::collections::HashMap::new();
+        obj.insert("app".to_string(), Amf0Value::Utf8String("live".into()));
+        obj.insert(
+            "fourCcList".to_string(),
+            Amf0Value::StrictArray(vec![
+                Amf0Value::Utf8String("hvc1".into()),
+                Amf0Value::Utf8String("av01".into()),
+                Amf0Value::Number(3.0),
+            ]),
+        );
+        let mut video = std::collections::HashMap::new();
+        video.insert("vp09".to_string(), Amf0Value::Number(1.0));
+        video.insert("avc1".to_string(), Amf0Value::Number(3.0));
+        obj.insert("videoFourCcInfoMap".to_string(), Amf0Value::Object(video));
+        obj.insert("capsEx".to_string(), Amf0Value::Number(15.0));
+        let values = vec![
+            Amf0Value::Utf8String("connect".into()),
+            Amf0Value::Number(1.0),
+            Amf0Value::Object(obj),
+        ];
+        let caps = ClientCaps::from_connect(&values);
+        assert_eq!(
+            caps.fourcc_list,
+            vec!["hvc1", "av01"],
+            "non-strings skipped"
+        );
+        assert_eq!(
+            caps.video_fourcc_info,
+            vec![("avc1".to_string(), 3.0), ("vp09".to_string(), 1.0)]
+        );
+        assert_eq!(caps.caps_ex, Some(15.0));
+        assert!(caps.announces("hvc1") && caps.announces("vp09"));
+        assert!(!caps.announces("Opus"));
+        // A legacy client announces nothing; a wildcard announces everything.
+        assert_eq!(
+            ClientCaps::from_connect(&values[..2]),
+            ClientCaps::default()
+        );
+        let any = ClientCaps {
+            fourcc_list: vec!["*".into()],
+            ..ClientCaps::default()
+        };
+        assert!(any.announces("av01"));
     }
 }

@@ -1,10 +1,15 @@
 //! RTMP: the listener that admits connections within the configured limit, the
-//! per-connection task, and the sans-IO pieces it drives (chunk codec, messages).
+//! per-connection driver, and the sans-IO pieces it runs (session state machine,
+//! handshake, chunk codec, messages).
 
 pub mod chunk;
-pub mod conn;
+pub mod driver;
+pub mod error;
+pub mod handshake;
 pub mod messages;
 pub mod replay;
+pub mod session;
+pub mod socket;
 
 use std::sync::Arc;
 
@@ -13,30 +18,40 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::auth::Auth;
-use crate::config::RtmpConfig;
+use crate::control::Control;
 use crate::hub::Hub;
-use crate::limits::{accept_admitted, ConnLimiter};
+use crate::limits::accept_admitted;
 
-/// Accepts RTMP connections until `shutdown`; each runs in its own task and span.
+/// Accepts RTMP connections until `shutdown`; each runs in its own task and span, with the
+/// config and credentials current when it was accepted.
 pub async fn serve(
     listener: TcpListener,
-    cfg: Arc<RtmpConfig>,
+    control: Arc<Control>,
     hub: Hub,
-    auth: Arc<Auth>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let limiter = ConnLimiter::new(cfg.max_connections, cfg.max_connections_per_ip);
     let metrics = hub.metrics().clone();
-    while let Some((socket, peer, admission)) =
-        accept_admitted(&listener, &limiter, &metrics, "rtmp", &shutdown).await
+    let limiter = control.rtmp_limiter.clone();
+    while let Some((socket, peer, admission)) = accept_admitted(
+        &listener,
+        &limiter,
+        Some(&control.bans),
+        &metrics,
+        "rtmp",
+        &shutdown,
+    )
+    .await
     {
         let span = tracing::info_span!("rtmp", peer = %peer, stream = tracing::field::Empty);
-        let (cfg, hub, auth, shutdown) = (cfg.clone(), hub.clone(), auth.clone(), shutdown.clone());
+        let (cfg, auth) = (Arc::new(control.config().rtmp.clone()), control.auth());
+        let client = control
+            .clients
+            .register(peer, "rtmp", shutdown.child_token());
+        let hub = hub.clone();
         tasks.spawn(
             async move {
-                conn::run(socket, peer, cfg, hub, auth, shutdown).await;
+                driver::run(socket, peer, cfg, hub, auth, client).await;
                 drop(admission);
             }
             .instrument(span),

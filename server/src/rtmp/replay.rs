@@ -1,15 +1,23 @@
-//! A sans-IO replay of an RTMP connection's ingest path: the bytes a client sends go
-//! through rml_rtmp's handshake, then `conn::ConnState` (our chunk decoder, the command
-//! checks, rml_rtmp's session, metadata and media into a real hub), exactly as the server
-//! runs them, with no socket, clock or runtime. For fuzzing and for tests on captured bytes.
-//! It must never panic; a panic the server catches (in rml_rtmp) is caught and reported.
+//! A replay of an RTMP connection: the bytes a client sends go through the same driver
+//! and session as a TCP connection (`super::driver`), over an in-memory transport, into
+//! a real hub, on a single-threaded runtime of its own. For fuzzing and for
+//! tests on captured bytes. It must never panic; a panic the server catches (in
+//! rml_rtmp) is caught and reported.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_util::sync::CancellationToken;
 
-use super::conn::{handshake_step, ConnError, ConnState, HANDSHAKE_READ, READ_CHUNK};
+use super::driver::{Driver, READ_CHUNK};
+use super::error::ConnError;
 use crate::config::{HubConfig, RtmpConfig};
 use crate::hub::{Hub, MediaInfo, StreamKey};
 
@@ -34,6 +42,8 @@ pub struct Summary {
     pub closed: Option<String>,
     /// The close was a library panic that the server catches (`ConnError::Panicked`).
     pub caught_panic: bool,
+    /// Client bytes the server never read (a refusal reads the rest before closing).
+    pub unread: usize,
 }
 
 impl Summary {
@@ -43,108 +53,138 @@ impl Summary {
     }
 }
 
+/// The client's bytes as a transport: reads of at most `read_size`, then, once they are
+/// used up, a read that never completes (a client that sends nothing more), or the end
+/// of the stream once the server shut its side down (a client that leaves when it sees
+/// the server leave). Writes are counted and dropped.
+struct Replayed<'a> {
+    input: &'a [u8],
+    read_size: usize,
+    shut_down: bool,
+    drained: Rc<Cell<bool>>,
+    written: Rc<Cell<usize>>,
+    unread: Rc<Cell<usize>>,
+}
+
+impl AsyncRead for Replayed<'_> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.input.is_empty() {
+            if self.shut_down {
+                return Poll::Ready(Ok(()));
+            }
+            self.drained.set(true);
+            return Poll::Pending;
+        }
+        let n = self.input.len().min(self.read_size).min(buf.remaining());
+        let (read, rest) = self.input.split_at(n);
+        buf.put_slice(read);
+        self.input = rest;
+        self.unread.set(rest.len());
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Replayed<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.written.set(self.written.get() + data.len());
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.shut_down = true;
+        Poll::Ready(Ok(()))
+    }
+}
+
 /// Replays `bytes` as one client's whole side of a connection, read the way the server
 /// reads a socket that always has data (4 KiB reads during the handshake, 16 KiB after).
 pub fn ingest(bytes: &[u8], cfg: &RtmpConfig) -> Summary {
     ingest_with_reads(bytes, cfg, READ_CHUNK)
 }
 
-/// Takes the next read of at most `max` bytes off `input`.
-fn next_read<'a>(input: &mut &'a [u8], max: usize) -> &'a [u8] {
-    let (read, rest) = input.split_at(input.len().min(max));
-    *input = rest;
-    read
-}
-
 /// Like `ingest`, with reads of at most `read_size` bytes (at least 1), as a slow or
 /// fragmenting network delivers them.
 pub fn ingest_with_reads(bytes: &[u8], cfg: &RtmpConfig, read_size: usize) -> Summary {
-    let read_size = read_size.max(1);
     let mut summary = Summary::default();
-    let hub = Hub::new(HubConfig::default());
-    let peer = SocketAddr::from(([127, 0, 0, 1], 1935));
-    let live = hub.publish(StreamKey::new(LIVE_APP, LIVE_NAME), peer).ok();
-
-    let mut input = bytes;
-
-    // The handshake, as `conn::handshake` runs it.
-    let mut hs = Handshake::new(PeerType::Server);
-    let remaining = loop {
-        if input.is_empty() {
-            summary.close(ConnError::Handshake("peer closed during handshake".into()));
-            return summary;
-        }
-        let read = next_read(&mut input, read_size.min(HANDSHAKE_READ));
-        match handshake_step(&mut hs, read) {
-            Err(e) => {
-                summary.close(e);
-                return summary;
-            }
-            Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
-                summary.bytes_out += response_bytes.len();
-            }
-            Ok(HandshakeProcessResult::Completed {
-                response_bytes,
-                remaining_bytes,
-            }) => {
-                summary.bytes_out += response_bytes.len();
-                break remaining_bytes;
-            }
-        }
-    };
-    summary.handshake_done = true;
-
-    // Then `Connection::serve`'s loop, with the socket replaced by `input`.
-    let mut st = match ConnState::new(peer, Arc::new(cfg.clone()), hub.clone()) {
-        Ok(st) => st,
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
         Err(e) => {
-            summary.close(e);
+            summary.close(ConnError::Io(e));
             return summary;
         }
     };
-    st.push(&remaining);
-    let mut stream = None;
-    // The server's default: no keys, tokens or hook, so every publish and play is allowed.
-    let auth = crate::auth::Auth::default();
-    loop {
-        let mut processed = st.process_input();
-        while processed.is_ok() {
-            let Some(p) = st.pending() else { break };
-            processed = st
-                .resolve(auth.check_static(&p.access))
-                .and_then(|_| st.process_input());
-        }
-        summary.bytes_out += st.take_output().len();
-        if let Some(p) = st.publisher() {
-            summary.published = Some(p.key().to_string());
-            stream = Some(p.stream().clone());
-        }
-        summary.played |= st.is_playing();
-        if let Err(e) = processed {
-            summary.close(e);
-            break;
-        }
-        if let Some(e) = st.take_close() {
-            summary.close(e);
-            break;
-        }
-        if input.is_empty() {
-            break;
-        }
-        let read = next_read(&mut input, read_size);
-        st.push(read);
-    }
-    if let Some(s) = stream {
-        summary.media = Some(s.media());
-        summary.gop_cache = s.gop_cache_len();
-    }
-    drop(st);
-    drop(live);
+    rt.block_on(replay(bytes, cfg, read_size.max(1), &mut summary));
     summary
 }
 
+async fn replay(bytes: &[u8], cfg: &RtmpConfig, read_size: usize, summary: &mut Summary) {
+    let hub = Hub::new(HubConfig::default());
+    let peer = SocketAddr::from(([127, 0, 0, 1], 1935));
+    let live = hub.publish(StreamKey::new(LIVE_APP, LIVE_NAME), peer).ok();
+    let drained = Rc::new(Cell::new(false));
+    let written = Rc::new(Cell::new(0));
+    let unread = Rc::new(Cell::new(bytes.len()));
+    let transport = Replayed {
+        input: bytes,
+        read_size,
+        shut_down: false,
+        drained: drained.clone(),
+        written: written.clone(),
+        unread: unread.clone(),
+    };
+    // The server's default: no keys, tokens or hook, so every publish and play is allowed.
+    let auth = Arc::new(crate::auth::Auth::default());
+    let mut driver = Driver::new(transport, peer, Arc::new(cfg.clone()), hub.clone(), auth);
+    let shutdown = CancellationToken::new();
+    let ended = {
+        let mut run = std::pin::pin!(driver.run(&shutdown));
+        // Run until the connection ends or waits for input that will never come.
+        std::future::poll_fn(|cx| match run.as_mut().poll(cx) {
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending if drained.get() => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        })
+        .await
+    };
+    summary.handshake_done = driver.session().handshake_done();
+    summary.bytes_out = written.get();
+    summary.unread = unread.get();
+    summary.played = driver.is_playing();
+    if let Some(p) = driver.publisher() {
+        summary.published = Some(p.key().to_string());
+        summary.media = Some(p.stream().media());
+        summary.gop_cache = p.stream().gop_cache_len();
+    }
+    match ended {
+        Some(Err(e)) => summary.close(e),
+        Some(Ok(())) => summary.closed = Some("connection closed".into()),
+        // The bytes ran out mid-handshake: the client is gone, as the driver would see it.
+        None if !summary.handshake_done => {
+            summary.close(ConnError::Handshake("peer closed during handshake".into()))
+        }
+        None => {}
+    }
+    drop(driver);
+    drop(live);
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::rtmp::chunk::encode_message;
     use crate::rtmp::messages::{TYPE_AMF0_COMMAND, TYPE_AMF0_DATA, TYPE_AUDIO, TYPE_VIDEO};
@@ -158,7 +198,7 @@ mod tests {
         b
     }
 
-    fn command(csid: u32, stream_id: u32, values: Vec<Amf0Value>) -> Vec<u8> {
+    pub(crate) fn command(csid: u32, stream_id: u32, values: Vec<Amf0Value>) -> Vec<u8> {
         let payload = rml_amf0::serialize(&values).unwrap();
         let mut out = bytes::BytesMut::new();
         encode_message(
@@ -173,11 +213,11 @@ mod tests {
         out.to_vec()
     }
 
-    fn s(v: &str) -> Amf0Value {
+    pub(crate) fn s(v: &str) -> Amf0Value {
         Amf0Value::Utf8String(v.into())
     }
 
-    fn connect(app: &str) -> Vec<u8> {
+    pub(crate) fn connect(app: &str) -> Vec<u8> {
         let mut props = std::collections::HashMap::new();
         props.insert("app".to_string(), s(app));
         command(
@@ -191,7 +231,7 @@ mod tests {
         )
     }
 
-    fn create_stream() -> Vec<u8> {
+    pub(crate) fn create_stream() -> Vec<u8> {
         command(
             3,
             0,
@@ -199,13 +239,13 @@ mod tests {
         )
     }
 
-    fn message(type_id: u8, ts: u32, payload: &[u8]) -> Vec<u8> {
+    pub(crate) fn message(type_id: u8, ts: u32, payload: &[u8]) -> Vec<u8> {
         let mut out = bytes::BytesMut::new();
         encode_message(&mut out, 6, type_id, 1, ts, payload, 128);
         out.to_vec()
     }
 
-    fn publish_session(name: &str) -> Vec<u8> {
+    pub(crate) fn publish_session(name: &str) -> Vec<u8> {
         let mut b = handshake_bytes();
         b.extend(connect("live"));
         b.extend(create_stream());
@@ -284,10 +324,24 @@ mod tests {
         let sum = ingest(&b, &RtmpConfig::default());
         assert!(sum.played && sum.closed.is_none(), "{sum:?}");
 
-        // Publishing the name that is already live is refused, with the connection closed.
-        let sum = ingest(&publish_session(LIVE_NAME), &RtmpConfig::default());
+        // Publishing the name that is already live is refused, with the connection closed,
+        // after the client's further input was read (so it sees the status, not a reset).
+        let mut b = publish_session(LIVE_NAME);
+        for i in 0..50 {
+            b.extend(message(TYPE_VIDEO, i * 33, &[0x27; 2000]));
+        }
+        let sum = ingest(&b, &RtmpConfig::default());
         assert!(sum.published.is_none());
         assert!(sum.closed.unwrap().contains("publish refused"));
+        assert_eq!(sum.unread, 0, "input drained after the refusal");
+        let cfg = RtmpConfig {
+            refusal_drain_ms: 0,
+            ..RtmpConfig::default()
+        };
+        assert!(
+            ingest(&b, &cfg).unread > 50_000,
+            "without a drain, left unread"
+        );
     }
 
     #[test]

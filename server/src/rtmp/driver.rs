@@ -1,0 +1,330 @@
+//! The one loop that runs an RTMP `Session` over a transport (anything AsyncRead +
+//! AsyncWrite: a TCP socket, the in-memory replay of `super::replay`, TLS next): it
+//! reads bytes into the session, carries out its actions against the hub and the
+//! authorizer, answers its questions, and writes what it says to send. For players it
+//! also writes the hub's frames as RTMP chunks built once per frame. It moves bytes and
+//! verdicts only; every protocol decision is the session's.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::error::ConnError;
+use super::handshake::HANDSHAKE_READ;
+use super::messages::frame_chunks;
+use super::session::{Action, Answer, Session};
+use super::socket::{read_some, write_all_vectored};
+use crate::auth::Auth;
+use crate::clients::{ClientHandle, ClientRole};
+use crate::config::{ms, RtmpConfig};
+use crate::hub::{Hub, Protocol, Publisher, SharedFrame, Subscription};
+
+/// Most bytes read from the transport at once, after the handshake.
+pub const READ_CHUNK: usize = 16 * 1024;
+
+/// A session, its transport, and the hub handles its actions obtained.
+pub struct Driver<T> {
+    io: T,
+    peer: SocketAddr,
+    cfg: Arc<RtmpConfig>,
+    hub: Hub,
+    auth: Arc<Auth>,
+    write_timeout: Duration,
+    session: Session,
+    publisher: Option<Publisher>,
+    sub: Option<Subscription>,
+    /// Its entry in the admin API's client list (none in the replay harness).
+    client: Option<ClientHandle>,
+    /// The name of the key or token the last authorization matched.
+    credential: Option<String>,
+}
+
+/// Runs a TCP connection to its end and logs why it ended. It stops when the client's
+/// kill token fires: at server shutdown, or at a kick, which the peer is told about first.
+pub async fn run(
+    socket: TcpStream,
+    peer: SocketAddr,
+    cfg: Arc<RtmpConfig>,
+    hub: Hub,
+    auth: Arc<Auth>,
+    client: ClientHandle,
+) {
+    let _ = socket.set_nodelay(true);
+    let stop = client.kill_token().clone();
+    let mut driver = Driver::new(socket, peer, cfg, hub, auth);
+    driver.client = Some(client);
+    if driver.run(&stop).await.is_ok() {
+        tracing::debug!("connection closed");
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
+    pub fn new(io: T, peer: SocketAddr, cfg: Arc<RtmpConfig>, hub: Hub, auth: Arc<Auth>) -> Self {
+        let write_timeout = ms(hub.config().viewer_write_timeout_ms);
+        let session = Session::new(cfg.clone(), peer.ip());
+        Self {
+            io,
+            peer,
+            cfg,
+            hub,
+            auth,
+            write_timeout,
+            session,
+            publisher: None,
+            sub: None,
+            client: None,
+            credential: None,
+        }
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The stream this connection publishes, once its publish was accepted.
+    pub fn publisher(&self) -> Option<&Publisher> {
+        self.publisher.as_ref()
+    }
+
+    pub fn is_playing(&self) -> bool {
+        self.sub.is_some()
+    }
+
+    /// Runs the connection until the peer leaves (`Ok`), `shutdown`, or a close (`Err`,
+    /// counted in the metrics when it refuses the peer, and logged once).
+    pub async fn run(&mut self, shutdown: &CancellationToken) -> Result<(), ConnError> {
+        // A transfer buffer only: partial messages live in the session, bounded by its limits.
+        let mut read_buf = vec![0u8; READ_CHUNK].into_boxed_slice();
+        let Err((e, refused)) = self.serve(shutdown, &mut read_buf).await else {
+            return Ok(());
+        };
+        // Counted and logged before any drain, so they do not wait on the client.
+        if let Some(reason) = e.refusal_reason() {
+            self.hub.metrics().refused(reason);
+        }
+        match e {
+            ConnError::Io(_) => tracing::debug!(error = %e, "connection closed"),
+            _ => tracing::warn!(error = %e, "connection closed"),
+        }
+        // The stream is let go before the drain: a refused or kicked publisher's viewers
+        // start their grace period now, not when the client stops sending.
+        self.publisher = None;
+        self.sub = None;
+        if refused {
+            self.drain(&e, &mut read_buf).await;
+        }
+        Err(e)
+    }
+
+    /// The connection's loop. A close the session decided is marked `true`: the peer is
+    /// owed the chance to read what was sent before it.
+    async fn serve(
+        &mut self,
+        shutdown: &CancellationToken,
+        read_buf: &mut [u8],
+    ) -> Result<(), (ConnError, bool)> {
+        let mut batch: Vec<Arc<SharedFrame>> = Vec::new();
+        let idle = ms(self.cfg.idle_timeout_ms);
+        let handshake_limit = ms(self.cfg.handshake_timeout_ms);
+        let handshake_deadline = tokio::time::Instant::now() + handshake_limit;
+        loop {
+            if let Err(e) = self.act().await {
+                let decided = !matches!(e, ConnError::Io(_) | ConnError::WriteTimeout(_));
+                return Err((e, decided));
+            }
+            if !self.session.handshake_done() {
+                let len = HANDSHAKE_READ.min(read_buf.len());
+                let read = self.io.read(&mut read_buf[..len]);
+                let n = tokio::time::timeout_at(handshake_deadline, read)
+                    .await
+                    .map_err(|_| (ConnError::HandshakeTimeout(handshake_limit), false))?
+                    .map_err(|e| (e.into(), false))?;
+                if n == 0 {
+                    let e = ConnError::Handshake("peer closed during handshake".into());
+                    return Err((e, false));
+                }
+                self.session.push(&read_buf[..n]);
+                continue;
+            }
+            let playing = self.sub.is_some();
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    if self.client.as_ref().is_some_and(|c| c.kicked()) && !self.session.is_closed() {
+                        self.session.kick();
+                        continue;
+                    }
+                    return Ok(());
+                }
+                r = read_some(&mut self.io, read_buf, (!playing).then_some(idle)) => {
+                    let n = r.map_err(|e| (e, false))?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    self.count_bytes(n);
+                    self.session.push(&read_buf[..n]);
+                }
+                r = next_frames(&mut self.sub, &mut batch), if playing => {
+                    if r.is_err() {
+                        // Stream over: tell the player, then close.
+                        let bye = self.session.stream_ended();
+                        self.write(bye).await.map_err(|e| (e, false))?;
+                        return Ok(());
+                    }
+                    self.write_frames(&batch).await.map_err(|e| (e, false))?;
+                    batch.clear();
+                }
+            }
+        }
+    }
+
+    /// Carries out every action the session has now; `Err` when it says to close.
+    async fn act(&mut self) -> Result<(), ConnError> {
+        while let Some(action) = self.session.poll() {
+            match action {
+                Action::Send(bytes) => self.write(bytes).await?,
+                Action::Authorize(access) => {
+                    let verdict = self.auth.check_named(&access).await;
+                    self.credential = verdict.as_ref().ok().cloned().flatten();
+                    self.session.answer(Answer::Authorized(verdict.map(|_| ())));
+                }
+                Action::Publish(key) => {
+                    let verdict = match self.hub.publish(key.clone(), self.peer) {
+                        Ok(p) => {
+                            tracing::Span::current()
+                                .record("stream", tracing::field::display(&key));
+                            self.publisher = Some(p);
+                            self.started(ClientRole::Publisher, &key);
+                            Ok(())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    self.session.answer(Answer::Published(verdict));
+                }
+                Action::Play { key, .. } => {
+                    let verdict = match self.hub.subscribe(&key, Protocol::Rtmp) {
+                        Ok(sub) => {
+                            tracing::Span::current()
+                                .record("stream", tracing::field::display(&key));
+                            self.sub = Some(sub);
+                            self.started(ClientRole::Viewer, &key);
+                            Ok(())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    self.session.answer(Answer::Playing(verdict));
+                }
+                Action::Received(n) => {
+                    if let Some(p) = &self.publisher {
+                        p.count_in(n);
+                    }
+                }
+                Action::Config(c) => {
+                    if let Some(Err(e)) = self.publisher.as_ref().map(|p| p.config(c)) {
+                        self.session.media_refused(e);
+                    }
+                }
+                Action::Media(f) => {
+                    if let Some(Err(e)) = self.publisher.as_ref().map(|p| p.frame(f)) {
+                        self.session.media_refused(e);
+                    }
+                }
+                Action::Metadata(s) => {
+                    if let Some(Err(e)) = self.publisher.as_ref().map(|p| p.metadata(s)) {
+                        self.session.media_refused(e);
+                    }
+                }
+                Action::Stopped => {
+                    // Dropping the publisher starts the stream's grace period.
+                    self.publisher = None;
+                    self.sub = None;
+                }
+                Action::Close(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// After a refusal (its status already written): end our side, so the client reads
+    /// the status and then the end of the stream, and read what it still sends for at
+    /// most `refusal_drain_ms`. Closing with its input unread would make the kernel
+    /// answer with a reset, and the client would see that instead of the status.
+    async fn drain(&mut self, e: &ConnError, buf: &mut [u8]) {
+        let limit = ms(self.cfg.refusal_drain_ms);
+        if limit.is_zero() {
+            return;
+        }
+        tracing::debug!(error = %e, ?limit, "draining the refused client's input");
+        let deadline = tokio::time::Instant::now() + limit;
+        let drain = async {
+            let _ = self.io.shutdown().await;
+            while let Ok(n) = self.io.read(buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout_at(deadline, drain).await;
+    }
+
+    fn started(&self, role: ClientRole, key: &crate::hub::StreamKey) {
+        if let Some(c) = &self.client {
+            c.started(role, key.clone(), self.credential.clone());
+        }
+    }
+
+    fn count_bytes(&self, n: usize) {
+        if let Some(c) = &self.client {
+            c.add_bytes(n);
+        }
+    }
+
+    async fn write(&mut self, bytes: Bytes) -> Result<(), ConnError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let n = bytes.len();
+        write_all_vectored(&mut self.io, &[bytes], self.write_timeout).await?;
+        self.count_bytes(n);
+        Ok(())
+    }
+
+    async fn write_frames(&mut self, batch: &[Arc<SharedFrame>]) -> Result<(), ConnError> {
+        let (Some(sub), Some(stream_id)) = (&self.sub, self.session.playing()) else {
+            return Ok(());
+        };
+        let chunk_size = self.cfg.out_chunk_size;
+        // Players on message stream 1 (all real ones) share chunks built once per frame.
+        let parts: Vec<Bytes> = batch
+            .iter()
+            .map(|f| {
+                if stream_id == 1 {
+                    f.rtmp_chunks(|fr| frame_chunks(fr, 1, chunk_size)).clone()
+                } else {
+                    frame_chunks(f, stream_id, chunk_size)
+                }
+            })
+            .filter(|p| !p.is_empty())
+            .collect();
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let stream = sub.stream().clone();
+        write_all_vectored(&mut self.io, &parts, self.write_timeout).await?;
+        stream.add_out(total);
+        self.count_bytes(total);
+        Ok(())
+    }
+}
+
+async fn next_frames(
+    sub: &mut Option<Subscription>,
+    batch: &mut Vec<Arc<SharedFrame>>,
+) -> Result<(), crate::hub::StreamEnded> {
+    match sub {
+        Some(sub) => sub.next_batch(batch).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,67 @@
+//! Socket helpers of the RTMP driver, generic over the transport: reads with an idle
+//! limit, and vectored writes that give up on a peer that accepts nothing for a while.
+//! They only move bytes; no protocol decision is made here.
+
+use std::io::IoSlice;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::error::ConnError;
+
+/// Reads what is there; with `idle`, a peer silent for that long is an error.
+pub async fn read_some<T: AsyncRead + Unpin>(
+    io: &mut T,
+    buf: &mut [u8],
+    idle: Option<Duration>,
+) -> Result<usize, ConnError> {
+    match idle {
+        Some(limit) => tokio::time::timeout(limit, io.read(buf))
+            .await
+            .map_err(|_| ConnError::Idle(limit))?
+            .map_err(ConnError::from),
+        None => Ok(io.read(buf).await?),
+    }
+}
+
+/// Writes every buffer with as few `writev` calls as the transport allows; a peer that
+/// accepts nothing for `limit` is cut off.
+pub async fn write_all_vectored<T: AsyncWrite + Unpin>(
+    io: &mut T,
+    parts: &[Bytes],
+    limit: Duration,
+) -> Result<(), ConnError> {
+    let mut idx = 0;
+    let mut offset = 0;
+    while idx < parts.len() {
+        let slices: Vec<IoSlice<'_>> = std::iter::once(&parts[idx][offset..])
+            .chain(parts[idx + 1..].iter().map(|p| &p[..]))
+            .take(512)
+            .map(IoSlice::new)
+            .collect();
+        let n = tokio::time::timeout(limit, io.write_vectored(&slices))
+            .await
+            .map_err(|_| ConnError::WriteTimeout(limit))??;
+        if n == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+        }
+        let mut left = n;
+        while left > 0 && idx < parts.len() {
+            let avail = parts[idx].len() - offset;
+            if left >= avail {
+                left -= avail;
+                idx += 1;
+                offset = 0;
+            } else {
+                offset += left;
+                left = 0;
+            }
+        }
+        while idx < parts.len() && parts[idx].len() == offset {
+            idx += 1;
+            offset = 0;
+        }
+    }
+    Ok(())
+}
