@@ -4,8 +4,19 @@
 //! `target/fixtures/` by `tests/peers/fixtures.py`; nothing is encoded live.
 //!
 //! Today's server carries H.264 + AAC, so that round trip runs here, and HEVC is refused.
-//! Each enhanced case (HEVC + AAC, AV1 + Opus, VP9 + Opus, multitrack) becomes one more
-//! `RoundTrip` value passed to `round_trip` once the server carries it.
+//! Each enhanced case becomes one more `RoundTrip` passed to `round_trip` once the server
+//! carries it:
+//!   (a) `hevc_aac.mp4`, announce `hvc1,mp4a`, video ("hevc", 320, 240), audio ["aac"];
+//!   (b) `av1_opus.mkv`, announce `av01,Opus`, video ("av1", 320, 240), audio ["opus"];
+//!   (c) `vp9_opus.mkv`, announce `vp09,Opus`, video ("vp9", 320, 240), audio ["opus"];
+//!   (d) `h264_aac_aac.mp4`, announce `avc1,mp4a`, audio ["aac"] (players get track 0 only),
+//!       plus a check that `/api/streams` lists both audio tracks.
+//! The HEVC refusal test then becomes: ffprobe 5.1 plays (a) over RTMP without announcing
+//! hvc1 and gets a status naming hevc.
+//!
+//! Until then, `eflv_rewritten_flv_decodes_in_ffmpeg8` checks the bytes those outputs will
+//! send: FFmpeg 8's own Enhanced FLV of each fixture, parsed by `eflv` and written back by
+//! `eflv::write` (track 0, no Metadata or Multitrack), must decode in FFmpeg 8.
 
 mod common;
 
@@ -15,6 +26,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::*;
+use onair_shared::Codec;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -184,6 +196,166 @@ fn round_trip(name: &str, case: &RoundTrip) {
 #[test]
 fn ffmpeg8_h264_aac_round_trip_over_rtmp_and_http_flv() {
     round_trip("d", &H264_AAC);
+}
+
+/// FFmpeg 8's FLV of `fixture`, every message through `eflv` parse and write, track 0 only.
+fn rewrite_through_eflv(fixture: &str, dir: &Path) -> (PathBuf, usize) {
+    use onair_shared::eflv::{parse_audio, parse_video, write, ParseLimits};
+    use onair_shared::flv::{encode_tag, header, FlvDemuxer, FlvEvent, TAG_AUDIO, TAG_VIDEO};
+
+    let ffmpeg_flv = dir.join(format!("{fixture}.flv"));
+    let out = peer("remux_flv.py")
+        .arg(fixtures().join(fixture))
+        .arg(&ffmpeg_flv)
+        .output()
+        .expect("run remux_flv.py");
+    assert!(
+        out.status.success(),
+        "remux_flv.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut demux = FlvDemuxer::new(1 << 24);
+    demux.push(&std::fs::read(&ffmpeg_flv).expect("read FFmpeg's FLV"));
+    let mut flv = header(true, true).to_vec();
+    let limits = ParseLimits::default();
+    let mut packets = 0;
+    while let Some(ev) = demux.next_event().expect("FFmpeg's FLV demuxes") {
+        let FlvEvent::Tag(tag) = ev else { continue };
+        let bodies = match tag.tag_type {
+            TAG_VIDEO => {
+                let m = parse_video(&tag.body, &limits).expect("FFmpeg's video tag parses");
+                m.packets
+                    .iter()
+                    .filter(|p| p.track == 0)
+                    .map(|p| {
+                        write::video_body(
+                            p.codec,
+                            p.kind,
+                            p.keyframe,
+                            p.composition_offset_ms,
+                            &p.payload,
+                        )
+                        .expect("video body")
+                    })
+                    .collect()
+            }
+            TAG_AUDIO => {
+                let m = parse_audio(&tag.body, &limits).expect("FFmpeg's audio tag parses");
+                m.packets
+                    .iter()
+                    .filter(|p| p.track == 0)
+                    .map(|p| {
+                        write::audio_body(p.codec, p.kind, m.legacy, &p.payload)
+                            .expect("audio body")
+                    })
+                    .collect()
+            }
+            _ => vec![tag.body.clone()],
+        };
+        for body in bodies {
+            flv.extend_from_slice(&encode_tag(tag.tag_type, tag.timestamp, &body));
+            packets += 1;
+        }
+    }
+    let path = dir.join(format!("{fixture}.eflv.flv"));
+    std::fs::write(&path, flv).expect("write rewritten FLV");
+    (path, packets)
+}
+
+#[test]
+fn eflv_rewritten_flv_decodes_in_ffmpeg8() {
+    let dir = TempDir::new("onair-eflv");
+    let cases = [
+        ("hevc_aac.mp4", ("hevc", 320, 240), &["aac"][..]),
+        ("av1_opus.mkv", ("av1", 320, 240), &["opus"][..]),
+        ("vp9_opus.mkv", ("vp9", 320, 240), &["opus"][..]),
+        // The second AAC track is Multitrack on the wire: only track 0 is written back.
+        ("h264_aac_aac.mp4", ("h264", 320, 240), &["aac"][..]),
+    ];
+    for (fixture, video, audio) in cases {
+        let (path, packets) = rewrite_through_eflv(fixture, &dir.path);
+        assert!(packets > 500, "{fixture}: {packets} packets written");
+        // A file reads to its end; 8 s at 30 fps is 240 frames, less the reorder delay.
+        let r = readback(path.to_str().expect("utf-8 path"), 60, None);
+        eprintln!("{fixture} rewritten: {r}");
+        let case = RoundTrip {
+            fixture,
+            announce: "",
+            video,
+            audio,
+        };
+        check_readback(&r, &case);
+        let decoded = r["frames"]["0"].as_u64().unwrap_or(0);
+        assert!(
+            decoded >= 230,
+            "{fixture}: {decoded} of 240 video frames decoded: {r}"
+        );
+    }
+}
+
+/// What FFmpeg 8 announces when it plays with `rtmp_enhanced_codecs`: a listener on loopback
+/// answers the plain handshake, takes the connect command and reads it with `ClientCaps`,
+/// the parser the server's play side uses to decide which codecs a player gets.
+#[test]
+fn ffmpeg8_player_announces_fourccs_that_client_caps_reads() {
+    use onair_shared::eflv::connect::ClientCaps;
+    use rml_amf0::Amf0Value;
+    use std::io::{Read, Write};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("rtmp://{}/live/x", listener.local_addr().expect("addr"));
+    let player = std::thread::spawn(move || readback(&url, 1, Some("hvc1,av01,Opus")));
+    listener
+        .set_nonblocking(true)
+        .expect("nonblocking listener");
+    let mut accepted = None;
+    wait_until("FFmpeg to connect", Duration::from_secs(15), || {
+        accepted = listener.accept().ok();
+        accepted.is_some()
+    });
+    let (mut s, _) = accepted.expect("accepted");
+    s.set_nonblocking(false).expect("blocking stream");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut c0c1 = [0u8; 1537];
+    s.read_exact(&mut c0c1).expect("C0+C1");
+    // S0, then S1 with a zero version (so FFmpeg skips digest checks), then S2 = C1.
+    let mut reply = vec![3u8];
+    reply.extend_from_slice(&[0u8; 8]);
+    reply.extend((0..1528).map(|i| (i * 7) as u8));
+    reply.extend_from_slice(&c0c1[1..]);
+    s.write_all(&reply).expect("S0+S1+S2");
+    let mut c2 = [0u8; 1536];
+    s.read_exact(&mut c2).expect("C2");
+    // The connect command on chunk stream 3: a type-0 header, then 128-byte chunks joined
+    // by one-byte type-3 headers.
+    let mut header = [0u8; 12];
+    s.read_exact(&mut header).expect("connect chunk header");
+    assert_eq!(header[0] & 0x3f, 3, "connect on chunk stream 3");
+    assert_eq!(header[7], 20, "an AMF0 command message");
+    let len = u32::from_be_bytes([0, header[4], header[5], header[6]]) as usize;
+    let mut payload = Vec::with_capacity(len);
+    while payload.len() < len {
+        if !payload.is_empty() {
+            let mut h = [0u8; 1];
+            s.read_exact(&mut h).expect("continuation header");
+            assert_eq!(h[0], 0xc3, "type-3 continuation on chunk stream 3");
+        }
+        let mut chunk = vec![0u8; (len - payload.len()).min(128)];
+        s.read_exact(&mut chunk).expect("connect chunk");
+        payload.extend_from_slice(&chunk);
+    }
+    drop(s);
+    let _ = player.join();
+    let values = rml_amf0::deserialize(&mut std::io::Cursor::new(&payload)).expect("AMF0");
+    assert_eq!(values[0], Amf0Value::Utf8String("connect".into()));
+    let Some(Amf0Value::Object(obj)) = values.get(2) else {
+        panic!("no command object: {values:?}")
+    };
+    let caps = ClientCaps::from_connect_object(obj);
+    assert!(caps.is_enhanced());
+    assert_eq!(caps.fourcc_list, vec![*b"hvc1", *b"av01", *b"Opus"]);
+    assert!(caps.accepts(Codec::Hevc) && caps.accepts(Codec::Av1) && caps.accepts(Codec::Opus));
+    assert!(!caps.accepts(Codec::Vp9) && !caps.accepts(Codec::Flac));
 }
 
 #[test]

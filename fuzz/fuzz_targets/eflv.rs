@@ -2,13 +2,15 @@
 //! Multitrack, Metadata), each config packet through its codec's parser (hvcC and its SPS,
 //! av1C and its sequence header, vpcC, OpusHead, FLAC STREAMINFO), the VP9 frame header and
 //! the connect command's capability fields. The first byte picks what the rest is fed to.
-//! Beyond not panicking: every payload must be a slice of the message, tracks must be unique.
+//! Beyond not panicking: every payload must be a slice of the message, tracks must be unique,
+//! and a packet written back by `eflv::write` must parse to the same packet.
 #![no_main]
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use onair_shared::av1::{obus, Av1Config, Av1SequenceHeader};
 use onair_shared::eflv::connect::ClientCaps;
+use onair_shared::eflv::write::{audio_body, video_body};
 use onair_shared::eflv::{parse_audio, parse_video, Packet, PacketKind, ParseLimits};
 use onair_shared::flac::FlacStreamInfo;
 use onair_shared::hevc::{HevcDecoderConfig, HevcSpsInfo};
@@ -23,11 +25,17 @@ fn check_packets(packets: &[Packet], body: &Bytes, limits: &ParseLimits) {
     let mut seen = [false; 256];
     let mut total = 0;
     for p in packets {
-        assert!(!std::mem::replace(&mut seen[p.track as usize], true), "track twice");
+        assert!(
+            !std::mem::replace(&mut seen[p.track as usize], true),
+            "track twice"
+        );
         assert!(p.timestamp_offset_ns < 1_000_000);
         if !p.payload.is_empty() {
             let at = p.payload.as_ptr() as usize;
-            assert!(at >= start && at + p.payload.len() <= start + body.len(), "payload is a slice");
+            assert!(
+                at >= start && at + p.payload.len() <= start + body.len(),
+                "payload is a slice"
+            );
         }
         total += p.payload.len();
         if p.kind == PacketKind::Config {
@@ -35,6 +43,20 @@ fn check_packets(packets: &[Packet], body: &Bytes, limits: &ParseLimits) {
         }
     }
     assert!(total <= body.len());
+}
+
+/// The fields a single-track body keeps through `write` and `parse`.
+fn same_packet(a: &Packet, b: &Packet) {
+    assert_eq!(
+        (a.codec, a.kind, a.keyframe),
+        (b.codec, b.kind, b.keyframe),
+        "round trip"
+    );
+    assert_eq!(
+        a.composition_offset_ms, b.composition_offset_ms,
+        "round trip cts"
+    );
+    assert_eq!(a.payload, b.payload, "round trip payload");
 }
 
 fn config(codec: Codec, data: &[u8]) {
@@ -91,11 +113,31 @@ fuzz_target!(|data: &[u8]| {
                 if m.command.is_some() {
                     assert!(m.packets.is_empty() && m.metadata.is_empty());
                 }
+                for p in &m.packets {
+                    let Ok(b) = video_body(
+                        p.codec,
+                        p.kind,
+                        p.keyframe,
+                        p.composition_offset_ms,
+                        &p.payload,
+                    ) else {
+                        continue;
+                    };
+                    let again = parse_video(&b, &ParseLimits::default()).expect("our body parses");
+                    same_packet(&again.packets[0], p);
+                }
             }
         }
         1 => {
             if let Ok(m) = parse_audio(&body, &limits) {
                 check_packets(&m.packets, &body, &limits);
+                for p in &m.packets {
+                    let Ok(b) = audio_body(p.codec, p.kind, m.legacy, &p.payload) else {
+                        continue;
+                    };
+                    let again = parse_audio(&b, &ParseLimits::default()).expect("our body parses");
+                    same_packet(&again.packets[0], p);
+                }
             }
         }
         2 => {
@@ -113,7 +155,10 @@ fuzz_target!(|data: &[u8]| {
             for o in obus(rest) {
                 let Ok(o) = o else { break };
                 let at = o.payload.as_ptr() as usize - rest.as_ptr() as usize;
-                assert!(at >= end && at + o.payload.len() <= rest.len(), "OBUs in order, inside");
+                assert!(
+                    at >= end && at + o.payload.len() <= rest.len(),
+                    "OBUs in order, inside"
+                );
                 end = at + o.payload.len();
             }
         }

@@ -6,6 +6,7 @@
 mod audio;
 pub mod connect;
 mod video;
+pub mod write;
 
 pub use audio::{parse_audio, AudioMessage, ChannelOrder, LegacySoundInfo, MultichannelConfig};
 pub use video::{

@@ -258,7 +258,8 @@ fn parse_legacy(r: &mut Reader, codec_id: u8, msg: &mut VideoMessage) -> Result<
         codec,
         kind,
         keyframe,
-        composition_offset_ms: cts,
+        // Only a coded frame has a presentation time; configs and ends carry none.
+        composition_offset_ms: if kind == PacketKind::Frame { cts } else { 0 },
         timestamp_offset_ns: 0,
         payload: r.rest(),
     });
