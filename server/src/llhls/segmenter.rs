@@ -128,6 +128,8 @@ pub struct LlSegmenter {
     discontinuity_sequence: u64,
     memory: usize,
     longest_segment: Duration,
+    /// PART-TARGET, fixed by the first part that does not end a segment (see `part_target`).
+    part_target: Option<Duration>,
     /// (dts of the driving track, wall clock) of the first frame since (re)start, so
     /// PROGRAM-DATE-TIME follows media time.
     anchor: Option<(u64, SystemTime)>,
@@ -173,6 +175,7 @@ impl LlSegmenter {
             discontinuity_sequence: 0,
             memory: 0,
             longest_segment: Duration::ZERO,
+            part_target: None,
             anchor: None,
             // Made for a publisher that is live: requests wait for its first part.
             live: true,
@@ -246,6 +249,9 @@ impl LlSegmenter {
         let frag = self.fragmenter.take_fragment()?;
         if let Some(frag) = frag {
             self.store_part(frag.bytes, closed.duration, closed.independent);
+            if self.part_target.is_none() && !closed.ends_segment {
+                self.part_target = self.current.last().map(|p| self.advertised(p.duration));
+            }
         }
         if closed.ends_segment {
             self.close_segment(self.wallclock(dts));
@@ -255,6 +261,24 @@ impl LlSegmenter {
             index: closed.index,
             ends_segment: closed.ends_segment,
         }))
+    }
+
+    /// Parts close at the frame boundary nearest the configured duration, so with a frame
+    /// rate that does not divide it (24 fps: 5 frames = 208 ms for 200) they run a little
+    /// longer. PART-TARGET must cover them and must not change, so it is fixed from the
+    /// first regular part: the configured duration, or that part plus 1 ms of timestamp
+    /// jitter, rounded up to a millisecond.
+    fn advertised(&self, first_part: Duration) -> Duration {
+        if first_part <= self.cfg.part_duration {
+            return self.cfg.part_duration;
+        }
+        let us = (first_part + Duration::from_millis(1)).as_micros() as u64;
+        Duration::from_millis(us.div_ceil(1000))
+    }
+
+    /// PART-TARGET: the configured part duration until the first regular part is out.
+    pub fn part_target(&self) -> Duration {
+        self.part_target.unwrap_or(self.cfg.part_duration)
     }
 
     fn store_part(&mut self, bytes: Bytes, duration_ticks: u64, independent: bool) {
@@ -360,7 +384,7 @@ impl LlSegmenter {
         let next_msn = self.cutter.next_msn();
         LlPlaylist {
             target_duration: target,
-            part_target: self.cfg.part_duration,
+            part_target: self.part_target(),
             discontinuity_sequence: self.discontinuity_sequence,
             map_uri: name(MediaName::Init),
             segments: self
@@ -384,7 +408,7 @@ impl LlSegmenter {
                 .map(|(m, i)| name(MediaName::Part(m, i))),
             server_control: ServerControl::standard(
                 Duration::from_secs(target.as_secs_f64().ceil() as u64),
-                self.cfg.part_duration,
+                self.part_target(),
             ),
             ended: self.ended,
         }
@@ -404,7 +428,7 @@ impl LlSegmenter {
             parts_per_segment: (self.cfg.segment_duration.as_millis()
                 / self.cfg.part_duration.as_millis().max(1))
             .max(1) as u64,
-            part_target: self.cfg.part_duration,
+            part_target: self.part_target(),
         }
     }
 }
@@ -632,6 +656,34 @@ mod tests {
         assert!(s.push(1, empty, t0()).is_err());
         assert_eq!(render(&s.playlist(""), false), before);
         assert_eq!(s.reload_state().next_parts, 1);
+    }
+
+    #[test]
+    fn part_target_covers_parts_when_the_frame_rate_does_not_divide_it() {
+        let mut s = LlSegmenter::new(tracks(), LlSegmenterConfig::default()).unwrap();
+        assert_eq!(s.part_target(), Duration::from_millis(200));
+        // 24 fps (3750 ticks), a keyframe every 24 frames: parts of 5 frames, 208.3 ms.
+        for k in 0..24 * 4 + 1 {
+            let v = Sample {
+                dts: k * 3750,
+                cts_offset: 0,
+                keyframe: k % 24 == 0,
+                data: Bytes::from_static(b"frame"),
+            };
+            s.push(1, v, t0()).unwrap();
+        }
+        assert_eq!(s.part_target(), Duration::from_millis(210));
+        let p = s.playlist("");
+        assert_eq!(p.part_target, Duration::from_millis(210));
+        assert_eq!(p.server_control.part_hold_back, Duration::from_millis(630));
+        let parts: Vec<&LlPart> = p.segments.iter().flat_map(|s| &s.parts).collect();
+        assert!(parts.len() >= 15);
+        assert!(parts.iter().all(|x| x.duration <= p.part_target));
+        assert!(render(&p, false).contains("#EXT-X-PART-INF:PART-TARGET=0.21000\n"));
+        // 30 fps divides 200 ms: the configured target stays.
+        let mut s = LlSegmenter::new(tracks(), LlSegmenterConfig::default()).unwrap();
+        feed(&mut s, 0, 40, 10);
+        assert_eq!(s.part_target(), Duration::from_millis(200));
     }
 
     #[test]
