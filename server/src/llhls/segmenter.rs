@@ -1,8 +1,9 @@
 //! One stream's LL-HLS state, pure: samples in (with the wall clock as a parameter), and
 //! out the init segment, parts, segments, the playlist value and the reload state. It
 //! composes the cutter and the fMP4 fragmenter; it never blocks, locks or reads a clock.
-//! Memory is bounded: parts live in segments, and the oldest segments go when the window
-//! is full or the bytes held pass `max_memory_bytes`.
+//! Memory is bounded: parts live in segments, the oldest segments go when the window is
+//! full or the bytes held pass `max_memory_bytes`, and a segment that grows past
+//! `max_segment_bytes` without a keyframe to end it is dropped.
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
@@ -22,8 +23,11 @@ pub struct LlSegmenterConfig {
     /// Complete segments listed (and kept) at most.
     pub window: usize,
     /// Bytes of parts held at most (complete segments and the one being built); the
-    /// oldest segments go first. The segment being built is never cut short.
+    /// oldest segments go first.
     pub max_memory_bytes: usize,
+    /// A segment being built that grows past this (no keyframe for too long) is dropped
+    /// with its parts, and the stream resumes at the next keyframe after a discontinuity.
+    pub max_segment_bytes: usize,
     /// Sample bytes one part may gather (a bound on the fragmenter's queue).
     pub max_part_bytes: usize,
 }
@@ -35,6 +39,7 @@ impl Default for LlSegmenterConfig {
             segment_duration: Duration::from_secs(1),
             window: 7,
             max_memory_bytes: 64 << 20,
+            max_segment_bytes: 32 << 20,
             max_part_bytes: 16 << 20,
         }
     }
@@ -130,6 +135,7 @@ pub struct LlSegmenter {
     longest_segment: Duration,
     /// PART-TARGET, fixed by the first part that does not end a segment (see `part_target`).
     part_target: Option<Duration>,
+    dropped_segments: u64,
     /// (dts of the driving track, wall clock) of the first frame since (re)start, so
     /// PROGRAM-DATE-TIME follows media time.
     anchor: Option<(u64, SystemTime)>,
@@ -176,6 +182,7 @@ impl LlSegmenter {
             memory: 0,
             longest_segment: Duration::ZERO,
             part_target: None,
+            dropped_segments: 0,
             anchor: None,
             // Made for a publisher that is live: requests wait for its first part.
             live: true,
@@ -194,6 +201,11 @@ impl LlSegmenter {
     /// Bytes of parts held.
     pub fn memory_bytes(&self) -> usize {
         self.memory
+    }
+
+    /// Segments dropped for passing `max_segment_bytes`.
+    pub fn dropped_segments(&self) -> u64 {
+        self.dropped_segments
     }
 
     fn wallclock(&self, dts: u64) -> SystemTime {
@@ -255,6 +267,10 @@ impl LlSegmenter {
         }
         if closed.ends_segment {
             self.close_segment(self.wallclock(dts));
+        } else if self.current.iter().map(|p| p.bytes.len()).sum::<usize>()
+            > self.cfg.max_segment_bytes
+        {
+            self.drop_current_segment();
         }
         Ok(Some(PartReady {
             msn: closed.msn,
@@ -322,6 +338,20 @@ impl LlSegmenter {
                 self.discontinuity_sequence += 1;
             }
         }
+    }
+
+    /// No keyframe came to end a segment within its byte bound: its parts go, its msn is
+    /// never completed (requests held for it wait for the next segment), and the stream
+    /// resumes at the next keyframe after a discontinuity.
+    fn drop_current_segment(&mut self) {
+        let bytes: usize = self.current.drain(..).map(|p| p.bytes.len()).sum();
+        self.memory -= bytes;
+        let _ = self.cutter.finish();
+        // The samples still queued belong to the dropped segment.
+        let _ = self.fragmenter.flush();
+        self.anchor = None;
+        self.next_discontinuity = true;
+        self.dropped_segments += 1;
     }
 
     /// The publisher left: the open part closes (every queued sample goes out) and ends
@@ -684,6 +714,52 @@ mod tests {
         let mut s = LlSegmenter::new(tracks(), LlSegmenterConfig::default()).unwrap();
         feed(&mut s, 0, 40, 10);
         assert_eq!(s.part_target(), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn a_segment_without_an_end_is_dropped_not_grown() {
+        let cfg = LlSegmenterConfig {
+            max_segment_bytes: 20_000,
+            ..Default::default()
+        };
+        let mut s = LlSegmenter::new(tracks(), cfg).unwrap();
+        feed(&mut s, 0, 31, 500); // segment 0 complete, frame 30 opens segment 1
+                                  // Then 10 s with no keyframe: 500-byte frames pass 20 KB after about 1.3 s.
+        let mut dropped_at = None;
+        for k in 31..331u64 {
+            let v = Sample {
+                dts: k * 3000,
+                cts_offset: 0,
+                keyframe: false,
+                data: Bytes::from(vec![1; 500]),
+            };
+            s.push(1, v, t0()).unwrap();
+            assert!(
+                s.memory_bytes() <= 20_000 + 16_000 + 3_200,
+                "{}",
+                s.memory_bytes()
+            );
+            if dropped_at.is_none() && s.dropped_segments() == 1 {
+                dropped_at = Some(k);
+            }
+        }
+        assert!(dropped_at.is_some());
+        assert_eq!(
+            s.dropped_segments(),
+            1,
+            "later frames are dropped until a keyframe"
+        );
+        // Segment 1 never completes; the next keyframe starts segment 2 after a
+        // discontinuity.
+        assert_eq!(s.playlist("").segments.len(), 1);
+        assert_eq!(s.part(1, 0), None);
+        feed(&mut s, 360, 391, 500);
+        let p = s.playlist("");
+        assert_eq!(
+            p.segments.iter().map(|x| x.msn).collect::<Vec<_>>(),
+            vec![0, 2]
+        );
+        assert!(p.segments[1].discontinuity);
     }
 
     #[test]
