@@ -13,6 +13,7 @@ pub mod hls;
 pub mod http;
 pub mod hub;
 pub mod limits;
+pub mod llhls;
 pub mod metrics;
 pub mod qoe;
 pub mod rtmp;

@@ -1,13 +1,14 @@
 //! Real peers for the fMP4 writer: streams encoded by Debian's FFmpeg are demuxed, written
 //! as an init segment plus 200 ms parts grouped into ~1 s segments, and FFmpeg must
-//! decode the HLS playlist of them with no error and report the source's timestamps.
+//! decode the HLS playlist of them with no error and report the source's timestamps;
+//! Chromium's Media Source Extensions must buffer H.264+AAC and AV1+Opus without a gap.
 
 use bytes::Bytes;
 use mp4_atom::{Any, Decode};
 use onair_shared::aac::AudioTagHeader;
 use onair_shared::avc::{VideoTagHeader, AVC_NALU};
 use onair_shared::flv::{FlvDemuxer, FlvEvent};
-use onair_shared::fmp4::{init_segment, Fragmenter, Sample, Track, TrackMedia};
+use onair_shared::fmp4::{codec_string, init_segment, Fragmenter, Sample, Track, TrackMedia};
 use onair_shared::Codec;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -166,8 +167,74 @@ fn assert_same_packets(src: &Path, ours: &Path, stream: &str, tol: f64, frame_s:
     assert!(worst <= allowed, "{stream}: a pts step of {worst} s");
 }
 
+/// Chromium's MSE (what hls.js feeds) takes init + segments in one SourceBuffer with the
+/// codec strings `codec_string` makes; returns the one buffered range, in seconds.
+fn chromium_buffers(dir: &Path, tracks: &[Track]) -> (f64, f64) {
+    let codecs: Vec<String> = tracks.iter().map(|t| codec_string(t).unwrap()).collect();
+    let mime = format!("video/mp4; codecs=\"{}\"", codecs.join(","));
+    let page = format!(
+        r#"<html><body><video id=v muted></video><pre id=out>pending</pre><script>
+const out = document.getElementById('out');
+const mime = '{mime}';
+const x = new XMLHttpRequest();
+x.open('GET', 'all.mp4');
+x.responseType = 'arraybuffer';
+x.onerror = () => out.textContent = 'xhr error';
+x.onload = () => {{
+  if (!MediaSource.isTypeSupported(mime)) {{ out.textContent = 'unsupported ' + mime; return; }}
+  const ms = new MediaSource();
+  const v = document.getElementById('v');
+  v.src = URL.createObjectURL(ms);
+  v.onerror = () => out.textContent = 'video error ' + v.error.message;
+  ms.onsourceopen = () => {{
+    const sb = ms.addSourceBuffer(mime);
+    sb.onerror = () => out.textContent = 'append error';
+    sb.onupdateend = () => {{
+      if (v.error) return;
+      const r = [];
+      for (let i = 0; i < sb.buffered.length; i++) r.push(sb.buffered.start(i) + '-' + sb.buffered.end(i));
+      out.textContent = 'buffered ' + r.join(' ');
+    }};
+    sb.appendBuffer(x.response);
+  }};
+}};
+x.send();
+</script></body></html>"#
+    );
+    std::fs::write(dir.join("mse.html"), page).unwrap();
+    let profile = dir.join("chromium-profile");
+    let out = run(Command::new("chromium")
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--mute-audio",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args([
+            "--allow-file-access-from-files",
+            "--virtual-time-budget=10000",
+        ])
+        .arg("--dump-dom")
+        .arg(format!("file://{}", dir.join("mse.html").display())));
+    let result = out
+        .split("<pre id=\"out\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap_or("no result")
+        .to_string();
+    let ranges: Vec<&str> = result
+        .strip_prefix("buffered ")
+        .unwrap_or_else(|| panic!("Chromium: {result}"))
+        .split(' ')
+        .collect();
+    assert_eq!(ranges.len(), 1, "Chromium buffered {result}");
+    let (a, b) = ranges[0].split_once('-').unwrap();
+    (a.parse().unwrap(), b.parse().unwrap())
+}
+
 #[test]
-fn h264_aac_from_ffmpeg_flv_plays_back_in_ffmpeg() {
+fn h264_aac_from_ffmpeg_flv_plays_back_in_ffmpeg_and_chromium() {
     let dir = temp_dir("h264-aac");
     let src = dir.join("src.flv");
     ffmpeg_encode(
@@ -275,6 +342,11 @@ fn h264_aac_from_ffmpeg_flv_plays_back_in_ffmpeg() {
     assert_ffmpeg_decodes(&dir.join("index.m3u8"));
     assert_same_packets(&src, &dir.join("all.mp4"), "v:0", 0.0015, 1.0 / 30.0);
     assert_same_packets(&src, &dir.join("all.mp4"), "a:0", 0.0015, 1024.0 / 44_100.0);
+    let (start, end) = chromium_buffers(&dir, &tracks);
+    assert!(
+        start < 0.1 && end > 2.9,
+        "Chromium buffered {start}..{end} of 3 s"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -436,7 +508,9 @@ fn read_fragmented_mp4(file: &Path) -> (Vec<Track>, Vec<(u32, Sample)>) {
     (tracks, frames)
 }
 
-fn fragmented_source_round_trip(name: &str, codecs: &[&str], audio_frame_s: f64) {
+/// `chromium`: also check Chromium's MSE buffers all of it (Debian's Chromium has no
+/// HEVC, and no MP3 in MP4).
+fn fragmented_source_round_trip(name: &str, codecs: &[&str], audio_frame_s: f64, chromium: bool) {
     let dir = temp_dir(name);
     let enc = dir.join("enc.mp4");
     let src = dir.join("src.mp4");
@@ -484,11 +558,18 @@ fn fragmented_source_round_trip(name: &str, codecs: &[&str], audio_frame_s: f64)
     let all = dir.join("all.mp4");
     assert_same_packets(&src, &all, "v:0", 1e-6, 1.0 / 25.0);
     assert_same_packets(&src, &all, "a:0", 1e-6, audio_frame_s);
+    if chromium {
+        let (start, end) = chromium_buffers(&dir, &tracks);
+        assert!(
+            start < 0.1 && end > 1.9,
+            "Chromium buffered {start}..{end} of 2 s"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
-fn av1_opus_from_ffmpeg_plays_back_in_ffmpeg() {
+fn av1_opus_from_ffmpeg_plays_back_in_ffmpeg_and_chromium() {
     fragmented_source_round_trip(
         "av1-opus",
         &[
@@ -502,6 +583,7 @@ fn av1_opus_from_ffmpeg_plays_back_in_ffmpeg() {
             "libopus",
         ],
         0.020,
+        true,
     );
 }
 
@@ -522,6 +604,7 @@ fn hevc_flac_and_vp9_mp3_from_ffmpeg_play_back_in_ffmpeg() {
             "flac",
         ],
         4608.0 / 48_000.0,
+        false,
     );
     fragmented_source_round_trip(
         "vp9-mp3",
@@ -536,5 +619,6 @@ fn hevc_flac_and_vp9_mp3_from_ffmpeg_play_back_in_ffmpeg() {
             "libmp3lame",
         ],
         1152.0 / 48_000.0,
+        false,
     );
 }

@@ -213,16 +213,20 @@ impl Fragmenter {
         self.pending_bytes
     }
 
-    /// Queues a sample. Its DTS must not be before the previous sample's of its track and
-    /// it must have bytes (an FLV end-of-sequence tag is not a sample); a refused sample
-    /// changes nothing.
-    pub fn push(&mut self, track_id: u32, sample: Sample) -> Result<(), Fmp4Error> {
+    /// Whether `push` would take this sample, without queueing it (so a caller can check
+    /// before it commits other state to the sample).
+    pub fn check(&self, track_id: u32, sample: &Sample) -> Result<(), Fmp4Error> {
+        self.admit(track_id, sample).map(|_| ())
+    }
+
+    /// The queue and the duration the previous sample gets, or why the sample is refused.
+    fn admit(&self, track_id: u32, sample: &Sample) -> Result<(usize, Option<u32>), Fmp4Error> {
         let limit = self.max_pending_bytes;
         let pending = self.pending_bytes + sample.data.len();
-        let q = self
+        let at = self
             .queues
-            .iter_mut()
-            .find(|q| q.track_id == track_id)
+            .iter()
+            .position(|q| q.track_id == track_id)
             .ok_or(Fmp4Error::UnknownTrack(track_id))?;
         if sample.data.is_empty() {
             return Err(Fmp4Error::EmptySample(track_id));
@@ -234,22 +238,32 @@ impl Fragmenter {
                 limit,
             });
         }
-        if let Some(prev) = &q.newest {
-            if sample.dts < prev.dts {
-                return Err(Fmp4Error::DtsWentBack {
-                    track_id,
-                    dts: sample.dts,
-                    previous: prev.dts,
-                });
-            }
-            let ticks = sample.dts - prev.dts;
-            let duration =
-                u32::try_from(ticks).map_err(|_| Fmp4Error::DurationTooLong { track_id, ticks })?;
-            if let Some(prev) = q.newest.take() {
-                q.complete(prev, duration);
-            }
+        let Some(prev) = &self.queues[at].newest else {
+            return Ok((at, None));
+        };
+        if sample.dts < prev.dts {
+            return Err(Fmp4Error::DtsWentBack {
+                track_id,
+                dts: sample.dts,
+                previous: prev.dts,
+            });
         }
-        self.pending_bytes = pending;
+        let ticks = sample.dts - prev.dts;
+        let duration =
+            u32::try_from(ticks).map_err(|_| Fmp4Error::DurationTooLong { track_id, ticks })?;
+        Ok((at, Some(duration)))
+    }
+
+    /// Queues a sample. Its DTS must not be before the previous sample's of its track and
+    /// it must have bytes (an FLV end-of-sequence tag is not a sample); a refused sample
+    /// changes nothing.
+    pub fn push(&mut self, track_id: u32, sample: Sample) -> Result<(), Fmp4Error> {
+        let (at, duration) = self.admit(track_id, &sample)?;
+        self.pending_bytes += sample.data.len();
+        let q = &mut self.queues[at];
+        if let (Some(prev), Some(d)) = (q.newest.take(), duration) {
+            q.complete(prev, d);
+        }
         q.newest = Some(sample);
         Ok(())
     }

@@ -564,6 +564,15 @@ fn fragmenter_refuses_bad_samples_and_changes_nothing() {
         Err(Fmp4Error::EmptySample(1))
     );
     assert_eq!(
+        f.check(1, &sample(2999, 0, false, 10, 0)),
+        Err(Fmp4Error::DtsWentBack {
+            track_id: 1,
+            dts: 2999,
+            previous: 3000
+        })
+    );
+    assert_eq!(f.check(1, &sample(3001, 0, false, 10, 0)), Ok(()));
+    assert_eq!(
         f.push(1, sample(2999, 0, false, 10, 0)),
         Err(Fmp4Error::DtsWentBack {
             track_id: 1,
