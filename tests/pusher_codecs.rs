@@ -3,13 +3,14 @@
 //! without error for the pushed duration; HEVC and AV1 MP4 files (made here by Debian's
 //! ffmpeg, small) pushed with `--video file:` come out as that codec with every packet
 //! bit-identical to the source's (which also shows no clock SEI was put into them).
-//! Output is an FLV file, so no server is involved.
+//! Output is an FLV file, or RTMP to FFmpeg 8 itself listening as the server (so onair's
+//! server is not involved).
 
 mod common;
 mod pusher_util;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -49,34 +50,71 @@ fn python() -> PathBuf {
         .clone()
 }
 
-/// FFmpeg 8's view of a whole file (tests/peers/probe_file.py).
-fn probe(path: &Path) -> Value {
-    let out = Command::new(python())
-        .arg(Path::new(ROOT).join("tests/peers/probe_file.py"))
-        .arg(path)
-        .output()
-        .expect("run probe_file.py");
+fn probe_cmd() -> Command {
+    let mut c = Command::new(python());
+    c.arg(Path::new(ROOT).join("tests/peers/probe_file.py"));
+    c
+}
+
+/// The JSON report of probe_file.py, checked for read and decode errors.
+fn report(out: &Output, what: &str) -> Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let v: Value =
         serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
             panic!(
-                "probe {}: no JSON ({e}); stderr {}",
-                path.display(),
+                "probe {what}: no JSON ({e}); stderr {}",
                 String::from_utf8_lossy(&out.stderr)
             )
         });
-    assert!(
-        v["error"].is_null(),
-        "FFmpeg 8 could not read {}: {v}",
-        path.display()
-    );
+    assert!(v["error"].is_null(), "FFmpeg 8 could not read {what}: {v}");
     assert_eq!(
         v["decode_errors"],
         serde_json::json!([]),
-        "decode errors in {}",
-        path.display()
+        "decode errors in {what}"
     );
     v
+}
+
+/// FFmpeg 8's view of a whole file (tests/peers/probe_file.py).
+fn probe(path: &Path) -> Value {
+    let out = probe_cmd().arg(path).output().expect("run probe_file.py");
+    report(&out, &path.display().to_string())
+}
+
+/// A loopback port that was free a moment ago (FFmpeg's listen mode needs a number).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+fn make_hevc(path: &Path, tag: &str) {
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=30:duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=1000:sample_rate=48000:duration=2",
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-x265-params",
+        "bframes=3:keyint=30:log-level=error",
+        "-pix_fmt",
+        "yuv420p",
+        "-tag:v",
+        tag,
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        path.to_str().expect("utf-8 path"),
+    ]);
 }
 
 fn stream<'a>(probe: &'a Value, kind: &str) -> &'a Value {
@@ -237,31 +275,7 @@ fn hevc_mp4_goes_out_as_enhanced_hevc_with_its_payloads() {
     // hvc1 and hev1 sample entries (FFmpeg writes hev1 unless told), B-frames for CTS.
     for tag in ["hvc1", "hev1"] {
         let src = dir.path.join(format!("{tag}.mp4"));
-        ffmpeg(&[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30:duration=2",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=1000:sample_rate=48000:duration=2",
-            "-c:v",
-            "libx265",
-            "-preset",
-            "ultrafast",
-            "-x265-params",
-            "bframes=3:keyint=30:log-level=error",
-            "-pix_fmt",
-            "yuv420p",
-            "-tag:v",
-            tag,
-            "-c:a",
-            "aac",
-            "-b:a",
-            "64k",
-            src.to_str().expect("utf-8 path"),
-        ]);
+        make_hevc(&src, tag);
         let tags = passthrough(&src, "hevc", true);
         let limits = ParseLimits::default();
         let msgs: Vec<_> = tags
@@ -316,4 +330,66 @@ fn av1_mp4_goes_out_as_enhanced_av1_with_its_payloads() {
     let av1c = onair_shared::av1::Av1Config::parse(&seq.packets[0].payload).expect("av1C");
     let sh = av1c.sequence_header().expect("sequence header in av1C");
     assert_eq!((sh.max_frame_width, sh.max_frame_height), (320, 240));
+}
+
+#[test]
+fn enhanced_tags_go_out_over_rtmp_to_ffmpeg8() {
+    let dir = TempDir::new("onair-push-ertmp");
+    let src = dir.path.join("hvc1.mp4");
+    make_hevc(&src, "hvc1");
+    let source = probe(&src);
+    let file_arg = format!("file:{}", src.display());
+    // Opus from the test pattern and tone; then the HEVC file as it is. Real time, 2 s each.
+    let cases: [(&[&str], &str, &str); 2] = [
+        (
+            &[
+                "--audio-codec",
+                "opus",
+                "--size",
+                "320x240",
+                "--duration",
+                "2",
+            ],
+            "h264",
+            "opus",
+        ),
+        (&["--video", &file_arg], "hevc", "aac"),
+    ];
+    for (args, video, audio) in cases {
+        let url = format!("rtmp://127.0.0.1:{}/live/codecs", free_port());
+        let listener = probe_cmd()
+            .args(["--listen", &url, "--timeout", "20"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the FFmpeg 8 listener");
+        // The pusher retries its connect until the listener's port is open.
+        let mut push_args = vec![url.as_str()];
+        push_args.extend_from_slice(args);
+        push_to_end(&push_args);
+        let out = listener.wait_with_output().expect("listener output");
+        let got = report(&out, &format!("RTMP {video}+{audio}"));
+        let (v, a) = (stream(&got, "video"), stream(&got, "audio"));
+        assert_eq!(v["codec"].as_str(), Some(video), "{got}");
+        assert_eq!(
+            (v["width"].as_u64(), v["height"].as_u64()),
+            (Some(320), Some(240))
+        );
+        let frames = v["frames"].as_u64().unwrap_or(0);
+        assert!(frames >= 58, "{frames} {video} frames decoded");
+        assert!(
+            matches!(a["codec"].as_str(), Some(c) if c == audio || c == format!("lib{audio}")),
+            "audio codec {}",
+            a["codec"]
+        );
+        assert_eq!(a["frames"], a["packets"], "every {audio} packet decoded");
+        if video == "hevc" {
+            assert!(
+                v["md5"] == stream(&source, "video")["md5"],
+                "HEVC payloads over RTMP differ from the file's"
+            );
+        } else {
+            assert_eq!(a["sample_rate"].as_u64(), Some(48_000));
+        }
+    }
 }

@@ -2,6 +2,12 @@
 """Reads a whole media file (FLV, Enhanced FLV, MP4) with FFmpeg 8 (PyAV), decoding it.
 
     probe_file.py FILE
+    probe_file.py --listen rtmp://127.0.0.1:PORT/APP/STREAM [--timeout S]
+
+With --listen it is an RTMP server (FFmpeg's listen mode) for one publisher and reads what
+that publisher sends until it closes; the read error that closing gives, after media came,
+is reported as "ended", not as an error. The port opens a moment after start: the publisher
+must retry its connect.
 
 Prints one JSON line: each stream's codec, size or rate/channels; per stream the number of
 packets, the md5 and PTS (ms) of every packet in file order, the frames decoded and, for
@@ -10,6 +16,7 @@ audio, the samples decoded and the first/last frame time in seconds; decode erro
 read error.
 """
 
+import argparse
 import hashlib
 import json
 import sys
@@ -18,13 +25,21 @@ import av
 
 
 def main():
-    path = sys.argv[1]
+    ap = argparse.ArgumentParser()
+    ap.add_argument("path")
+    ap.add_argument("--listen", action="store_true")
+    ap.add_argument("--timeout", type=float, default=20.0)
+    args = ap.parse_args()
+    path = args.path
+    options = {}
+    if args.listen:
+        options = {"listen": "1", "rw_timeout": str(int(args.timeout * 1e6))}
     result = {"path": path, "streams": [], "decode_errors": [], "error": None}
     per = {}
     av.logging.set_level(av.logging.ERROR)
     with av.logging.Capture() as logs:
         try:
-            src = av.open(path)
+            src = av.open(path, options=options, timeout=args.timeout)
             for s in src.streams:
                 cc = s.codec_context
                 info = {"index": s.index, "type": s.type, "codec": cc.codec.name}
@@ -58,7 +73,9 @@ def main():
                     result["decode_errors"].append(f"stream {pkt.stream.index}: {e}")
             src.close()
         except Exception as e:
-            result["error"] = f"{type(e).__name__}: {e}"
+            got_media = any(p["packets"] for p in per.values())
+            key = "ended" if args.listen and got_media else "error"
+            result[key] = f"{type(e).__name__}: {e}"
     result["decode_errors"] += [m for (_lvl, _name, m) in logs]
     for s in result["streams"]:
         s.update(per[s["index"]])
