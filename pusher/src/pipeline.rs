@@ -880,3 +880,27 @@ fn open_screen(
 ) -> Result<(Box<dyn RawVideo>, f64, usize, usize), PushError> {
     Err(PushError::FeatureMissing("screen capture", "screen"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_codec_ids_are_legacy_ids_or_fourcc_numbers() {
+        assert_eq!(codec_id(Codec::H264), Some(7));
+        assert_eq!(codec_id(Codec::Aac), Some(10));
+        // The spec's own examples: "Opus" == 1332770163, "av01" == 1635135537.
+        assert_eq!(codec_id(Codec::Opus), Some(1_332_770_163));
+        assert_eq!(codec_id(Codec::Av1), Some(1_635_135_537));
+        assert_eq!(codec_id(Codec::Hevc), Some(u32::from_be_bytes(*b"hvc1")));
+        let d = Described {
+            video_codec: Codec::Hevc,
+            audio_codec: Codec::Opus,
+            audio: Some((48_000, 2)),
+            ..Default::default()
+        };
+        let m = d.rtmp();
+        assert_eq!(m.video_codec_id, Some(u32::from_be_bytes(*b"hvc1")));
+        assert_eq!(m.audio_codec_id, Some(1_332_770_163));
+    }
+}
