@@ -15,9 +15,10 @@ pub struct PushArgs {
     /// Where to push: `rtmp://HOST[:PORT]/APP/STREAM`, or a path ending in `.flv` to write a file.
     pub target: String,
     /// Video source: `test` (moving pattern with burned-in wall clock and frame counter),
-    /// `file:PATH` (MP4 or FLV with H.264/AAC, pushed without re-encoding, paced by its
-    /// timestamps), `y4m:PATH` (raw YUV4MPEG2, encoded by us), `camera:N` (V4L2 device N,
-    /// needs the `capture` feature) or `screen[:DISPLAY]` (X11 screen, needs the `screen` feature).
+    /// `file:PATH` (MP4 with H.264, HEVC or AV1 video, or FLV with H.264; AAC audio; pushed
+    /// without re-encoding, HEVC/AV1 as Enhanced RTMP, paced by its timestamps), `y4m:PATH`
+    /// (raw YUV4MPEG2, encoded by us), `camera:N` (V4L2 device N, needs the `capture` feature)
+    /// or `screen[:DISPLAY]` (X11 screen, needs the `screen` feature).
     #[arg(long, default_value = "test", verbatim_doc_comment)]
     pub video: String,
     /// Audio source: `tone` (1 kHz with a beep each second), `wav:PATH` (16-bit PCM WAV),
