@@ -32,6 +32,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # needs libclang (V4L2 bindings under nokhwa), cpal's ALSA backend libasound2-dev and pkg-config.
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 dpkg -s libasound2-dev >/dev/null 2>&1 || need+=(libasound2-dev)
+# libopus for the pusher's Opus encoder (the `opus` crate links it through pkg-config).
+dpkg -s libopus-dev >/dev/null 2>&1 || need+=(libopus-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 # python3 -m venv needs ensurepip (Debian's python3-venv) for the test peers' venvs below.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)

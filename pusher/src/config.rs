@@ -15,9 +15,10 @@ pub struct PushArgs {
     /// Where to push: `rtmp://HOST[:PORT]/APP/STREAM`, or a path ending in `.flv` to write a file.
     pub target: String,
     /// Video source: `test` (moving pattern with burned-in wall clock and frame counter),
-    /// `file:PATH` (MP4 or FLV with H.264/AAC, pushed without re-encoding, paced by its
-    /// timestamps), `y4m:PATH` (raw YUV4MPEG2, encoded by us), `camera:N` (V4L2 device N,
-    /// needs the `capture` feature) or `screen[:DISPLAY]` (X11 screen, needs the `screen` feature).
+    /// `file:PATH` (MP4 with H.264, HEVC or AV1 video, or FLV with H.264; AAC audio; pushed
+    /// without re-encoding, HEVC/AV1 as Enhanced RTMP, paced by its timestamps), `y4m:PATH`
+    /// (raw YUV4MPEG2, encoded by us), `camera:N` (V4L2 device N, needs the `capture` feature)
+    /// or `screen[:DISPLAY]` (X11 screen, needs the `screen` feature).
     #[arg(long, default_value = "test", verbatim_doc_comment)]
     pub video: String,
     /// Audio source: `tone` (1 kHz with a beep each second), `wav:PATH` (16-bit PCM WAV),
@@ -40,6 +41,11 @@ pub struct PushArgs {
     /// Audio bitrate in bit/s (`k` suffix works).
     #[arg(long, default_value = "128k")]
     pub audio_bitrate: String,
+    /// Audio codec for the audio we encode: `aac` (legacy FLV) or `opus` (libopus, 48 kHz,
+    /// 20 ms frames, sent as Enhanced RTMP v2 with the FourCC `Opus`). A file's audio
+    /// (`--video file:`) is pushed as it is.
+    #[arg(long, default_value = "aac", verbatim_doc_comment)]
+    pub audio_codec: String,
     /// Audio sample rate: 44100 or 48000.
     #[arg(long, default_value_t = 48_000)]
     pub sample_rate: u32,
@@ -100,6 +106,13 @@ pub enum AudioInput {
     None,
 }
 
+/// What the pusher encodes raw audio to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioCodec {
+    Aac,
+    Opus,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     Rtmp(RtmpUrl),
@@ -118,6 +131,7 @@ pub struct PushConfig {
     pub bitrate: u32,
     pub keyint_s: f64,
     pub audio_bitrate: u32,
+    pub audio_codec: AudioCodec,
     pub sample_rate: u32,
     pub channels: u8,
     pub overlay: Option<Overlay>,
@@ -219,6 +233,35 @@ impl PushArgs {
             .ok_or_else(|| PushError::bad("--bitrate", self.bitrate.clone()))?;
         let audio_bitrate = parse_rate(&self.audio_bitrate)
             .ok_or_else(|| PushError::bad("--audio-bitrate", self.audio_bitrate.clone()))?;
+        let audio_codec = match self.audio_codec.as_str() {
+            "aac" => AudioCodec::Aac,
+            "opus" => AudioCodec::Opus,
+            other => {
+                return Err(PushError::bad(
+                    "--audio-codec",
+                    format!("{other:?}: aac or opus"),
+                ))
+            }
+        };
+        if audio_codec == AudioCodec::Opus {
+            if matches!(video, VideoInput::File(_)) {
+                return Err(PushError::bad(
+                    "--audio-codec",
+                    "with --video file: the file's audio is pushed as it is (no re-encoding)",
+                ));
+            }
+            let range = crate::encode::opus::BITRATES;
+            if !range.contains(&audio_bitrate) {
+                return Err(PushError::bad(
+                    "--audio-bitrate",
+                    format!(
+                        "{audio_bitrate} bit/s: Opus takes {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
+        }
         if !(0.1..=60.0).contains(&self.keyint) {
             return Err(PushError::bad(
                 "--keyint",
@@ -288,6 +331,7 @@ impl PushArgs {
             bitrate,
             keyint_s: self.keyint,
             audio_bitrate,
+            audio_codec,
             sample_rate: self.sample_rate,
             channels: self.channels,
             overlay,
@@ -330,7 +374,10 @@ mod tests {
             (1280, 720, 2_500_000, 48_000, 2)
         );
         assert_eq!((c.video, c.audio), (VideoInput::Test, AudioInput::Tone));
+        assert_eq!(c.audio_codec, AudioCodec::Aac);
         assert!(c.realtime);
+        let c = parse(&["a.flv", "--audio-codec", "opus", "--sample-rate", "44100"]).unwrap();
+        assert_eq!((c.audio_codec, c.sample_rate), (AudioCodec::Opus, 44_100));
         let c = parse(&[
             "out.flv",
             "--video",
@@ -377,6 +424,15 @@ mod tests {
             (
                 &["a.flv", "--video", "file:x.mp4", "--audio", "wav:y.wav"],
                 "--audio",
+            ),
+            (&["a.flv", "--audio-codec", "mp3"], "--audio-codec"),
+            (
+                &["a.flv", "--video", "file:x.mp4", "--audio-codec", "opus"],
+                "--audio-codec",
+            ),
+            (
+                &["a.flv", "--audio-codec", "opus", "--audio-bitrate", "1k"],
+                "--audio-bitrate",
             ),
         ] {
             match parse(args) {

@@ -22,6 +22,8 @@ pub enum PushError {
     H264(String),
     #[error("AAC encoder: {0}")]
     Aac(String),
+    #[error("Opus encoder: {0}")]
+    Opus(String),
     #[error("RTMP {url}: {reason}")]
     Rtmp { url: String, reason: String },
     #[error("{0} is not available in this build (rebuild with --features {1})")]

@@ -1,5 +1,5 @@
 //! Bounded mutation tests of the parsers that read bytes from outside (Y4M, WAV and FLV
-//! files, SEI from any stream): valid inputs with flipped bytes, truncations and junk must
+//! files, MP4 sample entries, SEI from any stream): valid inputs with flipped bytes, truncations and junk must
 //! give values or errors, never a panic. Deterministic (xorshift), a few thousand cases each.
 
 use crate::mux::sei;
@@ -129,4 +129,32 @@ fn flv_file_source_never_panics() {
         }
     });
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn mp4_sample_entry_walk_never_panics() {
+    use crate::source::mp4_check::{check_children, sample_entries};
+    fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(kind);
+        v.extend_from_slice(body);
+        v
+    }
+    let mut tkhd = vec![0u8; 20];
+    tkhd[12..16].copy_from_slice(&1u32.to_be_bytes());
+    let mut entry = vec![0u8; 78];
+    entry[24..28].copy_from_slice(&[1, 64, 0, 240]);
+    entry.extend_from_slice(&boxed(b"hvcC", &[1, 2, 3, 4, 5, 6]));
+    let mut stsd = vec![0u8, 0, 0, 0, 0, 0, 0, 1];
+    stsd.extend_from_slice(&boxed(b"hvc1", &entry));
+    let stbl = boxed(b"stbl", &boxed(b"stsd", &stsd));
+    let mut trak = boxed(b"tkhd", &tkhd);
+    trak.extend_from_slice(&boxed(b"mdia", &boxed(b"minf", &stbl)));
+    let moov = boxed(b"trak", &trak);
+    assert_eq!(sample_entries(&moov).len(), 1);
+    // The walk is run on unchecked bytes too: it must stop, not trust a size.
+    mutants(&moov, 3000, |m| {
+        let _ = check_children(m, b"moov", 1);
+        let _ = sample_entries(m);
+    });
 }

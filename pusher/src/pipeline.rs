@@ -22,13 +22,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use onair_shared::flv::TagFrame;
 use onair_shared::metadata::Metadata;
-use onair_shared::MediaKind;
+use onair_shared::{Codec, MediaKind};
 use rml_rtmp::sessions::StreamMetadata;
 
 use crate::clock::CaptureClock;
-use crate::config::{AudioInput, Output, PushConfig, VideoInput};
+use crate::config::{AudioCodec, AudioInput, Output, PushConfig, VideoInput};
 use crate::encode::aac::{AacEncoder, AacSettings};
 use crate::encode::h264::{H264Encoder, H264Settings};
+use crate::encode::opus::{OpusEncoder, OpusSettings};
+use crate::encode::AudioEncoder;
 use crate::media::{AudioBlock, VideoFrame};
 use crate::mux::interleave::Interleaver;
 use crate::mux::{flv, sei};
@@ -68,14 +70,42 @@ const MAX_MIX_SECONDS: u32 = 600;
 const MAX_QUEUE_BYTES: usize = 32 << 20;
 
 /// Stream description for metadata.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Described {
+    video_codec: Codec,
     width: u32,
     height: u32,
     fps: f64,
     video_kbps: Option<u32>,
+    audio_codec: Codec,
+    /// Rate (as decoded: 48 kHz for Opus) and channels.
     audio: Option<(u32, u8)>,
     audio_kbps: Option<u32>,
+}
+
+impl Default for Described {
+    fn default() -> Self {
+        Self {
+            video_codec: Codec::H264,
+            width: 0,
+            height: 0,
+            fps: 0.0,
+            video_kbps: None,
+            audio_codec: Codec::Aac,
+            audio: None,
+            audio_kbps: None,
+        }
+    }
+}
+
+/// `videocodecid`/`audiocodecid` of `onMetaData`: the legacy FLV id (7 for H.264, 10 for
+/// AAC), else the FourCC as a big-endian number, as Enhanced RTMP says.
+fn codec_id(codec: Codec) -> Option<u32> {
+    match codec {
+        Codec::H264 => Some(7),
+        Codec::Aac => Some(10),
+        other => other.fourcc().map(u32::from_be_bytes),
+    }
 }
 
 impl Described {
@@ -86,8 +116,8 @@ impl Described {
             framerate: Some(self.fps),
             video_data_rate: self.video_kbps.map(|k| k as f64),
             audio_data_rate: self.audio_kbps.map(|k| k as f64),
-            video_codec: Some("h264".into()),
-            audio_codec: self.audio.map(|_| "aac".into()),
+            video_codec: Some(self.video_codec.name().into()),
+            audio_codec: self.audio.map(|_| self.audio_codec.name().into()),
             audio_sample_rate: self.audio.map(|(r, _)| r as f64),
             audio_channels: self.audio.map(|(_, c)| c as f64),
             encoder: Some(encoder_name()),
@@ -99,11 +129,11 @@ impl Described {
         let mut m = StreamMetadata::new();
         m.video_width = Some(self.width);
         m.video_height = Some(self.height);
-        m.video_codec_id = Some(7);
+        m.video_codec_id = codec_id(self.video_codec);
         m.video_frame_rate = Some(self.fps as f32);
         m.video_bitrate_kbps = self.video_kbps;
         if let Some((rate, ch)) = self.audio {
-            m.audio_codec_id = Some(10);
+            m.audio_codec_id = codec_id(self.audio_codec);
             m.audio_sample_rate = Some(rate);
             m.audio_channels = Some(ch as u32);
             m.audio_is_stereo = Some(ch == 2);
@@ -141,9 +171,14 @@ pub fn run(cfg: PushConfig, stop: Arc<AtomicBool>) -> Result<Summary, PushError>
                 .as_ref()
                 .and_then(|a| onair_shared::aac::AudioSpecificConfig::parse(a).ok());
             let with_audio = cfg.audio != AudioInput::None && audio.is_some();
+            let (width, height) = info
+                .video_size
+                .or(sps.as_ref().map(|s| (s.width, s.height)))
+                .unwrap_or((0, 0));
             let d = Described {
-                width: sps.as_ref().map_or(0, |s| s.width),
-                height: sps.as_ref().map_or(0, |s| s.height),
+                video_codec: info.video_codec,
+                width,
+                height,
                 fps: info.fps.or(sps.and_then(|s| s.fps)).unwrap_or(30.0),
                 audio: audio
                     .filter(|_| with_audio)
@@ -560,15 +595,24 @@ fn start_raw(
         threads: cfg.threads,
     };
     let mut encoder = H264Encoder::new(h264)?;
-    let aac_settings = AacSettings {
-        sample_rate: cfg.sample_rate,
-        channels: cfg.channels,
-        bitrate: cfg.audio_bitrate,
-    };
-    let aac = audio
+    let audio_encoder = audio
         .as_ref()
-        .map(|_| AacEncoder::new(aac_settings))
+        .map(|_| -> Result<AudioEncoder, PushError> {
+            Ok(match cfg.audio_codec {
+                AudioCodec::Aac => AudioEncoder::Aac(AacEncoder::new(AacSettings {
+                    sample_rate: cfg.sample_rate,
+                    channels: cfg.channels,
+                    bitrate: cfg.audio_bitrate,
+                })?),
+                AudioCodec::Opus => AudioEncoder::Opus(OpusEncoder::new(OpusSettings {
+                    sample_rate: cfg.sample_rate,
+                    channels: cfg.channels,
+                    bitrate: cfg.audio_bitrate,
+                })?),
+            })
+        })
         .transpose()?;
+    let audio_codec = audio_encoder.as_ref().map_or(Codec::Aac, |e| e.codec());
 
     let realtime = cfg.realtime;
     let duration = cfg.duration_ms;
@@ -681,7 +725,7 @@ fn start_raw(
     }
 
     // Audio: capture -> process -> encode, in 10 ms blocks.
-    if let (Some(mut audio), Some(mut aac)) = (audio, aac) {
+    if let (Some(mut audio), Some(mut encoder)) = (audio, audio_encoder) {
         let (raw_tx, raw_rx) = bounded::<AudioBlock>(16);
         let (proc_tx, proc_rx) = bounded::<AudioBlock>(16);
         let (rate, channels) = (cfg.sample_rate, cfg.channels);
@@ -751,28 +795,17 @@ fn start_raw(
                 "audio encode",
                 spawn("audio encode", move || {
                     let r = (|| {
-                        let h =
-                            flv::audio(0, flv::aac_sequence_header(aac.audio_specific_config()))
-                                .ok_or_else(|| PushError::Aac("bad sequence header".into()))?;
-                        if tx.send(h).is_err() {
+                        if tx.send(encoder.sequence_header()?).is_err() {
                             return Ok(());
                         }
-                        let send = |units: Vec<crate::encode::aac::AccessUnit>| -> Result<bool, PushError> {
-                            for au in units {
-                                let f = flv::audio(au.dts_ms, flv::aac_frame(&au.data))
-                                    .ok_or_else(|| PushError::Aac("bad frame".into()))?;
-                                if tx.send(f).is_err() {
-                                    return Ok(false);
-                                }
-                            }
-                            Ok(true)
-                        };
+                        let send =
+                            |tags: Vec<TagFrame>| tags.into_iter().all(|f| tx.send(f).is_ok());
                         for b in proc_rx.iter() {
-                            if !send(aac.encode(&b)?)? {
+                            if !send(encoder.encode(&b)?) {
                                 return Ok(());
                             }
                         }
-                        send(aac.flush()?)?;
+                        send(encoder.flush()?);
                         Ok(())
                     })();
                     r
@@ -781,12 +814,19 @@ fn start_raw(
         }
     }
 
+    // Opus decodes at 48 kHz whatever its input was.
+    let decoded_rate = match audio_codec {
+        Codec::Opus => crate::encode::opus::SAMPLE_RATE,
+        _ => cfg.sample_rate,
+    };
     Ok(Described {
+        video_codec: Codec::H264,
         width: width as u32,
         height: height as u32,
         fps,
         video_kbps: Some(cfg.bitrate / 1000),
-        audio: (cfg.audio != AudioInput::None).then_some((cfg.sample_rate, cfg.channels)),
+        audio_codec,
+        audio: (cfg.audio != AudioInput::None).then_some((decoded_rate, cfg.channels)),
         audio_kbps: (cfg.audio != AudioInput::None).then_some(cfg.audio_bitrate / 1000),
     })
 }
@@ -839,4 +879,28 @@ fn open_screen(
     _cfg: &PushConfig,
 ) -> Result<(Box<dyn RawVideo>, f64, usize, usize), PushError> {
     Err(PushError::FeatureMissing("screen capture", "screen"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_codec_ids_are_legacy_ids_or_fourcc_numbers() {
+        assert_eq!(codec_id(Codec::H264), Some(7));
+        assert_eq!(codec_id(Codec::Aac), Some(10));
+        // The spec's own examples: "Opus" == 1332770163, "av01" == 1635135537.
+        assert_eq!(codec_id(Codec::Opus), Some(1_332_770_163));
+        assert_eq!(codec_id(Codec::Av1), Some(1_635_135_537));
+        assert_eq!(codec_id(Codec::Hevc), Some(u32::from_be_bytes(*b"hvc1")));
+        let d = Described {
+            video_codec: Codec::Hevc,
+            audio_codec: Codec::Opus,
+            audio: Some((48_000, 2)),
+            ..Default::default()
+        };
+        let m = d.rtmp();
+        assert_eq!(m.video_codec_id, Some(u32::from_be_bytes(*b"hvc1")));
+        assert_eq!(m.audio_codec_id, Some(1_332_770_163));
+    }
 }

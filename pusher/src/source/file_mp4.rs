@@ -1,7 +1,9 @@
-//! MP4 files (H.264 + AAC tracks) as a source, without re-encoding, read with the `mp4`
-//! crate. Samples are already length-prefixed NAL units (AVCC), which is what an FLV video
-//! tag carries, so video payloads go out bit-identical. The two tracks are merged by
-//! decode time. Edit lists are not applied (timestamps start at each track's zero). The mp4
+//! MP4 files (H.264, HEVC or AV1 video + AAC) as a source, without re-encoding, read with
+//! the `mp4` crate. Samples are already what an FLV video tag carries (length-prefixed NAL
+//! units for H.264/HEVC, a temporal unit of OBUs for AV1), so video payloads go out
+//! bit-identical: H.264 in legacy FLV, HEVC and AV1 as Enhanced RTMP with the `hvcC`/`av1C`
+//! record of the sample entry (read by `mp4_check`, as the crate does not keep it). The two
+//! tracks are merged by decode time. Edit lists are not applied (timestamps start at each track's zero). The mp4
 //! crate is trusted with bounds but guarded: a panic inside it becomes an error.
 
 use std::fs::File;
@@ -10,8 +12,11 @@ use std::path::{Path, PathBuf};
 
 use mp4::{MediaType, Mp4Reader, Mp4Sample, TrackType};
 use onair_shared::aac::{AudioSpecificConfig, SAMPLE_RATES};
+use onair_shared::av1::Av1Config;
 use onair_shared::avc::AvcDecoderConfig;
 use onair_shared::flv::TagFrame;
+use onair_shared::hevc::HevcDecoderConfig;
+use onair_shared::Codec;
 
 use super::{EncodedInfo, EncodedSource};
 use crate::mux::flv;
@@ -41,7 +46,8 @@ impl Mp4Source {
         let file = File::open(path).map_err(|e| PushError::io(path, e))?;
         let size = file.metadata().map_err(|e| PushError::io(path, e))?.len();
         let mut file = file;
-        super::mp4_check::check_file(&mut file, size).map_err(bad)?;
+        let moov = super::mp4_check::check_file(&mut file, size).map_err(bad)?;
+        let entries = super::mp4_check::sample_entries(&moov);
         std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))
             .map_err(|e| PushError::io(path, e))?;
         let reader = guarded(|| Mp4Reader::read_header(BufReader::new(file), size))
@@ -63,6 +69,48 @@ impl Mp4Source {
                 next: 1,
                 pending: None,
             };
+            let entry = entries.iter().find(|e| e.track_id == id);
+            let enhanced = entry.and_then(|e| match &e.format {
+                b"hvc1" | b"hev1" => Some((Codec::Hevc, *b"hvcC")),
+                b"av01" => Some((Codec::Av1, *b"av1C")),
+                _ => None,
+            });
+            if let (Some((codec, config_box)), Some(e), true) = (enhanced, entry, video.is_none()) {
+                let record = match &e.config {
+                    Some((kind, record)) if *kind == config_box => record,
+                    _ => {
+                        return Err(bad(format!(
+                            "{} track {id} has no {} box",
+                            codec.name(),
+                            String::from_utf8_lossy(&config_box)
+                        )))
+                    }
+                };
+                let coded_size = match codec {
+                    Codec::Hevc => HevcDecoderConfig::parse(record)
+                        .map_err(|e| bad(format!("hvcC: {e}")))?
+                        .sps_info()
+                        .ok()
+                        .map(|s| (s.width, s.height)),
+                    _ => Av1Config::parse(record)
+                        .map_err(|e| bad(format!("av1C: {e}")))?
+                        .sequence_header()
+                        .ok()
+                        .map(|s| (s.max_frame_width, s.max_frame_height)),
+                };
+                let body = flv::ex_video_sequence_start(codec, record)
+                    .ok_or_else(|| bad(format!("{} sequence start", codec.name())))?;
+                headers.push(
+                    flv::video(0, body).ok_or_else(|| bad(format!("{} header", codec.name())))?,
+                );
+                let fps = t.frame_rate();
+                info.fps = (fps.is_finite() && fps > 0.0).then_some(fps);
+                info.video_codec = codec;
+                // hev1 may keep its SPS in band only: the sample entry's size then.
+                info.video_size = coded_size.or(e.size.map(|(w, h)| (w as u32, h as u32)));
+                video = Some(track(t));
+                continue;
+            }
             match (t.track_type(), t.media_type()) {
                 (Ok(TrackType::Video), Ok(MediaType::H264)) if video.is_none() => {
                     let sps = t.sequence_parameter_set().map_err(|e| bad(e.to_string()))?;
@@ -103,13 +151,23 @@ impl Mp4Source {
                     audio = Some(track(t));
                 }
                 (Ok(TrackType::Video), Ok(other)) => {
-                    return Err(bad(format!("video codec {other} (only H.264 is pushed)")));
+                    return Err(bad(format!(
+                        "video codec {other} (H.264, HEVC and AV1 are pushed)"
+                    )));
+                }
+                (Ok(TrackType::Video), Err(_)) if video.is_none() => {
+                    let format = entry.map_or("none".into(), |e| {
+                        String::from_utf8_lossy(&e.format).into_owned()
+                    });
+                    return Err(bad(format!(
+                        "video sample entry {format:?} (H.264, HEVC and AV1 are pushed)"
+                    )));
                 }
                 _ => {}
             }
         }
         if video.is_none() && audio.is_none() {
-            return Err(bad("no H.264 or AAC track".into()));
+            return Err(bad("no H.264, HEVC, AV1 or AAC track".into()));
         }
         Ok(Self {
             reader,
@@ -184,10 +242,12 @@ impl EncodedSource for Mp4Source {
             let s = t.pending.take().ok_or_else(|| bad("no sample"))?;
             let dts = ms(s.start_time, t.timescale);
             let cts = (s.rendering_offset as i64 * 1000 / t.timescale as i64) as i32;
-            Ok(flv::video(
-                dts,
-                flv::avc_frame_avcc(s.is_sync, cts, &s.bytes),
-            ))
+            let body = match self.info.video_codec {
+                Codec::H264 => flv::avc_frame_avcc(s.is_sync, cts, &s.bytes),
+                codec => flv::ex_video_frame(codec, s.is_sync, cts, &s.bytes)
+                    .ok_or_else(|| bad("no FourCC for the video codec"))?,
+            };
+            Ok(flv::video(dts, body))
         } else {
             let t = self.audio.as_mut().ok_or_else(|| bad("no audio track"))?;
             let s = t.pending.take().ok_or_else(|| bad("no sample"))?;

@@ -21,19 +21,37 @@ pub mod screen;
 
 use onair_shared::avc::AvcDecoderConfig;
 use onair_shared::flv::TagFrame;
+use onair_shared::Codec;
 
 use crate::PushError;
 
 /// What an encoded (file) source carries, learned from its headers.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EncodedInfo {
+    /// H.264, HEVC or AV1 (pushed as they are; the last two as Enhanced RTMP).
+    pub video_codec: Codec,
+    /// The H.264 configuration, for H.264 video.
     pub video: Option<AvcDecoderConfig>,
+    /// Picture size from the codec configuration, where the source knows it.
+    pub video_size: Option<(u32, u32)>,
     /// AudioSpecificConfig bytes.
     pub audio: Option<Vec<u8>>,
     pub fps: Option<f64>,
 }
 
-/// A file of already-encoded H.264/AAC: sequence headers first, then frames in decode
+impl Default for EncodedInfo {
+    fn default() -> Self {
+        Self {
+            video_codec: Codec::H264,
+            video: None,
+            video_size: None,
+            audio: None,
+            fps: None,
+        }
+    }
+}
+
+/// A file of already-encoded video (H.264, or HEVC/AV1 from MP4) and AAC: sequence headers first, then frames in decode
 /// order with timestamps in ms from the start of the file.
 pub trait EncodedSource: Send {
     fn info(&self) -> &EncodedInfo;

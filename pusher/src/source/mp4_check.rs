@@ -3,6 +3,8 @@
 //! bytes (or 0, "to the end") makes it seek back to where it was, forever. Every box that the
 //! crate walks is checked here: sizes at least a header, inside their parent, and `moov`
 //! bounded. Pure over bytes for the box tree; the top level is read from the file by seeking.
+//! It also reads what the crate does not: each track's sample entry type (`hvc1`, `av01`)
+//! and its configuration record (`hvcC`, `av1C`), from the checked `moov`.
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -19,7 +21,7 @@ fn children_at(kind: &[u8; 4], parent: Option<&[u8; 4]>) -> Option<usize> {
         b"meta" | b"dref" => Some(if kind == b"dref" { 8 } else { 4 }),
         b"stsd" => Some(8),
         b"mp4a" => Some(28),
-        b"avc1" | b"avc3" | b"hev1" | b"hvc1" | b"vp09" => Some(78),
+        b"avc1" | b"avc3" | b"hev1" | b"hvc1" | b"vp09" | b"av01" => Some(78),
         // Items of an `ilst` hold `data` boxes.
         _ if parent == Some(b"ilst") => Some(0),
         _ => None,
@@ -87,10 +89,12 @@ pub fn check_children(payload: &[u8], parent: &[u8; 4], depth: usize) -> Result<
     Ok(())
 }
 
-/// Checks the top-level boxes of a file of `len` bytes and everything inside `moov`.
-pub fn check_file<R: Read + Seek>(r: &mut R, len: u64) -> Result<(), String> {
+/// Checks the top-level boxes of a file of `len` bytes and everything inside `moov`, and
+/// returns the `moov` payload (empty if the file has none).
+pub fn check_file<R: Read + Seek>(r: &mut R, len: u64) -> Result<Vec<u8>, String> {
     let mut at = 0u64;
     let mut boxes = 0;
+    let mut moov = Vec::new();
     while at < len {
         boxes += 1;
         if boxes > 100_000 {
@@ -102,7 +106,7 @@ pub fn check_file<R: Read + Seek>(r: &mut R, len: u64) -> Result<(), String> {
         let (size, kind, hlen) = header(&head[..n])?;
         if at + size > len {
             // The crate stops at the end of the file; a truncated last box is its error to give.
-            return Ok(());
+            return Ok(moov);
         }
         if kind == *b"moov" || kind == *b"moof" {
             if size > MAX_MOOV {
@@ -116,10 +120,83 @@ pub fn check_file<R: Read + Seek>(r: &mut R, len: u64) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             r.read_exact(&mut body).map_err(|e| e.to_string())?;
             check_children(&body, &kind, 1)?;
+            if kind == *b"moov" && moov.is_empty() {
+                moov = body;
+            }
         }
         at += size;
     }
-    Ok(())
+    Ok(moov)
+}
+
+/// A track's first sample entry, as the file has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleEntry {
+    pub track_id: u32,
+    /// The entry's type: `avc1`, `hvc1`, `hev1`, `av01`, `mp4a`...
+    pub format: [u8; 4],
+    /// Width and height of a visual sample entry.
+    pub size: Option<(u16, u16)>,
+    /// The first configuration box inside a visual entry (`avcC`, `hvcC`, `av1C`, `vpcC`):
+    /// its type and payload.
+    pub config: Option<([u8; 4], Vec<u8>)>,
+}
+
+/// The child boxes of a container payload as (type, payload). Stops at the first box that
+/// does not fit (`check_children` has refused those already).
+fn boxes(payload: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        let (size, kind, head) = header(payload.get(at..)?).ok()?;
+        let end = at.checked_add(usize::try_from(size).ok()?)?;
+        let body = payload.get(at + head..end)?;
+        at = end;
+        Some((kind, body))
+    })
+}
+
+fn child<'a>(payload: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+    boxes(payload).find(|(k, _)| k == kind).map(|(_, b)| b)
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Every track's first sample entry in a `moov` payload (tracks it cannot read are left out).
+pub fn sample_entries(moov: &[u8]) -> Vec<SampleEntry> {
+    boxes(moov)
+        .filter(|(k, _)| k == b"trak")
+        .filter_map(|(_, trak)| {
+            let tkhd = child(trak, b"tkhd")?;
+            // tkhd: version, flags, then creation/modification times (32 or 64 bits each).
+            let track_id = be32(tkhd, if tkhd.first()? == &1 { 20 } else { 12 })?;
+            let stbl = child(child(child(trak, b"mdia")?, b"minf")?, b"stbl")?;
+            let stsd = child(stbl, b"stsd")?;
+            let (format, entry) = boxes(stsd.get(8..)?).next()?;
+            let visual = children_at(&format, None) == Some(78);
+            let (size, config) = if visual {
+                // VisualSampleEntry: width and height at 24 and 26, child boxes from 78.
+                let size = Some((be16(entry, 24)?, be16(entry, 26)?));
+                let config = boxes(entry.get(78..)?)
+                    .find(|(k, _)| matches!(k, b"avcC" | b"hvcC" | b"av1C" | b"vpcC"))
+                    .map(|(k, b)| (k, b.to_vec()));
+                (size, config)
+            } else {
+                (None, None)
+            };
+            Some(SampleEntry {
+                track_id,
+                format,
+                size,
+                config,
+            })
+        })
+        .collect()
 }
 
 fn read_up_to<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize, String> {
@@ -155,7 +232,10 @@ mod tests {
         file.extend_from_slice(&moov);
         file.extend_from_slice(&boxed(b"mdat", &[1, 2, 3]));
         let len = file.len() as u64;
-        assert_eq!(check_file(&mut std::io::Cursor::new(&file), len), Ok(()));
+        assert_eq!(
+            check_file(&mut std::io::Cursor::new(&file), len),
+            Ok(trak.clone())
+        );
 
         // A child of size 0 inside trak: the crate would loop on it.
         let mut bad = file.clone();
@@ -171,6 +251,40 @@ mod tests {
         let mut bad = file.clone();
         bad[..4].copy_from_slice(&0u32.to_be_bytes());
         assert!(check_file(&mut std::io::Cursor::new(&bad), len).is_err());
+    }
+
+    #[test]
+    fn sample_entry_and_config_are_found() {
+        let mut tkhd = vec![0u8; 20];
+        tkhd[12..16].copy_from_slice(&7u32.to_be_bytes());
+        let hvcc = [1u8, 2, 3, 4];
+        let mut entry = vec![0u8; 78];
+        entry[24..26].copy_from_slice(&320u16.to_be_bytes());
+        entry[26..28].copy_from_slice(&240u16.to_be_bytes());
+        entry.extend_from_slice(&boxed(b"colr", &[0; 4]));
+        entry.extend_from_slice(&boxed(b"hvcC", &hvcc));
+        let mut stsd = vec![0u8, 0, 0, 0, 0, 0, 0, 1];
+        stsd.extend_from_slice(&boxed(b"hvc1", &entry));
+        let stbl = boxed(b"stbl", &boxed(b"stsd", &stsd));
+        let mdia = boxed(b"mdia", &boxed(b"minf", &stbl));
+        let mut trak = boxed(b"tkhd", &tkhd);
+        trak.extend_from_slice(&mdia);
+        let moov = boxed(b"trak", &trak);
+        assert_eq!(check_children(&moov, b"moov", 1), Ok(()));
+        assert_eq!(
+            sample_entries(&moov),
+            vec![SampleEntry {
+                track_id: 7,
+                format: *b"hvc1",
+                size: Some((320, 240)),
+                config: Some((*b"hvcC", hvcc.to_vec())),
+            }]
+        );
+        // A track without an stsd is left out, not an error.
+        assert_eq!(
+            sample_entries(&boxed(b"trak", &boxed(b"tkhd", &tkhd))),
+            vec![]
+        );
     }
 
     #[test]
