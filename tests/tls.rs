@@ -470,3 +470,61 @@ fn bad_input_on_tls_ports_is_closed_counted_and_harms_no_viewer() {
     // A good TLS client is still served.
     assert!(tls_http_get(https, "/api/streams").starts_with("HTTP/1.1 200"));
 }
+
+/// `onair serve` with RTMPS at `rtmps` (a fixed address, to come back at) and a new
+/// self-signed certificate; its HTTP address.
+fn serve_rtmps_at(rtmps: SocketAddr) -> (Proc, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onair"))
+        .args([
+            "serve",
+            "--rtmp-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--rtmps-addr", &rtmps.to_string(), "--tls-self-signed"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn onair serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("listening line");
+    let http = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http="))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no http= in {line:?}"));
+    (Proc(child), http)
+}
+
+#[test]
+fn onair_push_over_rtmps_reconnects_when_the_server_comes_back() {
+    let first = ServerProc::start_tls(SELF_SIGNED);
+    let rtmps = first.rtmps.unwrap();
+    let url = format!("rtmps://{rtmps}/live/r");
+    let _push = Proc(
+        push_cmd(&url, true)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn onair push"),
+    );
+    first.wait_live("live", "r");
+    assert!(first.stop().success(), "server did not stop cleanly");
+
+    // A new server process on the same RTMPS address (and a new certificate).
+    let (_second, http) = serve_rtmps_at(rtmps);
+    wait_until(
+        "the pusher to publish again by itself",
+        Duration::from_secs(20),
+        || {
+            let (status, body) = http_get(http, "/api/streams/live/r");
+            status == 200
+                && serde_json::from_slice::<serde_json::Value>(&body)
+                    .is_ok_and(|s| s["live"] == true && s["video"]["width"] == 320)
+        },
+    );
+    let st = streams(&format!("http://{http}/live/r.flv"));
+    assert!(st.iter().any(|s| s["codec_name"] == "h264"), "{st:?}");
+}
