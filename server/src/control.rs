@@ -196,6 +196,8 @@ fn restart_only(key: &str, old: &Config) -> bool {
             | "tls.self_signed"
     ) || key.starts_with("qoe.")
         || (key.starts_with("admin.tokens") && old.admin.tokens.is_empty())
+        // Without a TLS listener there is no certificate to swap; one starts with a restart.
+        || (key.starts_with("tls.") && old.rtmp.tls_addr.is_none() && old.http.tls_addr.is_none())
 }
 
 /// `new`, with the restart-only settings at their running values.
