@@ -18,7 +18,8 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 const SELF_SIGNED: &str = "[tls]\nself_signed = true\n";
 
-/// A small push (640x360 to spare the CI's CPUs) of the reference pattern and tone.
+/// A small push (640x360 to spare the CI's CPUs) of the reference pattern and tone, for
+/// the tests that need a stream but do not check its size.
 fn ffmpeg_push_small(url: &str) -> Proc {
     require("ffmpeg");
     let child = Command::new("ffmpeg")
@@ -101,7 +102,9 @@ fn refusals(server: &ServerProc, reason: &str) -> u64 {
 fn ffmpeg_publishes_over_rtmps_and_reads_back_over_tls_and_plain() {
     let server = ServerProc::start_tls(SELF_SIGNED);
     let (rtmps, https) = (server.rtmps.unwrap(), server.https.unwrap());
-    let _push = ffmpeg_push_small(&format!("rtmps://{rtmps}/live/t"));
+    // The reference stream (1280x720 h264 + aac); ffmpeg does not verify
+    // certificates unless told to (`-tls_verify 1`).
+    let _push = ffmpeg_push(&format!("rtmps://{rtmps}/live/t"));
     server.wait_live("live", "t");
     let info = server.stream("live", "t").unwrap();
     assert_eq!(info["video"]["codec"], "h264");
@@ -121,7 +124,7 @@ fn ffmpeg_publishes_over_rtmps_and_reads_back_over_tls_and_plain() {
     ] {
         let streams = probe(&url);
         assert!(
-            streams.contains(&"h264,640,360".to_string()),
+            streams.contains(&"h264,1280,720".to_string()),
             "{url}: {streams:?}"
         );
         assert!(
@@ -527,4 +530,41 @@ fn onair_push_over_rtmps_reconnects_when_the_server_comes_back() {
     );
     let st = streams(&format!("http://{http}/live/r.flv"));
     assert!(st.iter().any(|s| s["codec_name"] == "h264"), "{st:?}");
+}
+
+#[test]
+fn tls_listeners_share_the_connection_limits_of_the_plain_ones() {
+    let server = ServerProc::start_tls(
+        "[rtmp]\nmax_connections_per_ip = 1\n[http]\nmax_connections_per_ip = 1\n[tls]\nself_signed = true\n",
+    );
+    let (rtmps, https) = (server.rtmps.unwrap(), server.https.unwrap());
+    // One plain connection from 127.0.0.2 takes that address's only place...
+    let _rtmp = connect_from("127.0.0.2", server.rtmp).unwrap();
+    let _http = connect_from("127.0.0.2", server.http).unwrap();
+    wait_until(
+        "both plain connections admitted",
+        Duration::from_secs(5),
+        || {
+            let (_, body) = http_get(server.http, "/metrics");
+            let text = String::from_utf8_lossy(&body).to_string();
+            text.contains("onair_connections{protocol=\"rtmp\"} 1")
+        },
+    );
+    // ...so a TLS connection from it is refused at accept, and counted.
+    let mut s = connect_from("127.0.0.2", rtmps).unwrap();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(5)),
+        "RTMPS over the limit not closed"
+    );
+    let mut s = connect_from("127.0.0.2", https).unwrap();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(5)),
+        "HTTPS over the limit not closed"
+    );
+    wait_until("the refusals counted", Duration::from_secs(5), || {
+        refusals(&server, "rtmp_max_connections_per_ip") >= 1
+            && refusals(&server, "http_max_connections_per_ip") >= 1
+    });
+    // Another address is still served over TLS.
+    assert!(tls_http_get(https, "/api/streams").starts_with("HTTP/1.1 200"));
 }
