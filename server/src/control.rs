@@ -71,8 +71,15 @@ impl Control {
         let auth = Auth::new(cfg.auth.clone())?.with_bans(bans.clone());
         let admin_tokens = Secrets::new("admin.tokens", &cfg.admin.tokens)?;
         let tls = if cfg.rtmp.tls_addr.is_some() || cfg.http.tls_addr.is_some() {
-            Some(Arc::new(Tls::new(&cfg.tls)?))
+            let tls = Tls::new(&cfg.tls)?;
+            tracing::info!(fingerprint = %tls.fingerprint(), "TLS certificate loaded");
+            Some(Arc::new(tls))
         } else {
+            if cfg.tls.cert.is_some() || cfg.tls.self_signed {
+                tracing::warn!(
+                    "a TLS certificate is configured but neither rtmp.tls_addr nor http.tls_addr is set: no TLS listener runs"
+                );
+            }
             None
         };
         Ok(Self {
