@@ -338,7 +338,7 @@ fn sighup_serves_a_new_certificate_while_an_rtmps_viewer_keeps_playing() {
     let dir = TempDir::new("onair-tls-reload");
     let first = write_cert(&dir.path);
     let toml = format!(
-        "[tls]\ncert = {:?}\nkey = {:?}\n",
+        "[admin]\ntokens = [\"tok\"]\n[tls]\ncert = {:?}\nkey = {:?}\n",
         dir.path.join("cert.pem"),
         dir.path.join("key.pem")
     );
@@ -375,6 +375,21 @@ fn sighup_serves_a_new_certificate_while_an_rtmps_viewer_keeps_playing() {
         viewer.0.try_wait().unwrap().is_none(),
         "the RTMPS viewer was cut off"
     );
+
+    // The admin API's reload (the same path) says the certificate changed, and a pair that
+    // does not match is refused with the old certificate kept.
+    let third = write_cert(&cert_dir);
+    let auth = ["Authorization: Bearer tok"];
+    let admin = server.admin.expect("admin listener");
+    let (status, body) = http_request(admin, "POST", "/api/admin/reload", &auth, b"");
+    let body = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("tls.certificate"), "{body}");
+    assert_eq!(peer_fingerprint(rtmps), third);
+    std::fs::write(cert_dir.join("key.pem"), "not a key\n").unwrap();
+    let (status, _) = http_request(admin, "POST", "/api/admin/reload", &auth, b"");
+    assert_eq!(status, 422);
+    assert_eq!(peer_fingerprint(rtmps), third);
     assert!(server.is_running());
 }
 

@@ -30,11 +30,11 @@ pub enum TlsError {
     NoCertificate,
     #[error("set either tls.cert and tls.key, or tls.self_signed, not both")]
     Ambiguous,
-    #[error("reading {what} {path}: {source}")]
+    #[error("reading {what} {path}: {error}")]
     Pem {
         what: &'static str,
         path: String,
-        source: rustls_pki_types::pem::Error,
+        error: rustls_pki_types::pem::Error,
     },
     #[error("{0} holds no certificate")]
     EmptyChain(String),
@@ -191,10 +191,10 @@ fn load(cfg: &TlsConfig) -> Result<Loaded, TlsError> {
 }
 
 fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = |source| TlsError::Pem {
+    let pem = |error| TlsError::Pem {
         what: "certificate",
         path: path.display().to_string(),
-        source,
+        error,
     };
     let chain = CertificateDer::pem_file_iter(path)
         .map_err(pem)?
@@ -207,10 +207,10 @@ fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|source| TlsError::Pem {
+    PrivateKeyDer::from_pem_file(path).map_err(|error| TlsError::Pem {
         what: "key",
         path: path.display().to_string(),
-        source,
+        error,
     })
 }
 
