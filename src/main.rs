@@ -38,6 +38,17 @@ enum Command {
         /// the admin API runs only with a token in admin.tokens.
         #[arg(long)]
         admin_addr: Option<std::net::SocketAddr>,
+        /// RTMPS listen address (RTMP over TLS; OBS and Facebook expect 443); off unless
+        /// given here or as rtmp.tls_addr. Needs a certificate (--tls-cert/--tls-key or
+        /// --tls-self-signed).
+        #[arg(long)]
+        rtmps_addr: Option<std::net::SocketAddr>,
+        /// HTTPS listen address: everything the HTTP listener serves, over TLS; off unless
+        /// given here or as http.tls_addr.
+        #[arg(long)]
+        https_addr: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        tls: TlsArgs,
         /// Print the effective configuration as TOML and exit.
         #[arg(long)]
         print_config: bool,
@@ -59,6 +70,10 @@ enum Command {
         /// HTTP listen address [default: 0.0.0.0:8080].
         #[arg(long)]
         http_addr: Option<std::net::SocketAddr>,
+        /// Also serve RTMPS on 127.0.0.1:1936 and HTTPS on 127.0.0.1:8443 with a generated
+        /// certificate (its fingerprint is printed).
+        #[arg(long)]
+        tls_self_signed: bool,
         /// The stream to publish, APP/NAME.
         #[arg(long, default_value = "live/demo")]
         stream: String,
@@ -69,6 +84,20 @@ enum Command {
         #[arg(long, default_value = "2500k")]
         bitrate: String,
     },
+}
+
+/// The certificate of the TLS listeners (over the config file's `[tls]`).
+#[derive(clap::Args, Clone, Default)]
+struct TlsArgs {
+    /// PEM certificate chain for RTMPS and HTTPS (re-read on SIGHUP) [config: tls.cert].
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert [config: tls.key].
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Generate a self-signed certificate for local use and print its fingerprint.
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
 }
 
 /// `onair push` options parsed the way the command line would, so the demo's pusher has
@@ -93,21 +122,27 @@ fn main() -> anyhow::Result<()> {
             rtmp_addr,
             http_addr,
             admin_addr,
+            rtmps_addr,
+            https_addr,
+            tls,
             print_config,
         } => {
             let addrs = Addrs {
                 rtmp: rtmp_addr,
                 http: http_addr,
                 admin: admin_addr,
+                rtmps: rtmps_addr,
+                https: https_addr,
+                tls,
             };
-            let cfg = server_config(config.as_deref(), addrs)?;
+            let cfg = server_config(config.as_deref(), addrs.clone())?;
             if print_config {
                 print!("{}", toml::to_string(&cfg)?);
                 return Ok(());
             }
             // SIGHUP and `POST /api/admin/reload` read the file again, addresses on top.
             let loader: onair_server::control::Loader =
-                Box::new(move || server_config(config.as_deref(), addrs));
+                Box::new(move || server_config(config.as_deref(), addrs.clone()));
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
             rt.block_on(serve(cfg, loader))
         }
@@ -116,6 +151,7 @@ fn main() -> anyhow::Result<()> {
             config,
             rtmp_addr,
             http_addr,
+            tls_self_signed,
             stream,
             size,
             bitrate,
@@ -124,6 +160,12 @@ fn main() -> anyhow::Result<()> {
                 rtmp: rtmp_addr,
                 http: http_addr,
                 admin: None,
+                rtmps: tls_self_signed.then_some(([127, 0, 0, 1], 1936).into()),
+                https: tls_self_signed.then_some(([127, 0, 0, 1], 8443).into()),
+                tls: TlsArgs {
+                    tls_self_signed,
+                    ..TlsArgs::default()
+                },
             };
             let cfg = server_config(config.as_deref(), addrs)?;
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
@@ -132,12 +174,15 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Listen addresses given on the command line.
-#[derive(Clone, Copy)]
+/// Listen addresses and the certificate given on the command line.
+#[derive(Clone)]
 struct Addrs {
     rtmp: Option<std::net::SocketAddr>,
     http: Option<std::net::SocketAddr>,
     admin: Option<std::net::SocketAddr>,
+    rtmps: Option<std::net::SocketAddr>,
+    https: Option<std::net::SocketAddr>,
+    tls: TlsArgs,
 }
 
 /// The config file (or the defaults) with the command line's addresses on top.
@@ -154,6 +199,22 @@ fn server_config(path: Option<&std::path::Path>, addrs: Addrs) -> anyhow::Result
     }
     if let Some(a) = addrs.admin {
         cfg.admin.addr = a;
+    }
+    if let Some(a) = addrs.rtmps {
+        cfg.rtmp.tls_addr = Some(a);
+    }
+    if let Some(a) = addrs.https {
+        cfg.http.tls_addr = Some(a);
+    }
+    if let (Some(cert), Some(key)) = (addrs.tls.tls_cert, addrs.tls.tls_key) {
+        cfg.tls.cert = Some(cert);
+        cfg.tls.key = Some(key);
+        cfg.tls.self_signed = false;
+    }
+    if addrs.tls.tls_self_signed {
+        cfg.tls.self_signed = true;
+        cfg.tls.cert = None;
+        cfg.tls.key = None;
     }
     Ok(cfg)
 }
@@ -180,10 +241,7 @@ async fn demo(cfg: Config, stream: &str, size: &str, bitrate: &str) -> anyhow::R
     let player_built = cfg.http.player_dir.join("index.html").is_file();
     let player_dir = cfg.http.player_dir.display().to_string();
     let server = Server::start(cfg).await?;
-    println!(
-        "onair listening rtmp={} http={}",
-        server.rtmp_addr, server.http_addr
-    );
+    println!("onair listening {}", listening_fields(&server));
     let push_url = format!("rtmp://{}/{app}/{name}", local_addr(server.rtmp_addr));
     let player_url = format!(
         "http://{}/live?stream={app}/{name}",
@@ -220,6 +278,12 @@ async fn demo(cfg: Config, stream: &str, size: &str, bitrate: &str) -> anyhow::R
         );
     }
     println!("onair demo: watch at {player_url}");
+    if let Some(https) = server.https_addr {
+        println!(
+            "onair demo: or over HTTPS (self-signed) at https://{}/live?stream={app}/{name}",
+            local_addr(https)
+        );
+    }
     let ended_early = tokio::select! {
         r = wait_for_signal() => { r?; None }
         r = &mut pusher => Some(r),
@@ -285,14 +349,7 @@ async fn serve(cfg: Config, loader: onair_server::control::Loader) -> anyhow::Re
     let mut hangup = signal(SignalKind::hangup())?;
     let server = Server::start_reloadable(cfg, Some(loader)).await?;
     // One machine-readable line on stdout, so scripts and tests can find the ports.
-    let admin = server
-        .admin_addr
-        .map(|a| format!(" admin={a}"))
-        .unwrap_or_default();
-    println!(
-        "onair listening rtmp={} http={}{admin}",
-        server.rtmp_addr, server.http_addr
-    );
+    println!("onair listening {}", listening_fields(&server));
     let stop = wait_for_signal();
     tokio::pin!(stop);
     loop {
@@ -308,6 +365,27 @@ async fn serve(cfg: Config, loader: onair_server::control::Loader) -> anyhow::Re
     tracing::info!("shutting down");
     server.shutdown(Duration::from_secs(5)).await;
     Ok(())
+}
+
+/// `rtmp=ADDR http=ADDR[ admin=ADDR][ rtmps=ADDR][ https=ADDR][ tls_sha256=FINGERPRINT]`;
+/// the fingerprint of the certificate is on this line too, so that a reader may stop
+/// reading after it.
+fn listening_fields(server: &Server) -> String {
+    let mut line = format!("rtmp={} http={}", server.rtmp_addr, server.http_addr);
+    let optional = [
+        ("admin", server.admin_addr),
+        ("rtmps", server.rtmps_addr),
+        ("https", server.https_addr),
+    ];
+    for (name, addr) in optional {
+        if let Some(a) = addr {
+            line.push_str(&format!(" {name}={a}"));
+        }
+    }
+    if let Some(fp) = server.tls_fingerprint() {
+        line.push_str(&format!(" tls_sha256={fp}"));
+    }
+    line
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -13,6 +13,7 @@ pub mod report;
 pub mod rtmp;
 pub mod stats;
 pub mod target;
+pub mod tls;
 pub mod ts;
 pub mod viewer_flv;
 pub mod viewer_hls;

@@ -53,7 +53,7 @@ struct Args {
     viewers: u32,
     #[arg(long, value_enum, default_value_t = Protocol::Rtmp)]
     protocol: Protocol,
-    /// URL the viewers play: rtmp://… (default: the publish URL), http://….flv (required for
+    /// URL the viewers play: rtmp://… or rtmps://… (default: the publish URL), http://….flv (required for
     /// flv) or the live playlist http://….m3u8 (required for hls).
     #[arg(long)]
     play_url: Option<String>,

@@ -1,4 +1,5 @@
-//! An RTMP client connection for publisher and viewers: TCP with TCP_NODELAY, the handshake,
+//! An RTMP client connection for publisher and viewers: TCP with TCP_NODELAY (and TLS for
+//! rtmps://), the handshake,
 //! `connect` to the app, and a read/process loop over rml_rtmp's `ClientSession`.
 
 use crate::target::RtmpTarget;
@@ -8,7 +9,7 @@ use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
 };
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -29,9 +30,13 @@ pub fn error_status(e: &ClientSessionEvent) -> Option<&str> {
     }
 }
 
+/// TCP, or TLS over TCP.
+trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+
 pub struct RtmpClient {
     pub session: ClientSession,
-    sock: TcpStream,
+    sock: Box<dyn Transport>,
     buf: Box<[u8]>,
     filled: usize,
 }
@@ -43,6 +48,11 @@ impl RtmpClient {
             .await
             .with_context(|| format!("tcp connect to {}", target.addr))?;
         sock.set_nodelay(true)?;
+        let sock: Box<dyn Transport> = if target.tls {
+            Box::new(crate::tls::connect(sock).await?)
+        } else {
+            Box::new(sock)
+        };
         let mut config = ClientSessionConfig::new();
         config.tc_url = Some(target.tc_url.clone());
         let (session, initial) = ClientSession::new(config)?;
@@ -163,7 +173,12 @@ impl RtmpClient {
     }
 
     pub async fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        match timeout(WRITE_TIMEOUT, self.sock.write_all(bytes)).await {
+        // Flushed: TLS may hold the last record back (a no-op on TCP).
+        let write = async {
+            self.sock.write_all(bytes).await?;
+            self.sock.flush().await
+        };
+        match timeout(WRITE_TIMEOUT, write).await {
             Ok(r) => r.context("write"),
             Err(_) => bail!("write blocked for {WRITE_TIMEOUT:?}"),
         }

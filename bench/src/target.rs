@@ -4,10 +4,12 @@
 use anyhow::{bail, Context, Result};
 use std::net::{SocketAddr, ToSocketAddrs};
 
-/// Where to publish or play over RTMP: `rtmp://host[:port]/app[/more]/stream`.
+/// Where to publish or play over RTMP: `rtmp://host[:port]/app[/more]/stream`, or over
+/// RTMPS: `rtmps://…` (port 443 by default; any certificate is accepted, see `crate::tls`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtmpTarget {
     pub addr: SocketAddr,
+    pub tls: bool,
     pub app: String,
     pub stream: String,
     pub tc_url: String,
@@ -25,7 +27,12 @@ pub struct HttpTarget {
 
 impl RtmpTarget {
     pub fn parse(url: &str) -> Result<Self> {
-        let (host, port, path) = split_url(url, "rtmp://", 1935)?;
+        let tls = url.starts_with("rtmps://");
+        let (host, port, path) = if tls {
+            split_url(url, "rtmps://", 443)?
+        } else {
+            split_url(url, "rtmp://", 1935)?
+        };
         let path = path.trim_start_matches('/');
         let (app, stream) = path
             .rsplit_once('/')
@@ -33,11 +40,13 @@ impl RtmpTarget {
         if app.is_empty() || stream.is_empty() {
             bail!("{url}: expected rtmp://host[:port]/app/stream");
         }
+        let scheme = if tls { "rtmps" } else { "rtmp" };
         Ok(Self {
             addr: resolve_loopback(&host, port)?,
+            tls,
             app: app.to_string(),
             stream: stream.to_string(),
-            tc_url: format!("rtmp://{}/{app}", authority(&host, port)),
+            tc_url: format!("{scheme}://{}/{app}", authority(&host, port)),
         })
     }
 }
@@ -123,6 +132,11 @@ mod tests {
         assert_eq!(t.addr, "127.0.0.1:1936".parse().unwrap());
         assert_eq!((t.app.as_str(), t.stream.as_str()), ("live", "bench"));
         assert_eq!(t.tc_url, "rtmp://127.0.0.1:1936/live");
+        assert!(!t.tls);
+        let t = RtmpTarget::parse("rtmps://127.0.0.1/live/bench").unwrap();
+        assert!(t.tls);
+        assert_eq!(t.addr.port(), 443);
+        assert_eq!(t.tc_url, "rtmps://127.0.0.1:443/live");
         let t = RtmpTarget::parse("rtmp://[::1]/a/b/key?x=1").unwrap();
         assert_eq!(t.addr.port(), 1935);
         assert_eq!((t.app.as_str(), t.stream.as_str()), ("a/b", "key?x=1"));

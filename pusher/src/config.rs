@@ -12,8 +12,13 @@ use crate::PushError;
 
 #[derive(Debug, Clone, Args)]
 pub struct PushArgs {
-    /// Where to push: `rtmp://HOST[:PORT]/APP/STREAM`, or a path ending in `.flv` to write a file.
+    /// Where to push: `rtmp://HOST[:PORT]/APP/STREAM`, `rtmps://HOST[:PORT]/APP/STREAM`
+    /// (TLS, port 443 by default), or a path ending in `.flv` to write a file.
     pub target: String,
+    /// With rtmps://, accept any server certificate (self-signed, local tests). Without it
+    /// the certificate must chain to a public root (webpki-roots) and name the host.
+    #[arg(long)]
+    pub insecure: bool,
     /// Video source: `test` (moving pattern with burned-in wall clock and frame counter),
     /// `file:PATH` (MP4 with H.264, HEVC or AV1 video, or FLV with H.264; AAC audio; pushed
     /// without re-encoding, HEVC/AV1 as Enhanced RTMP, paced by its timestamps), `y4m:PATH`
@@ -167,15 +172,17 @@ pub fn parse_size(s: &str) -> Option<(usize, usize)> {
 
 impl PushArgs {
     pub fn into_config(self) -> Result<PushConfig, PushError> {
-        let output = if self.target.starts_with("rtmp://") {
-            Output::Rtmp(RtmpUrl::parse(&self.target)?)
+        let output = if self.target.starts_with("rtmp://") || self.target.starts_with("rtmps://") {
+            let mut url = RtmpUrl::parse(&self.target)?;
+            url.insecure = self.insecure;
+            Output::Rtmp(url)
         } else if self.target.to_ascii_lowercase().ends_with(".flv") {
             Output::File(self.target.clone().into())
         } else {
             return Err(PushError::bad(
                 "TARGET",
                 format!(
-                    "{:?}: rtmp://HOST[:PORT]/APP/STREAM or FILE.flv",
+                    "{:?}: rtmp://HOST[:PORT]/APP/STREAM, rtmps://… or FILE.flv",
                     self.target
                 ),
             ));

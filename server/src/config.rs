@@ -19,6 +19,33 @@ pub struct Config {
     pub qoe: QoeConfig,
     pub admin: AdminConfig,
     pub metrics: MetricsConfig,
+    pub tls: TlsConfig,
+}
+
+/// The certificate of the RTMPS and HTTPS listeners (`rtmp.tls_addr`, `http.tls_addr`):
+/// PEM files, re-read on every reload (certificate renewals), or one generated at start.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: Option<std::path::PathBuf>,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<std::path::PathBuf>,
+    /// Generate a self-signed certificate for localhost at start (local tests only).
+    pub self_signed: bool,
+    /// The TLS handshake must finish within this time after accept.
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: None,
+            key: None,
+            self_signed: false,
+            handshake_timeout_ms: 5_000,
+        }
+    }
 }
 
 /// Viewer-experience beacons (`POST /api/qoe`): what players report about their playback,
@@ -258,6 +285,8 @@ impl Default for HlsConfig {
 pub struct RtmpConfig {
     /// Address the RTMP listener binds.
     pub addr: SocketAddr,
+    /// Address of the RTMPS listener (RTMP over TLS, certificate from `[tls]`); none: off.
+    pub tls_addr: Option<SocketAddr>,
     /// Most RTMP connections at once (publishers and players); more are closed at accept.
     pub max_connections: usize,
     /// Most RTMP connections at once from one IP address.
@@ -290,6 +319,8 @@ pub struct RtmpConfig {
 pub struct HttpConfig {
     /// Address the HTTP listener binds (HTTP-FLV, API, player).
     pub addr: SocketAddr,
+    /// Address of the HTTPS listener, serving all of the above over TLS; none: off.
+    pub tls_addr: Option<SocketAddr>,
     /// Most HTTP connections at once.
     pub max_connections: usize,
     /// Most HTTP connections at once from one IP address.
@@ -334,6 +365,7 @@ impl Default for RtmpConfig {
     fn default() -> Self {
         Self {
             addr: ([0, 0, 0, 0], 1935).into(),
+            tls_addr: None,
             max_connections: 2000,
             max_connections_per_ip: 1000,
             max_chunk_size: 1 << 20,
@@ -353,6 +385,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             addr: ([0, 0, 0, 0], 8080).into(),
+            tls_addr: None,
             max_connections: 4000,
             max_connections_per_ip: 1000,
             header_read_timeout_ms: 5_000,

@@ -16,6 +16,7 @@ use crate::config::{Config, MetricsListener};
 use crate::hls::Hls;
 use crate::hub::Hub;
 use crate::limits::ConnLimiter;
+use crate::tls::Tls;
 
 /// Reads the config again (the file, with the command line's addresses on top).
 pub type Loader = Box<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
@@ -48,6 +49,8 @@ pub struct Control {
     pub rtmp_limiter: ConnLimiter,
     pub http_limiter: ConnLimiter,
     pub admin_limiter: ConnLimiter,
+    /// The certificate of the TLS listeners; `None` when neither is configured.
+    pub tls: Option<Arc<Tls>>,
     hub: Hub,
     hls: Option<Hls>,
     loader: Option<Loader>,
@@ -67,7 +70,20 @@ impl Control {
         bans.configure(&cfg.auth)?;
         let auth = Auth::new(cfg.auth.clone())?.with_bans(bans.clone());
         let admin_tokens = Secrets::new("admin.tokens", &cfg.admin.tokens)?;
+        let tls = if cfg.rtmp.tls_addr.is_some() || cfg.http.tls_addr.is_some() {
+            let tls = Tls::new(&cfg.tls)?;
+            tracing::info!(fingerprint = %tls.fingerprint(), "TLS certificate loaded");
+            Some(Arc::new(tls))
+        } else {
+            if cfg.tls.cert.is_some() || cfg.tls.self_signed {
+                tracing::warn!(
+                    "a TLS certificate is configured but neither rtmp.tls_addr nor http.tls_addr is set: no TLS listener runs"
+                );
+            }
+            None
+        };
         Ok(Self {
+            tls,
             rtmp_limiter: ConnLimiter::new(
                 cfg.rtmp.max_connections,
                 cfg.rtmp.max_connections_per_ip,
@@ -128,6 +144,12 @@ impl Control {
         let auth = Auth::new(effective.auth.clone()).map_err(invalid)?;
         let tokens = Secrets::new("admin.tokens", &effective.admin.tokens).map_err(invalid)?;
         Bans::parse_config(&effective.auth).map_err(|e| invalid(e.into()))?;
+        // The certificate files are re-read even when their names did not change: a
+        // renewal rewrites them in place.
+        let cert = match &self.tls {
+            Some(tls) => tls.prepare(&effective.tls).map_err(|e| invalid(e.into()))?,
+            None => None,
+        };
 
         self.bans
             .configure(&effective.auth)
@@ -147,6 +169,13 @@ impl Control {
             hls.set_config(effective.hls.clone());
         }
         self.config.store(Arc::new(effective));
+        let mut applied = applied;
+        if let (Some(tls), Some(cert)) = (&self.tls, cert) {
+            if cert.install(tls) {
+                applied.push("tls.certificate".into());
+                tracing::info!(fingerprint = %tls.fingerprint(), "TLS certificate reloaded");
+            }
+        }
         let report = ReloadReport {
             applied,
             needs_restart,
@@ -164,9 +193,18 @@ impl Control {
 fn restart_only(key: &str, old: &Config) -> bool {
     matches!(
         key,
-        "rtmp.addr" | "http.addr" | "admin.addr" | "hls.enabled" | "http.player_dir"
+        "rtmp.addr"
+            | "http.addr"
+            | "admin.addr"
+            | "hls.enabled"
+            | "http.player_dir"
+            | "rtmp.tls_addr"
+            | "http.tls_addr"
+            | "tls.self_signed"
     ) || key.starts_with("qoe.")
         || (key.starts_with("admin.tokens") && old.admin.tokens.is_empty())
+        // Without a TLS listener there is no certificate to swap; one starts with a restart.
+        || (key.starts_with("tls.") && old.rtmp.tls_addr.is_none() && old.http.tls_addr.is_none())
 }
 
 /// `new`, with the restart-only settings at their running values.
@@ -174,6 +212,9 @@ fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     new.rtmp.addr = old.rtmp.addr;
     new.http.addr = old.http.addr;
     new.admin.addr = old.admin.addr;
+    new.rtmp.tls_addr = old.rtmp.tls_addr;
+    new.http.tls_addr = old.http.tls_addr;
+    new.tls.self_signed = old.tls.self_signed;
     new.hls.enabled = old.hls.enabled;
     new.http.player_dir = old.http.player_dir.clone();
     // The QoE aggregates are built once with their bounds.

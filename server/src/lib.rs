@@ -17,6 +17,7 @@ pub mod llhls;
 pub mod metrics;
 pub mod qoe;
 pub mod rtmp;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +36,9 @@ pub struct Server {
     pub http_addr: SocketAddr,
     /// `None` when the admin API is off (no token configured).
     pub admin_addr: Option<SocketAddr>,
+    /// The TLS listeners, when their addresses are configured.
+    pub rtmps_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
     hub: Hub,
     control: Arc<control::Control>,
     shutdown: CancellationToken,
@@ -66,6 +70,16 @@ impl Server {
                     .with_context(|| format!("binding admin address {}", cfg.admin.addr))?,
             )
         };
+        let rtmps_listener = bind_optional(cfg.rtmp.tls_addr, "RTMPS").await?;
+        let https_listener = bind_optional(cfg.http.tls_addr, "HTTPS").await?;
+        let rtmps_addr = rtmps_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?;
+        let https_addr = https_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?;
         let rtmp_addr = rtmp_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
         let admin_addr = admin_listener
@@ -93,15 +107,38 @@ impl Server {
             hub.clone(),
             shutdown.clone(),
             tasks.clone(),
+            None,
         ));
+        if let (Some(listener), Some(tls)) = (rtmps_listener, &control.tls) {
+            tasks.spawn(rtmp::serve(
+                listener,
+                control.clone(),
+                hub.clone(),
+                shutdown.clone(),
+                tasks.clone(),
+                Some(tls.clone()),
+            ));
+        }
         if let Some(h) = &hls {
             tasks.spawn(h.clone().run(hub.clone(), shutdown.clone(), tasks.clone()));
         }
+        let http_ctx =
+            http::HttpContext::new(hub.clone(), control.clone(), hls, player, qoe.clone());
+        if let (Some(listener), Some(tls)) = (https_listener, &control.tls) {
+            tasks.spawn(http::serve(
+                listener,
+                http_ctx.clone(),
+                shutdown.clone(),
+                tasks.clone(),
+                Some(tls.clone()),
+            ));
+        }
         tasks.spawn(http::serve(
             http_listener,
-            http::HttpContext::new(hub.clone(), control.clone(), hls, player, qoe.clone()),
+            http_ctx,
             shutdown.clone(),
             tasks.clone(),
+            None,
         ));
         if let Some(listener) = admin_listener {
             tasks.spawn(admin::serve(
@@ -115,11 +152,13 @@ impl Server {
                 tasks.clone(),
             ));
         }
-        tracing::info!(rtmp = %rtmp_addr, http = %http_addr, admin = ?admin_addr, "onair listening");
+        tracing::info!(rtmp = %rtmp_addr, http = %http_addr, admin = ?admin_addr, rtmps = ?rtmps_addr, https = ?https_addr, "onair listening");
         Ok(Server {
             rtmp_addr,
             http_addr,
             admin_addr,
+            rtmps_addr,
+            https_addr,
             hub,
             control,
             shutdown,
@@ -130,6 +169,11 @@ impl Server {
     /// Re-reads the config (SIGHUP, `POST /api/admin/reload`); see `control::Control::reload`.
     pub fn reload(&self) -> Result<control::ReloadReport, control::ReloadError> {
         self.control.reload()
+    }
+
+    /// SHA-256 fingerprint of the certificate the TLS listeners serve now.
+    pub fn tls_fingerprint(&self) -> Option<String> {
+        self.control.tls.as_ref().map(|t| t.fingerprint())
     }
 
     pub fn hub(&self) -> &Hub {
@@ -147,5 +191,19 @@ impl Server {
         {
             tracing::warn!("some connections did not close within {grace:?}");
         }
+    }
+}
+
+async fn bind_optional(
+    addr: Option<SocketAddr>,
+    what: &str,
+) -> anyhow::Result<Option<TcpListener>> {
+    match addr {
+        Some(a) => Ok(Some(
+            TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding {what} address {a}"))?,
+        )),
+        None => Ok(None),
     }
 }

@@ -24,8 +24,8 @@ impl Refusal {
     /// The metrics label of this refusal.
     pub fn reason(self, protocol: &str) -> &'static str {
         match (protocol, self) {
-            ("rtmp", Refusal::Total) => "rtmp_max_connections",
-            ("rtmp", Refusal::PerIp) => "rtmp_max_connections_per_ip",
+            ("rtmp" | "rtmps", Refusal::Total) => "rtmp_max_connections",
+            ("rtmp" | "rtmps", Refusal::PerIp) => "rtmp_max_connections_per_ip",
             (_, Refusal::Total) => "http_max_connections",
             (_, Refusal::PerIp) => "http_max_connections_per_ip",
         }

@@ -42,18 +42,34 @@ pub struct ServerProc {
     pub http: SocketAddr,
     /// The admin listener, when the config has an admin token.
     pub admin: Option<SocketAddr>,
+    /// The RTMPS and HTTPS listeners (`start_tls`).
+    pub rtmps: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
+    /// SHA-256 of the certificate served at start (`start_tls`).
+    pub tls_sha256: Option<String>,
     _dir: TempDir,
 }
 
 impl ServerProc {
     /// Starts `onair serve` with extra TOML settings on 127.0.0.1 with OS-chosen ports.
     pub fn start(extra_toml: &str) -> ServerProc {
-        Self::spawn(extra_toml, None)
+        Self::spawn(extra_toml, None, false)
+    }
+
+    /// Like `start`, with RTMPS and HTTPS listeners too; `extra_toml` must give the
+    /// certificate (`[tls]` with `cert` and `key`, or `self_signed = true`).
+    pub fn start_tls(extra_toml: &str) -> ServerProc {
+        Self::spawn(extra_toml, None, true)
+    }
+
+    /// The temporary folder the server's config lives in (for certificate files).
+    pub fn dir(&self) -> &std::path::Path {
+        &self._dir.path
     }
 
     /// Like `start`, with the server's log at `level` kept in a file (see `log`).
     pub fn start_logged(extra_toml: &str, level: &str) -> ServerProc {
-        Self::spawn(extra_toml, Some(level))
+        Self::spawn(extra_toml, Some(level), false)
     }
 
     /// Everything the server logged so far (only for `start_logged`).
@@ -61,8 +77,17 @@ impl ServerProc {
         std::fs::read_to_string(self._dir.path.join("server.log")).unwrap_or_default()
     }
 
-    fn spawn(extra_toml: &str, log_level: Option<&str>) -> ServerProc {
+    fn spawn(extra_toml: &str, log_level: Option<&str>, tls: bool) -> ServerProc {
         let dir = TempDir::new("onair-test");
+        Self::spawn_in(dir, extra_toml, log_level, tls)
+    }
+
+    /// `start_tls` with the config in `dir`, where the test has put certificate files.
+    pub fn start_tls_in(dir: TempDir, extra_toml: &str) -> ServerProc {
+        Self::spawn_in(dir, extra_toml, None, true)
+    }
+
+    fn spawn_in(dir: TempDir, extra_toml: &str, log_level: Option<&str>, tls: bool) -> ServerProc {
         let cfg = dir.path.join("onair.toml");
         std::fs::write(&cfg, extra_toml).expect("write config");
         let (level, stderr) = match log_level {
@@ -87,6 +112,11 @@ impl ServerProc {
                 "--config",
             ])
             .arg(&cfg)
+            .args(if tls {
+                &["--rtmps-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"][..]
+            } else {
+                &[][..]
+            })
             .env("RUST_LOG", level)
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -96,7 +126,7 @@ impl ServerProc {
         BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)
             .expect("read listening line");
-        // "onair listening rtmp=ADDR http=ADDR[ admin=ADDR]"
+        // "onair listening rtmp=ADDR http=ADDR[ admin=ADDR][ rtmps=ADDR https=ADDR tls_sha256=FP]"
         let optional = |k: &str| -> Option<SocketAddr> {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(k))
@@ -107,6 +137,12 @@ impl ServerProc {
             rtmp: field("rtmp="),
             http: field("http="),
             admin: optional("admin="),
+            rtmps: optional("rtmps="),
+            https: optional("https="),
+            tls_sha256: line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("tls_sha256="))
+                .map(str::to_string),
             child,
             _dir: dir,
         }

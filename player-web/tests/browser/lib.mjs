@@ -94,21 +94,26 @@ async function stopChild(child, ms = 10000) {
 }
 
 /** `onair serve` on 127.0.0.1 with OS-chosen ports, serving the built player. */
-export async function startServer({ toml = '', playerDir = join(playerRoot, 'dist') } = {}) {
+export async function startServer({ toml = '', playerDir = join(playerRoot, 'dist'), args = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'onair-web-'));
   const cfg = join(dir, 'onair.toml');
   writeFileSync(cfg, `[http]\nplayer_dir = ${JSON.stringify(playerDir)}\n${toml}\n`);
   const child = track(
-    spawn(onairBin(), ['serve', '--rtmp-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', '--config', cfg], {
+    spawn(onairBin(), ['serve', '--rtmp-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', '--config', cfg, ...args], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
     }),
   );
-  const m = await waitLine(child, /onair listening rtmp=(\S+) http=(\S+)/, 'the listening line');
-  const [, rtmp, http] = m;
+  const m = await waitLine(child, /onair listening rtmp=(\S+) http=(\S+)(.*)/, 'the listening line');
+  const [, rtmp, http, rest] = m;
+  // With `--https-addr` / `--rtmps-addr`: the TLS listeners.
+  const https = rest.match(/ https=(\S+)/)?.[1];
+  const rtmps = rest.match(/ rtmps=(\S+)/)?.[1];
   return {
     rtmp,
     http,
+    https,
+    rtmps,
     url: (p) => `http://${http}${p}`,
     rtmpUrl: (p) => `rtmp://${rtmp}/${p}`,
     async streams() {
@@ -154,7 +159,7 @@ export async function waitLive(server, app, name, ms = 30000) {
 }
 
 /** Headless Debian Chromium with a fresh profile, autoplay allowed. */
-export async function launchBrowser() {
+export async function launchBrowser({ args = [] } = {}) {
   const profile = mkdtempSync(join(tmpdir(), 'onair-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath(),
@@ -169,6 +174,7 @@ export async function launchBrowser() {
       '--disable-quic',
       '--disable-sync',
       '--autoplay-policy=no-user-gesture-required',
+      ...args,
     ],
   });
   return {

@@ -1,7 +1,8 @@
-//! Where the stream goes: an RTMP server (with reconnects and the drop-policy queue) or
-//! an FLV file.
+//! Where the stream goes: an RTMP or RTMPS server (with reconnects and the drop-policy
+//! queue) or an FLV file.
 
 pub mod file;
 pub mod queue;
 pub mod rate;
 pub mod rtmp;
+pub mod tls;

@@ -1,4 +1,5 @@
-//! Publishing over RTMP with rml_rtmp's `ClientSession` on a tokio runtime of its own:
+//! Publishing over RTMP (or RTMPS: the same over TLS, see `super::tls`) with rml_rtmp's
+//! `ClientSession` on a tokio runtime of its own:
 //! handshake, `connect`, `publish` (live), metadata, sequence headers, then frames popped
 //! from the shared `SendQueue`. When the server goes away it reconnects with backoff
 //! (250 ms doubling to 4 s) and resumes at a keyframe; the queue's drop policy keeps memory
@@ -18,8 +19,8 @@ use rml_rtmp::sessions::{
     PublishRequestType, StreamMetadata,
 };
 use rml_rtmp::time::RtmpTimestamp;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpSocket;
 use tokio::sync::Notify;
 use tokio::time::timeout;
 
@@ -38,10 +39,17 @@ pub const SEND_BUFFER: u32 = 256 * 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(4);
 
-/// `rtmp://HOST[:PORT]/APP/STREAM`, split.
+/// `rtmp://HOST[:PORT]/APP/STREAM` or `rtmps://…`, split.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtmpUrl {
+    /// `HOST:PORT`, to connect to.
     pub addr: String,
+    /// The host alone (brackets off), the name TLS checks the certificate against.
+    pub host: String,
+    /// rtmps://: RTMP over TLS.
+    pub tls: bool,
+    /// Accept any certificate (`--insecure`).
+    pub insecure: bool,
     pub app: String,
     pub stream: String,
     pub tc_url: String,
@@ -51,9 +59,12 @@ pub struct RtmpUrl {
 impl RtmpUrl {
     pub fn parse(url: &str) -> Result<Self, PushError> {
         let bad = |r: &str| PushError::bad("URL", format!("{url:?}: {r}"));
-        let rest = url
-            .strip_prefix("rtmp://")
-            .ok_or_else(|| bad("must start with rtmp://"))?;
+        let (tls, rest) = match (url.strip_prefix("rtmp://"), url.strip_prefix("rtmps://")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => return Err(bad("must start with rtmp:// or rtmps://")),
+        };
+        let port = if tls { 443 } else { 1935 };
         let (host, path) = rest.split_once('/').ok_or_else(|| bad("no /APP/STREAM"))?;
         let (app, stream) = path
             .split_once('/')
@@ -61,20 +72,25 @@ impl RtmpUrl {
         if host.is_empty() || app.is_empty() || stream.is_empty() {
             return Err(bad("host, app and stream must not be empty"));
         }
-        let addr = if host.starts_with('[') {
+        let (addr, bare) = if let Some(v6) = host.strip_prefix('[') {
+            let bare = v6.split_once(']').map_or(v6, |(h, _)| h);
             if host.contains("]:") {
-                host.to_string()
+                (host.to_string(), bare)
             } else {
-                format!("{host}:1935")
+                (format!("{host}:{port}"), bare)
             }
-        } else if host.contains(':') {
-            host.to_string()
+        } else if let Some((h, _)) = host.split_once(':') {
+            (host.to_string(), h)
         } else {
-            format!("{host}:1935")
+            (format!("{host}:{port}"), host)
         };
+        let scheme = if tls { "rtmps" } else { "rtmp" };
         Ok(Self {
-            tc_url: format!("rtmp://{addr}/{app}"),
+            tc_url: format!("{scheme}://{addr}/{app}"),
             addr,
+            host: bare.to_string(),
+            tls,
+            insecure: false,
             app: app.to_string(),
             stream: stream.to_string(),
             url: url.to_string(),
@@ -156,9 +172,14 @@ pub fn run_publisher(
             shared.stats.connected.store(false, Relaxed);
             match result {
                 Ok(()) => return Ok(()),
-                Err(reason) => {
+                Err(Failure { reason, permanent }) => {
                     let finished = shared.lock().is_finished();
-                    if stop.load(Relaxed) || finished {
+                    if permanent {
+                        // Retrying cannot help (a refused certificate): stop the sources too,
+                        // so the push ends now with this error.
+                        stop.store(true, Relaxed);
+                    }
+                    if stop.load(Relaxed) || finished || permanent {
                         return Err(PushError::Rtmp {
                             url: url.url.clone(),
                             reason,
@@ -176,15 +197,39 @@ pub fn run_publisher(
     })
 }
 
+/// Why an attempt ended; a `permanent` one (a refused certificate) ends the push.
+struct Failure {
+    reason: String,
+    permanent: bool,
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Self {
+        Failure {
+            reason,
+            permanent: false,
+        }
+    }
+}
+
+/// TCP, or TLS over TCP.
+trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+
 struct Conn {
-    sock: TcpStream,
+    sock: Box<dyn Transport>,
     session: Option<ClientSession>,
     buf: Vec<u8>,
 }
 
 impl Conn {
     async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
-        match timeout(WRITE_TIMEOUT, self.sock.write_all(bytes)).await {
+        // Flushed, since TLS may hold the last record back (a no-op on TCP).
+        let write = async {
+            self.sock.write_all(bytes).await?;
+            self.sock.flush().await
+        };
+        match timeout(WRITE_TIMEOUT, write).await {
             Ok(r) => r.map_err(|e| format!("write: {e}")),
             Err(_) => Err(format!("write blocked for {WRITE_TIMEOUT:?}")),
         }
@@ -270,7 +315,7 @@ async fn publish_once(
     shared: &Shared,
     metadata: &StreamMetadata,
     published: &mut bool,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let addr = tokio::net::lookup_host(&url.addr)
         .await
         .map_err(|e| format!("resolve {}: {e}", url.addr))?
@@ -290,6 +335,21 @@ async fn publish_once(
         .map_err(|_| format!("connect to {addr} timed out"))?
         .map_err(|e| format!("connect to {addr}: {e}"))?;
     sock.set_nodelay(true).map_err(|e| e.to_string())?;
+    let sock: Box<dyn Transport> = if url.tls {
+        let tls = timeout(
+            CONNECT_TIMEOUT,
+            super::tls::connect(sock, &url.host, url.insecure),
+        )
+        .await
+        .map_err(|_| format!("TLS handshake with {addr} timed out"))?
+        .map_err(|f| Failure {
+            reason: f.reason,
+            permanent: f.permanent,
+        })?;
+        Box::new(tls)
+    } else {
+        Box::new(sock)
+    };
     let mut c = Conn {
         sock,
         session: None,
@@ -407,9 +467,9 @@ async fn publish_once(
             _ = shared.notify.notified() => {}
             r = c.sock.read(&mut c.buf) => {
                 let n = match r {
-                    Ok(0) => return Err("server closed the connection".into()),
+                    Ok(0) => return Err(String::from("server closed the connection").into()),
                     Ok(n) => n,
-                    Err(e) => return Err(format!("read: {e}")),
+                    Err(e) => return Err(format!("read: {e}").into()),
                 };
                 let bytes = c.buf[..n].to_vec();
                 c.input(&bytes).await?;
@@ -450,6 +510,20 @@ mod tests {
         );
         let u = RtmpUrl::parse("rtmp://[::1]/live/a/b").unwrap();
         assert_eq!((u.addr.as_str(), u.stream.as_str()), ("[::1]:1935", "a/b"));
+        assert_eq!((u.host.as_str(), u.tls), ("::1", false));
+        let u = RtmpUrl::parse("rtmps://live.example.com/app/key").unwrap();
+        assert_eq!(
+            (u.addr.as_str(), u.host.as_str(), u.tls),
+            ("live.example.com:443", "live.example.com", true)
+        );
+        assert_eq!(u.tc_url, "rtmps://live.example.com:443/app");
+        let u = RtmpUrl::parse("rtmps://127.0.0.1:1936/live/t").unwrap();
+        assert_eq!(
+            (u.addr.as_str(), u.host.as_str()),
+            ("127.0.0.1:1936", "127.0.0.1")
+        );
+        let u = RtmpUrl::parse("rtmps://[::1]:8443/live/t").unwrap();
+        assert_eq!((u.addr.as_str(), u.host.as_str()), ("[::1]:8443", "::1"));
         for bad in [
             "http://x/a/b",
             "rtmp://host/app",

@@ -32,6 +32,7 @@ use crate::config::{ms, ApiConfig, HttpConfig};
 use crate::control::Control;
 use crate::hub::{parse_stream_name, Hub, Protocol, StreamKey};
 use crate::limits::accept_admitted;
+use crate::tls::Tls;
 use bytes::Bytes;
 
 #[derive(Clone)]
@@ -81,68 +82,101 @@ impl HttpContext {
     }
 }
 
+/// Accepts HTTP connections until `shutdown`. With `tls` it is the HTTPS listener: the
+/// same service over TLS, within the same connection limits as plain HTTP.
 pub async fn serve(
     listener: TcpListener,
     ctx: HttpContext,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    tls: Option<Arc<Tls>>,
 ) {
     let limiter = ctx.control.http_limiter.clone();
     let metrics = ctx.hub.metrics().clone();
+    let protocol = if tls.is_some() { "https" } else { "http" };
     while let Some((socket, peer, admission)) = accept_admitted(
         &listener,
         &limiter,
         Some(&ctx.control.bans),
         &metrics,
-        "http",
+        protocol,
         &shutdown,
     )
     .await
     {
         let mut ctx = ctx.clone();
         ctx.refresh();
-        let write_timeout = ms(ctx.hub.config().viewer_write_timeout_ms);
         let _ = socket.set_nodelay(true);
-        // A viewer whose socket accepts nothing for the timeout is cut off by the stream itself.
-        let mut io = TimeoutStream::new(socket);
-        io.set_write_timeout(Some(write_timeout));
-        let io = TokioIo::new(Box::pin(io));
-        let header_timeout = ms(ctx.cfg.header_read_timeout_ms);
-        let max_buf = ctx.cfg.max_header_bytes.max(8192);
         let shutdown = shutdown.clone();
-        // Closes this connection when its HTTP-FLV viewer is kicked.
-        let kill = CancellationToken::new();
-        let span = tracing::info_span!("http", peer = %peer);
+        let handshake_limit = ms(ctx.control.config().tls.handshake_timeout_ms);
+        let span = tracing::info_span!("http", peer = %peer, protocol);
+        let tls = tls.clone();
         tasks.spawn(
             async move {
-                let killed = kill.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let mut ctx = ctx.clone();
-                    ctx.refresh();
-                    let kill = kill.clone();
-                    async move { Ok::<_, Infallible>(route(&ctx, req, peer, &kill).await) }
-                });
-                let mut builder = hyper::server::conn::http1::Builder::new();
-                builder
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(header_timeout)
-                    .max_buf_size(max_buf);
-                let conn = builder.serve_connection(io, service);
-                tokio::pin!(conn);
-                tokio::select! {
-                    r = conn.as_mut() => if let Err(e) = r {
-                        tracing::debug!(error = %e, "http connection ended");
-                    },
-                    _ = shutdown.cancelled() => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), conn).await;
+                match tls {
+                    None => serve_connection(socket, ctx, peer, shutdown).await,
+                    Some(tls) => {
+                        let accepted = tokio::select! {
+                            r = tls.accept(socket, handshake_limit) => r,
+                            _ = shutdown.cancelled() => return,
+                        };
+                        match accepted {
+                            Ok(stream) => serve_connection(stream, ctx, peer, shutdown).await,
+                            Err(e) => {
+                                ctx.hub.metrics().refused(e.reason());
+                                tracing::warn!(error = %e, reason = e.reason(), "connection closed");
+                            }
+                        }
                     }
-                    _ = killed.cancelled() => tracing::info!("kicked by an operator"),
                 }
                 drop(admission);
             }
             .instrument(span),
         );
+    }
+}
+
+/// Runs hyper on one connection, plain or TLS, until it ends, `shutdown`, or a kick.
+async fn serve_connection<I>(
+    socket: I,
+    ctx: HttpContext,
+    peer: std::net::SocketAddr,
+    shutdown: CancellationToken,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let write_timeout = ms(ctx.hub.config().viewer_write_timeout_ms);
+    // A viewer whose socket accepts nothing for the timeout is cut off by the stream itself.
+    let mut io = TimeoutStream::new(socket);
+    io.set_write_timeout(Some(write_timeout));
+    let io = TokioIo::new(Box::pin(io));
+    let header_timeout = ms(ctx.cfg.header_read_timeout_ms);
+    let max_buf = ctx.cfg.max_header_bytes.max(8192);
+    // Closes this connection when its HTTP-FLV viewer is kicked.
+    let kill = CancellationToken::new();
+    let killed = kill.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let mut ctx = ctx.clone();
+        ctx.refresh();
+        let kill = kill.clone();
+        async move { Ok::<_, Infallible>(route(&ctx, req, peer, &kill).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(max_buf);
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => if let Err(e) = r {
+            tracing::debug!(error = %e, "http connection ended");
+        },
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), conn).await;
+        }
+        _ = killed.cancelled() => tracing::info!("kicked by an operator"),
     }
 }
 

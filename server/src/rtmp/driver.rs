@@ -1,5 +1,5 @@
 //! The one loop that runs an RTMP `Session` over a transport (anything AsyncRead +
-//! AsyncWrite: a TCP socket, the in-memory replay of `super::replay`, TLS next): it
+//! AsyncWrite: a TCP socket, the in-memory replay of `super::replay`, TLS): it
 //! reads bytes into the session, carries out its actions against the hub and the
 //! authorizer, answers its questions, and writes what it says to send. For players it
 //! also writes the hub's frames as RTMP chunks built once per frame. It moves bytes and
@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::error::ConnError;
@@ -44,17 +43,17 @@ pub struct Driver<T> {
     credential: Option<String>,
 }
 
-/// Runs a TCP connection to its end and logs why it ended. It stops when the client's
-/// kill token fires: at server shutdown, or at a kick, which the peer is told about first.
-pub async fn run(
-    socket: TcpStream,
+/// Runs a connection (TCP, or TLS over TCP) to its end and logs why it ended. It stops
+/// when the client's kill token fires: at server shutdown, or at a kick, which the peer is
+/// told about first.
+pub async fn run<T: AsyncRead + AsyncWrite + Unpin>(
+    socket: T,
     peer: SocketAddr,
     cfg: Arc<RtmpConfig>,
     hub: Hub,
     auth: Arc<Auth>,
     client: ClientHandle,
 ) {
-    let _ = socket.set_nodelay(true);
     let stop = client.kill_token().clone();
     let mut driver = Driver::new(socket, peer, cfg, hub, auth);
     driver.client = Some(client);

@@ -18,40 +18,66 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::config::ms;
 use crate::control::Control;
 use crate::hub::Hub;
 use crate::limits::accept_admitted;
+use crate::tls::Tls;
 
 /// Accepts RTMP connections until `shutdown`; each runs in its own task and span, with the
-/// config and credentials current when it was accepted.
+/// config and credentials current when it was accepted. With `tls` it is the RTMPS
+/// listener: the same driver over TLS, within the same connection limits as plain RTMP.
 pub async fn serve(
     listener: TcpListener,
     control: Arc<Control>,
     hub: Hub,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    tls: Option<Arc<Tls>>,
 ) {
     let metrics = hub.metrics().clone();
     let limiter = control.rtmp_limiter.clone();
+    let protocol = if tls.is_some() { "rtmps" } else { "rtmp" };
     while let Some((socket, peer, admission)) = accept_admitted(
         &listener,
         &limiter,
         Some(&control.bans),
         &metrics,
-        "rtmp",
+        protocol,
         &shutdown,
     )
     .await
     {
-        let span = tracing::info_span!("rtmp", peer = %peer, stream = tracing::field::Empty);
-        let (cfg, auth) = (Arc::new(control.config().rtmp.clone()), control.auth());
+        let span =
+            tracing::info_span!("rtmp", peer = %peer, protocol, stream = tracing::field::Empty);
+        let config = control.config();
+        let (cfg, auth) = (Arc::new(config.rtmp.clone()), control.auth());
+        let handshake_limit = ms(config.tls.handshake_timeout_ms);
         let client = control
             .clients
-            .register(peer, "rtmp", shutdown.child_token());
+            .register(peer, protocol, shutdown.child_token());
         let hub = hub.clone();
+        let tls = tls.clone();
+        let _ = socket.set_nodelay(true);
         tasks.spawn(
             async move {
-                driver::run(socket, peer, cfg, hub, auth, client).await;
+                match tls {
+                    None => driver::run(socket, peer, cfg, hub, auth, client).await,
+                    Some(tls) => {
+                        let stop = client.kill_token().clone();
+                        let accepted = tokio::select! {
+                            r = tls.accept(socket, handshake_limit) => r,
+                            _ = stop.cancelled() => return,
+                        };
+                        match accepted {
+                            Ok(stream) => driver::run(stream, peer, cfg, hub, auth, client).await,
+                            Err(e) => {
+                                hub.metrics().refused(e.reason());
+                                tracing::warn!(error = %e, reason = e.reason(), "connection closed");
+                            }
+                        }
+                    }
+                }
                 drop(admission);
             }
             .instrument(span),

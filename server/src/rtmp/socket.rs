@@ -63,5 +63,9 @@ pub async fn write_all_vectored<T: AsyncWrite + Unpin>(
             offset = 0;
         }
     }
+    // A TLS stream may hold the last record back until flushed (a no-op on TCP).
+    tokio::time::timeout(limit, io.flush())
+        .await
+        .map_err(|_| ConnError::WriteTimeout(limit))??;
     Ok(())
 }
