@@ -985,7 +985,11 @@ mod tests {
         let mut s = published("hevc");
         actions(&mut s);
         // Enhanced RTMP AC-3 audio: known by name, not carried.
-        s.push(&message(TYPE_AUDIO, 0, &[0x90, b'a', b'c', b'-', b'3', 1, 2, 3]));
+        s.push(&message(
+            TYPE_AUDIO,
+            0,
+            &[0x90, b'a', b'c', b'-', b'3', 1, 2, 3],
+        ));
         let a = actions(&mut s);
         let out = sent(&a);
         assert!(says(&out, "NetStream.Publish.Failed"));
