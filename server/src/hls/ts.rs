@@ -627,4 +627,72 @@ pub(crate) mod tests {
             .write_audio(&mut out, &audio(0, 5), &speex, false)
             .is_err());
     }
+
+    /// HEVC: PMT stream type 0x24 on the video PID; an IRAP access unit goes out as AUD,
+    /// VPS, SPS, PPS (from hvcC), then its slice, all Annex B; an inter frame gets the AUD
+    /// and its slice only. hvcC is FFmpeg 8's (from the eflv test vectors).
+    #[test]
+    fn hevc_gets_stream_type_0x24_and_parameter_sets_before_each_irap() {
+        use onair_shared::flv::{FlvDemuxer, FlvEvent};
+        let mut d = FlvDemuxer::new(1 << 20);
+        d.push(include_bytes!("../../../shared/src/eflv/testdata/hevc.flv"));
+        let mut r = onair_shared::ingest::TagReader::new();
+        let mut config = None;
+        while let Some(ev) = d.next_event().unwrap() {
+            if let FlvEvent::Tag(t) = ev {
+                if t.tag_type == onair_shared::flv::TAG_VIDEO {
+                    if let Some(c) = r.video_tag(t.timestamp, &t.body).unwrap().config {
+                        config = Some(c);
+                        break;
+                    }
+                }
+            }
+        }
+        let config = config.expect("hvcC");
+        let hvcc = config.hevc().expect("HEVC params").clone();
+        let frame = |key: bool, nal_type: u8| Frame {
+            kind: onair_shared::MediaKind::Video,
+            track: 0,
+            codec: Codec::Hevc,
+            dts: 40,
+            cts: 80,
+            nanos: 0,
+            keyframe: key,
+            data: Bytes::from(vec![0, 0, 0, 3, nal_type << 1, 1, 0xaf]),
+        };
+        let mut m = TsMuxer::default();
+        let mut out = Vec::new();
+        m.write_tables_for(&mut out, Some(StreamType::H265), None)
+            .unwrap();
+        m.write_hevc(&mut out, &frame(true, 19), &hvcc).unwrap();
+        let key_end = out.len();
+        m.write_hevc(&mut out, &frame(false, 1), &hvcc).unwrap();
+        let ps = packets(&out);
+        // PMT: stream type 0x24 on PID 0x100 (after the 12-byte section header + pointer).
+        let pmt = &ps[1].4;
+        let es = &pmt[13..];
+        assert_eq!(es[0], 0x24, "HEVC stream type");
+        assert_eq!((((es[1] as u16) & 0x1f) << 8) | es[2] as u16, PID_VIDEO);
+        // The IRAP PES: random access flagged, PTS and DTS, then the Annex B stream.
+        let key: Vec<_> = packets(&out[188 * 2..key_end]);
+        assert!(key.iter().all(|p| p.0 == PID_VIDEO));
+        assert_eq!(key[0].3[0] & 0x40, 0x40, "random access indicator");
+        let pes: Vec<u8> = key.iter().flat_map(|p| p.4.clone()).collect();
+        assert_eq!(&pes[..3], &[0, 0, 1], "PES start code");
+        assert_eq!(pes[7] >> 6, 3, "PTS and DTS");
+        let annexb = &pes[9 + pes[8] as usize..];
+        let mut want = vec![0, 0, 0, 1, 0x46, 0x01, 0x50];
+        for ps in hvcc.vps.iter().chain(&hvcc.sps).chain(&hvcc.pps) {
+            want.extend_from_slice(&[0, 0, 0, 1]);
+            want.extend_from_slice(ps);
+        }
+        want.extend_from_slice(&[0, 0, 1, 19 << 1, 1, 0xaf]);
+        assert_eq!(annexb, &want[..]);
+        let inter: Vec<u8> = packets(&out[key_end..])
+            .iter()
+            .flat_map(|p| p.4.clone())
+            .collect();
+        let annexb = &inter[9 + inter[8] as usize..];
+        assert_eq!(annexb, &[0, 0, 0, 1, 0x46, 0x01, 0x50, 0, 0, 1, 2, 1, 0xaf]);
+    }
 }
