@@ -262,7 +262,7 @@ fn eflv_rewritten_flv_decodes_in_ffmpeg8() {
     let dir = TempDir::new("onair-eflv");
     let cases = [
         ("hevc_aac.mp4", ("hevc", 320, 240), &["aac"][..]),
-        ("av1_opus.mkv", ("av1", 320, 240), &["opus"][..]),
+        ("av1_opus_aom.mkv", ("av1", 320, 240), &["opus"][..]),
         ("vp9_opus.mkv", ("vp9", 320, 240), &["opus"][..]),
         // The second AAC track is Multitrack on the wire: only track 0 is written back.
         ("h264_aac_aac.mp4", ("h264", 320, 240), &["aac"][..]),
@@ -361,7 +361,7 @@ const HEVC_AAC: RoundTrip = RoundTrip {
 };
 
 const AV1_OPUS: RoundTrip = RoundTrip {
-    fixture: "av1_opus.mkv",
+    fixture: "av1_opus_aom.mkv",
     announce: "av01,Opus",
     video: ("av1", 320, 240),
     audio: &["opus"],
