@@ -942,6 +942,17 @@ mod tests {
         assert!(says(&sent(&a), "NetStream.Play.Start"));
         assert_eq!(s.playing(), Some(1));
         assert!(says(&s.stream_ended(), "NetStream.Play.UnpublishNotify"));
+        // A legacy player (no fourCcList) of a stream that turns out to be HEVC.
+        assert!(!s.client_caps().announces("hvc1"));
+        s.play_refused(Codec::Hevc);
+        let a = actions(&mut s);
+        let out = sent(&a);
+        assert!(says(&out, "NetStream.Play.Failed"));
+        assert!(says(&out, "codec hevc was not announced"));
+        assert!(matches!(
+            a.last(),
+            Some(Action::Close(ConnError::PlayRefused(_)))
+        ));
     }
 
     #[test]
