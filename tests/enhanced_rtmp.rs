@@ -384,7 +384,19 @@ const H264_AAC_AAC: RoundTrip = RoundTrip {
 
 #[test]
 fn ffmpeg8_hevc_aac_round_trip_over_rtmp_and_http_flv() {
-    round_trip("a", &HEVC_AAC, |_| {});
+    round_trip("a", &HEVC_AAC, |server| {
+        let s = server.stream("live", "a").expect("listed");
+        assert_eq!(s["video"]["codec"], "hevc", "{s}");
+        assert_eq!(s["video"]["profile"], "Main", "{s}");
+        assert_eq!(s["video"]["width"], 320, "{s}");
+        assert!(
+            s["video"]["codec_string"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("hvc1.1.")),
+            "{s}"
+        );
+        assert_eq!(s["audio"]["codec"], "aac", "{s}");
+    });
 }
 
 #[test]
@@ -394,7 +406,18 @@ fn ffmpeg8_av1_opus_round_trip_over_rtmp_and_http_flv() {
 
 #[test]
 fn ffmpeg8_vp9_opus_round_trip_over_rtmp_and_http_flv() {
-    round_trip("c", &VP9_OPUS, |_| {});
+    round_trip("c", &VP9_OPUS, |server| {
+        // vpcC has no picture size: the API's comes from the first keyframe's header.
+        let s = server.stream("live", "c").expect("listed");
+        assert_eq!(s["video"]["codec"], "vp9", "{s}");
+        assert_eq!(
+            (s["video"]["width"].as_u64(), s["video"]["height"].as_u64()),
+            (Some(320), Some(240)),
+            "{s}"
+        );
+        assert_eq!(s["video"]["profile"], "Profile 0", "{s}");
+        assert!(s["video"]["fps"].as_f64().is_some_and(|f| f > 10.0), "{s}");
+    });
 }
 
 #[test]
