@@ -137,17 +137,17 @@ fn bad_inputs_are_refused_and_the_live_stream_is_untouched() {
         assert!(c.saw("NetStream.Play.StreamNotFound"));
     });
 
-    check("an HEVC publisher", &mut || {
+    check("an AC-3 publisher", &mut || {
         let mut c = RawRtmp::connect(server.rtmp);
         c.handshake();
         c.connect_app("live");
-        c.publish("hevc");
-        // Enhanced RTMP: ex-header, keyframe, sequence start, FourCC hvc1.
-        c.message(6, 9, 1, 0, &[0x90, b'h', b'v', b'c', b'1', 1, 2, 3, 4]);
-        closed(&mut c, "hevc publisher");
+        c.publish("ac3");
+        // Enhanced RTMP audio: SoundFormat 9, sequence start, FourCC ac-3.
+        c.message(6, 8, 1, 0, &[0x90, b'a', b'c', b'-', b'3', 1, 2, 3, 4]);
+        closed(&mut c, "ac-3 publisher");
         assert!(c.saw("NetStream.Publish.Start"));
         assert!(
-            c.saw("unsupported video codec hevc"),
+            c.saw("unsupported audio codec ac3"),
             "refusal names the codec"
         );
     });
@@ -197,7 +197,8 @@ fn a_refused_publisher_reads_the_status_then_an_orderly_close_not_a_reset() {
     c.handshake();
     c.connect_app("live");
     c.publish("hevc");
-    // Enhanced RTMP HEVC: sequence start, then 300 KB of coded frames sent without reading.
+    // Enhanced RTMP HEVC with an unreadable hvcC, then 300 KB of coded frames sent
+    // without reading.
     c.message(6, 9, 1, 0, &[0x90, b'h', b'v', b'c', b'1', 1, 2, 3, 4]);
     let mut frame = vec![0x91, b'h', b'v', b'c', b'1', 0, 0, 0];
     frame.resize(4096, 0x42);
@@ -214,7 +215,7 @@ fn a_refused_publisher_reads_the_status_then_an_orderly_close_not_a_reset() {
         }
     };
     assert!(
-        c.saw("NetStream.Publish.Failed") && c.saw("unsupported video codec hevc"),
+        c.saw("NetStream.Publish.Failed") && c.saw("malformed hevc configuration"),
         "the status naming the codec arrives"
     );
     if let Err(e) = end {
@@ -223,4 +224,101 @@ fn a_refused_publisher_reads_the_status_then_an_orderly_close_not_a_reset() {
             e.kind()
         );
     }
+}
+
+/// Issue 10, done-when 6: bad Enhanced RTMP input. Each publisher is refused with
+/// `NetStream.Publish.Failed` saying what was wrong, the server logs it, and another
+/// stream's viewer keeps receiving.
+#[test]
+fn bad_enhanced_rtmp_closes_with_a_status_and_a_log_line() {
+    let mut server = ServerProc::start_logged("", "warn");
+    let _push = ffmpeg_push(&server.rtmp_url("live/t"));
+    server.wait_live("live", "t");
+    let viewer = Watcher::start(&server, "/live/t.flv");
+    viewer.assert_flowing(0, "start");
+
+    // A real hvcC (FFmpeg 8's, from the eflv test vectors), for the codec change.
+    let hvcc = {
+        let mut d = onair_shared::flv::FlvDemuxer::new(1 << 20);
+        d.push(include_bytes!("../shared/src/eflv/testdata/hevc.flv"));
+        let mut r = onair_shared::ingest::TagReader::new();
+        let mut found = None;
+        while let Ok(Some(ev)) = d.next_event() {
+            if let onair_shared::flv::FlvEvent::Tag(t) = ev {
+                if t.tag_type == 9 {
+                    if let Ok(got) = r.video_tag(0, &t.body) {
+                        if let Some(c) = got.config {
+                            found = Some(c.record);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        found.expect("hvcC in the test vector")
+    };
+    let mut hevc_start = b"\x90hvc1".to_vec();
+    hevc_start.extend_from_slice(&hvcc);
+    // Legacy H.264 sequence header (avcC with one SPS and PPS).
+    let avc_start: &[u8] = &[
+        0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 26, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9,
+        0x40, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03,
+        0xc0, 0xf1, 0x83, 0x19, 0x60, 1, 0, 6, 0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0,
+    ];
+    // ManyTracks CodedFrames of hvc1: track 0 declares 64 KiB, 3 bytes follow.
+    let truncated_tracks: &[u8] = &[0x96, 0x11, b'h', b'v', b'c', b'1', 0, 0x01, 0, 0, 1, 2, 3];
+    // ModEx entries (unknown type 1) chained past the limit.
+    let mut modex_loop = vec![0x97];
+    for _ in 0..40 {
+        modex_loop.extend_from_slice(&[2, 0, 0, 0, 0x17]);
+    }
+    let cases: Vec<(&str, Vec<Vec<u8>>, &str)> = vec![
+        (
+            "malformed ex-header",
+            vec![vec![0x90, b'h', b'v']],
+            "FourCC truncated",
+        ),
+        (
+            "unknown FourCC",
+            vec![vec![0x90, b'x', b'v', b'i', b'd', 1, 2]],
+            "\"xvid\" is not a codec onair knows",
+        ),
+        (
+            "truncated multitrack sizes",
+            vec![truncated_tracks.to_vec()],
+            "declares 65536 bytes",
+        ),
+        (
+            "ModEx size loop",
+            vec![modex_loop],
+            "ModEx entries in one message",
+        ),
+        (
+            "codec change mid-stream",
+            vec![avc_start.to_vec(), hevc_start],
+            "codec change on Video track 0 from h264 to hevc",
+        ),
+    ];
+    for (i, (what, messages, says)) in cases.into_iter().enumerate() {
+        viewer.across(what, &mut || {
+            let mut c = RawRtmp::connect(server.rtmp);
+            c.handshake();
+            c.connect_app("live");
+            c.publish(&format!("bad{i}"));
+            for (n, m) in messages.iter().enumerate() {
+                c.message(6, 9, 1, n as u32 * 33, m);
+            }
+            closed(&mut c, what);
+            assert!(c.saw("NetStream.Publish.Failed"), "{what}: a status");
+            assert!(c.saw(says), "{what}: the status says {says:?}");
+            wait_until(&format!("{what} in the log"), CLOSE_LIMIT, || {
+                server.log().contains(says)
+            });
+        });
+    }
+    assert!(server.is_running(), "no panic");
+    assert!(!server.log().contains("panicked"), "no panic in the log");
+    let live = server.stream("live", "t").expect("stream listed");
+    assert_eq!(live["live"], true);
+    assert_eq!(live["viewers"]["flv"], 1);
 }

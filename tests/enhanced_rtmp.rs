@@ -1,22 +1,16 @@
-//! Issue 10, done-when 2: FFmpeg 8 (the libraries PyAV bundles, in `.venv-av` from
+//! Issue 10, done-when 2 and 3: FFmpeg 8 (the libraries PyAV bundles, in `.venv-av` from
 //! `scripts/install-deps.sh`) publishes fixtures by stream copy and reads them back over RTMP
 //! (announcing the codecs in connect) and HTTP-FLV. The fixtures are encoded once into
 //! `target/fixtures/` by `tests/peers/fixtures.py`; nothing is encoded live.
 //!
-//! Today's server carries H.264 + AAC, so that round trip runs here, and HEVC is refused.
-//! Each enhanced case becomes one more `RoundTrip` passed to `round_trip` once the server
-//! carries it:
-//!   (a) `hevc_aac.mp4`, announce `hvc1,mp4a`, video ("hevc", 320, 240), audio ["aac"];
-//!   (b) `av1_opus.mkv`, announce `av01,Opus`, video ("av1", 320, 240), audio ["opus"];
-//!   (c) `vp9_opus.mkv`, announce `vp09,Opus`, video ("vp9", 320, 240), audio ["opus"];
-//!   (d) `h264_aac_aac.mp4`, announce `avc1,mp4a`, audio ["aac"] (players get track 0 only),
-//!       plus a check that `/api/streams` lists both audio tracks.
-//! The HEVC refusal test then becomes: ffprobe 5.1 plays (a) over RTMP without announcing
-//! hvc1 and gets a status naming hevc.
+//! Round trips: (a) HEVC + AAC, (b) AV1 + Opus, (c) VP9 + Opus, (d) H.264 + AAC plus a
+//! second AAC track (Multitrack: players get track 0, `/api/streams` lists both), and plain
+//! H.264 + AAC. ffprobe 5.1, which announces no FourCC, gets `NetStream.Play.Failed` naming
+//! hevc. HLS: (a) plays over MPEG-TS HLS; (b) gets a 404 saying TS cannot carry AV1/Opus.
 //!
-//! Until then, `eflv_rewritten_flv_decodes_in_ffmpeg8` checks the bytes those outputs will
-//! send: FFmpeg 8's own Enhanced FLV of each fixture, parsed by `eflv` and written back by
-//! `eflv::write` (track 0, no Metadata or Multitrack), must decode in FFmpeg 8.
+//! `eflv_rewritten_flv_decodes_in_ffmpeg8` checks the `eflv` writer on its own: FFmpeg 8's
+//! Enhanced FLV of each fixture, parsed and written back (track 0, no Metadata or
+//! Multitrack), must decode in FFmpeg 8.
 
 mod common;
 
@@ -178,7 +172,7 @@ fn check_readback(r: &serde_json::Value, case: &RoundTrip) {
 }
 
 /// Publishes the case, then reads it back over RTMP and HTTP-FLV at the same time.
-fn round_trip(name: &str, case: &RoundTrip) {
+fn round_trip(name: &str, case: &RoundTrip, also: impl FnOnce(&ServerProc)) {
     let server = ServerProc::start("");
     // Two loops (16 s) so the stream outlives both 5 s reads with room for a slow start.
     let _publisher = publish(&server, name, case.fixture, 2);
@@ -191,11 +185,12 @@ fn round_trip(name: &str, case: &RoundTrip) {
     eprintln!("{name} over RTMP: {rtmp}\n{name} over HTTP-FLV: {flv}");
     check_readback(&rtmp, case);
     check_readback(&flv, case);
+    also(&server);
 }
 
 #[test]
 fn ffmpeg8_h264_aac_round_trip_over_rtmp_and_http_flv() {
-    round_trip("d", &H264_AAC);
+    round_trip("d", &H264_AAC, |_| {});
 }
 
 /// FFmpeg 8's FLV of `fixture`, every message through `eflv` parse and write, track 0 only.
@@ -267,7 +262,7 @@ fn eflv_rewritten_flv_decodes_in_ffmpeg8() {
     let dir = TempDir::new("onair-eflv");
     let cases = [
         ("hevc_aac.mp4", ("hevc", 320, 240), &["aac"][..]),
-        ("av1_opus.mkv", ("av1", 320, 240), &["opus"][..]),
+        ("av1_opus_aom.mkv", ("av1", 320, 240), &["opus"][..]),
         ("vp9_opus.mkv", ("vp9", 320, 240), &["opus"][..]),
         // The second AAC track is Multitrack on the wire: only track 0 is written back.
         ("h264_aac_aac.mp4", ("h264", 320, 240), &["aac"][..]),
@@ -358,32 +353,203 @@ fn ffmpeg8_player_announces_fourccs_that_client_caps_reads() {
     assert!(!caps.accepts(Codec::Vp9) && !caps.accepts(Codec::Flac));
 }
 
+const HEVC_AAC: RoundTrip = RoundTrip {
+    fixture: "hevc_aac.mp4",
+    announce: "hvc1,mp4a",
+    video: ("hevc", 320, 240),
+    audio: &["aac"],
+};
+
+const AV1_OPUS: RoundTrip = RoundTrip {
+    fixture: "av1_opus_aom.mkv",
+    announce: "av01,Opus",
+    video: ("av1", 320, 240),
+    audio: &["opus"],
+};
+
+const VP9_OPUS: RoundTrip = RoundTrip {
+    fixture: "vp9_opus.mkv",
+    announce: "vp09,Opus",
+    video: ("vp9", 320, 240),
+    audio: &["opus"],
+};
+
+/// Players get track 0 only: one audio stream.
+const H264_AAC_AAC: RoundTrip = RoundTrip {
+    fixture: "h264_aac_aac.mp4",
+    announce: "avc1,mp4a",
+    video: ("h264", 320, 240),
+    audio: &["aac"],
+};
+
 #[test]
-fn ffmpeg8_hevc_publish_is_refused_naming_hevc() {
+fn ffmpeg8_hevc_aac_round_trip_over_rtmp_and_http_flv() {
+    round_trip("a", &HEVC_AAC, |server| {
+        let s = server.stream("live", "a").expect("listed");
+        assert_eq!(s["video"]["codec"], "hevc", "{s}");
+        assert_eq!(s["video"]["profile"], "Main", "{s}");
+        assert_eq!(s["video"]["width"], 320, "{s}");
+        assert!(
+            s["video"]["codec_string"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("hvc1.1.")),
+            "{s}"
+        );
+        assert_eq!(s["audio"]["codec"], "aac", "{s}");
+    });
+}
+
+#[test]
+fn ffmpeg8_av1_opus_round_trip_over_rtmp_and_http_flv() {
+    round_trip("b", &AV1_OPUS, |_| {});
+}
+
+#[test]
+fn ffmpeg8_vp9_opus_round_trip_over_rtmp_and_http_flv() {
+    round_trip("c", &VP9_OPUS, |server| {
+        // vpcC has no picture size: the API's comes from the first keyframe's header.
+        let s = server.stream("live", "c").expect("listed");
+        assert_eq!(s["video"]["codec"], "vp9", "{s}");
+        assert_eq!(
+            (s["video"]["width"].as_u64(), s["video"]["height"].as_u64()),
+            (Some(320), Some(240)),
+            "{s}"
+        );
+        assert_eq!(s["video"]["profile"], "Profile 0", "{s}");
+        assert!(s["video"]["fps"].as_f64().is_some_and(|f| f > 10.0), "{s}");
+    });
+}
+
+#[test]
+fn ffmpeg8_multitrack_round_trip_serves_track_0_and_lists_both_audio_tracks() {
+    round_trip("d2", &H264_AAC_AAC, |server| {
+        let s = server.stream("live", "d2").expect("stream in /api/streams");
+        let tracks = s["tracks"].as_array().expect("tracks list");
+        let audio: Vec<_> = tracks
+            .iter()
+            .filter(|t| t["kind"] == "audio")
+            .map(|t| (t["track"].as_u64(), t["codec"].as_str()))
+            .collect();
+        assert_eq!(
+            audio,
+            vec![(Some(0), Some("aac")), (Some(1), Some("aac"))],
+            "{s}"
+        );
+        assert!(tracks
+            .iter()
+            .any(|t| t["kind"] == "video" && t["codec"] == "h264" && t["width"] == 320));
+    });
+}
+
+/// ffprobe 5.1 announces no FourCC: playing HEVC over RTMP fails cleanly, naming hevc,
+/// and the server says why in its log.
+#[test]
+fn legacy_player_gets_a_clean_failure_naming_hevc() {
+    require("ffprobe");
     let server = ServerProc::start_logged("", "info");
+    let _publisher = publish(&server, "a", HEVC_AAC.fixture, 2);
+    server.wait_live("live", "a");
     let started = Instant::now();
-    let out = peer("publish.py")
+    let out = Command::new("ffprobe")
+        .args(["-hide_banner", "-v", "info", "-rw_timeout", "10000000"])
         .arg(server.rtmp_url("live/a"))
-        .arg(fixtures().join("hevc_aac.mp4"))
         .stdin(Stdio::null())
         .output()
-        .expect("run publish.py");
-    let took = started.elapsed();
-    let r = report(&out, "hevc publish");
+        .expect("run ffprobe");
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
-        "an HEVC publish is not accepted today: {r}"
-    );
-    assert!(!r["error"].is_null(), "{r}");
-    // Refused at the sequence start, not after the 8 s file: a loose bound (3x a second).
-    assert!(took < Duration::from_secs(5), "refusal took {took:?}: {r}");
-    wait_until(
-        "the refusal in the server log",
-        Duration::from_secs(5),
-        || server.log().contains("unsupported video codec hevc"),
+        "ffprobe 5.1 must not play HEVC: {stderr}"
     );
     assert!(
-        server.stream("live", "a").is_none_or(|s| s["live"] != true),
-        "the refused stream is not live"
+        stderr.contains("codec hevc was not announced"),
+        "the server's status names hevc: {stderr}"
     );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a clean failure, not a timeout: {stderr}"
+    );
+    wait_until("the refusal in the log", Duration::from_secs(5), || {
+        server.log().contains("codec hevc was not announced")
+    });
+}
+
+/// Done-when 3: (a) HEVC + AAC plays over HLS (MPEG-TS, HEVC as stream type 0x24) in FFmpeg
+/// with both tracks and no decode error; `/api/streams` says HLS is available.
+#[test]
+fn ffmpeg8_hevc_aac_plays_over_hls_with_both_tracks() {
+    let server = ServerProc::start("");
+    let _publisher = publish(&server, "ha", HEVC_AAC.fixture, 2);
+    server.wait_live("live", "ha");
+    wait_until("2 HLS segments listed", Duration::from_secs(30), || {
+        let (status, body) = http_get(server.http, "/live/ha.m3u8");
+        status == 200
+            && String::from_utf8_lossy(&body)
+                .lines()
+                .filter(|l| l.ends_with(".ts") || l.contains(".ts?"))
+                .count()
+                >= 2
+    });
+    let r = readback(&server.http_url("live/ha.m3u8"), 4, None);
+    eprintln!("hevc over HLS: {r}");
+    assert!(r["error"].is_null(), "{r}");
+    assert_eq!(r["decode_errors"], serde_json::json!([]), "{r}");
+    assert_eq!(r["log_errors"], serde_json::json!([]), "{r}");
+    let streams = r["streams"].as_array().expect("streams");
+    let codecs: Vec<_> = streams.iter().map(|s| s["codec"].as_str()).collect();
+    assert_eq!(codecs, vec![Some("hevc"), Some("aac")], "{r}");
+    assert_eq!(
+        (streams[0]["width"].as_u64(), streams[0]["height"].as_u64()),
+        (Some(320), Some(240))
+    );
+    // A live HLS read gets the segments listed (several seconds) at once; loose bounds.
+    for s in streams {
+        let n = r["frames"][&s["index"].to_string()].as_u64().unwrap_or(0);
+        assert!(n >= 30, "stream {} decoded {n} frames: {r}", s["index"]);
+    }
+    let s = server.stream("live", "ha").expect("listed");
+    assert_eq!(s["hls"]["available"], true, "{s}");
+    assert_eq!(s["video"]["codec"], "hevc", "{s}");
+    assert_eq!(s["video"]["profile"], "Main", "{s}");
+}
+
+/// (b) AV1 + Opus: TS cannot carry them, so the `.m3u8` answers 404 saying so, and the API
+/// lists HLS as unavailable with the reason, with the real codecs and size.
+#[test]
+fn av1_opus_stream_says_hls_cannot_carry_it() {
+    let server = ServerProc::start("");
+    let _publisher = publish(&server, "hb", AV1_OPUS.fixture, 1);
+    server.wait_live("live", "hb");
+    wait_until("the AV1 configuration", Duration::from_secs(10), || {
+        server
+            .stream("live", "hb")
+            .is_some_and(|s| s["video"]["codec"] == "av1" && s["audio"]["codec"] == "opus")
+    });
+    let (status, body) = http_get(server.http, "/live/hb.m3u8");
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("MPEG-TS") && body.contains("av1"), "{body}");
+    let s = server.stream("live", "hb").expect("listed");
+    assert_eq!(s["hls"]["available"], false, "{s}");
+    assert!(
+        s["hls"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("av1 or opus"),
+        "{s}"
+    );
+    assert_eq!(
+        (s["video"]["width"].as_u64(), s["video"]["height"].as_u64()),
+        (Some(320), Some(240)),
+        "{s}"
+    );
+    assert!(
+        s["video"]["codec_string"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("av01."),
+        "{s}"
+    );
+    assert_eq!(s["audio"]["codec_string"], "opus", "{s}");
+    assert_eq!(s["audio"]["sample_rate"], 48000, "{s}");
 }

@@ -10,20 +10,64 @@ export function formatResolution(w, h) {
   return w > 0 && h > 0 ? `${w}×${h}` : '–';
 }
 
-const VIDEO_NAMES = { h264: 'H.264', avc: 'H.264', hevc: 'HEVC', h265: 'HEVC', av1: 'AV1' };
-const AUDIO_NAMES = { aac: 'AAC', mp3: 'MP3', opus: 'Opus' };
+const VIDEO_NAMES = { h264: 'H.264', avc: 'H.264', hevc: 'HEVC', h265: 'HEVC', av1: 'AV1', vp9: 'VP9' };
+const AUDIO_NAMES = { aac: 'AAC', mp3: 'MP3', opus: 'Opus', flac: 'FLAC' };
+
+/** A codec's name for people ("HEVC", "Opus") from the API's ("hevc", "opus"). */
+export function codecName(codec) {
+  const c = String(codec).toLowerCase();
+  return VIDEO_NAMES[c] || AUDIO_NAMES[c] || String(codec);
+}
+
+/** Codecs mpegts.js 1.8 reads out of (Enhanced) FLV: it has no VP9 reader. */
+const FLV_VIDEO = ['h264', 'hevc', 'av1'];
+const FLV_AUDIO = ['aac', 'mp3', 'opus', 'flac'];
+
+/**
+ * Why this browser cannot play a stream over `proto`, in words, or null when it can (or
+ * when the API does not say enough to tell). `isTypeSupported` is
+ * `MediaSource.isTypeSupported`, asked with the RFC 6381 string from /api/streams.
+ */
+export function playbackProblem(s, proto, isTypeSupported) {
+  if (!s) return null;
+  if (proto === 'hls') {
+    if (s.hls && s.hls.available === false) return s.hls.reason || 'HLS cannot carry this stream.';
+    return null;
+  }
+  const problems = [];
+  for (const [kind, known, mime] of [
+    ['video', FLV_VIDEO, 'video/mp4'],
+    ['audio', FLV_AUDIO, 'audio/mp4'],
+  ]) {
+    const t = s[kind];
+    if (!t) continue;
+    const codec = String(t.codec).toLowerCase();
+    if (!known.includes(codec)) {
+      problems.push(`the browser player cannot read ${codecName(codec)} from HTTP-FLV`);
+      continue;
+    }
+    // mpegts.js hands MP3 over as audio/mpeg, which every MSE browser takes.
+    if (codec === 'mp3' || !t.codec_string || typeof isTypeSupported !== 'function') continue;
+    if (!isTypeSupported(`${mime}; codecs="${t.codec_string}"`)) {
+      problems.push(`this browser cannot decode ${codecName(codec)} (${t.codec_string})`);
+    }
+  }
+  if (!problems.length) return null;
+  const text = problems.join('; ');
+  return `${text[0].toUpperCase()}${text.slice(1)}. Try another browser, or a player such as ffplay or VLC over RTMP.`;
+}
 
 /** "H.264 High 3.1 · AAC 48 kHz stereo" from an /api/streams entry. */
 export function formatCodecs(s) {
   const parts = [];
   if (s.video) {
     const v = s.video;
-    const name = VIDEO_NAMES[String(v.codec).toLowerCase()] || String(v.codec);
+    const name = codecName(v.codec);
     parts.push([name, v.profile, v.level != null ? String(v.level) : null].filter(Boolean).join(' '));
   }
   if (s.audio) {
     const a = s.audio;
-    const name = AUDIO_NAMES[String(a.codec).toLowerCase()] || String(a.codec);
+    const name = codecName(a.codec);
     const rate = a.sample_rate ? `${+(a.sample_rate / 1000).toFixed(1)} kHz` : null;
     const ch = a.channels === 1 ? 'mono' : a.channels === 2 ? 'stereo' : a.channels ? `${a.channels} ch` : null;
     parts.push([name, rate, ch].filter(Boolean).join(' '));

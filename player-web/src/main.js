@@ -18,6 +18,7 @@ import {
   formatResolution,
   mediaUrls,
   parsePlayerQuery,
+  playbackProblem,
   playerHref,
 } from './format.js';
 
@@ -39,6 +40,7 @@ const ui = {
   dropped: $('dropped'),
   avsync: $('avsync'),
   via: $('via'),
+  codecs: $('codecs'),
   banner: $('banner'),
   unmute: $('unmute'),
   play: $('play'),
@@ -330,6 +332,18 @@ function step() {
     retryAt,
     lastProgressAt,
   });
+  ui.codecs.textContent = currentInfo ? formatCodecs(currentInfo) : '–';
+  // A codec this browser (or the player's demuxer) cannot handle: say so in words rather
+  // than show a black picture.
+  const problem =
+    currentState === 'live' && window.MediaSource
+      ? playbackProblem(currentInfo, current.proto, (t) => MediaSource.isTypeSupported(t))
+      : null;
+  if (problem) {
+    if (engine || starting) stopEngine();
+    setBanner('unsupported', problem);
+    return;
+  }
   if (d.action === 'stop') stopEngine();
   if (d.action === 'restart') {
     console.warn('onair: playback stalled, starting again');
@@ -418,9 +432,9 @@ function stopEngine() {
   if (video) video.playbackRate = 1;
 }
 
-function setBanner(state) {
+function setBanner(state, text) {
   const b = ui.banner;
-  if (b.dataset.state === (state || '')) return;
+  if (b.dataset.state === (state || '') && (state !== 'unsupported' || b.textContent === text)) return;
   b.dataset.state = state || '';
   b.hidden = !state;
   renderOverlay(performance.now());
@@ -430,6 +444,8 @@ function setBanner(state) {
   } else if (state === 'waiting') {
     b.innerHTML = '<div><strong class="pulse">●</strong> Waiting for the stream to start.<br>' +
       'It plays here by itself when it goes live.</div>';
+  } else if (state === 'unsupported') {
+    b.textContent = text;
   } else if (state === 'connecting') {
     b.textContent = 'connecting…';
   } else if (state === 'unreachable') {

@@ -6,10 +6,15 @@
 use bytes::Bytes;
 
 use crate::aac::AudioSpecificConfig;
+use crate::av1::Av1Config;
 use crate::avc::AvcDecoderConfig;
 use crate::codec::Codec;
+use crate::flac::FlacStreamInfo;
 use crate::frame::{MediaKind, TrackId};
+use crate::hevc::HevcDecoderConfig;
 use crate::mp3::Mp3Header;
+use crate::opus::OpusHead;
+use crate::vp9::VpcConfig;
 
 /// The codec-specific part of a configuration. A new codec adds a variant here (and its
 /// parser in its own module); outputs match on the variants they can carry and skip the
@@ -22,6 +27,16 @@ pub enum CodecParams {
     Aac(AudioSpecificConfig),
     /// MP3 has no record: the first frame's header, and again whenever it changes.
     Mp3(Mp3Header),
+    /// HEVC: the HEVCDecoderConfigurationRecord (hvcC: VPS/SPS/PPS, NAL length size).
+    Hevc(HevcDecoderConfig),
+    /// AV1: the AV1CodecConfigurationRecord (av1C, with its sequence header OBU).
+    Av1(Av1Config),
+    /// VP9: the VPCodecConfigurationRecord (vpcC); the size comes from a keyframe.
+    Vp9(VpcConfig),
+    /// Opus: the ID header (OpusHead).
+    Opus(OpusHead),
+    /// FLAC: STREAMINFO.
+    Flac(FlacStreamInfo),
     /// A codec onair relays without knowing it (legacy FLV audio such as Speex or
     /// Nellymoser): no record, nothing parsed.
     Opaque,
@@ -92,12 +107,61 @@ impl CodecConfig {
         }
     }
 
+    /// The HEVC record, when this is HEVC.
+    pub fn hevc(&self) -> Option<&HevcDecoderConfig> {
+        match &self.params {
+            CodecParams::Hevc(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The RFC 6381 codec string (`avc1.64001f`, `hvc1.1.6.L93.B0`, `av01.0.04M.08`,
+    /// `vp09.00.31.08`, `mp4a.40.2`, `mp4a.6B`, `opus`, `flac`), as MSE and HLS want
+    /// it; `None` for a codec without one.
+    pub fn codec_string(&self) -> Option<String> {
+        Some(match &self.params {
+            CodecParams::Avc(c) => format!(
+                "avc1.{:02x}{:02x}{:02x}",
+                c.profile, c.compatibility, c.level
+            ),
+            CodecParams::Hevc(c) => c.codec_string(),
+            CodecParams::Av1(c) => c.codec_string(),
+            CodecParams::Vp9(c) => c.codec_string(),
+            CodecParams::Aac(c) => format!("mp4a.40.{}", c.object_type),
+            CodecParams::Mp3(_) => "mp4a.6B".to_string(),
+            CodecParams::Opus(_) => "opus".to_string(),
+            CodecParams::Flac(_) => "flac".to_string(),
+            CodecParams::Opaque => return None,
+        })
+    }
+
     /// The MP3 header, when this is MP3.
     pub fn mp3(&self) -> Option<&Mp3Header> {
         match &self.params {
             CodecParams::Mp3(h) => Some(h),
             _ => None,
         }
+    }
+}
+
+/// HEVC `general_profile_idc` as the name players show.
+pub fn hevc_profile_name(idc: u8) -> &'static str {
+    match idc {
+        1 => "Main",
+        2 => "Main 10",
+        3 => "Main Still Picture",
+        4 => "Range Extensions",
+        _ => "Other",
+    }
+}
+
+/// AV1 `seq_profile` as the name players show.
+pub fn av1_profile_name(profile: u8) -> &'static str {
+    match profile {
+        0 => "Main",
+        1 => "High",
+        2 => "Professional",
+        _ => "Other",
     }
 }
 

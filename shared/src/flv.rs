@@ -130,6 +130,60 @@ pub fn encode_frame_tag(frame: &Frame, config: Option<&CodecConfig>) -> Option<B
     ))
 }
 
+/// A frame as one whole Enhanced FLV tag, for the codecs legacy FLV cannot carry (HEVC,
+/// AV1, VP9 video; Opus, FLAC audio): ex-header, CodedFrames (with the composition
+/// offset for HEVC), single track. Never Metadata, ModEx or Multitrack. `None` for a
+/// codec onair does not write in either form.
+pub fn encode_enhanced_frame_tag(frame: &Frame) -> Option<Bytes> {
+    let head = enhanced_header(
+        frame.kind,
+        frame.codec,
+        crate::eflv::PacketKind::Frame,
+        frame.keyframe,
+        frame.cts,
+    )?;
+    Some(encode_tag_parts(
+        tag_type(frame.kind),
+        frame.wire_timestamp(),
+        &[&head, &frame.data],
+    ))
+}
+
+/// A configuration as an Enhanced FLV SequenceStart tag with its record (hvcC, av1C,
+/// vpcC, OpusHead, FLAC STREAMINFO). `None` where the codec has no Enhanced form.
+pub fn encode_enhanced_config_tag(config: &CodecConfig, timestamp: u32) -> Option<Bytes> {
+    let head = enhanced_header(
+        config.kind,
+        config.codec,
+        crate::eflv::PacketKind::Config,
+        true,
+        0,
+    )?;
+    Some(encode_tag_parts(
+        tag_type(config.kind),
+        timestamp,
+        &[&head, &config.record],
+    ))
+}
+
+/// The ex-header of one Enhanced FLV message (everything before the payload).
+fn enhanced_header(
+    kind: MediaKind,
+    codec: Codec,
+    packet: crate::eflv::PacketKind,
+    keyframe: bool,
+    cts: i32,
+) -> Option<Bytes> {
+    use crate::eflv::write::{audio_body, video_body};
+    match (kind, codec) {
+        (MediaKind::Video, Codec::Hevc | Codec::Av1 | Codec::Vp9) => {
+            video_body(codec, packet, keyframe, cts, &[]).ok()
+        }
+        (MediaKind::Audio, Codec::Opus | Codec::Flac) => audio_body(codec, packet, None, &[]).ok(),
+        _ => None,
+    }
+}
+
 /// A configuration as its legacy FLV sequence header tag (AVC sequence header, AAC
 /// sequence header). `None` where FLV has none (MP3, opaque audio) or cannot carry it.
 pub fn encode_config_tag(config: &CodecConfig, timestamp: u32) -> Option<Bytes> {

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
+  codecName,
+  playbackProblem,
   formatBitrate,
   formatCodecs,
   formatResolution,
@@ -41,5 +43,31 @@ describe('format', () => {
   it('media URLs', () => {
     expect(mediaUrls({ app: 'live', name: 't' })).toEqual({ flv: '/live/t.flv', hls: '/live/t.m3u8' });
     expect(mediaUrls({ app: 'live', name: 't', urls: { flv: '/x.flv' } }).flv).toBe('/x.flv');
+  });
+
+  it('names every codec onair carries', () => {
+    expect(['h264', 'hevc', 'av1', 'vp9', 'aac', 'mp3', 'opus', 'flac'].map(codecName)).toEqual([
+      'H.264', 'HEVC', 'AV1', 'VP9', 'AAC', 'MP3', 'Opus', 'FLAC',
+    ]);
+    expect(formatCodecs({ video: { codec: 'av1', profile: 'Main', level: 2 }, audio: { codec: 'opus', sample_rate: 48000, channels: 2 } }))
+      .toBe('AV1 Main 2 · Opus 48 kHz stereo');
+  });
+
+  it('says in words what the browser cannot play', () => {
+    const av1 = { video: { codec: 'av1', codec_string: 'av01.0.04M.08' }, audio: { codec: 'opus', codec_string: 'opus' },
+      hls: { available: false, reason: 'HLS here uses MPEG-TS segments, which cannot carry av1 or opus' } };
+    const asked = [];
+    const all = (t) => { asked.push(t); return true; };
+    expect(playbackProblem(av1, 'flv', all)).toBeNull();
+    expect(asked).toEqual(['video/mp4; codecs="av01.0.04M.08"', 'audio/mp4; codecs="opus"']);
+    const noHevc = (t) => !t.includes('hvc1');
+    const hevc = { video: { codec: 'hevc', codec_string: 'hvc1.1.6.L60.90' }, audio: { codec: 'aac', codec_string: 'mp4a.40.2' } };
+    expect(playbackProblem(hevc, 'flv', noHevc)).toBe(
+      'This browser cannot decode HEVC (hvc1.1.6.L60.90). Try another browser, or a player such as ffplay or VLC over RTMP.');
+    expect(playbackProblem({ video: { codec: 'vp9', codec_string: 'vp09.00.11.08' } }, 'flv', all))
+      .toMatch(/cannot read VP9 from HTTP-FLV/);
+    expect(playbackProblem(av1, 'hls', all)).toMatch(/MPEG-TS segments, which cannot carry av1/);
+    expect(playbackProblem(hevc, 'hls', all)).toBeNull();
+    expect(playbackProblem(null, 'flv', all)).toBeNull();
   });
 });

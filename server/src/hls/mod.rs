@@ -22,6 +22,7 @@ use crate::config::HlsConfig;
 use crate::hub::{Hub, Item, Protocol, Stream, StreamKey, Unit};
 use playlist::{Entry, Playlist};
 use segmenter::{Segment, Segmenter, SegmenterConfig};
+pub use ts::ts_refusal;
 
 /// How long a client counts as watching after its last playlist request.
 const CLIENT_TTL: Duration = Duration::from_secs(15);

@@ -7,7 +7,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use mpeg2ts::es::StreamType;
 use onair_shared::avc::AvcDecoderConfig;
-use onair_shared::{CodecConfig, Frame, MediaKind};
+use onair_shared::hevc::HevcDecoderConfig;
+use onair_shared::{Codec, CodecConfig, CodecParams, Frame, MediaKind};
 
 use super::ts::{audio_stream_type, TsMuxer};
 
@@ -42,6 +43,8 @@ pub struct Segmenter {
     cfg: SegmenterConfig,
     mux: TsMuxer,
     avc: Option<AvcDecoderConfig>,
+    /// HEVC's configuration, when the video is HEVC (then `avc` is `None`).
+    hevc: Option<HevcDecoderConfig>,
     /// The audio configuration, when TS can carry it, and its stream type.
     audio: Option<(CodecConfig, StreamType)>,
     open: Option<Open>,
@@ -60,6 +63,7 @@ impl Segmenter {
             cfg,
             mux: TsMuxer::default(),
             avc: None,
+            hevc: None,
             audio: None,
             open: None,
             next_seq: first_seq,
@@ -93,11 +97,26 @@ impl Segmenter {
     pub fn push_config(&mut self, config: &CodecConfig) -> Option<Segment> {
         match config.kind {
             MediaKind::Video => {
-                // Only H.264 goes into TS here; other video is not segmented.
-                let cfg = config.avc()?.clone();
-                let changed = self.avc.as_ref().is_some_and(|old| *old != cfg);
-                self.avc = Some(cfg);
-                changed.then(|| self.discontinuity()).flatten()
+                // H.264 and HEVC go into TS; other video is not segmented.
+                let had_video = self.has_video();
+                let changed = match &config.params {
+                    CodecParams::Avc(cfg) => {
+                        let changed = self.avc.as_ref() != Some(cfg);
+                        self.avc = Some(cfg.clone());
+                        self.hevc = None;
+                        changed
+                    }
+                    CodecParams::Hevc(cfg) => {
+                        let changed = self.hevc.as_ref() != Some(cfg);
+                        self.hevc = Some(cfg.clone());
+                        self.avc = None;
+                        changed
+                    }
+                    _ => return None,
+                };
+                (had_video && changed)
+                    .then(|| self.discontinuity())
+                    .flatten()
             }
             MediaKind::Audio => {
                 let new = audio_stream_type(config).map(|t| (config.clone(), t));
@@ -116,7 +135,10 @@ impl Segmenter {
     /// One frame (access unit) of the stream.
     pub fn push(&mut self, frame: &Frame, now: SystemTime) -> Option<Segment> {
         match frame.kind {
-            MediaKind::Video if self.avc.is_some() && frame.codec == onair_shared::Codec::H264 => {
+            MediaKind::Video
+                if (self.avc.is_some() && frame.codec == Codec::H264)
+                    || (self.hevc.is_some() && frame.codec == Codec::Hevc) =>
+            {
                 self.push_video(frame, now)
             }
             MediaKind::Audio
@@ -132,7 +154,6 @@ impl Segmenter {
     }
 
     fn push_video(&mut self, frame: &Frame, now: SystemTime) -> Option<Segment> {
-        let cfg = self.avc.clone()?;
         // Only a keyframe may start a segment.
         let closed = if frame.keyframe {
             self.cut_point(frame.dts, now, true)
@@ -142,7 +163,12 @@ impl Segmenter {
         let open = self.open.as_mut()?;
         self.last_step_ms = frame.dts.saturating_sub(open.last_dts).clamp(1, 100);
         open.last_dts = open.last_dts.max(frame.dts);
-        if self.mux.write_video(&mut open.data, frame, &cfg).is_err() {
+        let written = match (&self.avc, &self.hevc) {
+            (Some(avc), _) => self.mux.write_video(&mut open.data, frame, avc),
+            (None, Some(hevc)) => self.mux.write_hevc(&mut open.data, frame, hevc),
+            (None, None) => return closed,
+        };
+        if written.is_err() {
             return closed;
         }
         self.check_size();
@@ -151,7 +177,7 @@ impl Segmenter {
 
     fn push_audio(&mut self, frame: &Frame, now: SystemTime) -> Option<Segment> {
         let (cfg, _) = self.audio.clone()?;
-        let audio_only = self.avc.is_none();
+        let audio_only = !self.has_video();
         // Audio-only streams may cut at any frame.
         let closed = if audio_only {
             self.cut_point(frame.dts, now, false)
@@ -195,7 +221,12 @@ impl Segmenter {
         // and leaves the allocator a hole).
         let mut data = Vec::with_capacity(self.last_len + self.last_len / 4 + 64 * 1024);
         let audio = self.audio.as_ref().map(|(_, t)| *t);
-        if self.mux.write_tables(&mut data, has_video, audio).is_err() {
+        let video = match (&self.hevc, has_video) {
+            (_, false) => None,
+            (Some(_), true) => Some(StreamType::H265),
+            (None, true) => Some(StreamType::H264),
+        };
+        if self.mux.write_tables_for(&mut data, video, audio).is_err() {
             return;
         }
         self.open = Some(Open {
@@ -207,6 +238,10 @@ impl Segmenter {
             data,
         });
         self.next_seq += 1;
+    }
+
+    fn has_video(&self) -> bool {
+        self.avc.is_some() || self.hevc.is_some()
     }
 
     fn check_size(&mut self) {

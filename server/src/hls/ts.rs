@@ -1,6 +1,6 @@
-//! MPEG-TS muxing of H.264, AAC and MP3 frames (sans-IO): PAT/PMT, PES with PTS/DTS, PCR,
-//! continuity counters, AUD and SPS/PPS ahead of every IDR, AAC in ADTS, MP3 frames as
-//! they are. Frames (access units) and parsed configurations in, 188-byte packets out;
+//! MPEG-TS muxing of H.264, HEVC, AAC and MP3 frames (sans-IO): PAT/PMT, PES with
+//! PTS/DTS, PCR, continuity counters, AUD and parameter sets (SPS/PPS; VPS/SPS/PPS for
+//! HEVC) ahead of every IDR/IRAP, NAL units in Annex B, AAC in ADTS, MP3 frames as they are. Frames (access units) and parsed configurations in, 188-byte packets out;
 //! it never reads a container format. Packet serialization is the mpeg2ts crate's.
 
 use mpeg2ts::es::{StreamId, StreamType};
@@ -13,8 +13,9 @@ use mpeg2ts::ts::{
     WriteTsPacket,
 };
 use onair_shared::avc::{split_length_prefixed, AvcDecoderConfig, NAL_AUD, NAL_PPS, NAL_SPS};
+use onair_shared::hevc::HevcDecoderConfig;
 use onair_shared::mp3::MpegVersion;
-use onair_shared::{CodecConfig, CodecParams, Frame};
+use onair_shared::{Codec, CodecConfig, CodecParams, Frame};
 
 pub const PID_PMT: u16 = 0x1000;
 pub const PID_VIDEO: u16 = 0x100;
@@ -51,6 +52,26 @@ fn ts90(ms: i64) -> Timestamp {
     let ticks = ((ms.max(0) as u64) * 90) & TS_MASK;
     Timestamp::new(ticks).expect("masked to 33 bits")
 }
+
+/// Why HLS with MPEG-TS segments cannot serve a stream of these (track 0) codecs, or
+/// `None` when it can: TS here carries H.264, HEVC, AAC and MP3.
+pub fn ts_refusal(codecs: impl IntoIterator<Item = Codec>) -> Option<String> {
+    let bad: Vec<&str> = codecs
+        .into_iter()
+        .filter(|c| matches!(c, Codec::Av1 | Codec::Vp9 | Codec::Opus | Codec::Flac))
+        .map(Codec::name)
+        .collect();
+    (!bad.is_empty()).then(|| {
+        format!(
+            "HLS here uses MPEG-TS segments, which cannot carry {}; play this stream over \
+             HTTP-FLV or RTMP (HLS with fMP4 segments is not served yet)",
+            bad.join(" or ")
+        )
+    })
+}
+
+/// HEVC access unit delimiter (NAL type 35, pic_type 2: any slice type).
+const HEVC_AUD: [u8; 3] = [0x46, 0x01, 0x50];
 
 /// The TS stream type for an audio configuration, if TS can carry it: ADTS AAC (0x0f),
 /// MPEG-1 audio (0x03) or MPEG-2 half-rate audio (0x04, also used for MPEG-2.5).
@@ -100,6 +121,17 @@ impl TsMuxer {
         has_video: bool,
         audio: Option<StreamType>,
     ) -> Result<(), TsError> {
+        self.write_tables_for(out, has_video.then_some(StreamType::H264), audio)
+    }
+
+    /// PAT and PMT with the video stream type (H.264 0x1b or HEVC 0x24).
+    pub fn write_tables_for(
+        &mut self,
+        out: &mut Vec<u8>,
+        video: Option<StreamType>,
+        audio: Option<StreamType>,
+    ) -> Result<(), TsError> {
+        let has_video = video.is_some();
         let pat = TsPacket {
             header: header(0, &mut self.cc_pat),
             adaptation_field: None,
@@ -114,9 +146,9 @@ impl TsMuxer {
         };
         write(out, &pat)?;
         let mut es_info = Vec::new();
-        if has_video {
+        if let Some(stream_type) = video {
             es_info.push(EsInfo {
-                stream_type: StreamType::H264,
+                stream_type,
                 elementary_pid: pid(PID_VIDEO),
                 descriptors: vec![],
             });
@@ -169,6 +201,52 @@ impl TsMuxer {
             es.extend_from_slice(&[0, 0, 1]);
             es.extend_from_slice(nal);
         }
+        self.write_video_es(out, frame, &es)
+    }
+
+    /// One HEVC access unit: AUD, then VPS/SPS/PPS before each IRAP picture, then the
+    /// frame's NAL units in Annex B. The PCR rides on its first packet.
+    pub fn write_hevc(
+        &mut self,
+        out: &mut Vec<u8>,
+        frame: &Frame,
+        config: &HevcDecoderConfig,
+    ) -> Result<(), TsError> {
+        use onair_shared::hevc::{is_irap, nal_type, NAL_PPS, NAL_SPS, NAL_VPS};
+        const NAL_AUD_HEVC: u8 = 35;
+        let body = &frame.data[..];
+        let nals = split_length_prefixed(body, config.nal_length_size)?;
+        let irap = frame.keyframe || nals.iter().any(|n| is_irap(nal_type(n)));
+        let mut es = Vec::with_capacity(body.len() + 128);
+        es.extend_from_slice(&[0, 0, 0, 1]);
+        es.extend_from_slice(&HEVC_AUD);
+        if irap {
+            for ps in config.vps.iter().chain(&config.sps).chain(&config.pps) {
+                es.extend_from_slice(&[0, 0, 0, 1]);
+                es.extend_from_slice(ps);
+            }
+        }
+        for nal in nals {
+            let t = nal_type(nal);
+            if t == NAL_AUD_HEVC || (irap && matches!(t, NAL_VPS | NAL_SPS | NAL_PPS)) {
+                continue;
+            }
+            es.extend_from_slice(&[0, 0, 1]);
+            es.extend_from_slice(nal);
+        }
+        let frame = Frame {
+            keyframe: irap,
+            ..frame.clone()
+        };
+        self.write_video_es(out, &frame, &es)
+    }
+
+    fn write_video_es(
+        &mut self,
+        out: &mut Vec<u8>,
+        frame: &Frame,
+        es: &[u8],
+    ) -> Result<(), TsError> {
         let dts = frame.dts as i64 + TS_OFFSET_MS as i64;
         let pes = PesHeader {
             stream_id: StreamId::new(StreamId::VIDEO_MIN),
@@ -182,7 +260,7 @@ impl TsMuxer {
         };
         let pcr =
             ClockReference::new(ts90(dts).as_u64() * 300).expect("33-bit base times 300 fits");
-        self.write_pes(out, PID_VIDEO, pes, 0, &es, Some(pcr), frame.keyframe)
+        self.write_pes(out, PID_VIDEO, pes, 0, es, Some(pcr), frame.keyframe)
     }
 
     /// One audio frame: AAC as ADTS, MP3 as the frame itself. Audio-only streams carry
@@ -548,5 +626,73 @@ pub(crate) mod tests {
         assert!(m
             .write_audio(&mut out, &audio(0, 5), &speex, false)
             .is_err());
+    }
+
+    /// HEVC: PMT stream type 0x24 on the video PID; an IRAP access unit goes out as AUD,
+    /// VPS, SPS, PPS (from hvcC), then its slice, all Annex B; an inter frame gets the AUD
+    /// and its slice only. hvcC is FFmpeg 8's (from the eflv test vectors).
+    #[test]
+    fn hevc_gets_stream_type_0x24_and_parameter_sets_before_each_irap() {
+        use onair_shared::flv::{FlvDemuxer, FlvEvent};
+        let mut d = FlvDemuxer::new(1 << 20);
+        d.push(include_bytes!("../../../shared/src/eflv/testdata/hevc.flv"));
+        let mut r = onair_shared::ingest::TagReader::new();
+        let mut config = None;
+        while let Some(ev) = d.next_event().unwrap() {
+            if let FlvEvent::Tag(t) = ev {
+                if t.tag_type == onair_shared::flv::TAG_VIDEO {
+                    if let Some(c) = r.video_tag(t.timestamp, &t.body).unwrap().config {
+                        config = Some(c);
+                        break;
+                    }
+                }
+            }
+        }
+        let config = config.expect("hvcC");
+        let hvcc = config.hevc().expect("HEVC params").clone();
+        let frame = |key: bool, nal_type: u8| Frame {
+            kind: onair_shared::MediaKind::Video,
+            track: 0,
+            codec: Codec::Hevc,
+            dts: 40,
+            cts: 80,
+            nanos: 0,
+            keyframe: key,
+            data: Bytes::from(vec![0, 0, 0, 3, nal_type << 1, 1, 0xaf]),
+        };
+        let mut m = TsMuxer::default();
+        let mut out = Vec::new();
+        m.write_tables_for(&mut out, Some(StreamType::H265), None)
+            .unwrap();
+        m.write_hevc(&mut out, &frame(true, 19), &hvcc).unwrap();
+        let key_end = out.len();
+        m.write_hevc(&mut out, &frame(false, 1), &hvcc).unwrap();
+        let ps = packets(&out);
+        // PMT: stream type 0x24 on PID 0x100 (after the 12-byte section header + pointer).
+        let pmt = &ps[1].4;
+        let es = &pmt[13..];
+        assert_eq!(es[0], 0x24, "HEVC stream type");
+        assert_eq!((((es[1] as u16) & 0x1f) << 8) | es[2] as u16, PID_VIDEO);
+        // The IRAP PES: random access flagged, PTS and DTS, then the Annex B stream.
+        let key: Vec<_> = packets(&out[188 * 2..key_end]);
+        assert!(key.iter().all(|p| p.0 == PID_VIDEO));
+        assert_eq!(key[0].3[0] & 0x40, 0x40, "random access indicator");
+        let pes: Vec<u8> = key.iter().flat_map(|p| p.4.clone()).collect();
+        assert_eq!(&pes[..3], &[0, 0, 1], "PES start code");
+        assert_eq!(pes[7] >> 6, 3, "PTS and DTS");
+        let annexb = &pes[9 + pes[8] as usize..];
+        let mut want = vec![0, 0, 0, 1, 0x46, 0x01, 0x50];
+        for ps in hvcc.vps.iter().chain(&hvcc.sps).chain(&hvcc.pps) {
+            want.extend_from_slice(&[0, 0, 0, 1]);
+            want.extend_from_slice(ps);
+        }
+        want.extend_from_slice(&[0, 0, 1, 19 << 1, 1, 0xaf]);
+        assert_eq!(annexb, &want[..]);
+        let inter: Vec<u8> = packets(&out[key_end..])
+            .iter()
+            .flat_map(|p| p.4.clone())
+            .collect();
+        let annexb = &inter[9 + inter[8] as usize..];
+        assert_eq!(annexb, &[0, 0, 0, 1, 0x46, 0x01, 0x50, 0, 0, 1, 2, 1, 0xaf]);
     }
 }

@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use onair_shared::{CodecConfig, MediaKind};
+
 use crate::config::ApiConfig;
 use crate::hub::{Hub, Protocol, Stream, StreamKey};
 use crate::qoe::window::QoeSummary;
@@ -25,6 +27,11 @@ pub struct StreamInfo {
     pub publishes: u64,
     pub video: Option<VideoInfo>,
     pub audio: Option<AudioInfo>,
+    /// Every track the publisher sends, track 0 (the one every output serves) included:
+    /// Enhanced RTMP multitrack publishers send more than one per kind.
+    pub tracks: Vec<TrackInfo>,
+    /// Whether the stream's `.m3u8` (HLS with MPEG-TS segments) can serve it, and why not.
+    pub hls: HlsInfo,
     pub ingest_bitrate_bps: u64,
     pub viewers: Viewers,
     pub bytes_in: u64,
@@ -45,6 +52,9 @@ pub struct VideoInfo {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub fps: Option<f64>,
+    /// RFC 6381 codec string (`hvc1.1.6.L60.90`, `av01.0.04M.08`), for
+    /// `MediaSource.isTypeSupported`.
+    pub codec_string: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -52,6 +62,29 @@ pub struct AudioInfo {
     pub codec: &'static str,
     pub sample_rate: Option<u32>,
     pub channels: Option<u8>,
+    pub codec_string: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TrackInfo {
+    /// "video" or "audio".
+    pub kind: &'static str,
+    /// The track id (0 for legacy publishers).
+    pub track: u8,
+    pub codec: &'static str,
+    pub codec_string: Option<String>,
+    pub profile: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub sample_rate: Option<u32>,
+    pub channels: Option<u8>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HlsInfo {
+    pub available: bool,
+    /// Why not, in words (e.g. MPEG-TS cannot carry AV1).
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,6 +122,24 @@ fn describe(s: &Stream, now: Instant, qoe: &Qoe) -> StreamInfo {
     let c = &s.counters;
     let v = |p| c.viewers(p);
     let publisher = s.publisher();
+    let tracks = s.tracks();
+    let codec_string = |kind: MediaKind| {
+        tracks
+            .iter()
+            .find(|c| c.kind == kind && c.track == 0)
+            .and_then(|c| c.codec_string())
+    };
+    let hls = match crate::hls::ts_refusal(tracks.iter().filter(|c| c.track == 0).map(|c| c.codec))
+    {
+        None => HlsInfo {
+            available: true,
+            reason: None,
+        },
+        Some(reason) => HlsInfo {
+            available: false,
+            reason: Some(reason),
+        },
+    };
     StreamInfo {
         app: s.key.app.clone(),
         name: s.key.name.clone(),
@@ -108,12 +159,16 @@ fn describe(s: &Stream, now: Instant, qoe: &Qoe) -> StreamInfo {
             } else {
                 media.metadata_fps
             },
+            codec_string: codec_string(MediaKind::Video),
         }),
         audio: media.audio_codec.map(|codec| AudioInfo {
             codec,
             sample_rate: media.audio_sample_rate,
             channels: media.audio_channels,
+            codec_string: codec_string(MediaKind::Audio),
         }),
+        tracks: tracks.iter().map(|c| track_info(c)).collect(),
+        hls,
         ingest_bitrate_bps: bps as u64,
         viewers: Viewers {
             rtmp: v(Protocol::Rtmp),
@@ -130,5 +185,19 @@ fn describe(s: &Stream, now: Instant, qoe: &Qoe) -> StreamInfo {
             rtmp_path: format!("/{}/{}", s.key.app, s.key.name),
         },
         qoe: qoe.summary(&s.key, now),
+    }
+}
+
+fn track_info(c: &CodecConfig) -> TrackInfo {
+    TrackInfo {
+        kind: if c.is_video() { "video" } else { "audio" },
+        track: c.track,
+        codec: c.codec.name(),
+        codec_string: c.codec_string(),
+        profile: c.summary.profile.clone(),
+        width: c.summary.width,
+        height: c.summary.height,
+        sample_rate: c.summary.sample_rate,
+        channels: c.summary.channels,
     }
 }

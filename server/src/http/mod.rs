@@ -7,6 +7,7 @@ pub mod body;
 mod flv;
 pub mod player;
 
+use crate::hls::ts_refusal;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -472,6 +473,14 @@ async fn hls_playlist(
     let Some(hls) = &ctx.hls else {
         return text(StatusCode::NOT_FOUND, "HLS is disabled on this server");
     };
+    // AV1, VP9, Opus and FLAC do not fit in TS segments: say so rather than wait.
+    if let Some(reason) = ctx
+        .hub
+        .get(key)
+        .and_then(|s| ts_refusal(s.tracks().iter().filter(|c| c.track == 0).map(|c| c.codec)))
+    {
+        return text(StatusCode::NOT_FOUND, reason);
+    }
     let Some(stream) = hls.get(key) else {
         return text(StatusCode::NOT_FOUND, format!("stream {key} is not live"));
     };

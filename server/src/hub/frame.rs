@@ -82,13 +82,18 @@ impl SharedFrame {
         self.as_frame().map_or(0, Frame::wire_timestamp)
     }
 
-    /// The whole legacy FLV tag (header, body, PreviousTagSize), built once. Empty for a
-    /// unit legacy FLV has no tag for (an MP3 configuration).
+    /// The whole FLV tag (header, body, PreviousTagSize), built once: legacy FLV for
+    /// what it can carry (H.264, AAC, MP3: byte for byte as a legacy publisher sent it),
+    /// Enhanced FLV for HEVC, AV1, VP9, Opus and FLAC. Empty for a unit FLV has no tag
+    /// for (an MP3 configuration).
     pub fn flv_tag(&self) -> &Bytes {
         self.flv_tag.get_or_init(|| {
             match &self.unit {
-                Unit::Frame { frame, config } => flv::encode_frame_tag(frame, config.as_deref()),
-                Unit::Config(c) => flv::encode_config_tag(c, 0),
+                Unit::Frame { frame, config } => flv::encode_frame_tag(frame, config.as_deref())
+                    .or_else(|| flv::encode_enhanced_frame_tag(frame)),
+                Unit::Config(c) => {
+                    flv::encode_config_tag(c, 0).or_else(|| flv::encode_enhanced_config_tag(c, 0))
+                }
             }
             .unwrap_or_default()
         })

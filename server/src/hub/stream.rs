@@ -32,7 +32,7 @@ pub enum Event {
     Ended,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PushError {
     #[error("this publisher was replaced by a newer one")]
     Replaced,

@@ -225,12 +225,20 @@ async fn stream_limit_is_enforced() {
 async fn unsupported_codec_is_refused_by_name() {
     let hub = hub(|_| {});
     let p = hub.publish(StreamKey::new("live", "h"), addr()).unwrap();
-    // Enhanced RTMP HEVC sequence start.
-    let hevc = Bytes::from_static(&[0x90, b'h', b'v', b'c', b'1', 1, 2, 3]);
+    // Legacy FLV VP6 (codec id 4): a codec onair does not carry.
+    let vp6 = Bytes::from_static(&[0x14, 0, 0]);
     assert_eq!(
-        p.video(0, hevc),
+        p.video(0, vp6),
         Err(PushError::Ingest(
-            onair_shared::ingest::IngestError::UnsupportedVideoCodec("hevc")
+            onair_shared::ingest::IngestError::UnsupportedVideoCodec("unknown")
+        ))
+    );
+    // Enhanced RTMP AC-3: known, refused by name.
+    let ac3 = Bytes::from_static(&[0x90, b'a', b'c', b'-', b'3', 1]);
+    assert_eq!(
+        p.audio(0, ac3),
+        Err(PushError::Ingest(
+            onair_shared::ingest::IngestError::UnsupportedAudioCodec("ac3")
         ))
     );
 }

@@ -174,6 +174,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                         self.write(bye).await.map_err(|e| (e, false))?;
                         return Ok(());
                     }
+                    if let Some(codec) = self.unannounced_codec(&batch) {
+                        // Refused before any of its bytes go out; `act` closes and drains.
+                        self.sub = None;
+                        batch.clear();
+                        self.session.play_refused(codec);
+                        continue;
+                    }
                     self.write_frames(&batch).await.map_err(|e| (e, false))?;
                     batch.clear();
                 }
@@ -290,6 +297,25 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         write_all_vectored(&mut self.io, &[bytes], self.write_timeout).await?;
         self.count_bytes(n);
         Ok(())
+    }
+
+    /// An Enhanced RTMP codec in `batch` that this player did not announce. H.264, AAC,
+    /// MP3 and opaque legacy audio go to every player in legacy form.
+    fn unannounced_codec(&self, batch: &[Arc<SharedFrame>]) -> Option<onair_shared::Codec> {
+        use onair_shared::Codec;
+        let caps = self.session.client_caps();
+        batch
+            .iter()
+            .filter_map(|f| f.codec_config().map(|c| c.codec))
+            .find(|&c| {
+                matches!(
+                    c,
+                    Codec::Hevc | Codec::Av1 | Codec::Vp9 | Codec::Opus | Codec::Flac
+                ) && !c
+                    .fourcc()
+                    .and_then(|f| std::str::from_utf8(&f).ok().map(|f| caps.announces(f)))
+                    .unwrap_or(false)
+            })
     }
 
     async fn write_frames(&mut self, batch: &[Arc<SharedFrame>]) -> Result<(), ConnError> {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use onair_shared::flv::{TAG_AUDIO, TAG_VIDEO};
-use onair_shared::ingest::TagReader;
+use onair_shared::ingest::{TagReader, TrackItem};
 use onair_shared::metadata::{decode_amf0, parse_script, AmfError, ScriptData};
 use onair_shared::{CodecConfig, Frame};
 use rml_rtmp::sessions::{
@@ -283,6 +283,25 @@ impl Session {
         self.close(ConnError::Media(e));
     }
 
+    /// The played stream carries a codec this player did not announce in its connect
+    /// (Enhanced RTMP `fourCcList` or the info maps): it would mangle the bytes, so it
+    /// gets `NetStream.Play.Failed` naming the codec, then the connection closes.
+    pub fn play_refused(&mut self, codec: onair_shared::Codec) {
+        let stream_id = self.playing().unwrap_or(1);
+        let reason = format!(
+            "the stream's codec {} was not announced by this player's connect (fourCcList)",
+            codec.name()
+        );
+        self.out.extend_from_slice(&on_status(
+            stream_id,
+            "error",
+            "NetStream.Play.Failed",
+            &reason,
+            self.cfg.out_chunk_size,
+        ));
+        self.close(ConnError::PlayRefused(reason));
+    }
+
     /// An operator kicked this client: tell it why, then close. The driver drains its
     /// input afterwards, so an encoder, which reads only between its writes, sees the
     /// status rather than a reset.
@@ -443,11 +462,11 @@ impl Session {
         };
         match parsed {
             Ok(got) => {
-                if let Some(c) = got.config {
-                    self.emit(Action::Config(c));
-                }
-                if let Some(f) = got.frame {
-                    self.emit(Action::Media(f));
+                for item in got.into_items() {
+                    self.emit(match item {
+                        TrackItem::Config(c) => Action::Config(c),
+                        TrackItem::Frame(f) => Action::Media(f),
+                    });
                 }
             }
             Err(e) => self.media_refused(PushError::Ingest(e)),
@@ -923,6 +942,17 @@ mod tests {
         assert!(says(&sent(&a), "NetStream.Play.Start"));
         assert_eq!(s.playing(), Some(1));
         assert!(says(&s.stream_ended(), "NetStream.Play.UnpublishNotify"));
+        // A legacy player (no fourCcList) of a stream that turns out to be HEVC.
+        assert!(!s.client_caps().announces("hvc1"));
+        s.play_refused(Codec::Hevc);
+        let a = actions(&mut s);
+        let out = sent(&a);
+        assert!(says(&out, "NetStream.Play.Failed"));
+        assert!(says(&out, "codec hevc was not announced"));
+        assert!(matches!(
+            a.last(),
+            Some(Action::Close(ConnError::PlayRefused(_)))
+        ));
     }
 
     #[test]
@@ -965,15 +995,16 @@ mod tests {
     fn a_codec_onair_does_not_carry_is_refused_by_name() {
         let mut s = published("hevc");
         actions(&mut s);
+        // Enhanced RTMP AC-3 audio: known by name, not carried.
         s.push(&message(
-            TYPE_VIDEO,
+            TYPE_AUDIO,
             0,
-            &[0x90, b'h', b'v', b'c', b'1', 1, 2, 3, 4],
+            &[0x90, b'a', b'c', b'-', b'3', 1, 2, 3],
         ));
         let a = actions(&mut s);
         let out = sent(&a);
         assert!(says(&out, "NetStream.Publish.Failed"));
-        assert!(says(&out, "unsupported video codec hevc"));
+        assert!(says(&out, "unsupported audio codec ac3"));
         assert!(matches!(a.last(), Some(Action::Close(ConnError::Media(_)))));
     }
 

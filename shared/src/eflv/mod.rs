@@ -430,6 +430,20 @@ mod tests {
 #[cfg(test)]
 mod tests_vectors;
 
+/// The (tag type, body) of every tag of a test FLV file.
+#[cfg(test)]
+pub(crate) fn testdata_tags(file: &[u8]) -> Vec<(u8, Bytes)> {
+    let mut d = crate::flv::FlvDemuxer::new(1 << 20);
+    d.push(file);
+    let mut out = Vec::new();
+    while let Ok(Some(ev)) = d.next_event() {
+        if let crate::flv::FlvEvent::Tag(t) = ev {
+            out.push((t.tag_type, t.body));
+        }
+    }
+    out
+}
+
 /// Test vectors are written as hex strings (whitespace ignored).
 #[cfg(test)]
 pub(crate) fn hex(s: &str) -> Vec<u8> {

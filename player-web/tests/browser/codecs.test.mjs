@@ -1,0 +1,91 @@
+// Enhanced RTMP codecs in the browser (issue 10): FFmpeg 8 (PyAV, .venv-av from
+// scripts/install-deps.sh) publishes AV1 + Opus by stream copy of a fixture encoded once
+// (tests/peers/fixtures.py); /live plays it over HTTP-FLV and names the codecs. HEVC, which
+// headless Chromium does not decode, gets words instead of a black picture.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { assertPlays, launchBrowser, repoRoot, screenshot, startServer, videoState, waitFor } from './lib.mjs';
+
+const T = { timeout: 90_000 };
+const python = join(repoRoot, '.venv-av', 'bin', 'python');
+const fixtures = join(repoRoot, 'target', 'fixtures');
+let srv;
+let browser;
+const publishers = [];
+
+/** FFmpeg 8 publishing `fixture` (looped) to live/NAME in real time, until stopped. */
+function publish(name, fixture, loops = 4) {
+  const child = spawn(
+    python,
+    [join(repoRoot, 'tests/peers/publish.py'), srv.rtmpUrl(`live/${name}`), join(fixtures, fixture), '--loops', String(loops)],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  publishers.push(child);
+  return child;
+}
+
+async function waitCodec(name, codec) {
+  return waitFor(`live/${name} live with ${codec}`, 30_000, async () => {
+    const r = await fetch(srv.url(`/api/streams/live/${name}`));
+    const s = r.ok ? await r.json() : null;
+    return s && s.live && s.video?.codec === codec && s.video?.width ? s : null;
+  });
+}
+
+before(async () => {
+  if (!existsSync(python)) throw new Error(`${python} is missing: run scripts/install-deps.sh`);
+  const enc = spawnSync('python3', [join(repoRoot, 'tests/peers/fixtures.py'), fixtures], { stdio: ['ignore', 'ignore', 'inherit'] });
+  assert.equal(enc.status, 0, 'fixtures.py encodes the fixtures');
+  srv = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  for (const p of publishers) p.kill('SIGKILL');
+  await browser?.close();
+  await srv?.stop();
+});
+
+describe('Enhanced RTMP codecs in /live', () => {
+  test('AV1 + Opus plays over HTTP-FLV and the page names AV1 and Opus', T, async () => {
+    publish('b', 'av1_opus_aom.mkv');
+    await waitCodec('b', 'av1');
+    const page = await browser.newPage();
+    await page.goto(srv.url('/live?stream=live/b'));
+    const s = await assertPlays(page, { advance: 2, within: 8000, startMs: 30_000 });
+    assert.equal(s.w, 320, 'videoWidth of the AV1 stream');
+    assert.equal(s.h, 240, 'videoHeight of the AV1 stream');
+    const codecs = await page.evaluate(() => document.getElementById('codecs').textContent);
+    assert.match(codecs, /AV1/, `the page names AV1: ${codecs}`);
+    assert.match(codecs, /Opus/, `the page names Opus: ${codecs}`);
+    await screenshot(page, 'av1-opus');
+    await page.close();
+  });
+
+  test('HEVC, which this Chromium cannot decode, is said in words, not a black picture', T, async () => {
+    publish('a', 'hevc_aac.mp4');
+    await waitCodec('a', 'hevc');
+    const page = await browser.newPage();
+    const decodes = await page.evaluate(() => MediaSource.isTypeSupported('video/mp4; codecs="hvc1.1.6.L60.90"'));
+    await page.goto(srv.url('/live?stream=live/a'));
+    if (decodes) {
+      // A Chromium build with HEVC: then it must simply play.
+      await assertPlays(page, { advance: 2, within: 8000, startMs: 30_000 });
+    } else {
+      const b = await waitFor('the banner to explain', 15_000, () =>
+        page.evaluate(() => {
+          const el = document.getElementById('banner');
+          return el.dataset.state === 'unsupported' && !el.hidden ? el.textContent : null;
+        }),
+      );
+      assert.match(b, /cannot decode HEVC/, b);
+      assert.equal(await videoState(page), null, 'no video element left showing black');
+    }
+    await screenshot(page, 'hevc-unsupported');
+    await page.close();
+  });
+});
