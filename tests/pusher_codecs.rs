@@ -3,8 +3,8 @@
 //! without error for the pushed duration; HEVC and AV1 MP4 files (made here by Debian's
 //! ffmpeg, small) pushed with `--video file:` come out as that codec with every packet
 //! bit-identical to the source's (which also shows no clock SEI was put into them).
-//! Output is an FLV file, or RTMP to FFmpeg 8 itself listening as the server (so onair's
-//! server is not involved).
+//! Output is an FLV file, RTMP to FFmpeg 8 itself listening as the server, and onair's own
+//! server, read back by FFmpeg 8 (Opus) or by a raw HTTP-FLV viewer (HEVC payloads).
 
 mod common;
 mod pusher_util;
@@ -392,4 +392,191 @@ fn enhanced_tags_go_out_over_rtmp_to_ffmpeg8() {
             assert_eq!(a["sample_rate"].as_u64(), Some(48_000));
         }
     }
+}
+
+/// Reads `url` for `seconds` with FFmpeg 8 (tests/peers/readback.py), decoding.
+fn readback(url: &str, seconds: u32, codecs: Option<&str>) -> Value {
+    let mut c = Command::new(python());
+    c.arg(Path::new(ROOT).join("tests/peers/readback.py"))
+        .arg(url)
+        .args(["--seconds", &seconds.to_string()]);
+    if let Some(codecs) = codecs {
+        c.args(["--codecs", codecs]);
+    }
+    let out = c.stdin(Stdio::null()).output().expect("run readback.py");
+    let v: Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("readback {url}: no JSON ({e})"));
+    assert!(v["error"].is_null(), "read of {url} failed: {v}");
+    assert_eq!(v["decode_errors"], serde_json::json!([]), "{url}: {v}");
+    v
+}
+
+/// The pusher's Opus reaches onair's viewers: FFmpeg 8 reads it back from onair over
+/// HTTP-FLV and over RTMP (announcing Opus) as 48 kHz Opus, decoding without error.
+#[test]
+fn opus_push_to_onair_reads_back_as_opus() {
+    let server = ServerProc::start("");
+    let url = server.rtmp_url("live/opus");
+    let _push = PushProc(
+        push_cmd(&[
+            &url,
+            "--audio-codec",
+            "opus",
+            "--size",
+            "320x240",
+            "--duration",
+            "30",
+            "--quiet",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn onair push"),
+    );
+    server.wait_live("live", "opus");
+    let api = server.stream("live", "opus").expect("listed");
+    assert_eq!(api["audio"]["codec"], "opus", "{api}");
+    for (read_url, codecs) in [
+        (server.http_url("live/opus.flv"), None),
+        (url.clone(), Some("avc1,Opus")),
+    ] {
+        let r = readback(&read_url, 3, codecs);
+        let audio = r["streams"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["type"] == "audio"))
+            .unwrap_or_else(|| panic!("no audio in {r}"));
+        assert!(
+            matches!(audio["codec"].as_str(), Some("opus" | "libopus")),
+            "{read_url}: {r}"
+        );
+        assert_eq!(audio["sample_rate"].as_u64(), Some(48_000), "{r}");
+        let decoded = r["frames"][audio["index"].to_string()]
+            .as_u64()
+            .unwrap_or(0);
+        // 3 s of 20 ms packets, less the read's start-up.
+        assert!(
+            decoded >= 100,
+            "{read_url}: {decoded} Opus frames decoded: {r}"
+        );
+    }
+}
+
+/// An HEVC MP4 pushed with `--video file:` through onair: an HTTP-FLV viewer gets the
+/// file's hvcC and a run of the file's own HEVC payloads, byte for byte.
+#[test]
+fn hevc_file_push_through_onair_keeps_its_payloads() {
+    let dir = TempDir::new("onair-push-hevc-server");
+    let src = dir.path.join("hvc1.mp4");
+    make_hevc(&src, "hvc1");
+    // The reference: the same push to a file, shown payload-identical to the MP4 above.
+    let reference = passthrough(&src, "hevc", true);
+    let limits = ParseLimits::default();
+    let payloads = |tags: &[Bytes]| -> Vec<(PacketKind, Bytes)> {
+        tags.iter()
+            .map(|b| {
+                let m = parse_video(b, &limits).expect("enhanced video tag");
+                assert_eq!(m.packets[0].codec, Codec::Hevc);
+                (m.packets[0].kind, m.packets[0].payload.clone())
+            })
+            .collect()
+    };
+    let want = payloads(&reference);
+
+    // Viewers are closed as soon as the publisher leaves, so the read below ends.
+    let server = ServerProc::start("[hub]\npublisher_grace_ms = 0\n");
+    let file_arg = format!("file:{}", src.display());
+    let _push = PushProc(
+        push_cmd(&[
+            &server.rtmp_url("live/hevc"),
+            "--video",
+            &file_arg,
+            "--loop",
+            "--quiet",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn onair push"),
+    );
+    server.wait_live("live", "hevc");
+    // Read about 3 s (the read timeout ends a stream that is still live).
+    let got = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(server.http).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+            .unwrap();
+        write!(
+            s,
+            "GET /live/hevc.flv HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let mut buf = [0u8; 65536];
+        while std::time::Instant::now() < deadline {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+        raw
+    };
+    let body_at = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head")
+        + 4;
+    let file = dir.path.join("from-onair.flv");
+    std::fs::write(&file, dechunked(&got[body_at..])).unwrap();
+    let video: Vec<Bytes> = flv_tags(&file)
+        .into_iter()
+        .filter(|(t, _)| *t == TAG_VIDEO)
+        .map(|(_, b)| b)
+        .collect();
+    let seen = payloads(&video);
+    assert!(seen.len() > 30, "only {} video tags read", seen.len());
+    assert_eq!(
+        seen[0].0,
+        PacketKind::Config,
+        "the viewer starts with the hvcC"
+    );
+    assert_eq!(seen[0].1, want[0].1, "hvcC differs from the file's");
+    // Every coded frame the viewer got is one of the file's, in the file's order (it joins
+    // at a keyframe, and the file loops).
+    let frames: Vec<&Bytes> = want[1..].iter().map(|(_, p)| p).collect();
+    let mut at = frames
+        .iter()
+        .position(|p| **p == seen[1].1)
+        .expect("the first frame is one of the file's");
+    for (kind, p) in &seen[1..] {
+        if *kind == PacketKind::Config {
+            assert_eq!(*p, want[0].1, "a repeated hvcC differs");
+            continue;
+        }
+        assert!(*p == *frames[at], "payload {at} of the file differs");
+        at = (at + 1) % frames.len();
+    }
+}
+
+/// The body of a chunked HTTP response, as far as it was read.
+fn dechunked(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&data[..eol])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
+        data = &data[(start + size + 2).min(data.len())..];
+    }
+    out
 }
