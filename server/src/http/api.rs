@@ -123,14 +123,14 @@ fn describe(s: &Stream, now: Instant, qoe: &Qoe) -> StreamInfo {
     let v = |p| c.viewers(p);
     let publisher = s.publisher();
     let tracks = s.tracks();
+    let served = s.served_tracks();
     let codec_string = |kind: MediaKind| {
-        tracks
+        served
             .iter()
-            .find(|c| c.kind == kind && c.track == 0)
+            .find(|c| c.kind == kind)
             .and_then(|c| c.codec_string())
     };
-    let hls = match crate::hls::ts_refusal(tracks.iter().filter(|c| c.track == 0).map(|c| c.codec))
-    {
+    let hls = match crate::hls::ts_refusal(served.iter().map(|c| c.codec)) {
         None => HlsInfo {
             available: true,
             reason: None,

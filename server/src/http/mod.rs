@@ -477,7 +477,7 @@ async fn hls_playlist(
     if let Some(reason) = ctx
         .hub
         .get(key)
-        .and_then(|s| ts_refusal(s.tracks().iter().filter(|c| c.track == 0).map(|c| c.codec)))
+        .and_then(|s| ts_refusal(s.served_tracks().iter().map(|c| c.codec)))
     {
         return text(StatusCode::NOT_FOUND, reason);
     }

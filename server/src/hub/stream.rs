@@ -84,6 +84,10 @@ pub(super) struct State {
     /// The configuration of every track, track 0 (the one outputs serve) included, as
     /// announced; for the API and for outputs that serve more than track 0.
     tracks: HashMap<(MediaKind, TrackId), Arc<CodecConfig>>,
+    /// The track of each kind that outputs serve: the lowest id announced (track 0 for
+    /// every legacy and most multitrack publishers).
+    served_video: Option<TrackId>,
+    served_audio: Option<TrackId>,
     pub meter: RateMeter,
 }
 
@@ -132,6 +136,8 @@ impl Stream {
                 gop_valid: false,
                 media: MediaInfo::default(),
                 tracks: HashMap::new(),
+                served_video: None,
+                served_audio: None,
                 meter: RateMeter::new(5),
             }),
         }
@@ -186,8 +192,13 @@ impl Stream {
             st.gop.clear();
             st.gop_bytes = 0;
             st.gop_valid = false;
-            // The newcomer announces its own further tracks.
-            st.tracks.retain(|(_, track), _| *track == 0);
+            // The newcomer announces its own tracks; the served ones stay until it does.
+            let (v, a) = (st.served_video, st.served_audio);
+            st.tracks.retain(|(kind, track), _| match kind {
+                MediaKind::Video => Some(*track) == v,
+                MediaKind::Audio => Some(*track) == a,
+                MediaKind::Data => false,
+            });
         }
         st.last_input = Some(info.since);
         st.publisher = Some(info);
@@ -255,8 +266,19 @@ impl Stream {
         let config = Arc::new(config);
         st.tracks
             .insert((config.kind, config.track), config.clone());
-        if config.track != 0 {
-            // Outputs serve track 0; further tracks are known, not yet carried.
+        let lowest = st
+            .tracks
+            .keys()
+            .filter(|(kind, _)| *kind == config.kind)
+            .map(|(_, track)| *track)
+            .min();
+        let served = match config.kind {
+            MediaKind::Video => &mut st.served_video,
+            _ => &mut st.served_audio,
+        };
+        *served = lowest;
+        if Some(config.track) != lowest {
+            // Outputs serve the lowest track; further tracks are known, not yet carried.
             return Ok(());
         }
         let video = config.is_video();
@@ -305,7 +327,12 @@ impl Stream {
         let mut st = self.lock();
         check_publisher(&st, id)?;
         st.last_input = Some(now);
-        if frame.track != 0 {
+        let served = match frame.kind {
+            MediaKind::Video => st.served_video,
+            MediaKind::Audio => st.served_audio,
+            MediaKind::Data => None,
+        };
+        if served != Some(frame.track) {
             return Ok(());
         }
         let slot = match frame.kind {
@@ -368,6 +395,18 @@ impl Stream {
         let mut v: Vec<_> = self.lock().tracks.values().cloned().collect();
         v.sort_by_key(|c| (!c.is_video(), c.track));
         v
+    }
+
+    /// The configurations of the tracks outputs serve (the lowest id of each kind).
+    pub fn served_tracks(&self) -> Vec<Arc<CodecConfig>> {
+        let st = self.lock();
+        [
+            (MediaKind::Video, st.served_video),
+            (MediaKind::Audio, st.served_audio),
+        ]
+        .into_iter()
+        .filter_map(|(kind, track)| st.tracks.get(&(kind, track?)).cloned())
+        .collect()
     }
 
     pub fn media(&self) -> MediaInfo {

@@ -465,3 +465,38 @@ async fn further_tracks_are_known_but_outputs_get_track_0() {
     // The stream's media description is track 0's.
     assert_eq!(hub.get(&k).unwrap().media().audio_sample_rate, Some(44100));
 }
+
+#[tokio::test(start_paused = true)]
+async fn without_track_0_outputs_serve_the_lowest_track() {
+    let hub = hub(|_| {});
+    let k = StreamKey::new("live", "mt1");
+    let p = hub.publish(k.clone(), addr()).unwrap();
+    p.video(0, avc_seq()).unwrap();
+    // Audio only on tracks 2 and 1 (a multitrack publisher need not use track 0).
+    for (track, asc) in [(2u8, [0x11u8, 0x90]), (1, [0x12, 0x10])] {
+        let mut c = onair_shared::ingest::TagReader::new()
+            .audio_tag(0, &Bytes::from(vec![0xaf, 0, asc[0], asc[1]]))
+            .unwrap()
+            .config
+            .unwrap();
+        c.track = track;
+        p.config(c).unwrap();
+    }
+    p.video(33, key(1)).unwrap();
+    for (track, n) in [(2u8, 7u8), (1, 8)] {
+        let mut f = onair_shared::ingest::TagReader::new()
+            .audio_tag(40, &aac(n))
+            .unwrap()
+            .frame
+            .unwrap();
+        f.track = track;
+        p.frame(f).unwrap();
+    }
+    let mut sub = hub.subscribe(&k, Protocol::Rtmp).unwrap();
+    // Track 1's configuration and frame, not track 2's.
+    assert_eq!(
+        describe(&batch(&mut sub).await),
+        vec!["v:seq", "a:seq", "v:key1", "a:8"]
+    );
+    assert_eq!(hub.get(&k).unwrap().media().audio_sample_rate, Some(44100));
+}
