@@ -72,6 +72,11 @@ pub struct CodecConfig {
     /// as the publisher sent them, so legacy audio goes out byte for byte as it came in.
     /// `None` for video and for audio that arrived in Enhanced RTMP form.
     pub flv_sound_flags: Option<u8>,
+    /// The colour description an Enhanced RTMP publisher sent in a Metadata packet
+    /// (colorInfo: primaries, transfer, matrix, bit depth, HDR light levels), kept for
+    /// outputs that signal it; `None` when none was sent (or it was reset). Not part of
+    /// `same_as`: decoders need no restart for it.
+    pub color: Option<Box<crate::eflv::ColorInfo>>,
 }
 
 impl CodecConfig {

@@ -121,6 +121,10 @@ pub struct TagReader {
     vp9_unsized: HashMap<TrackId, CodecConfig>,
     /// Enhanced MP3 tracks' last announced configuration (no sequence header either).
     enhanced_mp3: HashMap<TrackId, CodecConfig>,
+    /// Each video track's last configuration, announced again when its colorInfo changes.
+    video_configs: HashMap<TrackId, CodecConfig>,
+    /// The colorInfo each video track's Metadata last gave (`None`: reset).
+    colors: HashMap<TrackId, Option<crate::eflv::ColorInfo>>,
     limits: ParseLimits,
 }
 
@@ -163,6 +167,8 @@ impl TagReader {
                     let mut c = video_config(p.codec, p.payload)?;
                     c.track = p.track;
                     self.configured(&c)?;
+                    c.color = self.colors.get(&c.track).copied().flatten().map(Box::new);
+                    self.video_configs.insert(c.track, c.clone());
                     if c.codec == Codec::Vp9 && c.summary.width.is_none() {
                         self.vp9_unsized.insert(c.track, c.clone());
                     } else {
@@ -183,6 +189,19 @@ impl TagReader {
                 PacketKind::Mpeg2TsConfig | PacketKind::End => {}
             }
         }
+        // colorInfo is kept on the track's configuration, which is announced again with it.
+        for m in msg.metadata {
+            let Some(color) = m.color_info else { continue };
+            // An empty colorInfo (FFmpeg sends one when nothing is tagged) says nothing.
+            let color = color.filter(|c| *c != crate::eflv::ColorInfo::default());
+            self.colors.insert(m.track, color);
+            if let Some(c) = self.video_configs.get_mut(&m.track) {
+                if c.color.as_deref() != color.as_ref() {
+                    c.color = color.map(Box::new);
+                    out.add_config(c.clone());
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -193,6 +212,7 @@ impl TagReader {
         let mut c = self.vp9_unsized.remove(&track)?;
         c.summary.width = Some(w);
         c.summary.height = Some(hgt);
+        self.video_configs.insert(track, c.clone());
         Some(c)
     }
 
@@ -231,6 +251,7 @@ impl TagReader {
                         ..MediaSummary::default()
                     },
                     flv_sound_flags: flags,
+                    color: None,
                 };
                 self.configured(&c)?;
                 Ok(Ingested {
@@ -266,6 +287,7 @@ impl TagReader {
                         summary: audio_summary(&params),
                         params,
                         flv_sound_flags: flags,
+                        color: None,
                     };
                     self.implicit_audio = Some(c.clone());
                     c
@@ -336,6 +358,7 @@ impl TagReader {
             summary: audio_summary(&params),
             params,
             flv_sound_flags: None,
+            color: None,
         };
         self.configured(&c)?;
         self.enhanced_mp3.insert(track, c.clone());
@@ -428,6 +451,7 @@ pub fn video_config(codec: Codec, record: Bytes) -> Result<CodecConfig, IngestEr
         params,
         summary,
         flv_sound_flags: None,
+        color: None,
     })
 }
 
@@ -447,6 +471,7 @@ pub fn audio_config(codec: Codec, record: Bytes) -> Result<CodecConfig, IngestEr
         summary: audio_summary(&params),
         params,
         flv_sound_flags: None,
+        color: None,
     })
 }
 
@@ -477,6 +502,7 @@ pub fn avc_config(record: Bytes) -> Result<CodecConfig, AvcError> {
         params: CodecParams::Avc(avc),
         summary,
         flv_sound_flags: None,
+        color: None,
     })
 }
 
@@ -806,6 +832,63 @@ mod tests {
         m.extend_from_slice(&[0, 0, 0, 1, 0x02]);
         let f = r.video_tag(80, &Bytes::from(m)).unwrap().frame.unwrap();
         assert_eq!((f.dts, f.nanos, f.cts), (80, 500_000, 0));
+    }
+
+    #[test]
+    fn color_info_metadata_is_kept_on_the_track_configuration() {
+        let hevc = read_file(include_bytes!("eflv/testdata/hevc.flv")).0[0].clone();
+        assert_eq!(hevc.color, None, "FFmpeg's empty colorInfo says nothing");
+        let mut r = TagReader::new();
+        let mut seq = b"\x90hvc1".to_vec();
+        seq.extend_from_slice(&hevc.record);
+        r.video_tag(0, &Bytes::from(seq.clone())).unwrap();
+        // Metadata (packet type 4): colorInfo { colorConfig { bitDepth 10, BT.2020, PQ } }.
+        let key = |o: &mut Vec<u8>, k: &str| {
+            o.extend_from_slice(&(k.len() as u16).to_be_bytes());
+            o.extend_from_slice(k.as_bytes());
+        };
+        let mut m = b"\x94hvc1\x02\x00\x09colorInfo\x03".to_vec();
+        key(&mut m, "colorConfig");
+        m.push(3);
+        for (k, n) in [
+            ("bitDepth", 10.0f64),
+            ("colorPrimaries", 9.0),
+            ("transferCharacteristics", 16.0),
+            ("matrixCoefficients", 9.0),
+        ] {
+            key(&mut m, k);
+            m.push(0);
+            m.extend_from_slice(&n.to_be_bytes());
+        }
+        m.extend_from_slice(&[0, 0, 9, 0, 0, 9]);
+        let got = r.video_tag(10, &Bytes::from(m.clone())).unwrap();
+        let c = got
+            .config
+            .expect("the configuration, announced again with its colour");
+        let color = **c.color.as_ref().expect("colorInfo kept");
+        assert_eq!(
+            (
+                color.bit_depth,
+                color.color_primaries,
+                color.transfer_characteristics
+            ),
+            (Some(10.0), Some(9.0), Some(16.0))
+        );
+        assert!(c.same_as(&hevc), "the same decoder configuration");
+        // The same colorInfo again changes nothing; a later sequence start keeps it.
+        assert!(r.video_tag(20, &Bytes::from(m)).unwrap().config.is_none());
+        let again = r.video_tag(30, &Bytes::from(seq)).unwrap().config.unwrap();
+        assert_eq!(again.color.as_deref(), Some(&color));
+        // colorInfo = Undefined resets it.
+        let reset = r
+            .video_tag(
+                40,
+                &Bytes::from_static(b"\x94hvc1\x02\x00\x09colorInfo\x06"),
+            )
+            .unwrap()
+            .config
+            .unwrap();
+        assert_eq!(reset.color, None);
     }
 
     #[test]

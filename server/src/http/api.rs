@@ -55,6 +55,20 @@ pub struct VideoInfo {
     /// RFC 6381 codec string (`hvc1.1.6.L60.90`, `av01.0.04M.08`), for
     /// `MediaSource.isTypeSupported`.
     pub codec_string: Option<String>,
+    /// The colour description an Enhanced RTMP publisher sent (Metadata colorInfo), with
+    /// ISO/IEC 23091-2 code points; absent when none was sent.
+    pub color: Option<ColorView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ColorView {
+    pub bit_depth: Option<f64>,
+    pub color_primaries: Option<f64>,
+    pub transfer_characteristics: Option<f64>,
+    pub matrix_coefficients: Option<f64>,
+    /// HDR content light levels, cd/m².
+    pub max_cll: Option<f64>,
+    pub max_fall: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -160,6 +174,18 @@ fn describe(s: &Stream, now: Instant, qoe: &Qoe) -> StreamInfo {
                 media.metadata_fps
             },
             codec_string: codec_string(MediaKind::Video),
+            color: served
+                .iter()
+                .find(|c| c.kind == MediaKind::Video)
+                .and_then(|c| c.color.as_deref())
+                .map(|c| ColorView {
+                    bit_depth: c.bit_depth,
+                    color_primaries: c.color_primaries,
+                    transfer_characteristics: c.transfer_characteristics,
+                    matrix_coefficients: c.matrix_coefficients,
+                    max_cll: c.max_cll,
+                    max_fall: c.max_fall,
+                }),
         }),
         audio: media.audio_codec.map(|codec| AudioInfo {
             codec,
