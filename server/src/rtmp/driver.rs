@@ -207,7 +207,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                             self.started(ClientRole::Publisher, &key);
                             Ok(())
                         }
-                        Err(e) => Err(e.to_string()),
+                        Err(e) => Err(e),
                     };
                     self.session.answer(Answer::Published(verdict));
                 }
@@ -220,7 +220,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                             self.started(ClientRole::Viewer, &key);
                             Ok(())
                         }
-                        Err(e) => Err(e.to_string()),
+                        Err(e) => Err(e),
                     };
                     self.session.answer(Answer::Playing(verdict));
                 }

@@ -34,7 +34,7 @@ use super::handshake::{HandshakeStep, ServerHandshake};
 use super::messages::*;
 use crate::auth::{Access, Action as AccessAction, Denied};
 use crate::config::RtmpConfig;
-use crate::hub::{parse_stream_name, PushError, StreamKey};
+use crate::hub::{parse_stream_name, PublishError, PushError, StreamKey, SubscribeError};
 
 /// An AMF0 command named "connect" starts with these bytes (string marker, length 7).
 const CONNECT_PREFIX: &[u8] = b"\x02\x00\x07connect";
@@ -69,9 +69,9 @@ pub enum Action {
 #[derive(Debug)]
 pub enum Answer {
     Authorized(Result<(), Denied>),
-    /// The hub's verdict on a publish; the error is its reason, for the status.
-    Published(Result<(), String>),
-    Playing(Result<(), String>),
+    /// The hub's verdict on a publish; the error's text is the status description.
+    Published(Result<(), PublishError>),
+    Playing(Result<(), SubscribeError>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,21 +249,21 @@ impl Session {
                 self.role = Role::Publishing;
                 self.accept(p.request_id)
             }
-            Answer::Published(Err(reason)) => self.reject(
+            Answer::Published(Err(e)) => self.reject(
                 p.request_id,
                 "NetStream.Publish.BadName",
-                reason.clone(),
-                ConnError::PublishRefused(reason),
+                e.to_string(),
+                ConnError::PublishRefused(e.to_string()),
             ),
             Answer::Playing(Ok(())) => {
                 let stream_id = p.play_stream_id.unwrap_or(1);
                 self.start_play(p.request_id, stream_id)
             }
-            Answer::Playing(Err(reason)) => self.reject(
+            Answer::Playing(Err(e)) => self.reject(
                 p.request_id,
                 "NetStream.Play.StreamNotFound",
-                reason.clone(),
-                ConnError::PlayRefused(reason),
+                e.to_string(),
+                ConnError::PlayRefused(e.to_string()),
             ),
         };
         if let Err(e) = r {
@@ -980,9 +980,9 @@ mod tests {
         actions(&mut s);
         s.answer(Answer::Authorized(Ok(())));
         actions(&mut s);
-        s.answer(Answer::Published(Err(
-            "stream live/cam is already being published".into(),
-        )));
+        s.answer(Answer::Published(Err(PublishError::AlreadyPublishing(
+            StreamKey::new("live", "cam"),
+        ))));
         let a = actions(&mut s);
         assert!(says(&sent(&a), "already being published"));
         assert!(matches!(
