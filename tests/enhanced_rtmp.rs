@@ -15,41 +15,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::ffmpeg8::{peer, readback};
 use common::*;
 use onair_shared::Codec;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// The venv's Python, checked to carry FFmpeg 8. Fails loudly rather than skipping.
-fn python() -> PathBuf {
-    static CHECKED: OnceLock<PathBuf> = OnceLock::new();
-    CHECKED
-        .get_or_init(|| {
-            let py = Path::new(ROOT).join(".venv-av/bin/python");
-            let out = Command::new(&py)
-                .args(["-c", "import av; print(av.ffmpeg_version_info)"])
-                .output();
-            let version = match out {
-                Ok(o) if o.status.success() => {
-                    String::from_utf8_lossy(&o.stdout).trim().to_string()
-                }
-                _ => panic!(
-                    "{} with PyAV is required: run scripts/install-deps.sh",
-                    py.display()
-                ),
-            };
-            assert!(
-                version.starts_with('8'),
-                "PyAV's FFmpeg is {version}, these tests need FFmpeg 8 (Enhanced FLV v2)"
-            );
-            py
-        })
-        .clone()
-}
 
 /// Encodes the fixtures on first use (Debian's ffmpeg) and returns their directory.
 fn fixtures() -> PathBuf {
@@ -69,24 +43,6 @@ fn fixtures() -> PathBuf {
     .clone()
 }
 
-fn peer(script: &str) -> Command {
-    let mut c = Command::new(python());
-    c.arg(Path::new(ROOT).join("tests/peers").join(script));
-    c
-}
-
-/// The JSON line a peer script printed last.
-fn report(out: &Output, what: &str) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|e| {
-        panic!(
-            "{what}: no JSON report ({e}); stdout {stdout:?}, stderr {:?}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
 /// Publishes `fixture` in real time, `loops` times over, until it ends or is killed.
 fn publish(server: &ServerProc, name: &str, fixture: &str, loops: u32) -> Proc {
     let child = peer("publish.py")
@@ -99,17 +55,6 @@ fn publish(server: &ServerProc, name: &str, fixture: &str, loops: u32) -> Proc {
         .spawn()
         .expect("spawn publish.py");
     Proc(child)
-}
-
-/// Reads `url` for `seconds` with FFmpeg 8, decoding; `codecs` is the fourCcList to announce.
-fn readback(url: &str, seconds: u32, codecs: Option<&str>) -> serde_json::Value {
-    let mut c = peer("readback.py");
-    c.arg(url).args(["--seconds", &seconds.to_string()]);
-    if let Some(codecs) = codecs {
-        c.args(["--codecs", codecs]);
-    }
-    let out = c.stdin(Stdio::null()).output().expect("run readback.py");
-    report(&out, url)
 }
 
 /// One stream to publish and what every reader must see.

@@ -9,11 +9,11 @@
 mod common;
 mod pusher_util;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 use bytes::Bytes;
+use common::ffmpeg8::{self, peer};
 use common::*;
 use onair_shared::eflv::{parse_audio, parse_video, PacketKind, ParseLimits};
 use onair_shared::flv::{FlvDemuxer, FlvEvent, TAG_AUDIO, TAG_VIDEO};
@@ -21,51 +21,13 @@ use onair_shared::Codec;
 use pusher_util::*;
 use serde_json::Value;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// The venv's Python, checked to carry FFmpeg 8. Fails loudly rather than skipping.
-fn python() -> PathBuf {
-    static CHECKED: OnceLock<PathBuf> = OnceLock::new();
-    CHECKED
-        .get_or_init(|| {
-            let py = Path::new(ROOT).join(".venv-av/bin/python");
-            let out = Command::new(&py)
-                .args(["-c", "import av; print(av.ffmpeg_version_info)"])
-                .output();
-            let version = match out {
-                Ok(o) if o.status.success() => {
-                    String::from_utf8_lossy(&o.stdout).trim().to_string()
-                }
-                _ => panic!(
-                    "{} with PyAV is required: run scripts/install-deps.sh",
-                    py.display()
-                ),
-            };
-            assert!(
-                version.starts_with('8'),
-                "PyAV's FFmpeg is {version}, these tests need FFmpeg 8 (Enhanced FLV v2)"
-            );
-            py
-        })
-        .clone()
-}
-
 fn probe_cmd() -> Command {
-    let mut c = Command::new(python());
-    c.arg(Path::new(ROOT).join("tests/peers/probe_file.py"));
-    c
+    peer("probe_file.py")
 }
 
 /// The JSON report of probe_file.py, checked for read and decode errors.
 fn report(out: &Output, what: &str) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
-            panic!(
-                "probe {what}: no JSON ({e}); stderr {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+    let v = ffmpeg8::report(out, what);
     assert!(v["error"].is_null(), "FFmpeg 8 could not read {what}: {v}");
     assert_eq!(
         v["decode_errors"],
@@ -394,23 +356,9 @@ fn enhanced_tags_go_out_over_rtmp_to_ffmpeg8() {
     }
 }
 
-/// Reads `url` for `seconds` with FFmpeg 8 (tests/peers/readback.py), decoding.
+/// Reads `url` for `seconds` with FFmpeg 8, checked for read and decode errors.
 fn readback(url: &str, seconds: u32, codecs: Option<&str>) -> Value {
-    let mut c = Command::new(python());
-    c.arg(Path::new(ROOT).join("tests/peers/readback.py"))
-        .arg(url)
-        .args(["--seconds", &seconds.to_string()]);
-    if let Some(codecs) = codecs {
-        c.args(["--codecs", codecs]);
-    }
-    let out = c.stdin(Stdio::null()).output().expect("run readback.py");
-    let v: Value = serde_json::from_str(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default(),
-    )
-    .unwrap_or_else(|e| panic!("readback {url}: no JSON ({e})"));
+    let v = ffmpeg8::readback(url, seconds, codecs);
     assert!(v["error"].is_null(), "read of {url} failed: {v}");
     assert_eq!(v["decode_errors"], serde_json::json!([]), "{url}: {v}");
     v

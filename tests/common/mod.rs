@@ -412,6 +412,7 @@ pub fn streams(input: &str) -> Vec<serde_json::Value> {
     v["streams"].as_array().cloned().unwrap_or_default()
 }
 
+pub mod ffmpeg8;
 pub mod raw_rtmp;
 
 /// An HTTP-FLV viewer on its own thread that counts bytes and notes if it is cut off.
