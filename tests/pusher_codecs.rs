@@ -480,7 +480,7 @@ fn hevc_file_push_through_onair_keeps_its_payloads() {
         .expect("response head")
         + 4;
     let file = dir.path.join("from-onair.flv");
-    std::fs::write(&file, dechunked(&got[body_at..])).unwrap();
+    std::fs::write(&file, dechunk(&got[body_at..])).unwrap();
     let video: Vec<Bytes> = flv_tags(&file)
         .into_iter()
         .filter(|(t, _)| *t == TAG_VIDEO)
@@ -509,22 +509,4 @@ fn hevc_file_push_through_onair_keeps_its_payloads() {
         assert!(*p == *frames[at], "payload {at} of the file differs");
         at = (at + 1) % frames.len();
     }
-}
-
-/// The body of a chunked HTTP response, as far as it was read.
-fn dechunked(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = std::str::from_utf8(&data[..eol])
-            .ok()
-            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
-            .unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        let start = eol + 2;
-        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
-        data = &data[(start + size + 2).min(data.len())..];
-    }
-    out
 }

@@ -335,7 +335,8 @@ pub fn http_exchange(
     Ok((status, body))
 }
 
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
+/// The body of a chunked HTTP response, as far as it was read.
+pub fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
         let size =
