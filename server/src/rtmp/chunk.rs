@@ -514,6 +514,42 @@ pub fn encode_message(
     }
 }
 
+/// `payload` as one message in the header form of `template`, the first chunk of a message
+/// another encoder wrote (type 0 or type 1 header, one-byte chunk stream id, no extended
+/// timestamp): same chunk stream, timestamp field, type and stream id, its own length.
+/// Lets one message of rml_rtmp's be replaced without upsetting the client's view of that
+/// chunk stream's previous header. `None` for any other form.
+pub fn reencode_like(template: &[u8], payload: &[u8], chunk_size: u32) -> Option<Bytes> {
+    let first = *template.first()?;
+    let (fmt, csid) = (first >> 6, first & 0x3f);
+    let header_len = match fmt {
+        0 => 11,
+        1 => 7,
+        _ => return None,
+    };
+    if csid < 2 || payload.len() > MAX_ENCODABLE_LENGTH {
+        return None;
+    }
+    let header = template.get(1..1 + header_len)?;
+    if header[..3] == [0xff, 0xff, 0xff] {
+        return None;
+    }
+    let chunk_size = usize::try_from(chunk_size.max(1)).unwrap_or(usize::MAX);
+    let mut out =
+        BytesMut::with_capacity(1 + header_len + payload.len() + payload.len() / chunk_size + 1);
+    out.put_u8(first);
+    out.put_slice(&header[..3]);
+    out.put_slice(&(payload.len() as u32).to_be_bytes()[1..]);
+    out.put_slice(&header[6..]);
+    for (i, chunk) in payload.chunks(chunk_size).enumerate() {
+        if i > 0 {
+            out.put_u8(0xc0 | csid);
+        }
+        out.put_slice(chunk);
+    }
+    Some(out.freeze())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1085,5 +1121,36 @@ mod tests {
                 assert!(dec.buffered_bytes() as u64 <= dec.bytes_received());
             }
         }
+    }
+
+    #[test]
+    fn reencode_like_keeps_the_template_header_and_sets_the_length() {
+        // A type 1 header on chunk stream 6 (delta 5, length 3, type 20), then a type 0 one.
+        let t1 = [0x46, 0, 0, 5, 0, 0, 3, 20, 1, 2, 3];
+        let b = reencode_like(&t1, &[9; 10], 4).unwrap();
+        assert_eq!(
+            &b[..],
+            &[0x46, 0, 0, 5, 0, 0, 10, 20, 9, 9, 9, 9, 0xc6, 9, 9, 9, 9, 0xc6, 9, 9]
+        );
+        let mut t0 = BytesMut::new();
+        encode_message(&mut t0, 3, 20, 0, 7, b"abc", 128);
+        let b = reencode_like(&t0, b"hello", 128).unwrap();
+        let mut want = BytesMut::new();
+        encode_message(&mut want, 3, 20, 0, 7, b"hello", 128);
+        assert_eq!(b, want.freeze());
+        // Forms it does not rewrite.
+        assert!(
+            reencode_like(&[0x86, 0, 0, 5], b"x", 128).is_none(),
+            "type 2"
+        );
+        assert!(
+            reencode_like(&[0x00, 1, 2], b"x", 128).is_none(),
+            "two-byte csid"
+        );
+        assert!(reencode_like(&[0x46, 0xff, 0xff, 0xff, 0, 0, 1, 20], b"x", 128).is_none());
+        assert!(
+            reencode_like(&[0x46, 0, 0], b"x", 128).is_none(),
+            "truncated"
+        );
     }
 }

@@ -299,8 +299,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         Ok(())
     }
 
-    /// An Enhanced RTMP codec in `batch` that this player did not announce. H.264, AAC,
-    /// MP3 and opaque legacy audio go to every player in legacy form.
+    /// A codec in `batch` this player did not announce it decodes or forwards (by its
+    /// connect's `fourCcList` or info-map flags). H.264, AAC and MP3 go to every player in
+    /// legacy form, and so does opaque legacy audio.
     fn unannounced_codec(&self, batch: &[Arc<SharedFrame>]) -> Option<onair_shared::Codec> {
         use onair_shared::Codec;
         let caps = self.session.client_caps();
@@ -311,10 +312,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 matches!(
                     c,
                     Codec::Hevc | Codec::Av1 | Codec::Vp9 | Codec::Opus | Codec::Flac
-                ) && !c
-                    .fourcc()
-                    .and_then(|f| std::str::from_utf8(&f).ok().map(|f| caps.announces(f)))
-                    .unwrap_or(false)
+                ) && !caps.accepts(c)
             })
     }
 

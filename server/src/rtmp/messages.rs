@@ -3,8 +3,12 @@
 //! apply to commands before rml_rtmp sees them. Pure functions over bytes.
 
 use bytes::{Bytes, BytesMut};
+use onair_shared::eflv::connect::{
+    server_connect_fields, CAPS_EX_MODEX, CAPS_EX_MULTITRACK, CAPS_EX_TIMESTAMP_NANO_OFFSET,
+};
 use onair_shared::flv::{FlvTag, TAG_AUDIO, TAG_VIDEO};
 use onair_shared::metadata::{decode_amf0, Amf0Value, AmfError};
+use onair_shared::Codec;
 
 use super::chunk::encode_message;
 use crate::hub::SharedFrame;
@@ -126,6 +130,55 @@ fn status_command(
     out.freeze()
 }
 
+/// Codecs a publisher may send and players are served (what our connect `_result` lists).
+pub const SERVED_VIDEO: [Codec; 4] = [Codec::H264, Codec::Hevc, Codec::Av1, Codec::Vp9];
+pub const SERVED_AUDIO: [Codec; 4] = [Codec::Aac, Codec::Mp3, Codec::Opus, Codec::Flac];
+
+/// The Enhanced RTMP extensions our ingest parses (capsEx of our connect `_result`):
+/// Multitrack and ModEx with TimestampOffsetNano. Reconnect requests are not sent.
+pub const SERVER_CAPS_EX: u32 = CAPS_EX_MULTITRACK | CAPS_EX_MODEX | CAPS_EX_TIMESTAMP_NANO_OFFSET;
+
+/// Connect's `_result`, as rml_rtmp writes it (fmsVer, capabilities, the status object)
+/// plus the Enhanced RTMP fields saying which codecs onair takes and serves
+/// (`fourCcList`, `videoFourCcInfoMap`, `audioFourCcInfoMap`) and `capsEx`: the AMF0
+/// command body.
+pub fn connect_result(transaction_id: f64, object_encoding: f64, app: &str) -> Vec<u8> {
+    let mut props: std::collections::HashMap<String, Amf0Value> = [
+        ("fmsVer", Amf0Value::Utf8String("FMS/3,0,1,123".into())),
+        ("capabilities", Amf0Value::Number(31.0)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    props.extend(server_connect_fields(
+        &SERVED_VIDEO,
+        &SERVED_AUDIO,
+        SERVER_CAPS_EX,
+    ));
+    let info = [
+        ("level", Amf0Value::Utf8String("status".into())),
+        (
+            "code",
+            Amf0Value::Utf8String("NetConnection.Connect.Success".into()),
+        ),
+        (
+            "description",
+            Amf0Value::Utf8String(format!("Successfully connected on app: {app}")),
+        ),
+        ("objectEncoding", Amf0Value::Number(object_encoding)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let values = vec![
+        Amf0Value::Utf8String("_result".into()),
+        Amf0Value::Number(transaction_id),
+        Amf0Value::Object(props),
+        Amf0Value::Object(info),
+    ];
+    rml_amf0::serialize(&values).unwrap_or_default()
+}
+
 /// Acknowledgement of `total` bytes received (the sequence number wraps at 2^32).
 pub fn acknowledgement(total: u64, chunk_size: u32) -> Bytes {
     let mut out = BytesMut::new();
@@ -221,75 +274,6 @@ pub fn check_command(payload: &Bytes, max_depth: usize) -> Result<CommandCheck, 
         }
     }
     Ok(CommandCheck::Forward(payload.clone()))
-}
-
-/// What an Enhanced RTMP client announced in its connect command object
-/// (veovera/enhanced-rtmp v1 and v2). Read by us because rml_rtmp's session reports only
-/// the app name of a connect; answering with ours in `_result` would need the connect
-/// reply written by us too (rml_rtmp writes it).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ClientCaps {
-    /// `fourCcList`: the FourCCs it handles; `"*"` means any.
-    pub fourcc_list: Vec<String>,
-    /// `videoFourCcInfoMap` and `audioFourCcInfoMap`: FourCC to capability flags
-    /// (1 decode, 2 encode, 4 forward), sorted by FourCC.
-    pub video_fourcc_info: Vec<(String, f64)>,
-    pub audio_fourcc_info: Vec<(String, f64)>,
-    /// `capsEx`: reconnect (1), multitrack (2), ModEx (4), nanosecond offsets (8).
-    pub caps_ex: Option<f64>,
-}
-
-impl ClientCaps {
-    /// From a decoded connect command (`["connect", txn, {…}, …]`); anything missing or
-    /// of the wrong type is left out.
-    pub fn from_connect(values: &[Amf0Value]) -> Self {
-        let Some(Amf0Value::Object(obj)) = values.get(2) else {
-            return Self::default();
-        };
-        let info = |key: &str| -> Vec<(String, f64)> {
-            let mut v: Vec<(String, f64)> = match obj.get(key) {
-                Some(Amf0Value::Object(m)) => m
-                    .iter()
-                    .filter_map(|(k, v)| match v {
-                        Amf0Value::Number(n) => Some((k.clone(), *n)),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
-            v.sort_by(|a, b| a.0.cmp(&b.0));
-            v
-        };
-        let fourcc_list = match obj.get("fourCcList") {
-            Some(Amf0Value::StrictArray(items)) => items
-                .iter()
-                .filter_map(|v| match v {
-                    Amf0Value::Utf8String(s) => Some(s.clone()),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        Self {
-            fourcc_list,
-            video_fourcc_info: info("videoFourCcInfoMap"),
-            audio_fourcc_info: info("audioFourCcInfoMap"),
-            caps_ex: match obj.get("capsEx") {
-                Some(Amf0Value::Number(n)) => Some(*n),
-                _ => None,
-            },
-        }
-    }
-
-    /// Whether the client announced `fourcc` (or `*`) in any of its lists.
-    pub fn announces(&self, fourcc: &str) -> bool {
-        self.fourcc_list.iter().any(|f| f == fourcc || f == "*")
-            || self
-                .video_fourcc_info
-                .iter()
-                .chain(&self.audio_fourcc_info)
-                .any(|(f, _)| f == fourcc || f == "*")
-    }
 }
 
 /// Splits an aggregate message (type 22) into its FLV tags, with timestamps rebased
@@ -469,49 +453,41 @@ mod tests {
     }
 
     #[test]
-    fn enhanced_connect_fields_are_read() {
-        let mut obj = std::collections::HashMap::new();
-        obj.insert("app".to_string(), Amf0Value::Utf8String("live".into()));
-        obj.insert(
-            "fourCcList".to_string(),
-            Amf0Value::StrictArray(vec![
-                Amf0Value::Utf8String("hvc1".into()),
-                Amf0Value::Utf8String("av01".into()),
-                Amf0Value::Number(3.0),
-            ]),
-        );
-        let mut video = std::collections::HashMap::new();
-        video.insert("vp09".to_string(), Amf0Value::Number(1.0));
-        video.insert("avc1".to_string(), Amf0Value::Number(3.0));
-        obj.insert("videoFourCcInfoMap".to_string(), Amf0Value::Object(video));
-        obj.insert("capsEx".to_string(), Amf0Value::Number(15.0));
-        let values = vec![
-            Amf0Value::Utf8String("connect".into()),
-            Amf0Value::Number(1.0),
-            Amf0Value::Object(obj),
-        ];
-        let caps = ClientCaps::from_connect(&values);
-        assert_eq!(
-            caps.fourcc_list,
-            vec!["hvc1", "av01"],
-            "non-strings skipped"
-        );
-        assert_eq!(
-            caps.video_fourcc_info,
-            vec![("avc1".to_string(), 3.0), ("vp09".to_string(), 1.0)]
-        );
-        assert_eq!(caps.caps_ex, Some(15.0));
-        assert!(caps.announces("hvc1") && caps.announces("vp09"));
-        assert!(!caps.announces("Opus"));
-        // A legacy client announces nothing; a wildcard announces everything.
-        assert_eq!(
-            ClientCaps::from_connect(&values[..2]),
-            ClientCaps::default()
-        );
-        let any = ClientCaps {
-            fourcc_list: vec!["*".into()],
-            ..ClientCaps::default()
+    fn connect_result_lists_our_codecs_and_extensions() {
+        let v = decode_amf0(&connect_result(1.0, 0.0, "live"), 8).unwrap();
+        assert_eq!(v[0], Amf0Value::Utf8String("_result".into()));
+        assert_eq!(v[1], Amf0Value::Number(1.0));
+        let Amf0Value::Object(props) = &v[2] else {
+            panic!("{v:?}")
         };
-        assert!(any.announces("av01"));
+        let Some(Amf0Value::StrictArray(list)) = props.get("fourCcList") else {
+            panic!("{props:?}")
+        };
+        let list: Vec<_> = list
+            .iter()
+            .filter_map(|v| match v {
+                Amf0Value::Utf8String(s) => Some(s.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            list,
+            ["avc1", "hvc1", "av01", "vp09", "mp4a", ".mp3", "Opus", "fLaC"]
+        );
+        let Some(Amf0Value::Object(video)) = props.get("videoFourCcInfoMap") else {
+            panic!("{props:?}")
+        };
+        assert_eq!(video.get("av01"), Some(&Amf0Value::Number(4.0)), "forward");
+        assert_eq!(props.get("capsEx"), Some(&Amf0Value::Number(14.0)));
+        assert_eq!(props.get("capabilities"), Some(&Amf0Value::Number(31.0)));
+        let Amf0Value::Object(info) = &v[3] else {
+            panic!("{v:?}")
+        };
+        assert_eq!(
+            info.get("code"),
+            Some(&Amf0Value::Utf8String(
+                "NetConnection.Connect.Success".into()
+            ))
+        );
     }
 }

@@ -11,8 +11,8 @@
 //! reports only the app name, so the Enhanced RTMP connect fields (`fourCcList`,
 //! `videoFourCcInfoMap`, `audioFourCcInfoMap`, `capsEx`) never reach us through it: we
 //! read them ourselves from the same bytes (`ClientCaps`, in `on_command`). It also
-//! writes connect's `_result` without a way to add fields, so answering with our own
-//! FourCC lists means writing that reply ourselves instead of `accept_request`.
+//! writes connect's `_result` without a way to add fields, so that one reply is ours
+//! (`accept_connect`): the same fields plus the FourCCs and capsEx onair handles.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -20,15 +20,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use onair_shared::eflv::connect::ClientCaps;
 use onair_shared::flv::{TAG_AUDIO, TAG_VIDEO};
 use onair_shared::ingest::{TagReader, TrackItem};
-use onair_shared::metadata::{decode_amf0, parse_script, AmfError, ScriptData};
+use onair_shared::metadata::{decode_amf0, parse_script, Amf0Value, AmfError, ScriptData};
 use onair_shared::{CodecConfig, Frame};
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
 };
 
-use super::chunk::{encode_message, ChunkDecoder, ChunkLimits, RtmpMessage};
+use super::chunk::{encode_message, reencode_like, ChunkDecoder, ChunkLimits, RtmpMessage};
 use super::error::ConnError;
 use super::handshake::{HandshakeStep, ServerHandshake};
 use super::messages::*;
@@ -118,6 +119,9 @@ pub struct Session {
     handshake_done: bool,
     /// The Enhanced RTMP capabilities the client announced in its connect.
     caps: ClientCaps,
+    /// Connect's transaction id and objectEncoding, for our `_result`.
+    connect_txn: f64,
+    object_encoding: f64,
 }
 
 impl Session {
@@ -144,6 +148,8 @@ impl Session {
             tags: TagReader::new(),
             handshake_done: false,
             caps: ClientCaps::default(),
+            connect_txn: 1.0,
+            object_encoding: 0.0,
         }
     }
 
@@ -515,7 +521,15 @@ impl Session {
                 if bytes.starts_with(CONNECT_PREFIX) {
                     // rml_rtmp keeps connect's command object to itself (module comment).
                     let values = decode_amf0(&bytes, self.cfg.max_amf_depth)?;
-                    self.caps = ClientCaps::from_connect(&values);
+                    if let Some(Amf0Value::Number(txn)) = values.get(1) {
+                        self.connect_txn = *txn;
+                    }
+                    if let Some(Amf0Value::Object(obj)) = values.get(2) {
+                        self.caps = ClientCaps::from_connect_object(obj);
+                        if let Some(Amf0Value::Number(enc)) = obj.get("objectEncoding") {
+                            self.object_encoding = *enc;
+                        }
+                    }
                     tracing::debug!(caps = ?self.caps, "connect capabilities");
                 }
                 let fwd = RtmpMessage {
@@ -586,6 +600,38 @@ impl Session {
         self.apply(results)
     }
 
+    /// Accepts a connect with our own `_result` in place of rml_rtmp's, which has no
+    /// way to add the Enhanced RTMP fields (module comment). Ours goes out in the header
+    /// form of rml_rtmp's (`reencode_like`: same chunk stream, timestamp, type), so the
+    /// headers rml_rtmp compresses against it later still read right, since no later reply of
+    /// its on that stream has the connect reply's length. A reply of another shape is sent
+    /// as rml_rtmp wrote it.
+    fn accept_connect(&mut self, request_id: u32, app: String) -> Result<(), ConnError> {
+        let results = self
+            .session()?
+            .accept_request(request_id)
+            .map_err(|e| ConnError::Session(format!("{e:?}")))?;
+        let ours = connect_result(self.connect_txn, self.object_encoding, &app);
+        for r in results {
+            match r {
+                ServerSessionResult::OutboundResponse(p)
+                    if p.bytes.windows(10).any(|w| w == b"\x02\x00\x07_result") =>
+                {
+                    match reencode_like(&p.bytes, &ours, self.cfg.out_chunk_size) {
+                        Some(reply) => self.out.extend_from_slice(&reply),
+                        None => {
+                            tracing::debug!("rml_rtmp's connect reply sent as it is");
+                            self.out.extend_from_slice(&p.bytes);
+                        }
+                    }
+                }
+                other => self.apply(vec![other])?,
+            }
+        }
+        self.app = Some(app);
+        Ok(())
+    }
+
     /// Refuses a request with rml_rtmp's status for it, then closes.
     fn reject(
         &mut self,
@@ -626,8 +672,7 @@ impl Session {
                         ConnError::PublishRefused(reason),
                     );
                 }
-                self.app = Some(app_name);
-                self.accept(request_id)
+                self.accept_connect(request_id, app_name)
             }
             ServerSessionEvent::ReleaseStreamRequested { request_id, .. } => {
                 self.accept(request_id)
@@ -943,7 +988,7 @@ mod tests {
         assert_eq!(s.playing(), Some(1));
         assert!(says(&s.stream_ended(), "NetStream.Play.UnpublishNotify"));
         // A legacy player (no fourCcList) of a stream that turns out to be HEVC.
-        assert!(!s.client_caps().announces("hvc1"));
+        assert!(!s.client_caps().accepts(Codec::Hevc));
         s.play_refused(Codec::Hevc);
         let a = actions(&mut s);
         let out = sent(&a);
@@ -1050,9 +1095,13 @@ mod tests {
         let mut s = session();
         s.push(&b);
         let a = actions(&mut s);
-        assert!(says(&sent(&a), "NetConnection.Connect.Success"));
-        assert!(s.client_caps().announces("av01"));
-        assert_eq!(s.client_caps().caps_ex, Some(2.0));
+        let reply = sent(&a);
+        assert!(says(&reply, "NetConnection.Connect.Success"));
+        // Our `_result` says what onair forwards.
+        assert!(says(&reply, "fourCcList") && says(&reply, "hvc1") && says(&reply, "capsEx"));
+        assert!(s.client_caps().accepts(Codec::Av1));
+        assert!(!s.client_caps().accepts(Codec::Vp9));
+        assert_eq!(s.client_caps().caps_ex, 2);
         // A legacy connect announces nothing.
         let mut legacy = session();
         legacy.push(&[handshake_bytes(), connect("live")].concat());
