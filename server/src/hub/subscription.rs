@@ -97,8 +97,13 @@ impl Subscription {
         // A batch of audio alone keeps waiting (through further audio frames) until a video
         // frame joins it or the deadline passes, so a viewer writes about once per video
         // frame. A batch holding video goes at once: video never waits.
+        let waits = |out: &Vec<Arc<SharedFrame>>| !out.iter().any(|f| f.is_video());
+        if !self.has_video || !waits(out) {
+            return Ok(());
+        }
+        // The clock is read only for a batch that waits.
         let deadline = tokio::time::Instant::now() + self.merge_wait;
-        while self.has_video && !out.iter().any(|f| f.is_video()) {
+        while self.has_video && waits(out) {
             match tokio::time::timeout_at(deadline, self.recv()).await {
                 Ok(event) => {
                     self.handle(event?, out)?;

@@ -41,6 +41,8 @@ pub struct Driver<T> {
     client: Option<ClientHandle>,
     /// The name of the key or token the last authorization matched.
     credential: Option<String>,
+    /// The chunks of the batch being written (kept for its capacity).
+    out_parts: Vec<Bytes>,
 }
 
 /// Runs a connection (TCP, or TLS over TCP) to its end and logs why it ended. It stops
@@ -78,6 +80,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             sub: None,
             client: None,
             credential: None,
+            out_parts: Vec::new(),
         }
     }
 
@@ -317,26 +320,33 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 
     async fn write_frames(&mut self, batch: &[Arc<SharedFrame>]) -> Result<(), ConnError> {
-        let (Some(sub), Some(stream_id)) = (&self.sub, self.session.playing()) else {
+        let (Some(_), Some(stream_id)) = (&self.sub, self.session.playing()) else {
             return Ok(());
         };
         let chunk_size = self.cfg.out_chunk_size;
         // Players on message stream 1 (all real ones) share chunks built once per frame.
-        let parts: Vec<Bytes> = batch
-            .iter()
-            .map(|f| {
-                if stream_id == 1 {
-                    f.rtmp_chunks(|fr| frame_chunks(fr, 1, chunk_size)).clone()
-                } else {
-                    frame_chunks(f, stream_id, chunk_size)
-                }
-            })
-            .filter(|p| !p.is_empty())
-            .collect();
+        // One vector kept across batches: no allocation per frame.
+        let mut parts = std::mem::take(&mut self.out_parts);
+        parts.clear();
+        parts.extend(
+            batch
+                .iter()
+                .map(|f| {
+                    if stream_id == 1 {
+                        f.rtmp_chunks(|fr| frame_chunks(fr, 1, chunk_size)).clone()
+                    } else {
+                        frame_chunks(f, stream_id, chunk_size)
+                    }
+                })
+                .filter(|p| !p.is_empty()),
+        );
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        let stream = sub.stream().clone();
         write_all_vectored(&mut self.io, &parts, self.write_timeout).await?;
-        stream.add_out(total);
+        parts.clear();
+        self.out_parts = parts;
+        if let Some(sub) = &self.sub {
+            sub.stream().add_out(total);
+        }
         self.count_bytes(total);
         Ok(())
     }

@@ -25,8 +25,14 @@ pub async fn read_some<T: AsyncRead + Unpin>(
     }
 }
 
+/// Most buffers handed to one `writev`.
+const MAX_SLICES: usize = 64;
+
 /// Writes every buffer with as few `writev` calls as the transport allows; a peer that
-/// accepts nothing for `limit` is cut off.
+/// accepts nothing for `limit` is cut off. A write the socket takes at once (the common
+/// case for a viewer that keeps up) arms no timer: the timeout is built only when the
+/// first attempt would wait, which spares a clock read and the runtime's shared handle
+/// per write on the fan-out path.
 pub async fn write_all_vectored<T: AsyncWrite + Unpin>(
     io: &mut T,
     parts: &[Bytes],
@@ -35,14 +41,15 @@ pub async fn write_all_vectored<T: AsyncWrite + Unpin>(
     let mut idx = 0;
     let mut offset = 0;
     while idx < parts.len() {
-        let slices: Vec<IoSlice<'_>> = std::iter::once(&parts[idx][offset..])
-            .chain(parts[idx + 1..].iter().map(|p| &p[..]))
-            .take(512)
-            .map(IoSlice::new)
-            .collect();
-        let n = tokio::time::timeout(limit, io.write_vectored(&slices))
-            .await
-            .map_err(|_| ConnError::WriteTimeout(limit))??;
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let mut count = 0;
+        for (slot, part) in slices.iter_mut().zip(
+            std::iter::once(&parts[idx][offset..]).chain(parts[idx + 1..].iter().map(|p| &p[..])),
+        ) {
+            *slot = IoSlice::new(part);
+            count += 1;
+        }
+        let n = at_once_or_within(io.write_vectored(&slices[..count]), limit).await??;
         if n == 0 {
             return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
         }
@@ -64,8 +71,20 @@ pub async fn write_all_vectored<T: AsyncWrite + Unpin>(
         }
     }
     // A TLS stream may hold the last record back until flushed (a no-op on TCP).
-    tokio::time::timeout(limit, io.flush())
-        .await
-        .map_err(|_| ConnError::WriteTimeout(limit))??;
+    at_once_or_within(io.flush(), limit).await??;
     Ok(())
+}
+
+/// `fut`'s output if it is ready on the first poll, else within `limit`.
+async fn at_once_or_within<F: std::future::Future>(
+    fut: F,
+    limit: Duration,
+) -> Result<F::Output, ConnError> {
+    let mut fut = std::pin::pin!(fut);
+    if let Some(out) = futures_util::FutureExt::now_or_never(fut.as_mut()) {
+        return Ok(out);
+    }
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| ConnError::WriteTimeout(limit))
 }
