@@ -37,6 +37,14 @@ dpkg -s libopus-dev >/dev/null 2>&1 || need+=(libopus-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 # python3 -m venv needs ensurepip (Debian's python3-venv) for the test peers' venvs below.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# Independent players for tests/interop_players.rs: rtmpdump (librtmp), VLC (cvlc with its
+# avio access) and GStreamer (rtmp2src in plugins-bad, souphttpsrc in -good, avdec_* in -libav).
+command -v rtmpdump >/dev/null 2>&1 || need+=(rtmpdump)
+command -v cvlc >/dev/null 2>&1 || need+=(vlc-bin vlc-plugin-base)
+command -v gst-launch-1.0 >/dev/null 2>&1 || need+=(gstreamer1.0-tools)
+for pkg in gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 # A virtual X display for the screen-capture test.
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 if [ "${ONAIR_BENCH_DEPS:-0}" = 1 ]; then
