@@ -174,6 +174,9 @@ fn rtmpdump_vlc_and_gstreamer_play_rtmp_and_http_flv() {
         let (frames, caps_ok, errors) = gst_decoded_frames(src, location);
         assert!(errors.is_empty(), "{what}: {errors}");
         assert!(caps_ok, "{what}: no 1280-wide video caps");
-        assert!(frames >= MIN_FRAMES, "{what}: {frames} decoded video frames");
+        assert!(
+            frames >= MIN_FRAMES,
+            "{what}: {frames} decoded video frames"
+        );
     }
 }
