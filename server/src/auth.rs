@@ -261,29 +261,47 @@ impl Auth {
         match tokio::time::timeout(limit, post(uri, body)).await {
             Ok(Ok(status)) if (200..300).contains(&status) => Ok(()),
             Ok(Ok(status)) => Err(Denied::HookRefused(status)),
-            Ok(Err(e)) => Err(Denied::HookFailed(e)),
+            Ok(Err(e)) => Err(Denied::HookFailed(e.to_string())),
             Err(_) => Err(Denied::HookFailed(format!("no answer within {limit:?}"))),
         }
     }
 }
 
-async fn post(uri: &Uri, body: Vec<u8>) -> Result<u16, String> {
-    let host = uri.host().ok_or("hook URL has no host")?;
+/// Why the hook could not be asked (its answer, any status, is not an error here).
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("hook URL has no host")]
+    NoHost,
+    #[error("connect {host}:{port}: {source}")]
+    Connect {
+        host: String,
+        port: u16,
+        source: std::io::Error,
+    },
+    #[error("HTTP to the hook: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("building the hook request: {0}")]
+    Request(#[from] axum::http::Error),
+}
+
+async fn post(uri: &Uri, body: Vec<u8>) -> Result<u16, HookError> {
+    let host = uri.host().ok_or(HookError::NoHost)?;
     let port = uri.port_u16().unwrap_or(80);
     let stream = TcpStream::connect((host, port))
         .await
-        .map_err(|e| format!("connect {host}:{port}: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|source| HookError::Connect {
+            host: host.to_string(),
+            port,
+            source,
+        })?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let req = Request::post(path)
         .header(HOST, uri.authority().map_or(host, |a| a.as_str()))
         .header(CONTENT_TYPE, "application/json")
-        .body(axum::body::Body::from(body))
-        .map_err(|e| e.to_string())?;
-    let res = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        .body(axum::body::Body::from(body))?;
+    let res = sender.send_request(req).await?;
     Ok(res.status().as_u16())
 }
 

@@ -46,12 +46,12 @@ impl Mp4Source {
         let file = File::open(path).map_err(|e| PushError::io(path, e))?;
         let size = file.metadata().map_err(|e| PushError::io(path, e))?.len();
         let mut file = file;
-        let moov = super::mp4_check::check_file(&mut file, size).map_err(bad)?;
+        let moov = super::mp4_check::check_file(&mut file, size).map_err(|e| bad(e.to_string()))?;
         let entries = super::mp4_check::sample_entries(&moov);
         std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))
             .map_err(|e| PushError::io(path, e))?;
         let reader = guarded(|| Mp4Reader::read_header(BufReader::new(file), size))
-            .map_err(bad)?
+            .map_err(|e| bad(e.to_string()))?
             .map_err(|e| bad(e.to_string()))?;
         let mut info = EncodedInfo::default();
         let mut headers = Vec::new();
@@ -190,7 +190,7 @@ impl Mp4Source {
         if t.pending.is_none() && t.next <= t.count {
             let bad = |r: String| PushError::format(format!("MP4 {}", path.display()), r);
             let s = guarded(|| reader.read_sample(t.id, t.next))
-                .map_err(bad)?
+                .map_err(|e| bad(e.to_string()))?
                 .map_err(|e| bad(e.to_string()))?;
             t.next = if s.is_some() { t.next + 1 } else { t.count + 1 };
             t.pending = s;
@@ -201,10 +201,14 @@ impl Mp4Source {
 
 /// Runs an mp4-crate call, turning a panic on a malformed file into an error: a bad file
 /// must end the push with a message, not abort it.
-fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .map_err(|_| "malformed file (the MP4 reader gave up)".to_string())
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, ReaderPanicked> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| ReaderPanicked)
 }
+
+/// The mp4 crate panicked on the file.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed file (the MP4 reader gave up)")]
+struct ReaderPanicked;
 
 fn ms(t: u64, timescale: u64) -> u64 {
     t * 1000 / timescale

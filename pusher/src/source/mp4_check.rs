@@ -8,6 +8,46 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
+/// Why a file's box structure was refused (or could not be read).
+#[derive(Debug, thiserror::Error)]
+pub enum BoxError {
+    #[error("{0} bytes where a box header (8) should be")]
+    ShortHeader(usize),
+    #[error("box {0:?} of size 0 (to the end of the file) is not supported")]
+    ToEnd(String),
+    #[error("truncated 64-bit box size")]
+    TruncatedLargeSize,
+    #[error("64-bit box size {0}")]
+    BadLargeSize(u64),
+    #[error("box {kind:?} of {size} bytes")]
+    TooSmall { kind: String, size: u64 },
+    #[error("boxes nested too deep")]
+    TooDeep,
+    #[error("box {kind:?} of {size} bytes overruns its parent {parent:?}")]
+    Overrun {
+        kind: String,
+        size: u64,
+        parent: String,
+    },
+    #[error("more than 100000 top-level boxes")]
+    TooManyBoxes,
+    #[error("{kind} of {size} bytes (at most {MAX_MOOV} are read)")]
+    TooLarge { kind: String, size: u64 },
+    #[error("reading the file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl PartialEq for BoxError {
+    /// Equal when they say the same (I/O errors compare by message).
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+fn name(kind: &[u8; 4]) -> String {
+    String::from_utf8_lossy(kind).into_owned()
+}
+
 /// Largest `moov` read into memory for the check.
 pub const MAX_MOOV: u64 = 64 << 20;
 const MAX_DEPTH: usize = 12;
@@ -29,42 +69,36 @@ fn children_at(kind: &[u8; 4], parent: Option<&[u8; 4]>) -> Option<usize> {
 }
 
 /// Reads one box header at the start of `data`: (total size, type, header length).
-fn header(data: &[u8]) -> Result<(u64, [u8; 4], usize), String> {
+fn header(data: &[u8]) -> Result<(u64, [u8; 4], usize), BoxError> {
     if data.len() < 8 {
-        return Err(format!(
-            "{} bytes where a box header (8) should be",
-            data.len()
-        ));
+        return Err(BoxError::ShortHeader(data.len()));
     }
     let size32 = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as u64;
     let kind = [data[4], data[5], data[6], data[7]];
     match size32 {
-        0 => Err(format!(
-            "box {:?} of size 0 (to the end of the file) is not supported",
-            String::from_utf8_lossy(&kind)
-        )),
+        0 => Err(BoxError::ToEnd(name(&kind))),
         1 => {
-            let large = data.get(8..16).ok_or("truncated 64-bit box size")?;
+            let large = data.get(8..16).ok_or(BoxError::TruncatedLargeSize)?;
             let mut b = [0u8; 8];
             b.copy_from_slice(large);
             let size = u64::from_be_bytes(b);
             if size < 16 {
-                return Err(format!("64-bit box size {size}"));
+                return Err(BoxError::BadLargeSize(size));
             }
             Ok((size, kind, 16))
         }
-        s if s < 8 => Err(format!(
-            "box {:?} of {s} bytes",
-            String::from_utf8_lossy(&kind)
-        )),
+        s if s < 8 => Err(BoxError::TooSmall {
+            kind: name(&kind),
+            size: s,
+        }),
         s => Ok((s, kind, 8)),
     }
 }
 
 /// Checks the children of a container payload, recursively.
-pub fn check_children(payload: &[u8], parent: &[u8; 4], depth: usize) -> Result<(), String> {
+pub fn check_children(payload: &[u8], parent: &[u8; 4], depth: usize) -> Result<(), BoxError> {
     if depth > MAX_DEPTH {
-        return Err("boxes nested too deep".into());
+        return Err(BoxError::TooDeep);
     }
     let mut at = 0usize;
     // Each round moves forward by at least 8 bytes.
@@ -72,11 +106,11 @@ pub fn check_children(payload: &[u8], parent: &[u8; 4], depth: usize) -> Result<
         let (size, kind, head) = header(&payload[at..])?;
         let end = at as u64 + size;
         if end > payload.len() as u64 {
-            return Err(format!(
-                "box {:?} of {size} bytes overruns its parent {:?}",
-                String::from_utf8_lossy(&kind),
-                String::from_utf8_lossy(parent)
-            ));
+            return Err(BoxError::Overrun {
+                kind: name(&kind),
+                size,
+                parent: name(parent),
+            });
         }
         let body = &payload[at + head..end as usize];
         if let Some(skip) = children_at(&kind, Some(parent)) {
@@ -91,16 +125,16 @@ pub fn check_children(payload: &[u8], parent: &[u8; 4], depth: usize) -> Result<
 
 /// Checks the top-level boxes of a file of `len` bytes and everything inside `moov`, and
 /// returns the `moov` payload (empty if the file has none).
-pub fn check_file<R: Read + Seek>(r: &mut R, len: u64) -> Result<Vec<u8>, String> {
+pub fn check_file<R: Read + Seek>(r: &mut R, len: u64) -> Result<Vec<u8>, BoxError> {
     let mut at = 0u64;
     let mut boxes = 0;
     let mut moov = Vec::new();
     while at < len {
         boxes += 1;
         if boxes > 100_000 {
-            return Err("more than 100000 top-level boxes".into());
+            return Err(BoxError::TooManyBoxes);
         }
-        r.seek(SeekFrom::Start(at)).map_err(|e| e.to_string())?;
+        r.seek(SeekFrom::Start(at))?;
         let mut head = [0u8; 16];
         let n = read_up_to(r, &mut head)?;
         let (size, kind, hlen) = header(&head[..n])?;
@@ -110,15 +144,14 @@ pub fn check_file<R: Read + Seek>(r: &mut R, len: u64) -> Result<Vec<u8>, String
         }
         if kind == *b"moov" || kind == *b"moof" {
             if size > MAX_MOOV {
-                return Err(format!(
-                    "{} of {size} bytes",
-                    String::from_utf8_lossy(&kind)
-                ));
+                return Err(BoxError::TooLarge {
+                    kind: name(&kind),
+                    size,
+                });
             }
             let mut body = vec![0u8; (size - hlen as u64) as usize];
-            r.seek(SeekFrom::Start(at + hlen as u64))
-                .map_err(|e| e.to_string())?;
-            r.read_exact(&mut body).map_err(|e| e.to_string())?;
+            r.seek(SeekFrom::Start(at + hlen as u64))?;
+            r.read_exact(&mut body)?;
             check_children(&body, &kind, 1)?;
             if kind == *b"moov" && moov.is_empty() {
                 moov = body;
@@ -199,14 +232,14 @@ pub fn sample_entries(moov: &[u8]) -> Vec<SampleEntry> {
         .collect()
 }
 
-fn read_up_to<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize, String> {
+fn read_up_to<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize, BoxError> {
     let mut got = 0;
     while got < buf.len() {
         match r.read(&mut buf[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(got)
