@@ -1,0 +1,429 @@
+//! RTMPT on the HTTP and HTTPS listeners: each session is an in-memory duplex pipe with
+//! the one RTMP driver (`rtmp::driver`) at its far end, so RTMPT runs the same session
+//! code as TCP and TLS. Here requests only move bytes between HTTP bodies and the pipe,
+//! within the `[rtmpt]` bounds; every RTMPT rule is in `protocol`, every RTMP one in the
+//! session. It must never parse RTMP, nor hold more than its bounded buffers per session.
+
+pub mod protocol;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::config::{ms, Config, RtmptConfig};
+use crate::control::Control;
+use crate::http::body::ResponseBody;
+use crate::hub::Hub;
+use crate::limits::admit;
+use protocol::{Command, PollInterval, Sequence, Table};
+
+/// The RTMPT sessions of this server, shared by the HTTP and HTTPS listeners.
+pub struct Rtmpt {
+    control: Arc<Control>,
+    hub: Hub,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    table: Mutex<Table<Arc<Tunnel>>>,
+    random: ring::rand::SystemRandom,
+}
+
+/// The HTTP end of one session's pipe. Requests of a session take turns on it.
+struct Tunnel {
+    io: tokio::sync::Mutex<TunnelIo>,
+}
+
+struct TunnelIo {
+    rd: ReadHalf<DuplexStream>,
+    wr: WriteHalf<DuplexStream>,
+    seq: Sequence,
+    poll: PollInterval,
+    /// The RTMP connection ended (its end of the pipe is gone).
+    ended: bool,
+}
+
+/// Bytes moved from the pipe in one step.
+const COPY_CHUNK: usize = 16 * 1024;
+
+impl Rtmpt {
+    /// The session table, and its task that closes sessions idle past
+    /// `rtmpt.idle_timeout_ms` (until `shutdown`).
+    pub fn start(
+        control: Arc<Control>,
+        hub: Hub,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Arc<Self> {
+        let max = control.config().rtmpt.max_sessions;
+        let rtmpt = Arc::new(Self {
+            control,
+            hub,
+            shutdown,
+            tasks: tasks.clone(),
+            table: Mutex::new(Table::new(max)),
+            random: ring::rand::SystemRandom::new(),
+        });
+        tasks.spawn(rtmpt.clone().close_idle());
+        rtmpt
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Table<Arc<Tunnel>>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sessions open now.
+    pub fn sessions(&self) -> usize {
+        self.table().len()
+    }
+
+    async fn close_idle(self: Arc<Self>) {
+        loop {
+            let idle = ms(self.control.config().rtmpt.idle_timeout_ms.max(1));
+            let every = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let gone = self.table().take_idle(Instant::now(), idle);
+            for _ in gone {
+                // Dropping the pipe's end ends the RTMP connection behind it.
+                self.hub.metrics().refused("rtmpt_idle_timeout");
+                tracing::info!(
+                    ?idle,
+                    "RTMPT session closed: no request within the idle timeout"
+                );
+            }
+        }
+        let all = self.table().take_idle(Instant::now(), Duration::ZERO);
+        drop(all);
+    }
+
+    /// Answers one request on an RTMPT path (`protocol::parse_path` gave `Some`).
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ResponseBody> {
+        let cfg = self.control.config();
+        let path = req.uri().path().to_string();
+        let Some(parsed) = protocol::parse_path(&path) else {
+            return text(StatusCode::NOT_FOUND, "not found");
+        };
+        if !cfg.rtmpt.enabled {
+            return text(StatusCode::NOT_FOUND, "RTMPT is disabled on this server");
+        }
+        let parsed = match parsed {
+            Ok(p) => p,
+            Err(e) => return self.refuse(StatusCode::BAD_REQUEST, "rtmpt_bad_request", e),
+        };
+        if req.method() != Method::POST {
+            let mut r = self.refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "rtmpt_bad_request",
+                "RTMPT requests are POSTs",
+            );
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
+            return r;
+        }
+        if parsed.command == Command::Ident {
+            // Flash asks, then opens anyway; Red5 without an ident answers the same.
+            return fcs(StatusCode::NOT_FOUND, Bytes::new());
+        }
+        let content_type = req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes());
+        if !content_type.is_some_and(|t| t.eq_ignore_ascii_case(protocol::CONTENT_TYPE.as_bytes()))
+        {
+            return self.refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "rtmpt_bad_request",
+                format!(
+                    "RTMPT requests carry Content-Type: {}",
+                    protocol::CONTENT_TYPE
+                ),
+            );
+        }
+        let session = parsed.session.map(|(id, n)| (id.to_string(), n));
+        let body = match read_body(req, &cfg.rtmpt).await {
+            Ok(b) => b,
+            Err((status, reason, msg)) => {
+                // A session whose bytes were refused has a hole in its RTMP stream.
+                if let Some((id, _)) = &session {
+                    self.table().remove(id);
+                }
+                return self.refuse(status, reason, msg);
+            }
+        };
+        match (parsed.command, session) {
+            (Command::Open, _) => self.open(peer, &cfg),
+            (command, Some((id, n))) => self.exchange(command, &id, n, body, &cfg).await,
+            _ => text(StatusCode::BAD_REQUEST, "RTMPT request without a session"),
+        }
+    }
+
+    /// A new session: a place among the RTMP connections, a pipe, and the driver on it.
+    fn open(&self, peer: SocketAddr, cfg: &Config) -> Response<ResponseBody> {
+        let metrics = self.hub.metrics().clone();
+        {
+            let mut table = self.table();
+            table.set_max(cfg.rtmpt.max_sessions);
+            if let Err(e) = table.has_room() {
+                drop(table);
+                return self.refuse(StatusCode::SERVICE_UNAVAILABLE, "rtmpt_max_sessions", e);
+            }
+        }
+        let admission = match admit(&self.control.rtmp_limiter, peer.ip(), &metrics, "rtmpt") {
+            Ok(a) => a,
+            Err(refusal) => {
+                let reason = refusal.reason("rtmpt");
+                return self.refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    reason,
+                    format!("too many RTMP connections ({reason})"),
+                );
+            }
+        };
+        let mut random = [0u8; 16];
+        if ring::rand::SecureRandom::fill(&self.random, &mut random).is_err() {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no randomness for a session id",
+            );
+        }
+        let id = protocol::session_id(random);
+        let capacity = cfg.rtmpt.buffer_bytes.max(COPY_CHUNK);
+        let (near, far) = tokio::io::duplex(capacity);
+        let (rd, wr) = tokio::io::split(near);
+        let tunnel = Arc::new(Tunnel {
+            io: tokio::sync::Mutex::new(TunnelIo {
+                rd,
+                wr,
+                seq: Sequence::default(),
+                poll: PollInterval::default(),
+                ended: false,
+            }),
+        });
+        if let Err(e) = self.table().insert(id.clone(), tunnel, Instant::now()) {
+            return self.refuse(StatusCode::SERVICE_UNAVAILABLE, "rtmpt_max_sessions", e);
+        }
+        // Its own span, not a child of the request that opened it: it outlives the request.
+        let span = tracing::info_span!(
+            parent: None,
+            "rtmp",
+            peer = %peer,
+            protocol = "rtmpt",
+            stream = tracing::field::Empty
+        );
+        let client = self
+            .control
+            .clients
+            .register(peer, "rtmpt", self.shutdown.child_token());
+        let (rtmp, auth, hub) = (
+            Arc::new(cfg.rtmp.clone()),
+            self.control.auth(),
+            self.hub.clone(),
+        );
+        self.tasks.spawn(
+            async move {
+                crate::rtmp::driver::run(far, peer, rtmp, hub, auth, client).await;
+                drop(admission);
+            }
+            .instrument(span),
+        );
+        tracing::debug!(peer = %peer, "RTMPT session opened");
+        fcs(StatusCode::OK, Bytes::from(protocol::open_reply(&id)))
+    }
+
+    async fn exchange(
+        &self,
+        command: Command,
+        id: &str,
+        n: u64,
+        body: Bytes,
+        cfg: &Config,
+    ) -> Response<ResponseBody> {
+        let Some(tunnel) = self.table().touch(id, Instant::now()) else {
+            return self.refuse(
+                StatusCode::NOT_FOUND,
+                "rtmpt_unknown_session",
+                "no such RTMPT session (closed, timed out, or never opened)",
+            );
+        };
+        let mut io = tunnel.io.lock().await;
+        if let Err(e) = io.seq.accept(n) {
+            self.table().remove(id);
+            return self.refuse(StatusCode::BAD_REQUEST, "rtmpt_bad_sequence", e);
+        }
+        let rc = &cfg.rtmpt;
+        let (input, wait) = match command {
+            Command::Close => {
+                self.table().remove(id);
+                tracing::debug!("RTMPT session closed by the client");
+                return fcs(StatusCode::OK, Bytes::from_static(&protocol::CLOSE_REPLY));
+            }
+            Command::Send => (&body[..], Duration::ZERO),
+            // An idle request's body is one filler byte: not RTMP.
+            _ => (&[][..], ms(rc.idle_reply_wait_ms)),
+        };
+        let write_limit = ms(self.hub.config().viewer_write_timeout_ms);
+        let out = match transfer(&mut io, input, rc.max_reply_bytes.max(1), wait, write_limit).await
+        {
+            Ok(out) => out,
+            Err(Stalled) => {
+                self.table().remove(id);
+                return self.refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "rtmpt_stalled",
+                    "the RTMP session took none of the bytes sent",
+                );
+            }
+        };
+        if io.ended && out.is_empty() {
+            self.table().remove(id);
+            return text(StatusCode::NOT_FOUND, "this RTMPT session has ended");
+        }
+        let poll = io.poll.next(out.len());
+        fcs(StatusCode::OK, Bytes::from(protocol::reply(poll, &out)))
+    }
+
+    /// A 4xx/5xx with a clear text, counted under `reason` and logged once.
+    fn refuse(
+        &self,
+        status: StatusCode,
+        reason: &'static str,
+        msg: impl std::fmt::Display,
+    ) -> Response<ResponseBody> {
+        self.hub.metrics().refused(reason);
+        tracing::warn!(reason, status = status.as_u16(), error = %msg, "RTMPT request refused");
+        text(status, msg.to_string())
+    }
+}
+
+/// The RTMP session accepted none of a request's bytes within the write timeout.
+struct Stalled;
+
+/// Writes `input` into the pipe while taking what the RTMP session has written (the two
+/// at once, so a session blocked on its output cannot block our input), then what else is
+/// there now, waiting up to `wait` when nothing has come yet. At most `max_reply` bytes.
+async fn transfer(
+    io: &mut TunnelIo,
+    input: &[u8],
+    max_reply: usize,
+    wait: Duration,
+    write_limit: Duration,
+) -> Result<Vec<u8>, Stalled> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let deadline = tokio::time::Instant::now() + write_limit;
+    let mut written = 0;
+    while written < input.len() && !io.ended {
+        let room = COPY_CHUNK.min(max_reply - out.len());
+        let TunnelIo { rd, wr, ended, .. } = &mut *io;
+        tokio::select! {
+            r = wr.write(&input[written..]) => match r {
+                Ok(n) if n > 0 => written += n,
+                _ => *ended = true,
+            },
+            r = rd.read(&mut buf[..room]), if room > 0 => match r {
+                Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+                _ => *ended = true,
+            },
+            _ = tokio::time::sleep_until(deadline) => return Err(Stalled),
+        }
+    }
+    if written > 0 {
+        let _ = io.wr.flush().await;
+    }
+    if out.is_empty() && !io.ended && !wait.is_zero() {
+        let room = COPY_CHUNK.min(max_reply);
+        match tokio::time::timeout(wait, io.rd.read(&mut buf[..room])).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            Ok(_) => io.ended = true,
+            Err(_) => {}
+        }
+    }
+    while !io.ended && out.len() < max_reply {
+        let room = COPY_CHUNK.min(max_reply - out.len());
+        match io.rd.read(&mut buf[..room]).now_or_never() {
+            None => break,
+            Some(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            Some(_) => io.ended = true,
+        }
+    }
+    Ok(out)
+}
+
+type BodyRefusal = (StatusCode, &'static str, String);
+
+/// The request body, within `max_send_bytes` and `body_read_timeout_ms`.
+async fn read_body(req: Request<Incoming>, cfg: &RtmptConfig) -> Result<Bytes, BodyRefusal> {
+    let limit = cfg.max_send_bytes;
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "rtmpt_body_too_large",
+            format!("RTMPT request body over max_send_bytes ({limit} bytes)"),
+        )
+    };
+    let announced = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let read = http_body_util::Limited::new(req.into_body(), limit).collect();
+    match tokio::time::timeout(ms(cfg.body_read_timeout_ms), read).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Ok(Err(e)) => Err((
+            StatusCode::BAD_REQUEST,
+            "rtmpt_bad_request",
+            format!("reading the RTMPT body: {e}"),
+        )),
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            "rtmpt_body_timeout",
+            format!(
+                "RTMPT request body not received within {} ms",
+                cfg.body_read_timeout_ms
+            ),
+        )),
+    }
+}
+
+fn fcs(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
+    let mut r = Response::new(ResponseBody::full(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(protocol::CONTENT_TYPE),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn text(status: StatusCode, msg: impl Into<String>) -> Response<ResponseBody> {
+    let mut body = msg.into();
+    body.push('\n');
+    let mut r = Response::new(ResponseBody::full(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
