@@ -427,3 +427,86 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response<ResponseBody> {
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Our end of a pipe of `capacity` bytes each way, and the far (driver's) end.
+    fn pipe(capacity: usize) -> (TunnelIo, DuplexStream) {
+        let (near, far) = tokio::io::duplex(capacity);
+        let (rd, wr) = tokio::io::split(near);
+        let io = TunnelIo {
+            rd,
+            wr,
+            seq: Sequence::default(),
+            poll: PollInterval::default(),
+            ended: false,
+        };
+        (io, far)
+    }
+
+    const LONG: Duration = Duration::from_secs(5);
+
+    #[tokio::test(start_paused = true)]
+    async fn input_gets_through_while_the_session_is_blocked_on_its_output() {
+        let (mut io, mut far) = pipe(64);
+        // The session writes 1000 bytes (blocking after 64) before it reads anything.
+        let session = tokio::spawn(async move {
+            far.write_all(&[7u8; 1000]).await.unwrap();
+            let mut got = vec![0u8; 200];
+            far.read_exact(&mut got).await.unwrap();
+            got
+        });
+        let out = transfer(&mut io, &[9u8; 200], 4096, Duration::ZERO, LONG)
+            .await
+            .ok()
+            .unwrap();
+        assert!(out.len() >= 1000 - 64, "{}", out.len());
+        assert!(out.iter().all(|&b| b == 7));
+        assert_eq!(session.await.unwrap(), vec![9u8; 200]);
+        assert!(!io.ended);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_that_takes_nothing_is_stalled_at_the_write_limit() {
+        let (mut io, _far) = pipe(64);
+        let t0 = tokio::time::Instant::now();
+        let limit = Duration::from_millis(300);
+        let r = transfer(&mut io, &[1u8; 1000], 4096, Duration::ZERO, limit).await;
+        assert!(r.is_err());
+        assert_eq!(t0.elapsed(), limit);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_waits_for_the_first_bytes_and_replies_are_bounded() {
+        let (mut io, mut far) = pipe(16 * 1024);
+        // Nothing there and no wait: an empty reply at once.
+        let out = transfer(&mut io, &[], 1000, Duration::ZERO, LONG).await;
+        assert_eq!(out.ok().unwrap(), Vec::<u8>::new());
+        // Bytes 100 ms into a 1 s wait come back then.
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            far.write_all(&[5u8; 2500]).await.unwrap();
+            far
+        });
+        let t0 = tokio::time::Instant::now();
+        let out = transfer(&mut io, &[], 1000, Duration::from_secs(1), LONG).await;
+        assert_eq!(
+            out.ok().unwrap().len(),
+            1000,
+            "one reply holds max_reply bytes"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(1));
+        let far = writer.await.unwrap();
+        let out = transfer(&mut io, &[], 1000, Duration::ZERO, LONG).await;
+        assert_eq!(out.ok().unwrap().len(), 1000);
+        let out = transfer(&mut io, &[], 1000, Duration::ZERO, LONG).await;
+        assert_eq!(out.ok().unwrap().len(), 500);
+        // The session's end of the pipe gone: the tunnel knows it has ended.
+        drop(far);
+        let out = transfer(&mut io, &[], 1000, Duration::from_secs(1), LONG).await;
+        assert!(out.ok().unwrap().is_empty());
+        assert!(io.ended);
+    }
+}
