@@ -58,9 +58,12 @@ fn decode(url: &str) -> (u64, String) {
 
 #[test]
 fn ffmpeg_publishes_and_plays_over_rtmpt() {
-    // A publisher killed without its /close is closed at the (short) idle timeout.
-    let server =
-        ServerProc::start_tls("[tls]\nself_signed = true\n[rtmpt]\nidle_timeout_ms = 3000\n");
+    // A publisher killed without its /close is closed at the (short) idle timeout; a player
+    // that stops polling fills its small buffer and is dropped at the write timeout first.
+    let server = ServerProc::start_tls(
+        "[tls]\nself_signed = true\n[rtmpt]\nidle_timeout_ms = 5000\nbuffer_bytes = 65536\n\
+         [hub]\nviewer_write_timeout_ms = 2000\n",
+    );
     let https = server.https.unwrap();
     let mut push = ffmpeg_push_small(&format!("rtmpt://{}/live/u", server.http));
     server.wait_live("live", "u");
@@ -82,6 +85,38 @@ fn ffmpeg_publishes_and_plays_over_rtmpt() {
         assert!(frames >= 30, "{url}: decoded {frames} video frames in 3 s");
         assert!(errors.trim().is_empty(), "{url}: decode errors: {errors}");
     }
+
+    // A player that stops polling (SIGSTOP) can make the server hold no more than
+    // `buffer_bytes` for it: its RTMP writer stalls and drops it as a slow viewer.
+    let stopped = Proc(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-v", "quiet", "-i"])
+            .arg(format!("rtmpt://{}/live/u", server.http))
+            .args(["-f", "null", "-"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn ffmpeg"),
+    );
+    wait_until("the RTMPT player plays", Duration::from_secs(15), || {
+        server
+            .stream("live", "u")
+            .is_some_and(|s| s["viewers"]["rtmp"] == 1)
+    });
+    let pid = stopped.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_until(
+        "the stopped player dropped",
+        Duration::from_secs(15),
+        || refusals(&server, "viewer_write_timeout") >= 1,
+    );
+    assert_eq!(refusals(&server, "rtmpt_idle_timeout"), 0);
+    assert_eq!(server.stream("live", "u").unwrap()["viewers"]["rtmp"], 0);
+    drop(stopped);
+
     // The publisher saw no error either, and the sessions are gone once their clients are.
     assert!(
         push.0.try_wait().unwrap().is_none(),
