@@ -165,7 +165,12 @@ fn c0c1() -> Vec<u8> {
 
 #[test]
 fn bad_rtmpt_requests_get_a_4xx_are_counted_and_harm_no_other_client() {
-    let server = ServerProc::start("[rtmpt]\nidle_timeout_ms = 2000\nmax_send_bytes = 65536\n");
+    // The good session below stays half-way through its handshake: a long handshake limit
+    // keeps it open across the bad requests.
+    let server = ServerProc::start(
+        "[rtmpt]\nidle_timeout_ms = 3000\nmax_send_bytes = 65536\n\
+         [rtmp]\nhandshake_timeout_ms = 30000\n",
+    );
     let http = server.http;
     let _push = ffmpeg_push_small(&server.rtmp_url("live/b"));
     server.wait_live("live", "b");
@@ -237,7 +242,7 @@ fn bad_rtmpt_requests_get_a_4xx_are_counted_and_harm_no_other_client() {
     let (status, _) = post(http, &format!("/idle/{good}/{n}"), &[0]);
     assert_eq!(status, 200);
 
-    // A session left alone is closed at the idle timeout (2 s) and then unknown.
+    // A session left alone is closed at the idle timeout (3 s) and then unknown.
     let left = open(http);
     wait_until("the idle session closed", Duration::from_secs(10), || {
         refusals(&server, "rtmpt_idle_timeout") >= 1
