@@ -149,18 +149,31 @@ impl Rtmpt {
             );
         }
         let session = parsed.session.map(|(id, n)| (id.to_string(), n));
-        let body = match read_body(req, &cfg.rtmpt).await {
-            Ok(b) => b,
-            Err((status, reason, msg)) => {
-                // A session whose bytes were refused has a hole in its RTMP stream.
-                if let Some((id, _)) = &session {
-                    self.table().remove(id);
-                }
-                return self.refuse(status, reason, msg);
+        let announced = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > cfg.rtmpt.max_send_bytes as u64) {
+            // Refused before a byte of it is read; the session's stream would have a hole.
+            if let Some((id, _)) = &session {
+                self.table().remove(id);
             }
-        };
+            let (status, reason, msg) = too_large(&cfg.rtmpt);
+            return self.refuse(status, reason, msg);
+        }
+        let mut body = Body::new(req.into_body(), &cfg.rtmpt);
         match (parsed.command, session) {
-            (Command::Open, _) => self.open(peer, &cfg),
+            (Command::Open, _) => {
+                // Its body is one filler byte: read and dropped.
+                loop {
+                    match body.next().await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err((status, reason, msg)) => return self.refuse(status, reason, msg),
+                    }
+                }
+                self.open(peer, &cfg)
+            }
             (command, Some((id, n))) => self.exchange(command, &id, n, body, &cfg).await,
             _ => text(StatusCode::BAD_REQUEST, "RTMPT request without a session"),
         }
@@ -239,12 +252,15 @@ impl Rtmpt {
         fcs(StatusCode::OK, Bytes::from(protocol::open_reply(&id)))
     }
 
+    /// `/send`, `/idle` or `/close` of session `id`: its body (for `/send`) streamed into
+    /// the pipe a frame at a time, so the server never holds more of it than the pipe's
+    /// bound; the reply carries what the RTMP session wrote meanwhile.
     async fn exchange(
         &self,
         command: Command,
         id: &str,
         n: u64,
-        body: Bytes,
+        mut body: Body,
         cfg: &Config,
     ) -> Response<ResponseBody> {
         let Some(tunnel) = self.table().touch(id, Instant::now()) else {
@@ -260,21 +276,27 @@ impl Rtmpt {
             return self.refuse(StatusCode::BAD_REQUEST, "rtmpt_bad_sequence", e);
         }
         let rc = &cfg.rtmpt;
-        let (input, wait) = match command {
-            Command::Close => {
-                self.table().remove(id);
-                tracing::debug!("RTMPT session closed by the client");
-                return fcs(StatusCode::OK, Bytes::from_static(&protocol::CLOSE_REPLY));
-            }
-            Command::Send => (&body[..], Duration::ZERO),
-            // An idle request's body is one filler byte: not RTMP.
-            _ => (&[][..], ms(rc.idle_reply_wait_ms)),
-        };
+        let max_reply = rc.max_reply_bytes.max(1);
         let write_limit = ms(self.hub.config().viewer_write_timeout_ms);
-        let out = match transfer(&mut io, input, rc.max_reply_bytes.max(1), wait, write_limit).await
-        {
-            Ok(out) => out,
-            Err(Stalled) => {
+        let mut out = Vec::new();
+        loop {
+            let data = match body.next().await {
+                Ok(Some(data)) => data,
+                Ok(None) => break,
+                Err((status, reason, msg)) => {
+                    // The session's RTMP stream would have a hole: it ends here.
+                    self.table().remove(id);
+                    return self.refuse(status, reason, msg);
+                }
+            };
+            // Idle and close bodies are one filler byte, not RTMP.
+            if command != Command::Send {
+                continue;
+            }
+            if feed(&mut io, &data, &mut out, max_reply, write_limit)
+                .await
+                .is_err()
+            {
                 self.table().remove(id);
                 return self.refuse(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -282,7 +304,17 @@ impl Rtmpt {
                     "the RTMP session took none of the bytes sent",
                 );
             }
+        }
+        if command == Command::Close {
+            self.table().remove(id);
+            tracing::debug!("RTMPT session closed by the client");
+            return fcs(StatusCode::OK, Bytes::from_static(&protocol::CLOSE_REPLY));
+        }
+        let wait = match command {
+            Command::Idle => ms(rc.idle_reply_wait_ms),
+            _ => Duration::ZERO,
         };
+        collect(&mut io, &mut out, max_reply, wait).await;
         if io.ended && out.is_empty() {
             self.table().remove(id);
             return text(StatusCode::NOT_FOUND, "this RTMPT session has ended");
@@ -307,38 +339,40 @@ impl Rtmpt {
 /// The RTMP session accepted none of a request's bytes within the write timeout.
 struct Stalled;
 
-/// Writes `input` into the pipe while taking what the RTMP session has written (the two
-/// at once, so a session blocked on its output cannot block our input), then what else is
-/// there now, waiting up to `wait` when nothing has come yet. At most `max_reply` bytes.
-async fn transfer(
+/// Writes `input` into the pipe while taking what the RTMP session writes into `out` (the
+/// two at once, so a session blocked on its output cannot block our input), `out` holding
+/// at most `max_reply` bytes. `Stalled` when the session takes nothing for `write_limit`.
+async fn feed(
     io: &mut TunnelIo,
     input: &[u8],
+    out: &mut Vec<u8>,
     max_reply: usize,
-    wait: Duration,
     write_limit: Duration,
-) -> Result<Vec<u8>, Stalled> {
-    let mut out = Vec::new();
+) -> Result<(), Stalled> {
     let mut buf = vec![0u8; COPY_CHUNK];
-    let deadline = tokio::time::Instant::now() + write_limit;
     let mut written = 0;
     while written < input.len() && !io.ended {
-        let room = COPY_CHUNK.min(max_reply - out.len());
+        let room = COPY_CHUNK.min(max_reply.saturating_sub(out.len()));
         let TunnelIo { rd, wr, ended, .. } = &mut *io;
         tokio::select! {
-            r = wr.write(&input[written..]) => match r {
-                Ok(n) if n > 0 => written += n,
-                _ => *ended = true,
+            r = tokio::time::timeout(write_limit, wr.write(&input[written..])) => match r {
+                Err(_) => return Err(Stalled),
+                Ok(Ok(n)) if n > 0 => written += n,
+                Ok(_) => *ended = true,
             },
             r = rd.read(&mut buf[..room]), if room > 0 => match r {
                 Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
                 _ => *ended = true,
             },
-            _ = tokio::time::sleep_until(deadline) => return Err(Stalled),
         }
     }
-    if written > 0 {
-        let _ = io.wr.flush().await;
-    }
+    Ok(())
+}
+
+/// Adds to `out` what the RTMP session has written, up to `max_reply` bytes, waiting up
+/// to `wait` when there is nothing yet; marks the tunnel ended at the pipe's end.
+async fn collect(io: &mut TunnelIo, out: &mut Vec<u8>, max_reply: usize, wait: Duration) {
+    let mut buf = vec![0u8; COPY_CHUNK];
     if out.is_empty() && !io.ended && !wait.is_zero() {
         let room = COPY_CHUNK.min(max_reply);
         match tokio::time::timeout(wait, io.rd.read(&mut buf[..room])).await {
@@ -355,50 +389,74 @@ async fn transfer(
             Some(_) => io.ended = true,
         }
     }
-    Ok(out)
 }
 
 type BodyRefusal = (StatusCode, &'static str, String);
 
-/// The request body, within `max_send_bytes` and `body_read_timeout_ms`.
-async fn read_body(req: Request<Incoming>, cfg: &RtmptConfig) -> Result<Bytes, BodyRefusal> {
-    let limit = cfg.max_send_bytes;
-    let too_large = || {
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "rtmpt_body_too_large",
-            format!("RTMPT request body over max_send_bytes ({limit} bytes)"),
-        )
-    };
-    let announced = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let read = http_body_util::Limited::new(req.into_body(), limit).collect();
-    match tokio::time::timeout(ms(cfg.body_read_timeout_ms), read).await {
-        Ok(Ok(b)) => Ok(b.to_bytes()),
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(too_large())
+fn too_large(cfg: &RtmptConfig) -> BodyRefusal {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "rtmpt_body_too_large",
+        format!(
+            "RTMPT request body over max_send_bytes ({} bytes)",
+            cfg.max_send_bytes
+        ),
+    )
+}
+
+/// A request body read a frame at a time, within `max_send_bytes` in all and
+/// `body_read_timeout_ms` from the request head.
+struct Body {
+    incoming: Incoming,
+    read: usize,
+    deadline: tokio::time::Instant,
+    cfg: RtmptConfig,
+}
+
+impl Body {
+    fn new(incoming: Incoming, cfg: &RtmptConfig) -> Self {
+        Self {
+            incoming,
+            read: 0,
+            deadline: tokio::time::Instant::now() + ms(cfg.body_read_timeout_ms),
+            cfg: cfg.clone(),
         }
-        Ok(Err(e)) => Err((
-            StatusCode::BAD_REQUEST,
-            "rtmpt_bad_request",
-            format!("reading the RTMPT body: {e}"),
-        )),
-        Err(_) => Err((
-            StatusCode::REQUEST_TIMEOUT,
-            "rtmpt_body_timeout",
-            format!(
-                "RTMPT request body not received within {} ms",
-                cfg.body_read_timeout_ms
-            ),
-        )),
+    }
+
+    /// The next piece of data; `None` at the end.
+    async fn next(&mut self) -> Result<Option<Bytes>, BodyRefusal> {
+        loop {
+            let frame = match tokio::time::timeout_at(self.deadline, self.incoming.frame()).await {
+                Err(_) => {
+                    return Err((
+                        StatusCode::REQUEST_TIMEOUT,
+                        "rtmpt_body_timeout",
+                        format!(
+                            "RTMPT request body not received within {} ms",
+                            self.cfg.body_read_timeout_ms
+                        ),
+                    ))
+                }
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(e))) => {
+                    return Err((
+                        StatusCode::BAD_REQUEST,
+                        "rtmpt_bad_request",
+                        format!("reading the RTMPT body: {e}"),
+                    ))
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            // Trailers carry nothing for us.
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            self.read += data.len();
+            if self.read > self.cfg.max_send_bytes {
+                return Err(too_large(&self.cfg));
+            }
+            return Ok(Some(data));
+        }
     }
 }
 
@@ -447,6 +505,20 @@ mod tests {
     }
 
     const LONG: Duration = Duration::from_secs(5);
+
+    /// One request's worth: `input` fed, then what is there collected.
+    async fn transfer(
+        io: &mut TunnelIo,
+        input: &[u8],
+        max_reply: usize,
+        wait: Duration,
+        write_limit: Duration,
+    ) -> Result<Vec<u8>, Stalled> {
+        let mut out = Vec::new();
+        feed(io, input, &mut out, max_reply, write_limit).await?;
+        collect(io, &mut out, max_reply, wait).await;
+        Ok(out)
+    }
 
     #[tokio::test(start_paused = true)]
     async fn input_gets_through_while_the_session_is_blocked_on_its_output() {
