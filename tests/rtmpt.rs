@@ -250,6 +250,10 @@ fn bad_rtmpt_requests_get_a_4xx_are_counted_and_harm_no_other_client() {
     // Not RTMPT's content type, not a POST, a malformed path.
     assert_eq!(http_request(http, "POST", "/open/1", &[], &[0]).0, 415);
     assert_eq!(http_get(http, "/open/1").0, 405);
+    // The fixed routes win over `/{app}/{stream}`: this is RTMPT's, not an HTTP-FLV play.
+    let (status, body) = http_get(http, "/send/t.flv");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("RTMPT"));
     assert_eq!(post(http, "/send/x", &[0]).0, 400);
     // Flash's ident request is answered as Red5 answers it without an ident.
     assert_eq!(post(http, "/fcs/ident2", &[0]).0, 404);
@@ -270,7 +274,7 @@ fn bad_rtmpt_requests_get_a_4xx_are_counted_and_harm_no_other_client() {
     assert!(refusals(&server, "rtmpt_bad_sequence") >= 2);
     assert!(refusals(&server, "rtmpt_unknown_session") >= 3);
     assert!(refusals(&server, "rtmpt_body_too_large") >= 2);
-    assert!(refusals(&server, "rtmpt_bad_request") >= 3);
+    assert!(refusals(&server, "rtmpt_bad_request") >= 4);
     watcher.assert_flowing(since, "bad RTMPT requests");
 }
 
