@@ -85,6 +85,13 @@ fn ffmpeg_publishes_and_plays_over_rtmpt() {
         assert!(frames >= 30, "{url}: decoded {frames} video frames in 3 s");
         assert!(errors.trim().is_empty(), "{url}: decode errors: {errors}");
     }
+    // The session that came through the HTTPS listener counted as RTMPTS.
+    let (_, metrics) = http_get(server.http, "/metrics");
+    let metrics = String::from_utf8_lossy(&metrics).to_string();
+    assert!(
+        metrics.contains("onair_connections_accepted_total{protocol=\"rtmpts\"} 1"),
+        "{metrics}"
+    );
 
     // A player that stops polling (SIGSTOP) can make the server hold no more than
     // `buffer_bytes` for it: its RTMP writer stalls and drops it as a slow viewer.

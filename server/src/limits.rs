@@ -24,8 +24,10 @@ impl Refusal {
     /// The metrics label of this refusal.
     pub fn reason(self, protocol: &str) -> &'static str {
         match (protocol, self) {
-            ("rtmp" | "rtmps" | "rtmpt", Refusal::Total) => "rtmp_max_connections",
-            ("rtmp" | "rtmps" | "rtmpt", Refusal::PerIp) => "rtmp_max_connections_per_ip",
+            ("rtmp" | "rtmps" | "rtmpt" | "rtmpts", Refusal::Total) => "rtmp_max_connections",
+            ("rtmp" | "rtmps" | "rtmpt" | "rtmpts", Refusal::PerIp) => {
+                "rtmp_max_connections_per_ip"
+            }
             (_, Refusal::Total) => "http_max_connections",
             (_, Refusal::PerIp) => "http_max_connections_per_ip",
         }

@@ -51,6 +51,8 @@ pub struct HttpContext {
     pub control: Arc<Control>,
     /// RTMPT sessions (`/open/1`, `/send/…`); none: those paths answer 404.
     pub rtmpt: Option<Arc<crate::rtmpt::Rtmpt>>,
+    /// This connection came through the HTTPS listener (RTMPT on it is RTMPTS).
+    pub secure: bool,
 }
 
 impl HttpContext {
@@ -72,6 +74,7 @@ impl HttpContext {
             qoe,
             control,
             rtmpt: None,
+            secure: false,
         };
         ctx.refresh();
         ctx
@@ -116,6 +119,7 @@ pub async fn serve(
     {
         let mut ctx = ctx.clone();
         ctx.refresh();
+        ctx.secure = tls.is_some();
         let _ = socket.set_nodelay(true);
         let shutdown = shutdown.clone();
         let handshake_limit = ms(ctx.control.config().tls.handshake_timeout_ms);
@@ -234,7 +238,7 @@ async fn route(
     // RTMPT's fixed routes win over `/{app}/{stream}` (their names are reserved apps).
     if crate::rtmpt::protocol::parse_path(&path).is_some() {
         return match &ctx.rtmpt {
-            Some(rtmpt) => rtmpt.handle(req, peer).await,
+            Some(rtmpt) => rtmpt.handle(req, peer, ctx.secure).await,
             None => text(StatusCode::NOT_FOUND, "not found"),
         };
     }

@@ -108,8 +108,14 @@ impl Rtmpt {
         drop(all);
     }
 
-    /// Answers one request on an RTMPT path (`protocol::parse_path` gave `Some`).
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ResponseBody> {
+    /// Answers one request on an RTMPT path (`protocol::parse_path` gave `Some`); `secure`
+    /// when it came through the HTTPS listener (RTMPTS).
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        secure: bool,
+    ) -> Response<ResponseBody> {
         let cfg = self.control.config();
         let path = req.uri().path().to_string();
         let Some(parsed) = protocol::parse_path(&path) else {
@@ -172,7 +178,7 @@ impl Rtmpt {
                         Err((status, reason, msg)) => return self.refuse(status, reason, msg),
                     }
                 }
-                self.open(peer, &cfg)
+                self.open(peer, &cfg, if secure { "rtmpts" } else { "rtmpt" })
             }
             (command, Some((id, n))) => self.exchange(command, &id, n, body, &cfg).await,
             _ => text(StatusCode::BAD_REQUEST, "RTMPT request without a session"),
@@ -180,7 +186,13 @@ impl Rtmpt {
     }
 
     /// A new session: a place among the RTMP connections, a pipe, and the driver on it.
-    fn open(&self, peer: SocketAddr, cfg: &Config) -> Response<ResponseBody> {
+    /// `protocol` (`rtmpt` or `rtmpts`) labels it in the metrics and the client list.
+    fn open(
+        &self,
+        peer: SocketAddr,
+        cfg: &Config,
+        protocol: &'static str,
+    ) -> Response<ResponseBody> {
         let metrics = self.hub.metrics().clone();
         {
             let mut table = self.table();
@@ -190,10 +202,10 @@ impl Rtmpt {
                 return self.refuse(StatusCode::SERVICE_UNAVAILABLE, "rtmpt_max_sessions", e);
             }
         }
-        let admission = match admit(&self.control.rtmp_limiter, peer.ip(), &metrics, "rtmpt") {
+        let admission = match admit(&self.control.rtmp_limiter, peer.ip(), &metrics, protocol) {
             Ok(a) => a,
             Err(refusal) => {
-                let reason = refusal.reason("rtmpt");
+                let reason = refusal.reason(protocol);
                 return self.refuse(
                     StatusCode::SERVICE_UNAVAILABLE,
                     reason,
@@ -229,13 +241,13 @@ impl Rtmpt {
             parent: None,
             "rtmp",
             peer = %peer,
-            protocol = "rtmpt",
+            protocol,
             stream = tracing::field::Empty
         );
         let client = self
             .control
             .clients
-            .register(peer, "rtmpt", self.shutdown.child_token());
+            .register(peer, protocol, self.shutdown.child_token());
         let (rtmp, auth, hub) = (
             Arc::new(cfg.rtmp.clone()),
             self.control.auth(),
