@@ -20,6 +20,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub metrics: MetricsConfig,
     pub tls: TlsConfig,
+    pub rtmpt: RtmptConfig,
 }
 
 /// The certificate of the RTMPS and HTTPS listeners (`rtmp.tls_addr`, `http.tls_addr`):
@@ -421,6 +422,47 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
         Self::from_toml(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+    }
+}
+
+/// RTMPT: RTMP tunnelled in HTTP POSTs (`/open/1`, `/send/…`, `/idle/…`, `/close/…`) on
+/// the HTTP and HTTPS listeners. Each session is one RTMP connection: it also takes a place
+/// within `[rtmp] max_connections` and `max_connections_per_ip`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtmptConfig {
+    /// Answer the RTMPT paths (otherwise they are 404).
+    pub enabled: bool,
+    /// Most RTMPT sessions at once.
+    pub max_sessions: usize,
+    /// A session with no request for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Largest `/send` body; a larger one is answered 413 and its session closed.
+    pub max_send_bytes: usize,
+    /// A request body must arrive within this after its head (else 408).
+    pub body_read_timeout_ms: u64,
+    /// Bytes the server may hold for a session in each direction, waiting for the client's
+    /// next request (server to client) or for the RTMP session to read them. A player that
+    /// does not poll stalls its writer, which drops it after `hub.viewer_write_timeout_ms`.
+    pub buffer_bytes: usize,
+    /// Most bytes one reply carries; the rest waits for the next request.
+    pub max_reply_bytes: usize,
+    /// An `/idle` with nothing to send waits this long for bytes before answering empty.
+    pub idle_reply_wait_ms: u64,
+}
+
+impl Default for RtmptConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_sessions: 256,
+            idle_timeout_ms: 15_000,
+            max_send_bytes: 4 << 20,
+            body_read_timeout_ms: 5_000,
+            buffer_bytes: 1 << 20,
+            max_reply_bytes: 512 << 10,
+            idle_reply_wait_ms: 200,
+        }
     }
 }
 

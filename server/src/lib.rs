@@ -17,6 +17,7 @@ pub mod llhls;
 pub mod metrics;
 pub mod qoe;
 pub mod rtmp;
+pub mod rtmpt;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -123,7 +124,13 @@ impl Server {
             tasks.spawn(h.clone().run(hub.clone(), shutdown.clone(), tasks.clone()));
         }
         let http_ctx =
-            http::HttpContext::new(hub.clone(), control.clone(), hls, player, qoe.clone());
+            http::HttpContext::new(hub.clone(), control.clone(), hls, player, qoe.clone())
+                .with_rtmpt(rtmpt::Rtmpt::start(
+                    control.clone(),
+                    hub.clone(),
+                    shutdown.clone(),
+                    tasks.clone(),
+                ));
         if let (Some(listener), Some(tls)) = (https_listener, &control.tls) {
             tasks.spawn(http::serve(
                 listener,

@@ -24,8 +24,10 @@ impl Refusal {
     /// The metrics label of this refusal.
     pub fn reason(self, protocol: &str) -> &'static str {
         match (protocol, self) {
-            ("rtmp" | "rtmps", Refusal::Total) => "rtmp_max_connections",
-            ("rtmp" | "rtmps", Refusal::PerIp) => "rtmp_max_connections_per_ip",
+            ("rtmp" | "rtmps" | "rtmpt" | "rtmpts", Refusal::Total) => "rtmp_max_connections",
+            ("rtmp" | "rtmps" | "rtmpt" | "rtmpts", Refusal::PerIp) => {
+                "rtmp_max_connections_per_ip"
+            }
             (_, Refusal::Total) => "http_max_connections",
             (_, Refusal::PerIp) => "http_max_connections_per_ip",
         }
@@ -116,6 +118,24 @@ impl Drop for Admission {
     fn drop(&mut self) {
         self.metrics.connection_closed(self.protocol);
     }
+}
+
+/// A place for a connection that did not come through `accept_admitted` (an RTMPT session
+/// is an RTMP connection carried by HTTP requests): the same bounds, counted open under
+/// `protocol` until dropped.
+pub fn admit(
+    limiter: &ConnLimiter,
+    ip: IpAddr,
+    metrics: &Arc<Metrics>,
+    protocol: &'static str,
+) -> Result<Admission, Refusal> {
+    let permit = limiter.try_acquire(ip)?;
+    metrics.connection_opened(protocol);
+    Ok(Admission {
+        _permit: permit,
+        metrics: metrics.clone(),
+        protocol,
+    })
 }
 
 /// Accepts until a connection is from an address not banned (when `bans` is given) and

@@ -49,6 +49,10 @@ pub struct HttpContext {
     pub qoe: Arc<crate::qoe::Qoe>,
     /// The reloadable config, the client list and the bans.
     pub control: Arc<Control>,
+    /// RTMPT sessions (`/open/1`, `/send/…`); none: those paths answer 404.
+    pub rtmpt: Option<Arc<crate::rtmpt::Rtmpt>>,
+    /// This connection came through the HTTPS listener (RTMPT on it is RTMPTS).
+    pub secure: bool,
 }
 
 impl HttpContext {
@@ -69,9 +73,17 @@ impl HttpContext {
             player,
             qoe,
             control,
+            rtmpt: None,
+            secure: false,
         };
         ctx.refresh();
         ctx
+    }
+
+    /// Serves RTMPT through `rtmpt`.
+    pub fn with_rtmpt(mut self, rtmpt: Arc<crate::rtmpt::Rtmpt>) -> Self {
+        self.rtmpt = Some(rtmpt);
+        self
     }
 
     /// Takes the running config and credentials (they change on reload).
@@ -107,6 +119,7 @@ pub async fn serve(
     {
         let mut ctx = ctx.clone();
         ctx.refresh();
+        ctx.secure = tls.is_some();
         let _ = socket.set_nodelay(true);
         let shutdown = shutdown.clone();
         let handshake_limit = ms(ctx.control.config().tls.handshake_timeout_ms);
@@ -222,6 +235,13 @@ async fn route(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let methods = allowed_methods(&path);
+    // RTMPT's fixed routes win over `/{app}/{stream}` (their names are reserved apps).
+    if crate::rtmpt::protocol::parse_path(&path).is_some() {
+        return match &ctx.rtmpt {
+            Some(rtmpt) => rtmpt.handle(req, peer, ctx.secure).await,
+            None => text(StatusCode::NOT_FOUND, "not found"),
+        };
+    }
     if method == Method::POST && path == crate::qoe::PATH {
         // A beacon needs no credential and grants nothing: no auth check here.
         let outcome = ctx.qoe.receive(&ctx.hub, req, peer.ip()).await;

@@ -76,8 +76,23 @@ pub fn parse_stream_name(raw: &str) -> Result<(String, Option<String>), &'static
     Ok((name.to_string(), query))
 }
 
+/// App names that would collide with the HTTP listener's fixed paths (RTMPT, the API,
+/// the player, recordings): nothing may be published under them.
+pub const RESERVED_APPS: [&str; 8] = [
+    "fcs",
+    "open",
+    "send",
+    "idle",
+    "close",
+    "api",
+    "player",
+    "recordings",
+];
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
+    #[error("app name {0:?} is reserved for the server's own HTTP paths (reserved: fcs, open, send, idle, close, api, player, recordings)")]
+    ReservedApp(String),
     #[error("stream {0} is already being published")]
     AlreadyPublishing(StreamKey),
     #[error("the server already carries its limit of {0} streams")]
@@ -141,6 +156,9 @@ impl Hub {
     /// period is taken over (its viewers stay); a live one is refused unless takeover
     /// is configured.
     pub fn publish(&self, key: StreamKey, addr: SocketAddr) -> Result<Publisher, PublishError> {
+        if RESERVED_APPS.contains(&key.app.as_str()) {
+            return Err(PublishError::ReservedApp(key.app));
+        }
         let now = now();
         let cfg = self.config();
         let id = self.inner.next_publisher_id.fetch_add(1, Ordering::Relaxed);

@@ -212,6 +212,19 @@ async fn second_publisher_is_refused_unless_takeover() {
 }
 
 #[tokio::test]
+async fn reserved_app_names_are_refused_saying_so() {
+    let hub = hub(|_| {});
+    for app in RESERVED_APPS {
+        let err = hub.publish(StreamKey::new(app, "t"), addr()).err();
+        assert_eq!(err, Some(PublishError::ReservedApp(app.to_string())));
+        assert!(err.unwrap().to_string().contains("reserved"));
+    }
+    assert!(hub.get(&StreamKey::new("send", "t")).is_none());
+    // Names that merely start like one are free.
+    assert!(hub.publish(StreamKey::new("sender", "t"), addr()).is_ok());
+}
+
+#[tokio::test]
 async fn stream_limit_is_enforced() {
     let hub = hub(|c| c.max_streams = 1);
     let _a = hub.publish(StreamKey::new("live", "a"), addr()).unwrap();
