@@ -49,6 +49,8 @@ pub struct HttpContext {
     pub qoe: Arc<crate::qoe::Qoe>,
     /// The reloadable config, the client list and the bans.
     pub control: Arc<Control>,
+    /// Recording settings, for the playback API (`with_recorder`).
+    pub record: Option<crate::record::Recorder>,
 }
 
 impl HttpContext {
@@ -69,9 +71,16 @@ impl HttpContext {
             player,
             qoe,
             control,
+            record: None,
         };
         ctx.refresh();
         ctx
+    }
+
+    /// Serves the playback API over this recorder's folder.
+    pub fn with_recorder(mut self, recorder: crate::record::Recorder) -> Self {
+        self.record = Some(recorder);
+        self
     }
 
     /// Takes the running config and credentials (they change on reload).
@@ -238,6 +247,10 @@ async fn route(
         return with_cors(res, methods);
     }
     let query = req.uri().query().unwrap_or("");
+    let range = req
+        .headers()
+        .get(hyper::header::RANGE)
+        .and_then(|v| v.to_str().ok());
     let res = match (&method, path.as_str()) {
         (&Method::OPTIONS, _) => {
             let mut r = Response::new(ResponseBody::empty());
@@ -260,6 +273,9 @@ async fn route(
             StatusCode::NOT_FOUND,
             "the stream list is not public on this server",
         ),
+        (_, p) if p == "/api/recordings" || p.starts_with("/recordings/") => {
+            crate::record::http::respond(ctx, p, query, range, peer).await
+        }
         (_, p) if p.starts_with("/api/streams/") => {
             match api_stream_path(p).and_then(|k| api::stream(&ctx.hub, &k, &ctx.qoe)) {
                 Some(info) => json(&info),
@@ -355,7 +371,7 @@ fn media_path(path: &str) -> Option<(StreamKey, &str)> {
 /// Play authorization for HTTP-FLV and HLS playlists: tokens, then the hook. For HLS the
 /// hook's yes is remembered per client and stream for a while, since players poll the
 /// playlist every few seconds. Gives the name of the token used, if one was needed.
-async fn authorize(
+pub(crate) async fn authorize(
     ctx: &HttpContext,
     key: &StreamKey,
     protocol: &'static str,
@@ -401,7 +417,7 @@ fn authorize_segment(ctx: &HttpContext, query: &str) -> Result<(), Denied> {
     ctx.auth.check_static(&access)
 }
 
-fn refuse(ctx: &HttpContext, d: &Denied) -> Response<ResponseBody> {
+pub(crate) fn refuse(ctx: &HttpContext, d: &Denied) -> Response<ResponseBody> {
     ctx.hub.metrics().refused(d.reason());
     let status = StatusCode::from_u16(d.http_status()).unwrap_or(StatusCode::FORBIDDEN);
     text(status, d.to_string())
