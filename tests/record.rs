@@ -639,3 +639,93 @@ fn a_full_disk_stops_the_recording_not_the_stream_and_recording_resumes() {
         })
     });
 }
+
+/// The Enhanced RTMP fixtures (`tests/peers/fixtures.py`, 8 s each, shared with the
+/// other Enhanced RTMP tests).
+fn fixtures() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        require("ffmpeg");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = root.join("target/fixtures");
+        let status = Command::new("python3")
+            .arg(root.join("tests/peers/fixtures.py"))
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run fixtures.py");
+        assert!(status.success(), "fixtures.py failed");
+        dir
+    })
+    .clone()
+}
+
+fn codec_names(file: &Path) -> Vec<String> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn hevc_and_av1_publishes_record_and_play_back() {
+    require("ffprobe");
+    let rec = TempDir::new("onair-rec-enh");
+    let server = ServerProc::start(&record_toml(&rec.path, ""));
+    let cases = [
+        ("hevc", "hevc_aac.mp4", ["hevc", "aac"]),
+        ("av1", "av1_opus_aom.mkv", ["av1", "opus"]),
+    ];
+    // Both at once: FFmpeg 8 (PyAV) publishes Enhanced RTMP.
+    let pushes: Vec<_> = cases
+        .iter()
+        .map(|(name, fixture, _)| {
+            common::ffmpeg8::peer("publish.py")
+                .arg(server.rtmp_url(&format!("live/{name}")))
+                .arg(fixtures().join(fixture))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("spawn publish.py")
+        })
+        .collect();
+    for p in pushes {
+        let out = p.wait_with_output().expect("publish.py");
+        let r = common::ffmpeg8::report(&out, "publish");
+        assert!(r["error"].is_null(), "publish: {r}");
+    }
+    for (name, fixture, codecs) in cases {
+        let dir = rec.path.join("live").join(name);
+        wait_until(&format!("{name} recorded"), Duration::from_secs(20), || {
+            !finished_files(&dir).is_empty()
+        });
+        let file = &finished_files(&dir)[0];
+        assert_eq!(codec_names(file), codecs, "{name}");
+        assert_eq!(decode_errors(file), "", "{name}: decode errors");
+        let v = packets(file, "v");
+        assert_eq!(v.len(), 240, "{name}: video frames");
+        assert!(
+            (span(&v) - 8.0).abs() <= 1.0 / 30.0 + 1e-6,
+            "{name}: {}",
+            span(&v)
+        );
+        assert_eq!(
+            video_hashes(file),
+            video_hashes(&fixtures().join(fixture)),
+            "{name}: video payloads"
+        );
+    }
+}
