@@ -750,3 +750,33 @@ fn hevc_and_av1_publishes_record_and_play_back() {
         );
     }
 }
+
+#[test]
+fn a_full_queue_drops_the_recording_not_the_stream() {
+    // A queue bound smaller than any fragment: the writer can never keep up.
+    let rec = TempDir::new("onair-rec-queue");
+    let server = ServerProc::start_logged(&record_toml(&rec.path, "queue_max_bytes = 1"), "info");
+    let _push = publish_live(&server, "live/q");
+    wait_until("the drop", Duration::from_secs(30), || {
+        server
+            .log()
+            .contains("recording dropped: the disk is slower than the stream")
+    });
+    assert!(metric(&server, "onair_record_dropped_total{reason=\"queue_full\"}") >= 1.0);
+    server.wait_live("live", "q");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let media = rt.block_on(common::viewers::flv_media(
+        server.http,
+        "/live/q.flv",
+        30,
+        Duration::from_secs(15),
+    ));
+    assert!(
+        media.is_ok(),
+        "an HTTP-FLV viewer gets 30 video frames: {media:?}"
+    );
+    // Logged once per interruption, not once per keyframe retried.
+    let warnings = server.log().matches("recording dropped").count();
+    assert_eq!(warnings, 1, "{}", server.log());
+    assert!(finished_files(&rec.path.join("live/q")).is_empty());
+}

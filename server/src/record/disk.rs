@@ -116,6 +116,8 @@ struct Writer {
     open: Option<OpenFile>,
     /// A write failed: the rest of this file's actions are skipped until the next Open.
     broken: bool,
+    /// No write has failed since the last successful file start (for logging once).
+    last_error_ok: bool,
 }
 
 impl Writer {
@@ -126,6 +128,7 @@ impl Writer {
             metrics,
             open: None,
             broken: false,
+            last_error_ok: true,
         }
     }
 
@@ -178,7 +181,12 @@ impl Writer {
             written: 0,
             last_sync: Instant::now(),
         });
-        self.write(head)
+        self.write(head)?;
+        if !self.last_error_ok {
+            tracing::info!(stream = %self.cfg.stream, "recording resumed");
+        }
+        self.last_error_ok = true;
+        Ok(())
     }
 
     fn write(&mut self, b: &[u8]) -> std::io::Result<()> {
@@ -201,7 +209,13 @@ impl Writer {
     /// fragment and closed; the async side opens a new one after a pause.
     fn fail(&mut self, what: &'static str, e: std::io::Error) {
         self.metrics.record.dropped("disk_error");
-        tracing::warn!(stream = %self.cfg.stream, error = %e, op = what, "recording stopped: disk error");
+        // One warning per interruption; retries that fail again are debug lines.
+        if self.last_error_ok {
+            tracing::warn!(stream = %self.cfg.stream, error = %e, op = what, "recording stopped: disk error");
+        } else {
+            tracing::debug!(stream = %self.cfg.stream, error = %e, op = what, "recording still failing");
+        }
+        self.last_error_ok = false;
         if let Some(f) = &mut self.open {
             let _ = f.file.set_len(f.written);
         }

@@ -299,6 +299,8 @@ impl Recorder {
         // and the segmenter opens a new file at a keyframe.
         let mut dropping_until: Option<tokio::time::Instant> = None;
         let retry = Duration::from_millis(cfg.retry_after_error_ms);
+        // One warning per interruption, not one per failed retry.
+        let mut interrupted = false;
         loop {
             let item = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -319,6 +321,7 @@ impl Recorder {
                 Err(_) => break,
             }
             if queue.shared.failed.swap(false, Ordering::Relaxed) {
+                // The writer logs the failure and, when a file starts again, the resumption.
                 seg.abandon();
                 out.clear();
                 dropping_until = Some(tokio::time::Instant::now() + retry);
@@ -336,14 +339,22 @@ impl Recorder {
                     continue;
                 }
                 dropping_until = None;
-                tracing::info!(parent: &span, "recording resumed");
             }
             for a in out.drain(..) {
+                let opens = matches!(a, Action::Open { .. });
                 match queue.try_send(a) {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        if opens && interrupted {
+                            interrupted = false;
+                            tracing::info!(parent: &span, "recording resumed");
+                        }
+                    }
                     Err(disk::Refused::Full) => {
                         rm.dropped("queue_full");
-                        tracing::warn!(parent: &span, "recording dropped: the disk is slower than the stream");
+                        if !interrupted {
+                            tracing::warn!(parent: &span, "recording dropped: the disk is slower than the stream");
+                        }
+                        interrupted = true;
                         seg.abandon();
                         dropping_until = Some(tokio::time::Instant::now());
                         break;

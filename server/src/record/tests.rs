@@ -387,3 +387,24 @@ fn flv_recordings_are_tags_from_zero() {
     assert_eq!(first_video.timestamp, 0);
     assert_eq!(tags.iter().filter(|t| t.tag_type == 9).count(), 1 + 90);
 }
+
+#[test]
+fn record_section_is_read_and_typos_refused() {
+    let c = crate::Config::from_toml(
+        "[record]\nenabled = true\nformat = \"flv\"\napps = [\"live\"]\nmax_bytes = 5\n",
+    )
+    .unwrap();
+    assert!(c.record.records("live"));
+    assert!(!c.record.records("other"));
+    assert_eq!(c.record.format, RecordFormat::Flv);
+    assert_eq!(c.record.max_bytes, 5);
+    assert_eq!(c.record.fragment_duration_ms, 1000);
+    assert!(!crate::Config::from_toml("").unwrap().record.enabled);
+    assert!(crate::Config::from_toml("[record]\nformat = \"mkv\"\n").is_err());
+    assert!(crate::Config::from_toml("[record]\nmax_age = 1\n").is_err());
+    let all = crate::Config::from_toml("[record]\nenabled = true\n").unwrap();
+    assert!(
+        all.record.records("anything"),
+        "empty apps records every app"
+    );
+}
