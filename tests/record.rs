@@ -780,3 +780,25 @@ fn a_full_queue_drops_the_recording_not_the_stream() {
     assert_eq!(warnings, 1, "{}", server.log());
     assert!(finished_files(&rec.path.join("live/q")).is_empty());
 }
+
+#[test]
+fn an_app_named_dot_dot_is_not_recorded_outside_the_folder() {
+    let root = TempDir::new("onair-rec-trick");
+    let rec = root.path.join("rec");
+    let server = ServerProc::start_logged(&record_toml(&rec, ""), "info");
+    // RTMP takes ".." as an app name; as a folder it would lead out of the recordings.
+    let _push = publish_live(&server, "../evil");
+    wait_until("the refusal to record", Duration::from_secs(30), || {
+        server.log().contains("stream not recorded")
+    });
+    server.wait_live("..", "evil");
+    // A stream published beside it gets its file: by then "../evil" would have one too.
+    let _ok = publish_live(&server, "live/ok");
+    wait_until("the other stream recorded", Duration::from_secs(30), || {
+        listing(&server, "live/ok")
+            .first()
+            .is_some_and(|e| e["duration_ms"].as_u64() >= Some(1000))
+    });
+    assert!(!root.path.join("evil").exists(), "nothing written outside");
+    assert!(!rec.join("..").join("evil").exists());
+}

@@ -168,6 +168,17 @@ impl RecordMetrics {
     }
 }
 
+/// Whether a stream's names can be folder names under the recording folder: RTMP accepts
+/// app names such as `..` that would lead out of it.
+pub fn recordable(key: &StreamKey) -> Result<(), &'static str> {
+    crate::hub::parse_stream_name(&key.app)
+        .map_err(|_| "its app name cannot be a folder name (letters, digits, '-', '_', '.', '~'; not starting with '.')")?;
+    match crate::hub::parse_stream_name(&key.name) {
+        Ok((_, None)) => Ok(()),
+        _ => Err("its stream name cannot be a folder name"),
+    }
+}
+
 /// The recorder: a recording per stream of the recorded apps, retention, and the
 /// settings the playback API reads.
 #[derive(Clone)]
@@ -233,6 +244,10 @@ impl Recorder {
 
     fn spawn(&self, tasks: &TaskTracker, stream: Arc<Stream>, shutdown: &CancellationToken) {
         if !self.cfg.records(&stream.key.app) {
+            return;
+        }
+        if let Err(why) = recordable(&stream.key) {
+            tracing::warn!(parent: &stream.span, reason = why, "stream not recorded");
             return;
         }
         tasks.spawn(self.clone().record(stream, shutdown.clone()));

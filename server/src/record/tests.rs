@@ -408,3 +408,26 @@ fn record_section_is_read_and_typos_refused() {
         "empty apps records every app"
     );
 }
+
+#[test]
+fn names_that_would_leave_the_folder_are_not_recorded() {
+    use crate::hub::StreamKey;
+    assert!(super::recordable(&StreamKey::new("live", "cam-1.main_x~")).is_ok());
+    for (app, name) in [
+        ("..", "cam"),
+        (".", "cam"),
+        (".hidden", "cam"),
+        ("a\\b", "cam"),
+        ("live", ".."),
+        ("live", "a/b"),
+        ("live", ""),
+        ("", "cam"),
+        ("li ve", "cam"),
+        ("live", "c\0am"),
+    ] {
+        assert!(
+            super::recordable(&StreamKey::new(app, name)).is_err(),
+            "{app:?}/{name:?}"
+        );
+    }
+}
