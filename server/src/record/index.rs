@@ -125,7 +125,7 @@ fn children(b: &[u8]) -> Vec<([u8; 4], usize, usize)> {
             0 => (8, b.len() - at),
             s => (8, s as usize),
         };
-        if size < header || at + size > b.len() {
+        if size < header || at.checked_add(size).is_none_or(|end| end > b.len()) {
             break;
         }
         out.push((kind, at + header, size - header));
@@ -352,14 +352,14 @@ pub fn scan<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<FileIndex, Index
     let Some((kind, _, len)) = box_header(r, at, file_len)? else {
         return Err(IndexError::NotRecording("shorter than a box header"));
     };
-    if &kind != b"ftyp" || len > MAX_META_BOX || at + len > file_len {
+    if &kind != b"ftyp" || len > MAX_META_BOX || at.saturating_add(len) > file_len {
         return Err(IndexError::NotRecording("no ftyp box first"));
     }
     at += len;
     let Some((kind, header, len)) = box_header(r, at, file_len)? else {
         return Err(IndexError::NotRecording("no moov box"));
     };
-    if &kind != b"moov" || len > MAX_META_BOX || at + len > file_len {
+    if &kind != b"moov" || len > MAX_META_BOX || at.saturating_add(len) > file_len {
         return Err(IndexError::NotRecording(
             "no complete moov box after the ftyp",
         ));
@@ -374,14 +374,14 @@ pub fn scan<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<FileIndex, Index
     idx.complete_len = at;
     let drive = idx.drive().map(|t| t.id);
     while let Some((kind, header, len)) = box_header(r, at, file_len)? {
-        if &kind != b"moof" || len > MAX_META_BOX || at + len > file_len {
+        if &kind != b"moof" || len > MAX_META_BOX || at.saturating_add(len) > file_len {
             break;
         }
         let moof = read_body(r, at + header, len - header)?;
         let Some((mkind, _, mlen)) = box_header(r, at + len, file_len)? else {
             break;
         };
-        if &mkind != b"mdat" || at + len + mlen > file_len {
+        if &mkind != b"mdat" || at.saturating_add(len).saturating_add(mlen) > file_len {
             break;
         }
         let runs = parse_moof(&moof, header as usize);

@@ -431,3 +431,63 @@ fn names_that_would_leave_the_folder_are_not_recorded() {
         );
     }
 }
+
+#[test]
+fn damaged_files_never_panic_the_walk_the_cut_or_the_repair() {
+    let disk = recording();
+    let good = disk.files[0].1.clone();
+    let idx = disk.index(0);
+    // A deterministic xorshift: flip bytes in the boxes' headers and tables (the first
+    // bytes of every fragment) and at random places.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    // A 64-bit largesize at the end of the file's first fragment's mdat header.
+    let mdat_at = (idx.fragments[0].offset + idx.fragments[0].moof_len) as usize;
+    let mut huge = good.clone();
+    huge[mdat_at..mdat_at + 4].copy_from_slice(&1u32.to_be_bytes());
+    huge.splice(mdat_at + 8..mdat_at + 8, u64::MAX.to_be_bytes());
+    let i = scan(&mut Cursor::new(&huge), huge.len() as u64).unwrap();
+    assert!(
+        i.fragments.is_empty(),
+        "a box larger than the file is incomplete"
+    );
+    for round in 0..400 {
+        let mut b = good.clone();
+        for _ in 0..1 + round % 8 {
+            let f = &idx.fragments[(next() % idx.fragments.len() as u64) as usize];
+            let at = if next() % 2 == 0 {
+                f.offset + next() % f.moof_len.min(200)
+            } else {
+                next() % b.len() as u64
+            } as usize;
+            b[at] = next() as u8;
+        }
+        let cut = if round % 3 == 0 {
+            (next() % b.len() as u64) as usize
+        } else {
+            b.len()
+        };
+        let b = &b[..cut];
+        if let Ok(i) = scan(&mut Cursor::new(b), b.len() as u64) {
+            assert!(i.complete_len <= b.len() as u64);
+            let _ = i.duration();
+            if let Ok(p) = plan(
+                &i,
+                t0(),
+                t0() + Duration::from_secs(1),
+                Duration::from_secs(3),
+            ) {
+                assert!(p.end <= i.fragments.len() && p.first < p.end);
+                for f in &i.fragments[p.first..p.end] {
+                    let moof = &b[f.offset as usize..(f.offset + f.moof_len) as usize];
+                    assert_eq!(rebase_moof(moof, f, &p.bases).len(), moof.len());
+                }
+            }
+        }
+    }
+}
