@@ -34,11 +34,11 @@ pub async fn respond(
     range: Option<&str>,
     peer: std::net::SocketAddr,
 ) -> Response<ResponseBody> {
-    let Some(cfg) = ctx
+    let Some((cfg, durations)) = ctx
         .record
         .as_ref()
         .filter(|r| r.config().enabled)
-        .map(|r| Arc::new(r.config().clone()))
+        .map(|r| (Arc::new(r.config().clone()), r.durations().clone()))
     else {
         return text(
             StatusCode::NOT_FOUND,
@@ -68,7 +68,7 @@ pub async fn respond(
         return crate::http::refuse(ctx, &d);
     }
     match target {
-        Err(k) => list(cfg, k).await,
+        Err(k) => list(cfg, durations, k).await,
         Ok(Target::Clip(k)) => clip(cfg, k, query).await,
         Ok(Target::File(k, name)) => file(cfg, k, name, range.map(str::to_string)).await,
     }
@@ -157,7 +157,11 @@ struct Listing {
 }
 
 /// `GET /api/recordings?stream=APP/NAME`.
-pub async fn list(cfg: Arc<RecordConfig>, key: StreamKey) -> Response<ResponseBody> {
+pub async fn list(
+    cfg: Arc<RecordConfig>,
+    durations: Arc<super::DurationCache>,
+    key: StreamKey,
+) -> Response<ResponseBody> {
     let dir = cfg.stream_dir(&key);
     let max = cfg.max_listed.max(1);
     let k = key.clone();
@@ -170,7 +174,9 @@ pub async fn list(cfg: Arc<RecordConfig>, key: StreamKey) -> Response<ResponseBo
             .map(|f| Listed {
                 url: format!("/recordings/{}/{}/{}", k.app, k.name, f.name),
                 start: rfc3339(f.start),
-                duration_ms: duration_of(&f).map(|d| (d * 1000.0).round() as u64),
+                duration_ms: durations
+                    .get(&f, || duration_of(&f))
+                    .map(|d| (d * 1000.0).round() as u64),
                 size: f.size,
                 format: f.format,
                 recording: f.in_progress,

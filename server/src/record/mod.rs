@@ -185,14 +185,63 @@ pub fn recordable(key: &StreamKey) -> Result<(), &'static str> {
 pub struct Recorder {
     cfg: Arc<RecordConfig>,
     metrics: Arc<crate::metrics::Metrics>,
+    durations: Arc<DurationCache>,
+}
+
+/// A file's size and mtime when its duration was measured, and the duration.
+type Measured = (u64, SystemTime, Option<f64>);
+
+/// Durations of finished files by (path, size, modification time), so a listing reads
+/// each file's fragments once, not on every request. Bounded: past `max` entries it
+/// starts over.
+#[derive(Debug, Default)]
+pub struct DurationCache {
+    max: usize,
+    entries: std::sync::Mutex<std::collections::HashMap<PathBuf, Measured>>,
+}
+
+impl DurationCache {
+    /// The duration of `f`, computed by `measure` when not known for its size and mtime.
+    pub fn get(
+        &self,
+        f: &files::RecordingFile,
+        measure: impl FnOnce() -> Option<f64>,
+    ) -> Option<f64> {
+        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((size, modified, d)) = e.get(&f.path) {
+            if *size == f.size && *modified == f.modified {
+                return *d;
+            }
+        }
+        drop(e);
+        let d = measure();
+        e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if e.len() >= self.max.max(1) {
+            e.clear();
+        }
+        // A file being written changes with every fragment: not worth keeping.
+        if !f.in_progress {
+            e.insert(f.path.clone(), (f.size, f.modified, d));
+        }
+        d
+    }
 }
 
 impl Recorder {
     pub fn new(cfg: RecordConfig, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        let durations = Arc::new(DurationCache {
+            max: cfg.max_listed.saturating_mul(4).max(64),
+            ..DurationCache::default()
+        });
         Self {
             cfg: Arc::new(cfg),
             metrics,
+            durations,
         }
+    }
+
+    pub fn durations(&self) -> &Arc<DurationCache> {
+        &self.durations
     }
 
     pub fn config(&self) -> &RecordConfig {

@@ -491,3 +491,49 @@ fn damaged_files_never_panic_the_walk_the_cut_or_the_repair() {
         }
     }
 }
+
+#[test]
+fn durations_are_measured_once_per_finished_file_version() {
+    let cache = super::DurationCache::default();
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+    let mut f = super::files::RecordingFile {
+        path: "a.mp4".into(),
+        name: "a.mp4".into(),
+        start: t,
+        format: RecordFormat::Fmp4,
+        size: 10,
+        modified: t,
+        in_progress: false,
+    };
+    let mut measured = 0;
+    for _ in 0..3 {
+        assert_eq!(
+            cache.get(&f, || {
+                measured += 1;
+                Some(4.0)
+            }),
+            Some(4.0)
+        );
+    }
+    assert_eq!(measured, 1);
+    // Another size (the file changed): measured again.
+    f.size = 11;
+    assert_eq!(
+        cache.get(&f, || {
+            measured += 1;
+            Some(5.0)
+        }),
+        Some(5.0)
+    );
+    assert_eq!(measured, 2);
+    // A file being written is measured every time.
+    f.in_progress = true;
+    f.size = 12;
+    for _ in 0..2 {
+        cache.get(&f, || {
+            measured += 1;
+            Some(6.0)
+        });
+    }
+    assert_eq!(measured, 4);
+}
