@@ -802,3 +802,48 @@ fn an_app_named_dot_dot_is_not_recorded_outside_the_folder() {
     assert!(!root.path.join("evil").exists(), "nothing written outside");
     assert!(!rec.join("..").join("evil").exists());
 }
+
+#[test]
+fn a_clip_goes_on_across_a_file_rotation() {
+    require("ffprobe");
+    let rec = TempDir::new("onair-rec-rot");
+    let server = ServerProc::start(&record_toml(&rec.path, "segment_duration_ms = 2000"));
+    publish_file(&server, "live/rot");
+    let dir = rec.path.join("live/rot");
+    let n = secs() as usize / 2;
+    wait_until("the files", Duration::from_secs(20), || {
+        finished_files(&dir).len() == n
+    });
+    let list = listing(&server, "live/rot");
+    assert_eq!(list.len(), n, "{list:?}");
+    // From 1.5 s for 2 s: the first file's keyframe at 1 s, then into the second file.
+    let start = parse_time(list[0]["start"].as_str().unwrap());
+    let want = rfc3339(start + Duration::from_millis(1500));
+    let (status, h, body) = get(
+        &server,
+        &format!("/recordings/live/rot?start={want}&duration=2"),
+        &[],
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        header(&h, "content-length"),
+        Some(body.len().to_string().as_str())
+    );
+    let clip = rec.path.join("clip.mp4");
+    std::fs::write(&clip, &body).unwrap();
+    assert_eq!(decode_errors(&clip), "", "clip decode errors");
+    let v = packets(&clip, "v");
+    assert!(v[0].2, "starts with a keyframe");
+    let s = span(&v);
+    assert!(
+        (2.5..=3.1).contains(&s),
+        "clip {s} s: past the first file's end"
+    );
+    assert_eq!(v.len(), (s * 30.0).round() as usize, "each frame once");
+    assert!(
+        v.windows(2).all(|w| w[1].0 > w[0].0),
+        "time only goes forward"
+    );
+    let a = packets(&clip, "a");
+    assert!((span(&a) - s).abs() <= 0.1, "audio {} video {s}", span(&a));
+}

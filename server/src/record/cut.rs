@@ -104,3 +104,105 @@ pub fn plan(
         len,
     })
 }
+
+/// A clip's stretch of one file: fragments `first..end`, each track's tfdt moved by `shifts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    /// Index into the files given to `plan_across`.
+    pub file: usize,
+    pub first: usize,
+    pub end: usize,
+    /// (track id, ticks added to its tfdt; the result is clamped at 0).
+    pub shifts: Vec<(u32, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcrossPlan {
+    pub spans: Vec<Span>,
+    /// Wall-clock time of the clip's first frame.
+    pub start: SystemTime,
+    /// Media in the clip, from its first sample to its last sample's end.
+    pub duration: Duration,
+    /// Bytes of the response: the first file's init + every span's fragments.
+    pub len: u64,
+}
+
+/// The end, in seconds of clip time, of the latest track of `span`.
+fn span_end(file: &FileIndex, span: &Span) -> f64 {
+    file.tracks
+        .iter()
+        .filter_map(|t| {
+            let last = file.fragments[span.first..span.end]
+                .iter()
+                .rev()
+                .find_map(|f| f.time(t.id))?;
+            let shift = span.shifts.iter().find(|s| s.0 == t.id).map_or(0, |s| s.1);
+            let end = (last.base + last.duration) as i64 + shift;
+            Some(end.max(0) as f64 / t.timescale.max(1) as f64)
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Plans a clip that starts in `files[0]` and, where it reaches that file's end, goes on
+/// into the files after it. The caller passes only files that continue the one before
+/// (the same init segment, no gap worth a discontinuity): each continues where the
+/// previous span's latest track ended, so decode times only go forward.
+pub fn plan_across(
+    files: &[(SystemTime, &FileIndex)],
+    want: SystemTime,
+    length: Duration,
+) -> Result<AcrossPlan, CutError> {
+    let (start0, idx0) = *files.first().ok_or(CutError::Empty)?;
+    let p = plan(idx0, start0, want, length)?;
+    let mut spans = vec![Span {
+        file: 0,
+        first: p.first,
+        end: p.end,
+        shifts: p.bases.iter().map(|(id, b)| (*id, -(*b as i64))).collect(),
+    }];
+    let mut len = p.len;
+    let mut reached_end = p.end == idx0.fragments.len();
+    let want_end = want + length;
+    let mut clip_end = span_end(idx0, &spans[0]);
+    for (k, (start, idx)) in files.iter().enumerate().skip(1) {
+        if !reached_end || *start >= want_end {
+            break;
+        }
+        let Ok(q) = plan(
+            idx,
+            *start,
+            *start,
+            want_end.duration_since(*start).unwrap_or_default(),
+        ) else {
+            break;
+        };
+        let shifts = q
+            .bases
+            .iter()
+            .map(|(id, b)| {
+                let ts = idx
+                    .tracks
+                    .iter()
+                    .find(|t| t.id == *id)
+                    .map_or(1, |t| t.timescale);
+                (*id, (clip_end * ts as f64).ceil() as i64 - *b as i64)
+            })
+            .collect();
+        let span = Span {
+            file: k,
+            first: q.first,
+            end: q.end,
+            shifts,
+        };
+        len += q.len - idx.init_len;
+        reached_end = q.end == idx.fragments.len();
+        clip_end = span_end(idx, &span);
+        spans.push(span);
+    }
+    Ok(AcrossPlan {
+        spans,
+        start: p.start,
+        duration: Duration::from_secs_f64(clip_end.max(0.0)),
+        len,
+    })
+}

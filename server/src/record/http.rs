@@ -18,9 +18,9 @@ use hyper::header::{
 use hyper::{Response, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::cut::{plan, CutError, CutPlan};
+use super::cut::{plan_across, AcrossPlan, CutError};
 use super::files::{list_stream, parse_file_name, RecordingFile, PART};
-use super::index::{rebase_moof, scan, FileIndex};
+use super::index::{scan, shift_moof, FileIndex};
 use super::{RecordConfig, RecordFormat};
 use crate::http::body::{Chunks, ResponseBody};
 use crate::hub::{parse_stream_name, StreamKey};
@@ -288,30 +288,72 @@ pub fn clip_query(query: &str, max: Duration) -> Result<(SystemTime, Duration), 
     Ok((start, Duration::from_secs_f64(secs)))
 }
 
-/// Chooses the file and plans the clip (blocking: reads the folder and one file's index).
-fn plan_clip(
-    dir: &Path,
-    want: SystemTime,
-    length: Duration,
-) -> Result<(PathBuf, FileIndex, CutPlan), ClipError> {
+/// Most files one clip goes through (each is open while the clip is sent).
+const MAX_CLIP_FILES: usize = 64;
+/// A file continues the previous one when it starts within this of the previous one's
+/// last write (a rotation opens the next file at the same keyframe).
+const CONTINUES_WITHIN: Duration = Duration::from_secs(2);
+
+/// The files of a clip, their indexes and the plan.
+type Planned = (Vec<PathBuf>, Vec<Arc<FileIndex>>, AcrossPlan);
+
+fn init_bytes(path: &Path, idx: &FileIndex) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = vec![0u8; idx.init_len as usize];
+    std::fs::File::open(path).ok()?.read_exact(&mut buf).ok()?;
+    Some(buf)
+}
+
+/// Chooses the files and plans the clip (blocking: reads the folder and the indexes of
+/// the files the clip goes through).
+fn plan_clip(dir: &Path, want: SystemTime, length: Duration) -> Result<Planned, ClipError> {
     let files = list_stream(dir);
     let first = files.first().ok_or(ClipError::NoRecordings)?;
     if want + length <= first.start {
         return Err(ClipError::BeforeFirst(rfc3339(first.start)));
     }
     // The first file that overlaps the window; a file ends about when it was last written.
-    let f = files
+    let at = files
         .iter()
-        .find(|f| f.start < want + length && f.modified > want)
+        .position(|f| f.start < want + length && f.modified > want)
         .ok_or(ClipError::NotCovered)?;
+    let f = &files[at];
     if f.format != RecordFormat::Fmp4 {
         return Err(ClipError::NotFmp4);
     }
     let idx = index_of(&f.path).ok_or(ClipError::NotCovered)?;
-    let p = plan(&idx, f.start, want, length).map_err(|e| match e {
+    let init = init_bytes(&f.path, &idx).ok_or(ClipError::NotCovered)?;
+    let mut chosen = vec![(f.clone(), Arc::new(idx))];
+    // The files after it that continue it, while the window reaches into them.
+    for next in &files[at + 1..] {
+        let prev = &chosen[chosen.len() - 1].0;
+        if chosen.len() >= MAX_CLIP_FILES
+            || next.start >= want + length
+            || next.format != RecordFormat::Fmp4
+            || next.start > prev.modified + CONTINUES_WITHIN
+        {
+            break;
+        }
+        let Some(idx) = index_of(&next.path) else {
+            break;
+        };
+        if init_bytes(&next.path, &idx).as_ref() != Some(&init) {
+            break;
+        }
+        chosen.push((next.clone(), Arc::new(idx)));
+    }
+    let parts: Vec<(SystemTime, &FileIndex)> =
+        chosen.iter().map(|(f, i)| (f.start, i.as_ref())).collect();
+    let p = plan_across(&parts, want, length).map_err(|e| match e {
         CutError::Empty | CutError::NotCovered => ClipError::NotCovered,
     })?;
-    Ok((f.path.clone(), idx, p))
+    let used = p.spans.len();
+    let (paths, indexes) = chosen
+        .into_iter()
+        .take(used)
+        .map(|(f, i)| (f.path, i))
+        .unzip();
+    Ok((paths, indexes, p))
 }
 
 /// `GET /recordings/{app}/{stream}?start&duration`.
@@ -322,28 +364,41 @@ pub async fn clip(cfg: Arc<RecordConfig>, key: StreamKey, query: &str) -> Respon
     };
     let dir = cfg.stream_dir(&key);
     let planned = tokio::task::spawn_blocking(move || plan_clip(&dir, want, length)).await;
-    let (path, idx, p) = match planned {
+    let (paths, indexes, p) = match planned {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => return text(e.status(), e.to_string()),
         Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "clip planning failed"),
     };
-    let file = match tokio::fs::File::open(&path).await {
-        Ok(f) => f,
-        Err(_) => return text(StatusCode::NOT_FOUND, "the recording is gone"),
-    };
-    let mut pieces = vec![Piece::File {
-        offset: 0,
-        len: idx.init_len,
-    }];
-    for i in p.first..p.end {
-        let f = &idx.fragments[i];
-        pieces.push(Piece::Moof(i));
-        pieces.push(Piece::File {
-            offset: f.offset + f.moof_len,
-            len: f.len - f.moof_len,
-        });
+    let mut files = Vec::with_capacity(paths.len());
+    for path in &paths {
+        match tokio::fs::File::open(path).await {
+            Ok(f) => files.push(f),
+            Err(_) => return text(StatusCode::NOT_FOUND, "the recording is gone"),
+        }
     }
-    let body = file_body(file, pieces, Some((Arc::new(idx), p.bases.clone())));
+    let mut pieces = vec![Piece::File {
+        file: 0,
+        offset: 0,
+        len: indexes[0].init_len,
+    }];
+    let mut rebase = Vec::with_capacity(p.spans.len());
+    for (k, span) in p.spans.iter().enumerate() {
+        let idx = &indexes[span.file];
+        for i in span.first..span.end {
+            let f = &idx.fragments[i];
+            pieces.push(Piece::Moof {
+                file: k,
+                fragment: i,
+            });
+            pieces.push(Piece::File {
+                file: k,
+                offset: f.offset + f.moof_len,
+                len: f.len - f.moof_len,
+            });
+        }
+        rebase.push((idx.clone(), span.shifts.clone()));
+    }
+    let body = file_body(files, pieces, rebase);
     let mut r = Response::new(body);
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
@@ -452,12 +507,13 @@ pub async fn file(
         }
     };
     let body = file_body(
-        file,
+        vec![file],
         vec![Piece::File {
+            file: 0,
             offset: start,
             len: end - start,
         }],
-        None,
+        Vec::new(),
     );
     let mut r = Response::new(body);
     *r.status_mut() = status;
@@ -473,26 +529,26 @@ pub async fn file(
     r
 }
 
-/// A stretch of the body: bytes of the file, or a fragment's moof with its tfdts rebased.
+/// A stretch of the body: bytes of a file, or a fragment's moof with its tfdts moved.
 #[derive(Debug, Clone, Copy)]
 enum Piece {
-    File { offset: u64, len: u64 },
-    Moof(usize),
+    File { file: usize, offset: u64, len: u64 },
+    Moof { file: usize, fragment: usize },
 }
 
-/// The index of the clip's file and each track's tfdt shift.
-type Rebase = (Arc<FileIndex>, Vec<(u32, u64)>);
+/// Per file of a clip: its index and each track's tfdt shift.
+type Rebase = (Arc<FileIndex>, Vec<(u32, i64)>);
 
 struct BodyState {
-    file: tokio::fs::File,
+    files: Vec<tokio::fs::File>,
     pieces: std::collections::VecDeque<Piece>,
-    rebase: Option<Rebase>,
+    rebase: Vec<Rebase>,
 }
 
-/// A body read from `file` piece by piece, a chunk at a time as hyper asks for it.
-fn file_body(file: tokio::fs::File, pieces: Vec<Piece>, rebase: Option<Rebase>) -> ResponseBody {
+/// A body read from `files` piece by piece, a chunk at a time as hyper asks for it.
+fn file_body(files: Vec<tokio::fs::File>, pieces: Vec<Piece>, rebase: Vec<Rebase>) -> ResponseBody {
     let state = BodyState {
-        file,
+        files,
         pieces: pieces.into(),
         rebase,
     };
@@ -501,23 +557,23 @@ fn file_body(file: tokio::fs::File, pieces: Vec<Piece>, rebase: Option<Rebase>) 
             let piece = st.pieces.pop_front()?;
             match piece {
                 Piece::File { len: 0, .. } => continue,
-                Piece::File { offset, len } => {
+                Piece::File { file, offset, len } => {
                     let n = len.min(READ_CHUNK as u64);
-                    let bytes = read_at(&mut st.file, offset, n).await?;
+                    let bytes = read_at(st.files.get_mut(file)?, offset, n).await?;
                     if n < len {
                         st.pieces.push_front(Piece::File {
+                            file,
                             offset: offset + n,
                             len: len - n,
                         });
                     }
                     return Some((Chunks::from(bytes), st));
                 }
-                Piece::Moof(i) => {
-                    let (idx, bases) = st.rebase.as_ref()?;
-                    let f = idx.fragments.get(i)?.clone();
-                    let moof = read_at(&mut st.file, f.offset, f.moof_len).await?;
-                    let bases = bases.clone();
-                    let moof = Bytes::from(rebase_moof(&moof, &f, &bases));
+                Piece::Moof { file, fragment } => {
+                    let (idx, shifts) = st.rebase.get(file)?.clone();
+                    let f = idx.fragments.get(fragment)?.clone();
+                    let moof = read_at(st.files.get_mut(file)?, f.offset, f.moof_len).await?;
+                    let moof = Bytes::from(shift_moof(&moof, &f, &shifts));
                     return Some((Chunks::from(moof), st));
                 }
             }

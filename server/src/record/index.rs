@@ -410,13 +410,22 @@ pub fn scan<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<FileIndex, Index
 /// the first fragment of a clip then starts at 0. Sizes do not change, so the trun data
 /// offsets stay right.
 pub fn rebase_moof(moof: &[u8], fragment: &FragmentInfo, bases: &[(u32, u64)]) -> Vec<u8> {
+    let shifts: Vec<(u32, i64)> = bases
+        .iter()
+        .map(|(id, b)| (*id, -(i64::try_from(*b).unwrap_or(i64::MAX))))
+        .collect();
+    shift_moof(moof, fragment, &shifts)
+}
+
+/// A moof with every tfdt moved by its track's shift (ticks; the result is clamped at 0).
+pub fn shift_moof(moof: &[u8], fragment: &FragmentInfo, shifts: &[(u32, i64)]) -> Vec<u8> {
     let mut out = moof.to_vec();
     for t in &fragment.tracks {
-        let base = bases
+        let shift = shifts
             .iter()
             .find(|(id, _)| *id == t.track_id)
-            .map_or(0, |(_, b)| *b);
-        let v = t.base.saturating_sub(base);
+            .map_or(0, |(_, s)| *s);
+        let v = (t.base as i128 + shift as i128).clamp(0, u64::MAX as i128) as u64;
         let at = t.tfdt_at;
         if t.tfdt_64 {
             if let Some(s) = out.get_mut(at..at + 8) {

@@ -537,3 +537,75 @@ fn durations_are_measured_once_per_finished_file_version() {
     }
     assert_eq!(measured, 4);
 }
+
+#[test]
+fn a_clip_goes_on_into_the_next_file_with_time_only_going_forward() {
+    use super::cut::plan_across;
+    use super::index::shift_moof;
+    let mut seg = RecordSegmenter::new(cfg(3000));
+    let mut disk = Disk::default();
+    start(&mut seg);
+    feed(&mut seg, &mut disk, 0, 180, 30);
+    let mut out = Vec::new();
+    seg.finish(&mut out);
+    disk.apply(&mut out);
+    assert_eq!(disk.files.len(), 2);
+    let (a, b) = (disk.index(0), disk.index(1));
+    let files = [(disk.files[0].0, &a), (disk.files[1].0, &b)];
+    // From 2.5 s for 2 s: the keyframe at 2 s in the first file, then the second file's
+    // fragments up to 4.5 s.
+    let p = plan_across(
+        &files,
+        t0() + Duration::from_millis(2500),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    assert_eq!(p.spans.len(), 2);
+    assert_eq!((p.spans[0].first, p.spans[0].end), (2, 3));
+    assert_eq!((p.spans[1].first, p.spans[1].end), (0, 2));
+    assert_eq!(p.start, t0() + Duration::from_secs(2));
+    let d = p.duration.as_secs_f64();
+    assert!((3.0..3.05).contains(&d), "{d}");
+    assert_eq!(
+        p.len,
+        a.init_len + a.fragments[2].len + b.fragments[0].len + b.fragments[1].len
+    );
+    // Per track, each fragment of the clip starts where the one before it ended, or later.
+    let mut next_at: std::collections::HashMap<u32, u64> = Default::default();
+    for span in &p.spans {
+        let (idx, bytes) = if span.file == 0 {
+            (&a, &disk.files[0].1)
+        } else {
+            (&b, &disk.files[1].1)
+        };
+        for f in &idx.fragments[span.first..span.end] {
+            let moof = &bytes[f.offset as usize..(f.offset + f.moof_len) as usize];
+            for (t, _) in parse_moof(&shift_moof(moof, f, &span.shifts)[8..], 8) {
+                let at = next_at.entry(t.track_id).or_insert(0);
+                assert!(
+                    t.base >= *at,
+                    "track {}: {} before {}",
+                    t.track_id,
+                    t.base,
+                    *at
+                );
+                // No gap above 50 ms at the file boundary.
+                let ts = if t.track_id == VIDEO_TRACK { 90 } else { 48 };
+                assert!(
+                    (t.base - *at) / ts <= 50 || *at == 0,
+                    "gap {}",
+                    t.base - *at
+                );
+                *at = t.base + t.duration;
+            }
+        }
+    }
+    // A clip inside one file stays in it.
+    let p = plan_across(
+        &files,
+        t0() + Duration::from_millis(500),
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    assert_eq!(p.spans.len(), 1);
+}
