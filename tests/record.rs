@@ -295,6 +295,27 @@ fn a_published_stream_is_recorded_and_played_back() {
         end(&a)
     );
     assert_eq!(video_hashes(file), video_hashes(source()), "video payloads");
+    // What ffprobe states as the file's duration (fMP4: from its fragments).
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    let stated: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a duration");
+    assert!(
+        (stated - n).abs() <= 1.0 / 30.0,
+        "ffprobe duration {stated}"
+    );
 
     // The listing: start, duration, size.
     let list = listing(&server, "live/cam");
