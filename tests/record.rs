@@ -868,3 +868,28 @@ fn a_clip_goes_on_across_a_file_rotation() {
     let a = packets(&clip, "a");
     assert!((span(&a) - s).abs() <= 0.1, "audio {} video {s}", span(&a));
 }
+
+#[test]
+fn a_publisher_coming_back_gets_a_new_file() {
+    let rec = TempDir::new("onair-rec-again");
+    // A short grace: the stream ends between the two publishes.
+    let toml = format!(
+        "{}[hub]\npublisher_grace_ms = 100\n",
+        record_toml(&rec.path, "")
+    );
+    let server = ServerProc::start(&toml);
+    let dir = rec.path.join("live/again");
+    publish_file(&server, "live/again");
+    wait_until(
+        "the first file and the stream's end",
+        Duration::from_secs(20),
+        || finished_files(&dir).len() == 1 && server.stream("live", "again").is_none(),
+    );
+    publish_file(&server, "live/again");
+    wait_until("a second file", Duration::from_secs(20), || {
+        finished_files(&dir).len() == 2
+    });
+    for f in finished_files(&dir) {
+        assert_eq!(packets(&f, "v").len() as u64, secs() * 30, "{f:?}");
+    }
+}

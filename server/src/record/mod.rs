@@ -186,6 +186,10 @@ pub struct Recorder {
     cfg: Arc<RecordConfig>,
     metrics: Arc<crate::metrics::Metrics>,
     durations: Arc<DurationCache>,
+    /// Streams being recorded now, by the address of their `Stream` (held by the recording
+    /// task, so never reused meanwhile): a stream is never recorded twice, and a new stream
+    /// of the same name is recorded even while the old one's file is still closing.
+    recording: Arc<std::sync::Mutex<std::collections::HashSet<usize>>>,
 }
 
 /// A file's size and mtime when its duration was measured, and the duration.
@@ -237,6 +241,7 @@ impl Recorder {
             cfg: Arc::new(cfg),
             metrics,
             durations,
+            recording: Arc::default(),
         }
     }
 
@@ -283,7 +288,10 @@ impl Recorder {
                 r = created.recv() => match r {
                     Ok(s) => self.spawn(&tasks, s, &shutdown),
                     Err(RecvError::Lagged(_)) => {
-                        tracing::warn!("recorder missed stream announcements; streams started meanwhile are not recorded");
+                        // Missed announcements: record what is not recorded yet.
+                        for s in hub.list() {
+                            self.spawn(&tasks, s, &shutdown);
+                        }
                     }
                     Err(RecvError::Closed) => return,
                 },
@@ -299,6 +307,11 @@ impl Recorder {
             tracing::warn!(parent: &stream.span, reason = why, "stream not recorded");
             return;
         }
+        let mut recording = self.recording.lock().unwrap_or_else(|p| p.into_inner());
+        if !recording.insert(Arc::as_ptr(&stream) as usize) {
+            return;
+        }
+        drop(recording);
         tasks.spawn(self.clone().record(stream, shutdown.clone()));
     }
 
@@ -346,6 +359,10 @@ impl Recorder {
             Ok(q) => q,
             Err(e) => {
                 tracing::warn!(parent: &span, error = %e, "recording thread could not start");
+                self.recording
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&(Arc::as_ptr(&stream) as usize));
                 return;
             }
         };
@@ -437,6 +454,10 @@ impl Recorder {
         }
         drop(queue);
         rm.active.dec();
+        self.recording
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(Arc::as_ptr(&stream) as usize));
         // Shutdown waits for the file to be closed and synced.
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         tracing::debug!(parent: &span, "recording stopped");
