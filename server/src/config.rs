@@ -21,6 +21,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub tls: TlsConfig,
     pub rtmpt: RtmptConfig,
+    pub record: crate::record::RecordConfig,
 }
 
 /// The certificate of the RTMPS and HTTPS listeners (`rtmp.tls_addr`, `http.tls_addr`):

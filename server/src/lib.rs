@@ -16,6 +16,7 @@ pub mod limits;
 pub mod llhls;
 pub mod metrics;
 pub mod qoe;
+pub mod record;
 pub mod rtmp;
 pub mod rtmpt;
 pub mod tls;
@@ -123,6 +124,15 @@ impl Server {
         if let Some(h) = &hls {
             tasks.spawn(h.clone().run(hub.clone(), shutdown.clone(), tasks.clone()));
         }
+        let recorder =
+            record::Recorder::new(control.config().record.clone(), hub.metrics().clone());
+        if recorder.config().enabled {
+            tasks.spawn(
+                recorder
+                    .clone()
+                    .run(hub.clone(), shutdown.clone(), tasks.clone()),
+            );
+        }
         let http_ctx =
             http::HttpContext::new(hub.clone(), control.clone(), hls, player, qoe.clone())
                 .with_rtmpt(rtmpt::Rtmpt::start(
@@ -130,7 +140,8 @@ impl Server {
                     hub.clone(),
                     shutdown.clone(),
                     tasks.clone(),
-                ));
+                ))
+                .with_recorder(recorder);
         if let (Some(listener), Some(tls)) = (https_listener, &control.tls) {
             tasks.spawn(http::serve(
                 listener,

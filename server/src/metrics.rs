@@ -58,6 +58,7 @@ pub struct Metrics {
     viewer_sessions: Family<StreamLabel, Gauge>,
     qoe_beacons: Family<ResultLabel, Counter>,
     qoe_clients_tracked: Gauge,
+    pub record: crate::record::RecordMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -98,6 +99,7 @@ impl Metrics {
             viewer_sessions: Family::default(),
             qoe_beacons: Family::default(),
             qoe_clients_tracked: Gauge::default(),
+            record: Default::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -180,6 +182,7 @@ impl Metrics {
             "Client addresses whose beacon rate buckets are remembered",
             m.qoe_clients_tracked.clone(),
         );
+        m.record.register(&mut registry);
         Self { registry, ..m }
     }
 

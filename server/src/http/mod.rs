@@ -53,6 +53,8 @@ pub struct HttpContext {
     pub rtmpt: Option<Arc<crate::rtmpt::Rtmpt>>,
     /// This connection came through the HTTPS listener (RTMPT on it is RTMPTS).
     pub secure: bool,
+    /// Recording settings, for the playback API (`with_recorder`).
+    pub record: Option<crate::record::Recorder>,
 }
 
 impl HttpContext {
@@ -75,6 +77,7 @@ impl HttpContext {
             control,
             rtmpt: None,
             secure: false,
+            record: None,
         };
         ctx.refresh();
         ctx
@@ -83,6 +86,12 @@ impl HttpContext {
     /// Serves RTMPT through `rtmpt`.
     pub fn with_rtmpt(mut self, rtmpt: Arc<crate::rtmpt::Rtmpt>) -> Self {
         self.rtmpt = Some(rtmpt);
+        self
+    }
+
+    /// Serves the playback API over this recorder's folder.
+    pub fn with_recorder(mut self, recorder: crate::record::Recorder) -> Self {
+        self.record = Some(recorder);
         self
     }
 
@@ -258,6 +267,10 @@ async fn route(
         return with_cors(res, methods);
     }
     let query = req.uri().query().unwrap_or("");
+    let range = req
+        .headers()
+        .get(hyper::header::RANGE)
+        .and_then(|v| v.to_str().ok());
     let res = match (&method, path.as_str()) {
         (&Method::OPTIONS, _) => {
             let mut r = Response::new(ResponseBody::empty());
@@ -280,6 +293,9 @@ async fn route(
             StatusCode::NOT_FOUND,
             "the stream list is not public on this server",
         ),
+        (_, p) if p == "/api/recordings" || p.starts_with("/recordings/") => {
+            crate::record::http::respond(ctx, p, query, range, peer).await
+        }
         (_, p) if p.starts_with("/api/streams/") => {
             match api_stream_path(p).and_then(|k| api::stream(&ctx.hub, &k, &ctx.qoe)) {
                 Some(info) => json(&info),
@@ -375,7 +391,7 @@ fn media_path(path: &str) -> Option<(StreamKey, &str)> {
 /// Play authorization for HTTP-FLV and HLS playlists: tokens, then the hook. For HLS the
 /// hook's yes is remembered per client and stream for a while, since players poll the
 /// playlist every few seconds. Gives the name of the token used, if one was needed.
-async fn authorize(
+pub(crate) async fn authorize(
     ctx: &HttpContext,
     key: &StreamKey,
     protocol: &'static str,
@@ -421,7 +437,7 @@ fn authorize_segment(ctx: &HttpContext, query: &str) -> Result<(), Denied> {
     ctx.auth.check_static(&access)
 }
 
-fn refuse(ctx: &HttpContext, d: &Denied) -> Response<ResponseBody> {
+pub(crate) fn refuse(ctx: &HttpContext, d: &Denied) -> Response<ResponseBody> {
     ctx.hub.metrics().refused(d.reason());
     let status = StatusCode::from_u16(d.http_status()).unwrap_or(StatusCode::FORBIDDEN);
     text(status, d.to_string())
