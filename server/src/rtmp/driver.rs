@@ -41,6 +41,8 @@ pub struct Driver<T> {
     client: Option<ClientHandle>,
     /// The name of the key or token the last authorization matched.
     credential: Option<String>,
+    /// The query of the last authorized request (a pull's hop list rides in it).
+    query: String,
 }
 
 /// Runs a connection (TCP, or TLS over TCP) to its end and logs why it ended. It stops
@@ -78,6 +80,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             sub: None,
             client: None,
             credential: None,
+            query: String::new(),
         }
     }
 
@@ -196,22 +199,30 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 Action::Authorize(access) => {
                     let verdict = self.auth.check_named(&access).await;
                     self.credential = verdict.as_ref().ok().cloned().flatten();
+                    self.query = access.param.clone();
                     self.session.answer(Answer::Authorized(verdict.map(|_| ())));
                 }
                 Action::Publish(key) => {
-                    let verdict = match self.hub.publish(key.clone(), self.peer) {
-                        Ok(p) => {
-                            tracing::Span::current()
-                                .record("stream", tracing::field::display(&key));
-                            self.publisher = Some(p);
-                            self.started(ClientRole::Publisher, &key);
-                            Ok(())
-                        }
-                        Err(e) => Err(e),
+                    let cluster = self.hub.sources().map(|s| s.cluster().clone());
+                    let admitted = match cluster {
+                        Some(c) => c.admit_publish(&key).await,
+                        None => Ok(()),
                     };
+                    let verdict =
+                        match admitted.and_then(|()| self.hub.publish(key.clone(), self.peer)) {
+                            Ok(p) => {
+                                tracing::Span::current()
+                                    .record("stream", tracing::field::display(&key));
+                                self.publisher = Some(p);
+                                self.started(ClientRole::Publisher, &key);
+                                Ok(())
+                            }
+                            Err(e) => Err(e),
+                        };
                     self.session.answer(Answer::Published(verdict));
                 }
                 Action::Play { key, .. } => {
+                    self.hub.pull_if_needed(&key, &self.query).await;
                     let verdict = match self.hub.subscribe(&key, Protocol::Rtmp) {
                         Ok(sub) => {
                             tracing::Span::current()
