@@ -366,7 +366,9 @@ impl Watch<'_> {
         let viewers: usize = self
             .hub
             .get(self.key)
-            .map(|s| Protocol::ALL.iter().map(|&p| s.counters.viewers(p)).sum())
+            // HLS viewers hold no connection (the hub counts them over a longer
+            // window): their requests touch the upstream instead.
+            .map(|s| s.counters.viewers(Protocol::Rtmp) + s.counters.viewers(Protocol::Flv))
             .unwrap_or(0);
         let touched = *self.up.touched.lock().unwrap_or_else(|p| p.into_inner());
         if viewers > 0 {
