@@ -470,3 +470,236 @@ fn directory_finds_streams_frees_crashed_names_and_refuses_duplicates() {
         killed.elapsed()
     );
 }
+
+// Bad input: an origin that answers garbage, one that stalls mid-stream, a directory
+// that is down, and a pull loop.
+
+/// A listener that answers every connection with bytes that are not RTMP.
+fn garbage_origin() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let _ = s.write_all(&[0xAB; 4096]);
+                let mut buf = [0u8; 4096];
+                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
+}
+
+/// A proxy to `target` whose first connection stops forwarding the server's bytes after
+/// `cut_after` (socket kept open: a stall, not a close); later connections pass all.
+fn stalling_proxy(target: SocketAddr, cut_after: usize) -> SocketAddr {
+    use std::io::{Read, Write};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for (n, client) in l.incoming().flatten().enumerate() {
+            let Ok(server) = std::net::TcpStream::connect(target) else {
+                continue;
+            };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(k) = c_in.read(&mut buf) {
+                    if k == 0 || s_out.write_all(&buf[..k]).is_err() {
+                        break;
+                    }
+                }
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                let mut sent = 0;
+                while let Ok(k) = s_in.read(&mut buf) {
+                    if k == 0 {
+                        break;
+                    }
+                    if n == 0 && sent + k > cut_after {
+                        // Stall: keep both sockets, forward nothing more.
+                        std::thread::sleep(Duration::from_secs(120));
+                        break;
+                    }
+                    sent += k;
+                    if c_out.write_all(&buf[..k]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn edge_skips_a_garbage_origin_and_leaves_a_stalled_one() {
+    let origin = ServerProc::start("");
+    let _pub = push(&origin.rtmp_url("live/x"), 40);
+    origin.wait_live("live", "x");
+    let garbage = garbage_origin();
+    let timeouts = "connect_timeout_ms = 1000\nread_timeout_ms = 1000\nedge_wait_ms = 8000\n";
+    let edge = ServerProc::start_logged(&edge_toml(&[garbage, origin.rtmp], timeouts), "info");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(watch(edge.rtmp_url("live/x"), None, 30, Log::default()))
+        .expect("viewer through the edge past the garbage origin");
+    let log = edge.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("pull failed") && l.contains(&garbage.to_string())),
+        "garbage origin not logged"
+    );
+    // A stream that no origin has: a 404 within the wait, not a hang.
+    let started = Instant::now();
+    let (status, _) = common::http_get(edge.http, "/live/none.flv");
+    assert_eq!(status, 404);
+    assert!(started.elapsed() < Duration::from_secs(20));
+
+    // An origin that stalls mid-stream: dropped after read_timeout_ms, pulled again; the
+    // viewer stays on its connection.
+    let proxy = stalling_proxy(origin.rtmp, 150_000);
+    let edge2 = ServerProc::start_logged(&edge_toml(&[proxy], timeouts), "info");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let log = Log::default();
+    let viewer = rt.spawn(keep_watching(
+        edge2.rtmp_url("live/x"),
+        None,
+        log.clone(),
+        stop.clone(),
+    ));
+    let noticed = (0..400).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        edge2.log().contains("stalled")
+    });
+    assert!(
+        noticed,
+        "stall not noticed: {} frames; {}",
+        log.lock().unwrap().len(),
+        edge2.log()
+    );
+    let before = log.lock().unwrap().len();
+    wait_until(
+        "the viewer resumed after the stall",
+        Duration::from_secs(15),
+        || log.lock().unwrap().len() > before + 25,
+    );
+    assert!(!viewer.is_finished(), "the viewer was cut");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[test]
+fn directory_down_edges_use_the_list_origins_keep_serving_and_register_later() {
+    require_redis();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = format!("directory = \"redis://127.0.0.1:{port}\"\ndirectory_lease_ms = 1500\ndirectory_timeout_ms = 300\n");
+    // An origin whose directory is down: the publish is served locally.
+    let origin = ServerProc::start_logged(&format!("[cluster]\n{dir}"), "info");
+    let _pub = push(&origin.rtmp_url("live/x"), 40);
+    origin.wait_live("live", "x");
+    assert!(origin.log().contains("directory unreachable"));
+    // An edge with the same dead directory and a list: it falls back to the list.
+    let edge = ServerProc::start_logged(&edge_toml(&[origin.rtmp], &dir), "info");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(watch(edge.rtmp_url("live/x"), None, 30, Log::default()))
+        .expect("edge viewer with the directory down");
+    assert!(edge.log().contains("directory lookup failed"));
+    // The directory comes up on that port: the origin registers its live stream.
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn redis-server");
+    let redis = Redis {
+        _proc: Proc(child),
+        port,
+    };
+    wait_until(
+        "the origin registered once the directory is back",
+        Duration::from_secs(15),
+        || {
+            redis
+                .cli(&["GET", "onair:stream:live/x"])
+                .ends_with(&format!("rtmp://{}", origin.rtmp))
+        },
+    );
+}
+
+/// A forwarder whose target is set later (the servers of a loop must name each other
+/// before either has its OS-chosen port).
+fn late_proxy() -> (SocketAddr, Arc<Mutex<Option<SocketAddr>>>) {
+    use std::io::copy;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let target: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
+    let t = target.clone();
+    std::thread::spawn(move || {
+        for client in l.incoming().flatten() {
+            let Some(to) = *t.lock().unwrap() else {
+                continue;
+            };
+            let Ok(server) = std::net::TcpStream::connect(to) else {
+                continue;
+            };
+            let (mut c1, mut s1) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = copy(&mut c1, &mut s1);
+                let _ = s1.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut s2, mut c2) = (server, client);
+            std::thread::spawn(move || {
+                let _ = copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (addr, target)
+}
+
+#[test]
+fn a_pull_loop_is_stopped_by_the_hop_list() {
+    let (to_a, set_a) = late_proxy();
+    let (to_b, set_b) = late_proxy();
+    let cfg = |id: &str, other: SocketAddr| {
+        format!(
+            "[cluster]\nnode_id = \"{id}\"\nedge_wait_ms = 1500\nedge_idle_ms = 1000\n\
+             [[pull]]\nname = \"live/loop\"\nurl = \"rtmp://{other}/live/loop\"\n"
+        )
+    };
+    let a = ServerProc::start_logged(&cfg("a", to_b), "info");
+    let b = ServerProc::start_logged(&cfg("b", to_a), "info");
+    *set_a.lock().unwrap() = Some(a.rtmp);
+    *set_b.lock().unwrap() = Some(b.rtmp);
+    let started = Instant::now();
+    let (status, _) = common::http_get(a.http, "/live/loop.flv");
+    assert_eq!(status, 404);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the loop held the viewer {:?}",
+        started.elapsed()
+    );
+    wait_until(
+        "the loop refused by the hop list",
+        Duration::from_secs(10),
+        || a.log().contains("pull loop") || b.log().contains("pull loop"),
+    );
+    // Both let go once nobody asks: no pull left spinning.
+    wait_until("both pulls stopped", Duration::from_secs(15), || {
+        a.log().contains("pull stopped") && b.log().contains("pull stopped")
+    });
+}

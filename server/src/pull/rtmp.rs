@@ -159,6 +159,7 @@ pub async fn pull(
     let mut events = early;
     let mut playing = false;
     let mut tick = tokio::time::interval(watch.tick());
+    let mut last_read = Instant::now();
     loop {
         for e in events.drain(..) {
             match e {
@@ -176,11 +177,7 @@ pub async fn pull(
             }
         }
         // Until play is accepted the setup deadline holds; then the stall timeout does.
-        let read_limit = if playing {
-            Instant::now() + stall
-        } else {
-            deadline
-        };
+        let read_limit = if playing { last_read + stall } else { deadline };
         let n = tokio::select! {
             r = tokio::time::timeout_at(read_limit, conn.read()) => match r {
                 Ok(n) => n?,
@@ -195,6 +192,7 @@ pub async fn pull(
             }
             _ = watch.shutdown.cancelled() => return Ok(Ended::Shutdown),
         };
+        last_read = Instant::now();
         events = conn.input(n).await?;
     }
 }

@@ -134,9 +134,10 @@ pub async fn pull(
     tracing::info!(tracks = tracks.len(), ?transport, "RTSP playing");
     let stall = Duration::from_millis(cfg.read_timeout_ms);
     let mut tick = tokio::time::interval(watch.tick());
+    let mut last_item = tokio::time::Instant::now();
     loop {
         let item = tokio::select! {
-            r = tokio::time::timeout(stall, session.next()) => match r {
+            r = tokio::time::timeout_at(last_item + stall, session.next()) => match r {
                 Err(_) => return Err(PullError::Stalled(stall)),
                 Ok(None) => return Err(PullError::Closed),
                 Ok(Some(item)) => item.map_err(rtsp_err)?,
@@ -163,6 +164,7 @@ pub async fn pull(
             ),
             _ => continue,
         };
+        last_item = tokio::time::Instant::now();
         let Some(t) = tracks.iter_mut().find(|t| t.index == index) else {
             continue;
         };
