@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod directory;
+pub mod forward;
 pub mod hops;
 
 use std::collections::HashSet;
@@ -147,6 +148,22 @@ impl Cluster {
             Err(e) => {
                 tracing::warn!(stream = %key, error = %e, "directory unreachable; publishing locally, registration retried");
                 Ok(())
+            }
+        }
+    }
+
+    /// A publish was accepted here: on an edge set to forward, relay it to an origin.
+    /// `query` is the publish request's (its hop list: forwards must not loop either).
+    pub fn published(self: &Arc<Self>, stream: &Arc<crate::hub::Stream>, query: &str) {
+        if self.edge_publish() != Some(EdgePublish::Forward) {
+            return;
+        }
+        match hops::extend(&hops::parse(query), &self.node_id, self.cfg.max_hops) {
+            Ok(via) => {
+                tokio::spawn(forward::run(self.clone(), stream.clone(), via));
+            }
+            Err(e) => {
+                tracing::warn!(parent: &stream.span, error = %e, "publish not forwarded");
             }
         }
     }

@@ -197,7 +197,7 @@ pub async fn pull(
     }
 }
 
-fn is_refusal(code: &str) -> bool {
+pub(crate) fn is_refusal(code: &str) -> bool {
     const ENDINGS: [&str; 6] = [
         "Failed",
         "NotFound",
@@ -262,25 +262,36 @@ async fn connect(target: &Target) -> Result<(Conn, Vec<ClientSessionEvent>), Pul
 }
 
 async fn handshake(conn: &mut Conn) -> Result<Vec<u8>, PullError> {
+    client_handshake(&mut conn.sock, &mut conn.buf).await
+}
+
+/// The client side of the RTMP handshake; returns the bytes that came after it.
+pub(crate) async fn client_handshake(
+    sock: &mut TcpStream,
+    buf: &mut [u8],
+) -> Result<Vec<u8>, PullError> {
     let mut hs = Handshake::new(PeerType::Client);
     let p0p1 = hs
         .generate_outbound_p0_and_p1()
         .map_err(|e| PullError::Handshake(e.to_string()))?;
-    conn.write(&p0p1).await?;
+    sock.write_all(&p0p1).await?;
     loop {
-        let n = conn.read().await?;
+        let n = sock.read(buf).await?;
+        if n == 0 {
+            return Err(PullError::Closed);
+        }
         match hs
-            .process_bytes(&conn.buf[..n])
+            .process_bytes(&buf[..n])
             .map_err(|e| PullError::Handshake(e.to_string()))?
         {
             HandshakeProcessResult::InProgress { response_bytes } => {
-                conn.write(&response_bytes).await?;
+                sock.write_all(&response_bytes).await?;
             }
             HandshakeProcessResult::Completed {
                 response_bytes,
                 remaining_bytes,
             } => {
-                conn.write(&response_bytes).await?;
+                sock.write_all(&response_bytes).await?;
                 return Ok(remaining_bytes);
             }
         }

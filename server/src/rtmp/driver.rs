@@ -204,7 +204,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 }
                 Action::Publish(key) => {
                     let cluster = self.hub.sources().map(|s| s.cluster().clone());
-                    let admitted = match cluster {
+                    let admitted = match &cluster {
                         Some(c) => c.admit_publish(&key).await,
                         None => Ok(()),
                     };
@@ -213,6 +213,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                             Ok(p) => {
                                 tracing::Span::current()
                                     .record("stream", tracing::field::display(&key));
+                                if let Some(c) = &cluster {
+                                    c.published(p.stream(), &self.query);
+                                }
                                 self.publisher = Some(p);
                                 self.started(ClientRole::Publisher, &key);
                                 Ok(())
