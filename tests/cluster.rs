@@ -726,4 +726,10 @@ fn edges_forward_or_refuse_publishes() {
         p.wait_for("publish to an origin", Duration::from_secs(10)),
         "edge publish not refused"
     );
+    // An HLS player as an edge's first viewer: the playlist request starts the pull and
+    // waits for the first segment.
+    let (status, body) = common::http_get(refusing.http, "/live/x.m3u8");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(body.starts_with(b"#EXTM3U"));
+    assert!(refusing.stream("live", "x").is_some());
 }
