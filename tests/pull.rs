@@ -138,3 +138,21 @@ fn wrong_camera_credentials_are_logged_clearly() {
     let log = server.log();
     assert!(!log.contains("wrong"), "the password went to the log");
 }
+
+#[test]
+fn rtsp_over_udp_always_on() {
+    let (_cam, port) = camera(0, false);
+    let cfg = pull_toml(port, "s3cret").replace(
+        "on_demand = true\n",
+        "on_demand = false\ntransport = \"udp\"\n",
+    );
+    let server = ServerProc::start_logged(&cfg, "info");
+    // Pulled from the start, with no viewer.
+    server.wait_live("live", "cam");
+    let errors = ffmpeg_read(&server.http_url("live/cam.flv"), 2);
+    assert!(errors.is_empty(), "HTTP-FLV decode errors: {errors}");
+    assert!(server
+        .log()
+        .lines()
+        .any(|l| l.contains("RTSP playing") && l.contains("Udp")));
+}
