@@ -454,6 +454,29 @@ fn directory_finds_streams_frees_crashed_names_and_refuses_duplicates() {
         a.log().contains("live on another origin"),
         "no log line for the refusal"
     );
+    // With takeover configured, the second publish takes the name in the directory.
+    let c = ServerProc::start(
+        &directory_toml(&redis, "")
+            .replace("[cluster]", "[hub]\npublisher_takeover = true\n[cluster]"),
+    );
+    let mut taker = common::raw_rtmp::RawRtmp::connect(c.rtmp);
+    taker.handshake();
+    taker.connect_app("live");
+    taker.publish("x");
+    assert!(
+        taker.wait_for("NetStream.Publish.Start", Duration::from_secs(10)),
+        "takeover publish not accepted"
+    );
+    wait_until("C holds the name", Duration::from_secs(10), || {
+        entry(&redis).ends_with(&format!("rtmp://{}", c.rtmp))
+    });
+    drop(taker);
+    drop(c);
+    // B renews nothing of C's; put B back as the holder to see the crash free it.
+    wait_until("B holds the name again", Duration::from_secs(10), || {
+        let e = entry(&redis);
+        e.is_empty() || e.ends_with(&format!("rtmp://{}", b.rtmp))
+    });
     // B crashes: its name is free within the lease (2 s; 3x for a loaded machine).
     let _ = Command::new("kill")
         .args(["-KILL", &b.pid().to_string()])
@@ -732,4 +755,25 @@ fn edges_forward_or_refuse_publishes() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert!(body.starts_with(b"#EXTM3U"));
     assert!(refusing.stream("live", "x").is_some());
+}
+
+#[test]
+fn edges_present_their_own_credential_upstream() {
+    let origin = ServerProc::start("[auth]\nplay_tokens = [\"edge-s3cret\"]\n");
+    let _pub = push(&origin.rtmp_url("live/x"), 30);
+    origin.wait_live("live", "x");
+    let with = ServerProc::start(&edge_toml(
+        &[origin.rtmp],
+        "origin_credential = \"edge-s3cret\"\n",
+    ));
+    let without = ServerProc::start(&edge_toml(&[origin.rtmp], "edge_wait_ms = 1500\n"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // The edge's viewers need no token (the edge has none configured); the origin does.
+    rt.block_on(watch(with.rtmp_url("live/x"), None, 30, Log::default()))
+        .expect("viewer of the edge with the credential");
+    let (status, _) = common::http_get(without.http, "/live/x.flv");
+    assert_eq!(
+        status, 404,
+        "an edge without the origin's token got the stream"
+    );
 }
