@@ -103,6 +103,8 @@ impl SourceSpec {
 enum UpState {
     Starting,
     Live,
+    /// The pull ended (idle, shutdown); a viewer that joined it starts a new one.
+    Stopped,
 }
 
 /// One running pull, shared by the task and the viewers waiting on it.
@@ -204,12 +206,13 @@ impl Sources {
         key: &StreamKey,
         query: &str,
     ) -> Result<(), WaitError> {
-        let up = self.upstreams().get(key).cloned();
-        if up.is_none() && hub.get(key).is_some_and(|s| s.publisher().is_some()) {
-            // Published here (or pulled and live): nothing to do.
-            return Ok(());
-        }
-        if up.is_none() && self.spec(key).is_none() {
+        let mut up = self.upstreams().get(key).cloned();
+        let published_here = hub
+            .get(key)
+            .and_then(|s| s.publisher())
+            .is_some_and(|p| p.source == "publish");
+        if up.is_none() && (published_here || self.spec(key).is_none()) {
+            // Published here, or nothing to pull: subscribe answers.
             return Ok(());
         }
         // Checked before joining a pull too: a request that passed this server already
@@ -220,23 +223,29 @@ impl Sources {
             self.config().max_hops,
         )
         .inspect_err(|e| tracing::warn!(stream = %key, error = %e, "pull refused"))?;
-        let up = match up {
-            Some(up) => up,
-            None => self.upstream(hub, key, via, true),
-        };
-        *up.touched.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         let wait = Duration::from_millis(self.config().edge_wait_ms);
-        let mut rx = up.state.subscribe();
-        let live = tokio::time::timeout(wait, rx.wait_for(|s| *s == UpState::Live))
-            .await
-            .is_ok_and(|r| r.is_ok());
-        match live {
-            true => Ok(()),
-            false => {
-                tracing::info!(stream = %key, ?wait, "viewer gave up waiting for the pull");
-                Err(WaitError::Timeout(wait))
+        let deadline = tokio::time::Instant::now() + wait;
+        // Twice at most: a pull that stopped (idle) just as this viewer joined it is
+        // started again.
+        for _ in 0..2 {
+            let u = match up.take() {
+                Some(u) => u,
+                None => self.upstream(hub, key, via.clone(), true),
+            };
+            *u.touched.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+            let mut rx = u.state.subscribe();
+            let state = tokio::time::timeout_at(deadline, rx.wait_for(|s| *s != UpState::Starting))
+                .await
+                .ok()
+                .and_then(|r| r.ok().map(|s| s.clone()));
+            match state {
+                Some(UpState::Live) => return Ok(()),
+                Some(UpState::Stopped) => continue,
+                _ => break,
             }
         }
+        tracing::info!(stream = %key, ?wait, "viewer gave up waiting for the pull");
+        Err(WaitError::Timeout(wait))
     }
 
     /// An HLS request for `key` (playlist or segment): keeps its pull going.
@@ -461,6 +470,7 @@ impl PullTask {
         if ups.get(&self.key).is_some_and(|u| Arc::ptr_eq(u, &self.up)) {
             ups.remove(&self.key);
         }
+        self.up.state.send_replace(UpState::Stopped);
     }
 
     /// One connection to one source; a panic in a protocol library ends only it.
