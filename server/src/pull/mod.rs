@@ -595,6 +595,15 @@ impl Feed {
         Ok(())
     }
 
+    /// The source's `onMetaData`.
+    pub fn metadata(
+        &mut self,
+        script: onair_shared::metadata::ScriptData,
+    ) -> Result<(), PullError> {
+        self.publisher()?.metadata(script)?;
+        Ok(())
+    }
+
     /// Raw bytes received (RTSP counts them itself).
     pub fn count_in(&mut self, bytes: usize) -> Result<(), PullError> {
         self.publisher()?.count_in(bytes);

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use onair_shared::metadata::{Metadata, ScriptData};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
@@ -170,6 +171,9 @@ pub async fn pull(
                 ClientSessionEvent::AudioDataReceived {
                     data, timestamp, ..
                 } => feed.flv_audio(timestamp.value, &data)?,
+                ClientSessionEvent::StreamMetadataReceived { metadata } => {
+                    feed.metadata(script_data(&metadata))?
+                }
                 ClientSessionEvent::UnhandleableOnStatusCode { code } if is_refusal(&code) => {
                     return Err(PullError::Refused(code));
                 }
@@ -194,6 +198,37 @@ pub async fn pull(
         };
         last_read = Instant::now();
         events = conn.input(n).await?;
+    }
+}
+
+/// The upstream's `onMetaData`, as rml_rtmp parsed it, in the hub's form (rebuilt: the
+/// client session does not keep the raw body).
+fn script_data(m: &rml_rtmp::sessions::StreamMetadata) -> ScriptData {
+    let metadata = Metadata {
+        width: m.video_width.map(f64::from),
+        height: m.video_height.map(f64::from),
+        framerate: m.video_frame_rate.map(f64::from),
+        video_data_rate: m.video_bitrate_kbps.map(f64::from),
+        audio_data_rate: m.audio_bitrate_kbps.map(f64::from),
+        video_codec: m.video_codec_id.map(|c| match c {
+            7 => "h264".to_string(),
+            other => other.to_string(),
+        }),
+        audio_codec: m.audio_codec_id.map(|c| match c {
+            10 => "aac".to_string(),
+            2 => "mp3".to_string(),
+            other => other.to_string(),
+        }),
+        audio_sample_rate: m.audio_sample_rate.map(f64::from),
+        audio_channels: m
+            .audio_channels
+            .map(f64::from)
+            .or(m.audio_is_stereo.map(|s| if s { 2.0 } else { 1.0 })),
+        encoder: m.encoder.clone(),
+    };
+    ScriptData {
+        body: metadata.to_script_body(),
+        metadata,
     }
 }
 
