@@ -776,3 +776,35 @@ fn edges_present_their_own_credential_upstream() {
         "an edge without the origin's token got the stream"
     );
 }
+
+#[test]
+fn an_rtmp_pull_source_is_an_ordinary_stream() {
+    let upstream = ServerProc::start("");
+    let _pub = push(&upstream.rtmp_url("live/x"), 30);
+    upstream.wait_live("live", "x");
+    let cfg = format!(
+        "{ADMIN_TOML}[cluster]\nedge_idle_ms = 1000\n[[pull]]\nname = \"live/relay\"\nurl = \"rtmp://{}/live/x\"\n",
+        upstream.rtmp
+    );
+    let server = ServerProc::start(&cfg);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let log = Log::default();
+        let l = log.clone();
+        flv_play(
+            server.http,
+            "/live/relay.flv",
+            Duration::from_secs(30),
+            move |m| {
+                record(&l, m);
+                l.lock().unwrap().len() < 30
+            },
+        )
+        .await
+        .expect("HTTP-FLV viewer of the RTMP pull");
+    });
+    let info = server.stream("live", "relay").expect("listed");
+    assert_eq!(info["source"], "rtmp");
+    assert!(!info.to_string().contains(&upstream.rtmp.to_string()));
+    assert_eq!(pulls(&server)[0]["kind"], "rtmp");
+}
