@@ -35,14 +35,14 @@ pub struct Driver<T> {
     auth: Arc<Auth>,
     write_timeout: Duration,
     session: Session,
+    /// The query of the last authorized request (a pull's hop list rides in it).
+    query: String,
     publisher: Option<Publisher>,
     sub: Option<Subscription>,
     /// Its entry in the admin API's client list (none in the replay harness).
     client: Option<ClientHandle>,
     /// The name of the key or token the last authorization matched.
     credential: Option<String>,
-    /// The query of the last authorized request (a pull's hop list rides in it).
-    query: String,
 }
 
 /// Runs a connection (TCP, or TLS over TCP) to its end and logs why it ended. It stops
@@ -76,11 +76,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             auth,
             write_timeout,
             session,
+            query: String::new(),
             publisher: None,
             sub: None,
             client: None,
             credential: None,
-            query: String::new(),
         }
     }
 
