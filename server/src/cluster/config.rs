@@ -44,6 +44,9 @@ pub struct ClusterConfig {
     pub node_id: String,
     /// A pull whose request already passed this many servers is refused (loops, runaway trees).
     pub max_hops: usize,
+    /// Most pulls running at once (edge and `[[pull]]`); a viewer of one more stream gets
+    /// 404 rather than a new upstream (requests for made-up names cannot pile them up).
+    pub max_pulls: usize,
     /// Reconnect backoff of pulls: first wait, doubled per failure up to the max.
     pub retry_min_ms: u64,
     pub retry_max_ms: u64,
@@ -67,6 +70,7 @@ impl Default for ClusterConfig {
             advertise: String::new(),
             node_id: String::new(),
             max_hops: 8,
+            max_pulls: 1000,
             retry_min_ms: 200,
             retry_max_ms: 5_000,
             connect_timeout_ms: 3_000,

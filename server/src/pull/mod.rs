@@ -77,6 +77,8 @@ pub enum WaitError {
     Hops(#[from] hops::HopError),
     #[error("the pull did not start within edge_wait_ms ({0:?})")]
     Timeout(Duration),
+    #[error("cluster.max_pulls ({0}) pulls are running already")]
+    TooManyPulls(usize),
 }
 
 /// Where one stream comes from.
@@ -191,7 +193,9 @@ impl Sources {
     pub fn start_always_on(self: &Arc<Self>, hub: &Hub) {
         for (key, p) in &self.pulls {
             if !p.on_demand {
-                self.upstream(hub, key, Vec::new(), false);
+                if let Err(e) = self.upstream(hub, key, Vec::new(), false) {
+                    tracing::warn!(stream = %key, error = %e, "pull not started");
+                }
             }
         }
     }
@@ -230,7 +234,7 @@ impl Sources {
         for _ in 0..2 {
             let u = match up.take() {
                 Some(u) => u,
-                None => self.upstream(hub, key, via.clone(), true),
+                None => self.upstream(hub, key, via.clone(), true)?,
             };
             *u.touched.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
             let mut rx = u.state.subscribe();
@@ -288,10 +292,15 @@ impl Sources {
         key: &StreamKey,
         via: Vec<String>,
         on_demand: bool,
-    ) -> Arc<Upstream> {
+    ) -> Result<Arc<Upstream>, WaitError> {
         let mut ups = self.upstreams();
         if let Some(up) = ups.get(key) {
-            return up.clone();
+            return Ok(up.clone());
+        }
+        let max = self.config().max_pulls;
+        if ups.len() >= max {
+            tracing::warn!(stream = %key, max, "pull refused: cluster.max_pulls reached");
+            return Err(WaitError::TooManyPulls(max));
         }
         let up = Arc::new(Upstream {
             state: watch::Sender::new(UpState::Starting),
@@ -313,7 +322,7 @@ impl Sources {
         };
         let span = tracing::info_span!(parent: None, "pull", stream = %key);
         self.tasks.spawn(task.run().instrument(span));
-        up
+        Ok(up)
     }
 }
 
@@ -614,6 +623,46 @@ impl Feed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn pulls_are_bounded_and_viewers_wait_within_the_limit() {
+        // An origin nobody listens on: pulls start and keep failing.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = ClusterConfig {
+            origins: vec![format!("rtmp://127.0.0.1:{port}")],
+            max_pulls: 1,
+            edge_wait_ms: 100,
+            ..ClusterConfig::default()
+        };
+        let cluster = Arc::new(Cluster::new(cfg, ([127, 0, 0, 1], 0).into(), false).unwrap());
+        let shutdown = CancellationToken::new();
+        let sources =
+            Arc::new(Sources::new(cluster, &[], shutdown.clone(), TaskTracker::new()).unwrap());
+        let hub = Hub::new(crate::config::HubConfig::default());
+        let a = StreamKey::new("live", "a");
+        let t0 = Instant::now();
+        assert!(matches!(
+            sources.ensure(&hub, &a, "").await,
+            Err(WaitError::Timeout(_))
+        ));
+        assert!(t0.elapsed() >= Duration::from_millis(100));
+        assert_eq!(sources.status().len(), 1);
+        assert!(matches!(
+            sources.ensure(&hub, &StreamKey::new("live", "b"), "").await,
+            Err(WaitError::TooManyPulls(1))
+        ));
+        // A request that already passed this server is a loop.
+        let via = format!("onair_via={}", sources.cluster().node_id());
+        assert!(matches!(
+            sources.ensure(&hub, &a, &via).await,
+            Err(WaitError::Hops(hops::HopError::Loop(_)))
+        ));
+        shutdown.cancel();
+    }
 
     #[test]
     fn redacts_credentials() {
