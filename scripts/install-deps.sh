@@ -47,6 +47,13 @@ for pkg in gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
 done
 # A virtual X display for the screen-capture test.
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
+# Issue 14's cluster and pull tests: a real redis-server for the stream directory, and
+# GStreamer's RTSP server through the system Python's GI as the simulated camera.
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+for p in gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-tools gstreamer1.0-plugins-good \
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
 if [ "${ONAIR_BENCH_DEPS:-0}" = 1 ]; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx)
   [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)

@@ -49,6 +49,10 @@ enum Command {
         https_addr: Option<std::net::SocketAddr>,
         #[command(flatten)]
         tls: TlsArgs,
+        /// Run as an edge of this origin (`rtmp://host:port`; repeat for a failover list):
+        /// replaces the config file's cluster.origins.
+        #[arg(long = "origin", value_name = "URL")]
+        origins: Vec<String>,
         /// Print the effective configuration as TOML and exit.
         #[arg(long)]
         print_config: bool,
@@ -125,9 +129,11 @@ fn main() -> anyhow::Result<()> {
             rtmps_addr,
             https_addr,
             tls,
+            origins,
             print_config,
         } => {
             let addrs = Addrs {
+                origins,
                 rtmp: rtmp_addr,
                 http: http_addr,
                 admin: admin_addr,
@@ -166,6 +172,7 @@ fn main() -> anyhow::Result<()> {
                     tls_self_signed,
                     ..TlsArgs::default()
                 },
+                origins: Vec::new(),
             };
             let cfg = server_config(config.as_deref(), addrs)?;
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
@@ -183,6 +190,7 @@ struct Addrs {
     rtmps: Option<std::net::SocketAddr>,
     https: Option<std::net::SocketAddr>,
     tls: TlsArgs,
+    origins: Vec<String>,
 }
 
 /// The config file (or the defaults) with the command line's addresses on top.
@@ -210,6 +218,9 @@ fn server_config(path: Option<&std::path::Path>, addrs: Addrs) -> anyhow::Result
         cfg.tls.cert = Some(cert);
         cfg.tls.key = Some(key);
         cfg.tls.self_signed = false;
+    }
+    if !addrs.origins.is_empty() {
+        cfg.cluster.origins = addrs.origins;
     }
     if addrs.tls.tls_self_signed {
         cfg.tls.self_signed = true;

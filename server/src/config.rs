@@ -22,6 +22,10 @@ pub struct Config {
     pub tls: TlsConfig,
     pub rtmpt: RtmptConfig,
     pub record: crate::record::RecordConfig,
+    /// Edges, origins and the stream directory (issue 14).
+    pub cluster: crate::cluster::config::ClusterConfig,
+    /// Streams pulled from other servers and cameras (`[[pull]]`).
+    pub pull: Vec<crate::cluster::config::PullConfig>,
 }
 
 /// The certificate of the RTMPS and HTTPS listeners (`rtmp.tls_addr`, `http.tls_addr`):

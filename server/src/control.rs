@@ -204,6 +204,10 @@ fn restart_only(key: &str, old: &Config) -> bool {
     ) || key.starts_with("qoe.")
         // The recorder and its playback API keep the settings they started with.
         || key.starts_with("record.")
+        // Pulls, the directory and the hop list are built once at start.
+        || key.starts_with("cluster.")
+        || key == "pull"
+        || key.starts_with("pull.")
         || (key.starts_with("admin.tokens") && old.admin.tokens.is_empty())
         // Without a TLS listener there is no certificate to swap; one starts with a restart.
         || (key.starts_with("tls.") && old.rtmp.tls_addr.is_none() && old.http.tls_addr.is_none())
@@ -222,6 +226,8 @@ fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     // The QoE aggregates are built once with their bounds.
     new.qoe = old.qoe.clone();
     new.record = old.record.clone();
+    new.cluster = old.cluster.clone();
+    new.pull = old.pull.clone();
     if old.admin.tokens.is_empty() {
         // The admin listener was not started; turning it on needs a restart.
         new.admin.tokens.clear();

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod bans;
 pub mod clients;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod hls;
@@ -15,6 +16,7 @@ pub mod hub;
 pub mod limits;
 pub mod llhls;
 pub mod metrics;
+pub mod pull;
 pub mod qoe;
 pub mod record;
 pub mod rtmp;
@@ -103,6 +105,7 @@ impl Server {
         )?);
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        start_sources(&control.config(), rtmp_addr, &hub, &shutdown, &tasks)?;
         tasks.spawn(rtmp::serve(
             rtmp_listener,
             control.clone(),
@@ -224,4 +227,29 @@ async fn bind_optional(
         )),
         None => Ok(None),
     }
+}
+
+/// Edge pulls, `[[pull]]` sources and the directory registration (`cluster`, `pull`).
+fn start_sources(
+    cfg: &Config,
+    rtmp_addr: SocketAddr,
+    hub: &Hub,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) -> anyhow::Result<()> {
+    let cluster = Arc::new(cluster::Cluster::new(
+        cfg.cluster.clone(),
+        rtmp_addr,
+        cfg.hub.publisher_takeover,
+    )?);
+    let sources = Arc::new(pull::Sources::new(
+        cluster.clone(),
+        &cfg.pull,
+        shutdown.clone(),
+        tasks.clone(),
+    )?);
+    hub.set_sources(sources.clone());
+    tasks.spawn(cluster.run_registration(hub.clone(), shutdown.clone()));
+    sources.start_always_on(hub);
+    Ok(())
 }

@@ -225,6 +225,7 @@ async fn route(
             kick_stream(ctx, app, name),
         ),
         (&Method::GET, ["bans"]) => ("list_bans", String::new(), list_bans(ctx)),
+        (&Method::GET, ["pulls"]) => ("list_pulls", String::new(), list_pulls(ctx)),
         (&Method::POST, ["bans"]) => {
             let (resource, res) = add_ban(ctx, req).await;
             ("ban", resource, res)
@@ -281,7 +282,7 @@ async fn route(
 /// The methods an admin path answers (for 405's `Allow`); `None` for unknown paths.
 fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
     Some(match segments {
-        ["clients"] | ["openapi.json"] => "GET",
+        ["clients"] | ["openapi.json"] | ["pulls"] => "GET",
         ["clients", _] => "DELETE",
         ["bans"] => "GET, POST",
         ["bans", rest @ ..] if !rest.is_empty() => "DELETE",
@@ -308,6 +309,21 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/admin/pulls",
+    tag = "pulls",
+    responses(
+        (status = 200, description = "Every running pull (edge, RTMP and RTSP sources) with the upstream it reads now, credentials removed", body = Vec<crate::pull::PullStatus>),
+        (status = 401, description = "No admin token", body = ErrorBody),
+        (status = 403, description = "Wrong admin token", body = ErrorBody),
+    )
+)]
+fn list_pulls(ctx: &AdminContext) -> Response<ResponseBody> {
+    let pulls = ctx.hub.sources().map(|s| s.status()).unwrap_or_default();
+    json(StatusCode::OK, &pulls)
 }
 
 #[utoipa::path(

@@ -26,7 +26,8 @@ use crate::control::ReloadReport;
         add_ban,
         remove_ban,
         reload,
-        openapi_doc
+        openapi_doc,
+        list_pulls
     ),
     components(schemas(
         BanAddress,
@@ -39,6 +40,7 @@ use crate::control::ReloadReport;
         BanAdded,
         Kicked,
         ReloadReport,
+        crate::pull::PullStatus,
         ErrorBody
     )),
     modifiers(&BearerAuth),
@@ -121,6 +123,7 @@ mod tests {
             ("/api/admin/bans/{address}", "delete"),
             ("/api/admin/reload", "post"),
             ("/api/admin/openapi.json", "get"),
+            ("/api/admin/pulls", "get"),
         ] {
             let op = &doc["paths"][path][method];
             assert!(op.is_object(), "{method} {path} missing");

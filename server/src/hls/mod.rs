@@ -160,7 +160,7 @@ impl Hls {
     }
 
     /// The HLS output for `key`, continuing sequence numbers if it existed before.
-    fn attach(&self, key: &StreamKey) -> Arc<HlsStream> {
+    pub(crate) fn attach(&self, key: &StreamKey) -> Arc<HlsStream> {
         let mut streams = self.streams();
         if let Some(h) = streams.get(key) {
             h.reopen();

@@ -20,6 +20,9 @@ pub struct StreamInfo {
     pub name: String,
     /// Publisher connected now (false while the stream waits for it to return).
     pub live: bool,
+    /// What feeds it: "publish", "edge" (pulled from an origin), "rtmp" or "rtsp" (a
+    /// pull source); null while waiting for a return. Never the source's address.
+    pub source: Option<&'static str>,
     /// Seconds since the current publish began (absent while waiting for a return).
     pub live_for_s: Option<f64>,
     /// How many publishes this stream has had since it appeared (a reconnecting encoder
@@ -158,6 +161,7 @@ fn describe(s: &Stream, now: Instant, qoe: &Qoe) -> StreamInfo {
         app: s.key.app.clone(),
         name: s.key.name.clone(),
         live: publisher.is_some(),
+        source: publisher.as_ref().map(|p| p.source),
         live_for_s: publisher
             .as_ref()
             .map(|p| now.saturating_duration_since(p.since).as_secs_f64()),

@@ -305,12 +305,26 @@ async fn route(
         (_, p) => match media_path(p) {
             Some((key, "flv")) => match authorize(ctx, &key, "flv", query, peer).await {
                 Ok(credential) => {
+                    if method != Method::HEAD {
+                        ctx.hub.pull_if_needed(&key, query).await;
+                    }
                     play_flv(ctx, &key, method == Method::HEAD, peer, kill, credential)
                 }
                 Err(d) => refuse(ctx, &d),
             },
             Some((key, "m3u8")) => match authorize(ctx, &key, "hls", query, peer).await {
-                Ok(_) => hls_playlist(ctx, &key, peer, query).await,
+                Ok(_) => {
+                    ctx.hub.pull_if_needed(&key, query).await;
+                    // A pull that just went live may not have its segmenter yet (it starts
+                    // in its own task): take its HLS output now so this request waits for
+                    // the first segment instead of a 404.
+                    if let (Some(hls), Some(_)) = (&ctx.hls, ctx.hub.get(&key)) {
+                        if hls.get(&key).is_none() {
+                            hls.attach(&key);
+                        }
+                    }
+                    hls_playlist(ctx, &key, peer, query).await
+                }
                 Err(d) => refuse(ctx, &d),
             },
             Some((key, "ts")) => match authorize_segment(ctx, query) {
@@ -553,6 +567,9 @@ async fn hls_playlist(
 fn hls_segment(ctx: &HttpContext, key: &StreamKey) -> Response<ResponseBody> {
     let found = ctx.hls.as_ref().and_then(|hls| {
         let (name, seq) = crate::hls::parse_segment_name(&key.name)?;
+        if let Some(s) = ctx.hub.sources() {
+            s.touch(&StreamKey::new(key.app.clone(), name));
+        }
         let stream = hls.get(&StreamKey::new(key.app.clone(), name))?;
         let data = stream.segment(seq)?;
         Some((data, hls.config()))

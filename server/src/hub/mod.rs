@@ -97,6 +97,8 @@ pub enum PublishError {
     AlreadyPublishing(StreamKey),
     #[error("the server already carries its limit of {0} streams")]
     TooManyStreams(usize),
+    #[error("this server is an edge: publish to an origin")]
+    EdgeRefuses,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,6 +122,8 @@ struct HubInner {
     created: tokio::sync::broadcast::Sender<Arc<Stream>>,
     streams: Mutex<HashMap<StreamKey, Arc<Stream>>>,
     next_publisher_id: AtomicU64,
+    /// Pulls (edge, `[[pull]]`): asked before a viewer subscribes to a stream not published here.
+    sources: std::sync::OnceLock<Arc<crate::pull::Sources>>,
 }
 
 impl Hub {
@@ -131,6 +135,7 @@ impl Hub {
                 created: tokio::sync::broadcast::channel(64).0,
                 streams: Mutex::new(HashMap::new()),
                 next_publisher_id: AtomicU64::new(1),
+                sources: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -142,6 +147,25 @@ impl Hub {
     /// Limits for what starts from now on (reload): new publishes, viewers and streams.
     pub fn set_config(&self, cfg: HubConfig) {
         self.inner.cfg.store(Arc::new(cfg));
+    }
+
+    /// Installs the pulls (once, at server start).
+    pub fn set_sources(&self, sources: Arc<crate::pull::Sources>) {
+        let _ = self.inner.sources.set(sources);
+    }
+
+    pub fn sources(&self) -> Option<&Arc<crate::pull::Sources>> {
+        self.inner.sources.get()
+    }
+
+    /// Before a viewer subscribes: starts or joins the pull of `key` when it is not
+    /// published here and has a source, and waits for it (see `pull::Sources::ensure`).
+    /// `query` is the play request's. A refused or timed-out pull leaves `subscribe` to
+    /// say the stream is not live.
+    pub async fn pull_if_needed(&self, key: &StreamKey, query: &str) {
+        if let Some(s) = self.sources() {
+            let _ = s.ensure(self, key, query).await;
+        }
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -156,6 +180,16 @@ impl Hub {
     /// period is taken over (its viewers stay); a live one is refused unless takeover
     /// is configured.
     pub fn publish(&self, key: StreamKey, addr: SocketAddr) -> Result<Publisher, PublishError> {
+        self.publish_as(key, addr, "publish")
+    }
+
+    /// `publish` for a stream fed by `source` (see `PublisherInfo::source`): pulls.
+    pub fn publish_as(
+        &self,
+        key: StreamKey,
+        addr: SocketAddr,
+        source: &'static str,
+    ) -> Result<Publisher, PublishError> {
         if RESERVED_APPS.contains(&key.app.as_str()) {
             return Err(PublishError::ReservedApp(key.app));
         }
@@ -166,6 +200,7 @@ impl Hub {
             id,
             addr,
             since: now,
+            source,
         };
         let mut streams = self.streams();
         let stream = match streams.get(&key) {

@@ -60,6 +60,9 @@ pub struct PublisherInfo {
     pub id: u64,
     pub addr: SocketAddr,
     pub since: Instant,
+    /// What feeds the stream, as the public API names it: "publish" (a publisher
+    /// connected here), "edge" (pulled from an origin), "rtmp" or "rtsp" (a `[[pull]]`).
+    pub source: &'static str,
 }
 
 #[derive(Debug)]

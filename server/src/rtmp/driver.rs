@@ -35,6 +35,8 @@ pub struct Driver<T> {
     auth: Arc<Auth>,
     write_timeout: Duration,
     session: Session,
+    /// The query of the last authorized request (a pull's hop list rides in it).
+    query: String,
     publisher: Option<Publisher>,
     sub: Option<Subscription>,
     /// Its entry in the admin API's client list (none in the replay harness).
@@ -76,6 +78,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             auth,
             write_timeout,
             session,
+            query: String::new(),
             publisher: None,
             sub: None,
             client: None,
@@ -199,22 +202,33 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 Action::Authorize(access) => {
                     let verdict = self.auth.check_named(&access).await;
                     self.credential = verdict.as_ref().ok().cloned().flatten();
+                    self.query = access.param.clone();
                     self.session.answer(Answer::Authorized(verdict.map(|_| ())));
                 }
                 Action::Publish(key) => {
-                    let verdict = match self.hub.publish(key.clone(), self.peer) {
-                        Ok(p) => {
-                            tracing::Span::current()
-                                .record("stream", tracing::field::display(&key));
-                            self.publisher = Some(p);
-                            self.started(ClientRole::Publisher, &key);
-                            Ok(())
-                        }
-                        Err(e) => Err(e),
+                    let cluster = self.hub.sources().map(|s| s.cluster().clone());
+                    let admitted = match &cluster {
+                        Some(c) => c.admit_publish(&key).await,
+                        None => Ok(()),
                     };
+                    let verdict =
+                        match admitted.and_then(|()| self.hub.publish(key.clone(), self.peer)) {
+                            Ok(p) => {
+                                tracing::Span::current()
+                                    .record("stream", tracing::field::display(&key));
+                                if let Some(c) = &cluster {
+                                    c.published(p.stream(), &self.query);
+                                }
+                                self.publisher = Some(p);
+                                self.started(ClientRole::Publisher, &key);
+                                Ok(())
+                            }
+                            Err(e) => Err(e),
+                        };
                     self.session.answer(Answer::Published(verdict));
                 }
                 Action::Play { key, .. } => {
+                    self.hub.pull_if_needed(&key, &self.query).await;
                     let verdict = match self.hub.subscribe(&key, Protocol::Rtmp) {
                         Ok(sub) => {
                             tracing::Span::current()
