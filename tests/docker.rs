@@ -465,3 +465,173 @@ fn demo_compose_runs_in_docker_and_ffmpeg_reads_it() {
     drop(project);
     prune(&engine);
 }
+
+/// nginx and redis-server for the cluster file: Debian's packages on the local base (no
+/// registry for the official images). Built once, then kept under this tag.
+const TOOLS_IMAGE: &str = "local/onair-cluster-tools:bookworm-1";
+
+fn build_tools_image(engine: &Engine) {
+    if engine
+        .docker(&["image", "inspect", TOOLS_IMAGE])
+        .status
+        .success()
+    {
+        return;
+    }
+    let ctx = TempDir::new("onair-docker-tools");
+    std::fs::write(
+        ctx.path.join("Dockerfile"),
+        format!(
+            "FROM {BASE_IMAGE}\n\
+             RUN apt-get update \\\n \
+             && apt-get install -y --no-install-recommends nginx-light redis-server \\\n \
+             && rm -rf /var/lib/apt/lists/* \\\n \
+             && mkdir -p /var/cache/nginx\n"
+        ),
+    )
+    .expect("tools Dockerfile");
+    engine.must(
+        "docker build (nginx, redis-server)",
+        engine
+            .command(DOCKER)
+            .args([
+                "build",
+                "--quiet",
+                "--network",
+                "host",
+                "--tag",
+                TOOLS_IMAGE,
+            ])
+            .arg(&ctx.path),
+    );
+}
+
+/// The cluster's listen ports as shipped, each moved to a free one for the test.
+struct ClusterPorts(Vec<(u16, u16)>);
+
+impl ClusterPorts {
+    const SHIPPED: [u16; 8] = [1935, 8080, 1945, 8090, 1946, 8091, 6379, 8088];
+
+    fn new() -> ClusterPorts {
+        ClusterPorts(Self::SHIPPED.iter().map(|&p| (p, free_port())).collect())
+    }
+
+    fn get(&self, shipped: u16) -> SocketAddr {
+        let (_, p) = self
+            .0
+            .iter()
+            .find(|(s, _)| *s == shipped)
+            .expect("a shipped port");
+        ([127, 0, 0, 1], *p).into()
+    }
+
+    /// `text` with every listen address and port of the shipped files moved.
+    fn rewrite(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (shipped, port) in &self.0 {
+            for (from, to) in [
+                (format!("127.0.0.1:{shipped}"), format!("127.0.0.1:{port}")),
+                (
+                    format!("\"--port\", \"{shipped}\""),
+                    format!("\"--port\", \"{port}\""),
+                ),
+                (
+                    format!("listen {shipped};"),
+                    format!("listen 127.0.0.1:{port};"),
+                ),
+            ] {
+                out = out.replace(&from, &to);
+            }
+        }
+        out
+    }
+}
+
+/// deploy/docker-compose.cluster.yml and the files it mounts, ports moved, into `dir`.
+/// Every shipped port must be found somewhere, so a renamed one fails here.
+fn cluster_files(dir: &Path, ports: &ClusterPorts) -> PathBuf {
+    let deploy = repo().join("deploy");
+    let mut all = String::new();
+    std::fs::create_dir_all(dir.join("cluster")).expect("cluster dir");
+    for rel in [
+        "docker-compose.cluster.yml",
+        "nginx-hls-cache.conf",
+        "cluster/origin-a.toml",
+        "cluster/origin-b.toml",
+        "cluster/edge.toml",
+    ] {
+        let text = std::fs::read_to_string(deploy.join(rel))
+            .unwrap_or_else(|e| panic!("read deploy/{rel}: {e}"));
+        let moved = ports.rewrite(&text);
+        std::fs::write(dir.join(rel), &moved).expect("write cluster file");
+        all.push_str(&moved);
+    }
+    for (shipped, port) in &ports.0 {
+        assert!(
+            all.contains(&format!(":{port}")) || all.contains(&format!("\"{port}\"")),
+            "shipped port {shipped} is not in the cluster files"
+        );
+    }
+    // The nginx image's user must be able to read the mounted files.
+    let _ = Command::new("chmod").args(["-R", "a+rX"]).arg(dir).status();
+    dir.join("docker-compose.cluster.yml")
+}
+
+#[test]
+#[ignore = "needs edge mode"]
+fn cluster_compose_edge_viewer_reads_the_stream() {
+    require_tools();
+    let _turn = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let engine = Engine::start();
+    build_runtime_image(&engine);
+    build_tools_image(&engine);
+
+    let ports = ClusterPorts::new();
+    let dir = TempDir::new("onair-compose-cluster");
+    let file = cluster_files(&dir.path, &ports);
+    let mut project = Project {
+        engine: &engine,
+        file,
+        name: format!("onaircluster{}", std::process::id()),
+        env: vec![
+            ("ONAIR_IMAGE".into(), IMAGE.into()),
+            ("NGINX_IMAGE".into(), TOOLS_IMAGE.into()),
+            ("REDIS_IMAGE".into(), TOOLS_IMAGE.into()),
+        ],
+        up: false,
+    };
+    project.up();
+
+    let (origin_a, edge, cache) = (ports.get(8090), ports.get(8080), ports.get(8088));
+    // The pusher publishes to origin A; nothing is published to the edge.
+    wait_http_200(origin_a, "/live/demo.flv", Duration::from_secs(60));
+    // The edge viewer's request makes the edge pull live/demo from the origin holding it.
+    let flv = ffmpeg_reads(&format!("http://{edge}/live/demo.flv"), 3);
+    let origin_streams: serde_json::Value =
+        serde_json::from_slice(&http_get(origin_a, "/api/streams").1).expect("origin api");
+    let edge_streams: serde_json::Value =
+        serde_json::from_slice(&http_get(edge, "/api/streams").1).expect("edge api");
+    // HLS from the edge, through the nginx cache.
+    wait_until(
+        "the edge's HLS playlist through nginx",
+        Duration::from_secs(30),
+        || http_get(cache, "/live/demo.m3u8").0 == 200,
+    );
+    let hls = ffmpeg_reads(&format!("http://{cache}/live/demo.m3u8"), 3);
+    eprintln!(
+        "edge HTTP-FLV {flv} frames, HLS through the cache {hls} frames\n\
+         origin A: {origin_streams}\nedge: {edge_streams}"
+    );
+    assert!(
+        flv >= 30 && hls >= 30,
+        "edge HTTP-FLV {flv} frames, cached HLS {hls}"
+    );
+    let on_edge = edge_streams
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "demo").cloned())
+        .expect("live/demo listed on the edge");
+    assert_eq!(on_edge["source"], "edge", "the edge pulled it: {on_edge}");
+    project.down();
+    drop(project);
+    prune(&engine);
+}
