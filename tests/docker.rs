@@ -152,25 +152,28 @@ impl Engine {
 }
 
 impl Drop for Engine {
-    /// SIGTERM: dockerd stops its containers and its containerd, then exits.
+    /// SIGTERM: dockerd stops its containers and its containerd, then exits. It leaves its
+    /// network namespace mounted in the exec root; unmounted so the temp dir can go.
     fn drop(&mut self) {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = Command::new("umount")
+            .arg(self.run_dir.path.join("exec/netns/default"))
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
 /// The base image (cached), then the runtime image around the binary cargo built for these
 /// tests (debug info stripped) and the player built now, from a context of only those.
 fn build_runtime_image(engine: &Engine) {
+    prune(engine);
     engine.must(
         "base image",
         engine
@@ -224,11 +227,13 @@ fn build_runtime_image(engine: &Engine) {
     );
 }
 
-/// After a run: the images this run replaced, and build cache over 1 GB, go (vfs keeps a
-/// full copy of the file system per layer).
+/// Before and after a run: the test image and all build cache go, only the base and tools
+/// images stay (vfs keeps a full copy of the file system per layer: a few runs' leftovers
+/// are gigabytes). Rebuilding the runtime layers costs seconds.
 fn prune(engine: &Engine) {
+    let _ = engine.docker(&["image", "rm", "--force", IMAGE]);
+    let _ = engine.docker(&["builder", "prune", "--all", "--force"]);
     let _ = engine.docker(&["image", "prune", "--force"]);
-    let _ = engine.docker(&["builder", "prune", "--force", "--keep-storage", "1gb"]);
 }
 
 fn free_port() -> u16 {
