@@ -19,7 +19,8 @@ ARG RUST_IMAGE=rust:1-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 # The runtime without onair in it. First in the file: the classic builder builds every stage
-# before the target, so the prebuilt target never builds the Node and Rust stages.
+# before the target, so the prebuilt target never builds the Node and Rust stages (BuildKit
+# builds only the stages a target needs).
 FROM ${RUNTIME_IMAGE} AS runtime-base
 # What `onair` links beyond glibc (ldd: libstdc++, libopus for the pusher's Opus encoder).
 # apt only when the base lacks them (scripts/docker-base-image.sh's base has them).
@@ -37,8 +38,11 @@ ENTRYPOINT ["onair"]
 CMD ["serve", "--config", "/etc/onair/onair.toml"]
 
 FROM runtime-base AS runtime-prebuilt
-COPY prebuilt/onair /usr/local/bin/onair
-COPY prebuilt/player /usr/share/onair/player
+# prebuilt/ holds onair and player/. `prebuil[t]` is a pattern, and docker/onair.toml a file
+# that is always there, because the classic builder builds this stage on its way to the
+# last one even when prebuilt/ does not exist (the repository): then only the .toml lands.
+COPY docker/onair.toml prebuil[t]/ /usr/share/onair/
+ENV PATH=/usr/share/onair:$PATH
 USER onair
 
 FROM ${NODE_IMAGE} AS player
