@@ -1,40 +1,69 @@
 # onair in a container: the `onair` binary (serve, push, demo) with the browser player built
-# in. Three stages: the player (Node), the binary (Rust), and a small Debian runtime.
+# in. Stages: the player (Node), the binary (Rust), and a small Debian runtime; or, with
+# `--target runtime-prebuilt`, the runtime around a binary and player built beforehand.
 #
 #   docker build -t onair:local .
 #   docker run --rm -p 1935:1935 -p 8080:8080 onair:local            # the server
 #   docker run --rm -p 1935:1935 -p 8080:8080 onair:local demo       # server + test pattern
 #
+# The base images are build arguments (NODE_IMAGE, RUST_IMAGE, RUNTIME_IMAGE): the official
+# images by default; tests/docker.rs builds on a local debootstrapped Debian instead.
+# The prebuilt runtime takes the build context's prebuilt/onair and prebuilt/player/:
+#
+#   docker build --target runtime-prebuilt --build-arg RUNTIME_IMAGE=local/debian:bookworm \
+#       -t onair:local CONTEXT     # CONTEXT holds Dockerfile, docker/onair.toml, prebuilt/
+#
 # docker-compose.yml runs the server and a demo pusher as two services.
+ARG NODE_IMAGE=node:20-bookworm-slim
+ARG RUST_IMAGE=rust:1-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
 
-FROM node:20-bookworm-slim AS player
+# The runtime without onair in it. First in the file: the classic builder builds every stage
+# before the target, so the prebuilt target never builds the Node and Rust stages (BuildKit
+# builds only the stages a target needs).
+FROM ${RUNTIME_IMAGE} AS runtime-base
+# What `onair` links beyond glibc (ldd: libstdc++, libopus for the pusher's Opus encoder).
+# apt only when the base lacks them (scripts/docker-base-image.sh's base has them).
+RUN if ! dpkg -s libstdc++6 libopus0 ca-certificates >/dev/null 2>&1; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends libstdc++6 libopus0 ca-certificates \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi \
+ && useradd --system --home-dir /var/lib/onair --create-home onair
+COPY docker/onair.toml /etc/onair/onair.toml
+WORKDIR /var/lib/onair
+ENV RUST_LOG=info
+EXPOSE 1935 8080
+ENTRYPOINT ["onair"]
+CMD ["serve", "--config", "/etc/onair/onair.toml"]
+
+FROM runtime-base AS runtime-prebuilt
+# prebuilt/ holds onair and player/. `prebuil[t]` is a pattern, and docker/onair.toml a file
+# that is always there, because the classic builder builds this stage on its way to the
+# last one even when prebuilt/ does not exist (the repository): then only the .toml lands.
+COPY docker/onair.toml prebuil[t]/ /usr/share/onair/
+ENV PATH=/usr/share/onair:$PATH
+USER onair
+
+FROM ${NODE_IMAGE} AS player
 WORKDIR /src/player-web
 COPY player-web/package.json player-web/package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY player-web/ ./
 RUN npm run build
 
-FROM rust:1-bookworm AS build
-# The pusher's codecs (openh264, fdk-aac) are C/C++ built from source by their -sys crates.
+FROM ${RUST_IMAGE} AS build
+# The pusher's codecs (openh264, fdk-aac) are C/C++ built from source by their -sys crates;
+# its Opus encoder links the system libopus through pkg-config.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends nasm \
+ && apt-get install -y --no-install-recommends nasm libopus-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin onair \
  && cp target/release/onair /usr/local/bin/onair
 
-FROM debian:bookworm-slim
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libstdc++6 ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
- && useradd --system --home-dir /var/lib/onair --create-home onair
+FROM runtime-base AS runtime
 COPY --from=build /usr/local/bin/onair /usr/local/bin/onair
 COPY --from=player /src/player-web/dist /usr/share/onair/player
-COPY docker/onair.toml /etc/onair/onair.toml
 USER onair
-WORKDIR /var/lib/onair
-ENV RUST_LOG=info
-EXPOSE 1935 8080
-ENTRYPOINT ["onair"]
-CMD ["serve", "--config", "/etc/onair/onair.toml"]

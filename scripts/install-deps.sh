@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need beyond the Rust toolchain, gcc, Node and npm:
 # ffmpeg/ffprobe (real peers for interop tests), Chromium (the player's browser tests) and
-# nginx with the RTMP module (the benchmark's reference server), a Python venv with PyAV
+# nginx (the HLS cache's test; with the RTMP module, the benchmark's reference server), Docker's
+# engine, docker-compose and debootstrap (the Docker tests), a Python venv with PyAV
 # (FFmpeg 8, the Enhanced RTMP test peer) and schemathesis (PyPI) in .venv-schemathesis for
 # the admin API's fuzz test. Does nothing for what is already there.
 set -euo pipefail
@@ -54,8 +55,14 @@ for p in gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-tools gstreamer1.0-p
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
+# nginx as the HTTP cache in front of HLS (tests/hls_cache.rs, deploy/nginx-hls-cache.conf).
+command -v nginx >/dev/null 2>&1 || need+=(nginx)
+# The Docker tests (tests/docker.rs): an engine the test starts itself, compose 1.29 and
+# debootstrap for the base image (no registry here). Debian's docker CLI is /usr/bin/docker.
+[ -x /usr/sbin/dockerd ] || need+=(docker.io)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 if [ "${ONAIR_BENCH_DEPS:-0}" = 1 ]; then
-  command -v nginx >/dev/null 2>&1 || need+=(nginx)
   [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
 fi
 if [ ${#need[@]} -gt 0 ]; then
