@@ -583,7 +583,6 @@ fn cluster_files(dir: &Path, ports: &ClusterPorts) -> PathBuf {
 }
 
 #[test]
-#[ignore = "needs edge mode"]
 fn cluster_compose_edge_viewer_reads_the_stream() {
     require_tools();
     let _turn = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
