@@ -20,6 +20,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub metrics: MetricsConfig,
     pub tls: TlsConfig,
+    pub webrtc: crate::webrtc::WebRtcConfig,
 }
 
 /// The certificate of the RTMPS and HTTPS listeners (`rtmp.tls_addr`, `http.tls_addr`):
