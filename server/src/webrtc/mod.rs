@@ -204,6 +204,7 @@ impl WebRtc {
     pub fn offer(&self, hub: &Hub, key: &StreamKey, body: &[u8]) -> Result<Answer, WhepError> {
         let cfg = &self.shared.cfg;
         let (text, codecs) = offer::inspect(body, cfg.max_sdp_bytes)?;
+        let sdp = SdpOffer::from_sdp_string(text).map_err(|e| WhepError::Sdp(e.to_string()))?;
         let stream = hub
             .get(key)
             .ok_or_else(|| SubscribeError::NotFound(key.clone()))?;
@@ -211,7 +212,6 @@ impl WebRtc {
         let video = served.iter().find(|c| c.is_video()).map(|c| c.codec);
         let has_audio = served.iter().any(|c| c.is_audio());
         offer::check_playable(&codecs, video, has_audio)?;
-        let sdp = SdpOffer::from_sdp_string(text).map_err(|e| WhepError::Sdp(e.to_string()))?;
         if self.viewers() >= cfg.max_viewers {
             hub.metrics().refused("webrtc_max_viewers");
             return Err(WhepError::TooManyViewers(cfg.max_viewers));
