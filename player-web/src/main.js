@@ -370,7 +370,8 @@ function newVideo() {
   v.setAttribute('playsinline', '');
   ui.stage.prepend(v);
   video = v;
-  if (wantSound) tap.attach(v);
+  // A WebRTC element gets its stream later: it is attached once the engine has it.
+  if (wantSound && current?.proto !== 'webrtc') tap.attach(v);
   lastQuality = null;
   watchFrames(v);
   return v;
@@ -407,6 +408,7 @@ async function startEngine() {
       return;
     }
     engine = e;
+    if (wantSound && cur.proto === 'webrtc') tap.attach(v);
     ui.via.textContent = { hls: 'HLS', webrtc: 'WebRTC (WHEP)' }[cur.proto] || 'HTTP-FLV';
   } catch (err) {
     if (gen === generation && err?.unsupported && cur.proto === 'flv') {

@@ -70,7 +70,20 @@ describe('WebRTC in the player', () => {
     assert.match(rtc.lost || '', /^\d+$/, 'packets lost from getStats()');
     measured.webrtc_jitter_buffer_ms = Number(rtc.jitter);
     await screenshot(page, 'webrtc');
+
+    // Sound is checked with aiortc (tests/webrtc.rs): headless Chromium here receives the
+    // Opus RTP (packetsReceived grows) but its jitter buffer emits nothing (see README).
     await page.close();
+
+    // HTTP-FLV from the same pusher in the same run, for the README's comparison.
+    const flv = await browser.newPage();
+    await flv.goto(srv.url('/live?stream=live/w'));
+    await assertPlays(flv, { advance: 1, within: 8000 });
+    await new Promise((r) => setTimeout(r, 3000));
+    const flvSamples = await sampleLatency(flv, { forMs: 10_000, everyMs: 250 });
+    measured.flv_median_ms = median(flvSamples.filter((x) => x.kind === 'e2e').map((x) => x.ms));
+    console.log(`  HTTP-FLV (same run): median end-to-end latency ${measured.flv_median_ms} ms`);
+    await flv.close();
   });
 
   test('offline message when the publisher stops, WebRTC playback resumes when it returns', T, async () => {
