@@ -13,8 +13,9 @@ pub struct WebRtcConfig {
     /// The one UDP socket all viewers' media, STUN and DTLS share (ICE-lite, muxed).
     pub udp_addr: SocketAddr,
     /// Addresses put in the answer's ICE candidates (with the UDP port). Behind NAT or in
-    /// Docker this must be the address viewers reach. Empty: the `udp_addr` IP, or
-    /// 127.0.0.1 when that is unspecified (0.0.0.0), which only a local browser reaches.
+    /// Docker this must be the address viewers reach. Empty: the `udp_addr` IP, or, when
+    /// that is unspecified (0.0.0.0), the address of the default route's interface and
+    /// 127.0.0.1. The addresses in use are logged at start.
     pub advertised_ips: Vec<IpAddr>,
     /// The port put in the candidates when a NAT or Docker maps another one to `udp_addr`;
     /// 0: the bound port.

@@ -7,7 +7,7 @@
 mod clock;
 pub mod config;
 pub mod demux;
-mod h264;
+pub mod h264;
 pub mod offer;
 mod session;
 mod transcode;
@@ -162,7 +162,8 @@ impl WebRtc {
         let ips = if !cfg.advertised_ips.is_empty() {
             cfg.advertised_ips.clone()
         } else if local.ip().is_unspecified() {
-            vec![std::net::IpAddr::from([127, 0, 0, 1])]
+            let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+            primary_ip().into_iter().chain([loopback]).collect()
         } else {
             vec![local.ip()]
         };
@@ -421,6 +422,15 @@ fn rtp_payloads(f: &SharedFrame, max_payload: usize) -> &[Arc<[u8]>] {
             }
         }
     })
+}
+
+/// The address of the interface the default route leaves by: a UDP socket `connect`ed to a
+/// documentation address (RFC 5737) learns it without sending anything. `None` offline.
+fn primary_ip() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
 }
 
 /// A random token of ICE-safe characters (ufrag, password, resource ids).
