@@ -291,3 +291,67 @@ fn bad_offers_and_offers_past_the_limit_get_clear_statuses() {
     let (status, _) = http_request(server.http, "GET", path, &[], b"");
     assert_eq!(status, 405, "GET on the WHEP endpoint");
 }
+
+/// An Opus source (Enhanced RTMP from FFmpeg 8) passes through: H.264 + Opus published by
+/// PyAV, played by aiortc with the tone intact.
+#[test]
+fn an_opus_publish_passes_through_to_aiortc() {
+    require("ffmpeg");
+    let dir = common::TempDir::new("onair-webrtc-opus");
+    let file = dir.path.join("h264_opus.mkv");
+    let encoded = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30:duration=8",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:sample_rate=48000:duration=8",
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-profile:v",
+            "baseline",
+        ])
+        .args(["-bf", "0", "-g", "30", "-pix_fmt", "yuv420p"])
+        .args(["-c:a", "libopus", "-b:a", "64k"])
+        .arg(&file)
+        .status()
+        .expect("run ffmpeg");
+    assert!(encoded.success(), "encoding the H.264 + Opus fixture");
+    let server = ServerProc::start("[webrtc]\nudp_addr = \"127.0.0.1:0\"\n");
+    let _publisher = Proc(
+        common::ffmpeg8::peer("publish.py")
+            .arg(server.rtmp_url("live/opus"))
+            .arg(&file)
+            .args(["--loops", "3"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn publish.py"),
+    );
+    server.wait_live("live", "opus");
+    let audio = server
+        .stream("live", "opus")
+        .map(|s| s["audio"]["codec"].clone());
+    assert_eq!(audio, Some(serde_json::json!("opus")), "the source is Opus");
+    let r = aiortc(&server.http_url("live/opus/whep"), &["--seconds", "5"]);
+    eprintln!("aiortc report (Opus source): {r}");
+    assert_eq!(r["status"], 201, "WHEP answer: {r}");
+    let frames = r["video_frames"].as_u64().unwrap_or(0);
+    assert!(frames >= 140, "decoded {frames} video frames in 5 s: {r}");
+    let freq = r["audio_freq"].as_f64().unwrap_or(0.0);
+    assert!(
+        (995.0..=1005.0).contains(&freq),
+        "decoded audio at {freq} Hz, want 1000 +-5: {r}"
+    );
+}
