@@ -211,6 +211,34 @@ a=ice-pwd:yIR7E7SJITaMTMDqisqpfx\r\n\
 a=fingerprint:sha-256 71:AF:B4:68:D5:2A:EA:41:C9:90:DE:75:1C:A4:D6:72:BB:49:FC:5F:55:D3:96:4E:57:97:99:E4:05:2B:5A:7D\r\n\
 a=setup:actpass\r\n";
 
+/// A POST whose response head is kept: (status, head, body).
+fn post_raw(addr: SocketAddr, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect http");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("write head");
+    s.write_all(body).expect("write body");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of head");
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head, out[split + 4..].to_vec())
+}
+
 fn post(server: &ServerProc, path: &str, body: &[u8]) -> (u16, String) {
     let (status, body) = http_request(
         server.http,
@@ -277,6 +305,35 @@ fn bad_offers_and_offers_past_the_limit_get_clear_statuses() {
     );
     let (status, body) = post(&server, path, OFFER.as_bytes());
     assert_eq!(status, 201, "room again after the timeouts: {body}");
+
+    // Trickle (PATCH) on a live resource, then DELETE it.
+    let (status, head, _) = post_raw(server.http, path, OFFER.as_bytes());
+    assert_eq!(status, 201, "second offer: {head}");
+    let location = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("location")
+                .then(|| v.trim().to_string())
+        })
+        .expect("Location header");
+    assert!(
+        location.starts_with("/live/bad/whep/"),
+        "Location {location}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("access-control-expose-headers: location"),
+        "Location is readable cross-origin: {head}"
+    );
+    let frag = b"a=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host\r\n";
+    let trickle = ["Content-Type: application/trickle-ice-sdpfrag"];
+    let (status, _) = http_request(server.http, "PATCH", &location, &trickle, frag);
+    assert_eq!(status, 204, "PATCH with a trickled candidate");
+    let (status, _) = http_request(server.http, "DELETE", &location, &[], b"");
+    assert_eq!(status, 200, "DELETE of the resource");
+    let (status, _) = http_request(server.http, "PATCH", &location, &trickle, frag);
+    assert_eq!(status, 404, "PATCH after DELETE");
 
     let (status, _) = http_request(
         server.http,
