@@ -69,6 +69,9 @@ impl Session {
         let mut clock = ViewerClock::new(random_u32(), random_u32());
         let mut batch: Vec<Arc<SharedFrame>> = Vec::new();
         let mut burst_done = false;
+        // The start burst, sent one frame per loop turn so str0m's send buffer (which
+        // also holds packets between write and transmit) never has to hold the whole GOP.
+        let mut burst: std::collections::VecDeque<(Arc<SharedFrame>, i64)> = Default::default();
         let mut plis = 0u64;
         let local = self.shared.local;
         let reason = loop {
@@ -87,18 +90,25 @@ impl Session {
             if connected && now.duration_since(last_stun) > consent_timeout {
                 break "consent expired (no STUN from the viewer)";
             }
+            if let (Some((f, out_ms)), Some(track)) = (burst.pop_front(), video.as_mut()) {
+                let now = Instant::now();
+                send_video_frame(
+                    &mut self.rtc,
+                    &mut clock,
+                    track,
+                    &f,
+                    out_ms,
+                    cfg.rtp_payload_bytes,
+                    now,
+                );
+                continue;
+            }
             // Frames the hub gave before a select branch won are still in `batch`.
             if connected && !batch.is_empty() {
                 if !burst_done {
                     // The start frames: everything already waiting. Drain it all, then squeeze.
                     drain_now(&mut self.sub, &mut batch).await;
-                    send_burst(
-                        &mut self.rtc,
-                        &mut clock,
-                        video.as_mut(),
-                        &batch,
-                        cfg.rtp_payload_bytes,
-                    );
+                    burst = plan_burst(&mut clock, &batch);
                     burst_done = true;
                 } else {
                     send_live(
@@ -311,14 +321,11 @@ fn is_h264_media(f: &SharedFrame) -> bool {
             .is_some_and(|fr| fr.codec == onair_shared::Codec::H264)
 }
 
-fn send_burst(
-    rtc: &mut Rtc,
+/// The start frames with their squeezed output times, in decode order.
+fn plan_burst(
     clock: &mut ViewerClock,
-    video: Option<&mut Track>,
     batch: &[Arc<SharedFrame>],
-    max_payload: usize,
-) {
-    let Some(track) = video else { return };
+) -> std::collections::VecDeque<(Arc<SharedFrame>, i64)> {
     let frames: Vec<&Arc<SharedFrame>> = batch.iter().filter(|f| is_h264_media(f)).collect();
     let pts: Vec<i64> = frames
         .iter()
@@ -330,9 +337,7 @@ fn send_burst(
     if let Some(&newest) = out.iter().max() {
         clock.wallclock(newest, now);
     }
-    for (f, o) in frames.iter().zip(out) {
-        send_video_frame(rtc, clock, track, f, o, max_payload, now);
-    }
+    frames.into_iter().cloned().zip(out).collect()
 }
 
 fn send_live(
