@@ -36,7 +36,7 @@ export function playbackProblem(s, proto, isTypeSupported) {
   }
   if (proto === 'webrtc') {
     const v = s.video && String(s.video.codec).toLowerCase();
-    return v && v !== 'h264' ? `onair serves only H.264 video over WebRTC; this stream is ${codecName(v)}. Try HTTP-FLV.` : null;
+    return v && v !== 'h264' && v !== 'av1' ? `onair serves H.264 and AV1 video over WebRTC; this stream is ${codecName(v)}. Try HTTP-FLV.` : null;
   }
   const problems = [];
   for (const [kind, known, mime] of [

@@ -4,6 +4,7 @@
 //! protocol work is in the sans-IO parts (`demux`, `offer`, `h264`, `clock`). It never
 //! lets one viewer's traffic (or garbage on the port) slow another.
 
+pub mod av1;
 mod clock;
 pub mod config;
 pub mod demux;
@@ -54,7 +55,10 @@ impl WhepError {
         match self {
             WhepError::Offer(OfferError::TooLarge(..)) => 413,
             WhepError::Offer(
-                OfferError::NoH264 | OfferError::NoOpus | OfferError::VideoCodec(_),
+                OfferError::NoH264
+                | OfferError::NoAv1
+                | OfferError::NoOpus
+                | OfferError::VideoCodec(_),
             ) => 406,
             WhepError::Offer(_) | WhepError::Sdp(_) => 400,
             WhepError::Answer(_) => 500,
@@ -68,7 +72,10 @@ impl WhepError {
         match self {
             WhepError::Offer(OfferError::TooLarge(..)) => "whep_offer_too_large",
             WhepError::Offer(
-                OfferError::NoH264 | OfferError::NoOpus | OfferError::VideoCodec(_),
+                OfferError::NoH264
+                | OfferError::NoAv1
+                | OfferError::NoOpus
+                | OfferError::VideoCodec(_),
             ) => "whep_codec",
             WhepError::Offer(_) | WhepError::Sdp(_) => "whep_bad_offer",
             WhepError::Answer(_) => "whep_answer",
@@ -228,6 +235,7 @@ impl WebRtc {
             .set_local_ice_credentials(creds.clone())
             .clear_codecs()
             .enable_h264(true)
+            .enable_av1(true)
             .enable_opus(true, false)
             .set_send_buffer_video(cfg.nack_buffer_packets)
             .set_send_buffer_audio(cfg.nack_buffer_packets.min(256))
@@ -271,6 +279,7 @@ impl WebRtc {
             );
         }
         let session = Session {
+            video_codec: video,
             id: id.clone(),
             rtc,
             sub,
@@ -411,16 +420,22 @@ fn rtp_payloads(f: &SharedFrame, max_payload: usize) -> &[Arc<[u8]>] {
         let (Some(frame), Some(config)) = (f.as_frame(), f.codec_config()) else {
             return Vec::new();
         };
-        let Some(avc) = config.avc() else {
-            return Vec::new();
-        };
-        match h264::packetize(&frame.data, avc, frame.keyframe, max_payload) {
-            Ok(p) => p.payloads,
-            Err(e) => {
-                tracing::debug!(error = %e, "h264 frame not packetized");
-                Vec::new()
+        let packetized = match &config.params {
+            onair_shared::codec_config::CodecParams::Avc(avc) => {
+                h264::packetize(&frame.data, avc, frame.keyframe, max_payload)
+                    .map(|p| p.payloads)
+                    .map_err(|e| e.to_string())
             }
-        }
+            onair_shared::codec_config::CodecParams::Av1(av1c) => {
+                av1::packetize(&frame.data, av1c, frame.keyframe, max_payload)
+                    .map_err(|e| e.to_string())
+            }
+            _ => return Vec::new(),
+        };
+        packetized.unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "video frame not packetized");
+            Vec::new()
+        })
     })
 }
 

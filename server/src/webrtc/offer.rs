@@ -16,7 +16,9 @@ pub enum OfferError {
     NoH264,
     #[error("the offer has no audio m-line with Opus/48000/2, which this stream needs")]
     NoOpus,
-    #[error("this stream's video is {0}; onair serves only H.264 video over WebRTC")]
+    #[error("the offer has no video m-line with AV1, which this stream needs")]
+    NoAv1,
+    #[error("this stream's video is {0}; onair serves H.264 and AV1 video over WebRTC")]
     VideoCodec(&'static str),
 }
 
@@ -24,6 +26,7 @@ pub enum OfferError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OfferCodecs {
     pub h264: bool,
+    pub av1: bool,
     pub opus: bool,
 }
 
@@ -53,6 +56,7 @@ pub fn inspect(body: &[u8], max_bytes: usize) -> Result<(&str, OfferCodecs), Off
         let enc = enc.to_ascii_lowercase();
         match section {
             "video" if enc.starts_with("h264/90000") => codecs.h264 = true,
+            "video" if enc.starts_with("av1/90000") => codecs.av1 = true,
             "audio" if enc.starts_with("opus/48000") => codecs.opus = true,
             _ => {}
         }
@@ -68,7 +72,8 @@ pub fn check_playable(
 ) -> Result<(), OfferError> {
     match video {
         Some(onair_shared::Codec::H264) if !codecs.h264 => return Err(OfferError::NoH264),
-        Some(onair_shared::Codec::H264) | None => {}
+        Some(onair_shared::Codec::Av1) if !codecs.av1 => return Err(OfferError::NoAv1),
+        Some(onair_shared::Codec::H264 | onair_shared::Codec::Av1) | None => {}
         Some(other) => return Err(OfferError::VideoCodec(other.name())),
     }
     if has_audio && !codecs.opus {
@@ -93,10 +98,15 @@ mod tests {
             c,
             OfferCodecs {
                 h264: true,
+                av1: false,
                 opus: true
             }
         );
         assert_eq!(check_playable(&c, Some(Codec::H264), true), Ok(()));
+        assert_eq!(
+            check_playable(&c, Some(Codec::Av1), true),
+            Err(OfferError::NoAv1)
+        );
     }
 
     #[test]

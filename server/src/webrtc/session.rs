@@ -38,6 +38,8 @@ pub enum Command {
 }
 
 pub(super) struct Session {
+    /// The stream's video codec when the offer was answered (H.264 or AV1).
+    pub video_codec: Option<onair_shared::Codec>,
     pub id: String,
     pub rtc: Rtc,
     pub sub: Subscription,
@@ -204,7 +206,7 @@ impl Session {
                         return Err("ICE disconnected");
                     }
                     Event::MediaAdded(m) => {
-                        let track = pick_track(&self.rtc, m.mid, m.kind);
+                        let track = pick_track(&self.rtc, m.mid, m.kind, self.video_codec);
                         match m.kind {
                             MediaKind::Video if video.is_none() => *video = track,
                             MediaKind::Audio if audio.is_none() => *audio = track,
@@ -245,7 +247,13 @@ async fn drain_now(sub: &mut Subscription, batch: &mut Vec<Arc<SharedFrame>>) {
 }
 
 /// The payload type of the negotiated codec this output sends on `mid`.
-fn pick_track(rtc: &Rtc, mid: Mid, kind: MediaKind) -> Option<Track> {
+fn pick_track(
+    rtc: &Rtc,
+    mid: Mid,
+    kind: MediaKind,
+    video: Option<onair_shared::Codec>,
+) -> Option<Track> {
+    let want_av1 = video == Some(onair_shared::Codec::Av1);
     let remote = rtc.media(mid)?.remote_pts().to_vec();
     let params = rtc.codec_config().params();
     let mut best: Option<(u8, str0m::format::PayloadParams)> = None;
@@ -253,7 +261,10 @@ fn pick_track(rtc: &Rtc, mid: Mid, kind: MediaKind) -> Option<Track> {
         let spec = p.spec();
         let score = match (kind, spec.codec) {
             (MediaKind::Audio, RtcCodec::Opus) => 1,
-            (MediaKind::Video, RtcCodec::H264) if spec.format.packetization_mode == Some(1) => {
+            (MediaKind::Video, RtcCodec::Av1) if want_av1 => 1,
+            (MediaKind::Video, RtcCodec::H264)
+                if !want_av1 && spec.format.packetization_mode == Some(1) =>
+            {
                 // Constrained baseline (42e0..) is what every WebRTC H.264 decoder takes;
                 // the decoder plays other profiles too, the id is only a label.
                 match spec.format.profile_level_id.map(|id| id >> 8) {
@@ -315,10 +326,14 @@ fn send_video_frame(
     }
 }
 
-fn is_h264_media(f: &SharedFrame) -> bool {
+fn is_served_video(f: &SharedFrame) -> bool {
     f.is_video()
-        && f.as_frame()
-            .is_some_and(|fr| fr.codec == onair_shared::Codec::H264)
+        && f.as_frame().is_some_and(|fr| {
+            matches!(
+                fr.codec,
+                onair_shared::Codec::H264 | onair_shared::Codec::Av1
+            )
+        })
 }
 
 /// The start frames with their squeezed output times, in decode order.
@@ -326,7 +341,7 @@ fn plan_burst(
     clock: &mut ViewerClock,
     batch: &[Arc<SharedFrame>],
 ) -> std::collections::VecDeque<(Arc<SharedFrame>, i64)> {
-    let frames: Vec<&Arc<SharedFrame>> = batch.iter().filter(|f| is_h264_media(f)).collect();
+    let frames: Vec<&Arc<SharedFrame>> = batch.iter().filter(|f| is_served_video(f)).collect();
     let pts: Vec<i64> = frames
         .iter()
         .filter_map(|f| f.as_frame().map(|fr| fr.pts()))
@@ -349,7 +364,7 @@ fn send_live(
 ) {
     let Some(track) = video else { return };
     let now = Instant::now();
-    for f in batch.iter().filter(|f| is_h264_media(f)) {
+    for f in batch.iter().filter(|f| is_served_video(f)) {
         if let Some(fr) = f.as_frame() {
             send_video_frame(rtc, clock, track, f, fr.pts(), max_payload, now);
         }
