@@ -18,7 +18,7 @@ SECONDS_PER_TARGET="${1:-600}"
 shift || true
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-    TARGETS=(rtmp_ingest flv_demux avc_aac_config amf ts_mux eflv llhls_fmp4 rtmpt)
+    TARGETS=(rtmp_ingest flv_demux avc_aac_config amf ts_mux eflv llhls_fmp4 rtmpt webrtc_input)
 fi
 JOBS="${JOBS:-2}"
 export RUSTC_BOOTSTRAP=1

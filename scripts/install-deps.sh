@@ -85,3 +85,13 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_ver
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$schemathesis_version"
 fi
+
+# aiortc (PyPI), an independent WebRTC stack, plays WHEP in tests/webrtc.rs. Lives in
+# .venv-aiortc (git-ignored).
+venv="$ROOT/.venv-aiortc"
+aiortc_version=1.16.0
+if ! "$venv/bin/python" -c "import aiortc, sys; sys.exit(aiortc.__version__ != '$aiortc_version')" 2>/dev/null; then
+  echo "installing: aiortc $aiortc_version into .venv-aiortc" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "aiortc==$aiortc_version"
+fi

@@ -387,6 +387,7 @@ fn listening_fields(server: &Server) -> String {
         ("admin", server.admin_addr),
         ("rtmps", server.rtmps_addr),
         ("https", server.https_addr),
+        ("webrtc", server.webrtc_addr),
     ];
     for (name, addr) in optional {
         if let Some(a) = addr {

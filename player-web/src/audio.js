@@ -54,14 +54,34 @@ export class AudioTap {
   attach(video) {
     if (!this.ctx || this.element === video) return;
     this.detach();
+    // A WebRTC track: the element keeps playing it (Chromium feeds a remote track to
+    // WebAudio only while an element plays it), and the graph only listens, through a
+    // silent gain that keeps it pulled, so nothing is heard twice.
+    const stream = video.srcObject;
+    this.remote = typeof MediaStream !== 'undefined' && stream instanceof MediaStream;
     try {
-      this.source = this.ctx.createMediaElementSource(video);
+      this.source = this.remote
+        ? this.ctx.createMediaStreamSource(stream)
+        : this.ctx.createMediaElementSource(video);
     } catch (err) {
       console.warn(`onair: sound not measured: ${err?.message || err}`);
       return;
     }
     this.element = video;
-    this.source.connect(this.analyser);
+    if (this.remote) {
+      if (!this.listener) {
+        this.listener = this.ctx.createAnalyser();
+        this.listener.fftSize = this.analyser.fftSize;
+        this.listener.smoothingTimeConstant = 0;
+        const silent = this.ctx.createGain();
+        silent.gain.value = 0;
+        this.listener.connect(silent);
+        silent.connect(this.ctx.destination);
+      }
+      this.source.connect(this.listener);
+    } else {
+      this.source.connect(this.analyser);
+    }
     if (this.finder) this.source.connect(this.finder);
     this.resetStats();
   }
@@ -90,7 +110,7 @@ export class AudioTap {
    *  between bins (parabola through the dB values), and its level in dBFS. */
   peak(lo = 20, hi = 20000) {
     if (!this.analyser) return null;
-    const a = this.analyser;
+    const a = this.remote && this.listener ? this.listener : this.analyser;
     const db = new Float32Array(a.frequencyBinCount);
     a.getFloatFrequencyData(db);
     const bin = this.ctx.sampleRate / a.fftSize;

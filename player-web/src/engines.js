@@ -16,6 +16,7 @@ import { isClockUuid, parseClockUserData } from './sei.js';
  * @returns {Promise<{proto: string, bitrateBps: () => number, destroy: () => void}>}
  */
 export async function createEngine(proto, video, url, hooks) {
+  if (proto === 'webrtc') return (await import('./webrtc.js')).createWebRtc(video, url, hooks);
   return proto === 'hls' ? createHls(video, url, hooks) : createFlv(video, url, hooks);
 }
 

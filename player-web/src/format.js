@@ -34,6 +34,10 @@ export function playbackProblem(s, proto, isTypeSupported) {
     if (s.hls && s.hls.available === false) return s.hls.reason || 'HLS cannot carry this stream.';
     return null;
   }
+  if (proto === 'webrtc') {
+    const v = s.video && String(s.video.codec).toLowerCase();
+    return v && v !== 'h264' && v !== 'av1' ? `onair serves H.264 and AV1 video over WebRTC; this stream is ${codecName(v)}. Try HTTP-FLV.` : null;
+  }
   const problems = [];
   for (const [kind, known, mime] of [
     ['video', FLV_VIDEO, 'video/mp4'],
@@ -98,7 +102,7 @@ export function parsePlayerQuery(search) {
   // Names as the server accepts them: no leading dot, so never "." or "..".
   const m = /^([A-Za-z0-9_~-][A-Za-z0-9_.~-]*)\/([A-Za-z0-9_~-][A-Za-z0-9_.~-]*)$/.exec(stream);
   if (!m) return null;
-  const proto = q.get('proto') === 'hls' ? 'hls' : 'flv';
+  const proto = ['hls', 'webrtc'].includes(q.get('proto')) ? q.get('proto') : 'flv';
   return { app: m[1], name: m[2], proto };
 }
 
@@ -108,5 +112,6 @@ export function mediaUrls(s) {
   return {
     flv: s.urls?.flv || `${base}.flv`,
     hls: s.urls?.hls || `${base}.m3u8`,
+    webrtc: `${base}/whep`,
   };
 }

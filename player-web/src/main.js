@@ -47,6 +47,10 @@ const ui = {
   title: $('title'),
   protoFlv: $('proto-flv'),
   protoHls: $('proto-hls'),
+  protoWebrtc: $('proto-webrtc'),
+  rtcRow: $('rtc-row'),
+  jitter: $('jitter'),
+  loss: $('loss'),
   statsToggle: $('stats-toggle'),
   share: $('share'),
   streams: $('streams'),
@@ -234,13 +238,15 @@ function applyUrl() {
   ui.protoHls.href = playerHref(q.app, q.name, 'hls');
   ui.protoFlv.classList.toggle('on', q.proto === 'flv');
   ui.protoHls.classList.toggle('on', q.proto === 'hls');
+  ui.protoWebrtc.href = playerHref(q.app, q.name, 'webrtc');
+  ui.protoWebrtc.classList.toggle('on', q.proto === 'webrtc');
   ui.share.value = new URL(playerHref(q.app, q.name, q.proto), location.href).href;
   renderList();
   setBanner('connecting');
   poll();
 }
 
-for (const a of [ui.protoFlv, ui.protoHls]) {
+for (const a of [ui.protoFlv, ui.protoHls, ui.protoWebrtc]) {
   a.addEventListener('click', (e) => {
     e.preventDefault();
     navigate(a.getAttribute('href'));
@@ -364,7 +370,8 @@ function newVideo() {
   v.setAttribute('playsinline', '');
   ui.stage.prepend(v);
   video = v;
-  if (wantSound) tap.attach(v);
+  // A WebRTC element gets its stream later: it is attached once the engine has it.
+  if (wantSound && current?.proto !== 'webrtc') tap.attach(v);
   lastQuality = null;
   watchFrames(v);
   return v;
@@ -401,7 +408,8 @@ async function startEngine() {
       return;
     }
     engine = e;
-    ui.via.textContent = cur.proto === 'hls' ? 'HLS' : 'HTTP-FLV';
+    if (wantSound && cur.proto === 'webrtc') tap.attach(v);
+    ui.via.textContent = { hls: 'HLS', webrtc: 'WebRTC (WHEP)' }[cur.proto] || 'HTTP-FLV';
   } catch (err) {
     if (gen === generation && err?.unsupported && cur.proto === 'flv') {
       console.warn(`onair: ${err.message}; playing over HLS instead`);
@@ -460,7 +468,9 @@ function watchFrames(v) {
   if (!('requestVideoFrameCallback' in v)) return;
   const onFrame = (_now, meta) => {
     if (v !== video) return;
-    const wall = clocks.lookup(meta.mediaTime * 1000);
+    // WebRTC frames are keyed by their RTP timestamp (90 kHz), the others by media time.
+    const key = engine?.proto === 'webrtc' && meta.rtpTimestamp != null ? meta.rtpTimestamp / 90 : meta.mediaTime * 1000;
+    const wall = clocks.lookup(key);
     if (wall !== undefined) {
       const shownAt = Date.now() - (performance.now() - meta.expectedDisplayTime);
       meter.add(shownAt - wall, performance.now());
@@ -542,6 +552,14 @@ function renderOverlay(now) {
     ui.latency.dataset.latencyKind = 'buffer';
   }
   ui.bitrate.textContent = formatBitrate(engine.bitrateBps());
+  const rtc = engine.rtcStats ? engine.rtcStats() : null;
+  ui.rtcRow.hidden = !rtc;
+  if (rtc) {
+    ui.jitter.textContent = rtc.jitterBufferMs == null ? '–' : `${Math.round(rtc.jitterBufferMs)} ms`;
+    ui.jitter.dataset.jitterBufferMs = rtc.jitterBufferMs == null ? '' : String(Math.round(rtc.jitterBufferMs));
+    ui.loss.textContent = rtc.lossPct == null ? '–' : `${rtc.lossPct.toFixed(1)} % (${rtc.lost} lost)`;
+    ui.loss.dataset.lost = rtc.lost == null ? '' : String(rtc.lost);
+  }
   ui.resolution.textContent = formatResolution(v.videoWidth, v.videoHeight);
   const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : null;
   if (q) {

@@ -26,6 +26,7 @@ pub struct Config {
     pub cluster: crate::cluster::config::ClusterConfig,
     /// Streams pulled from other servers and cameras (`[[pull]]`).
     pub pull: Vec<crate::cluster::config::PullConfig>,
+    pub webrtc: crate::webrtc::WebRtcConfig,
 }
 
 /// The certificate of the RTMPS and HTTPS listeners (`rtmp.tls_addr`, `http.tls_addr`):

@@ -22,6 +22,7 @@ pub mod record;
 pub mod rtmp;
 pub mod rtmpt;
 pub mod tls;
+pub mod webrtc;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub struct Server {
     /// The TLS listeners, when their addresses are configured.
     pub rtmps_addr: Option<SocketAddr>,
     pub https_addr: Option<SocketAddr>,
+    /// The WebRTC UDP port, when `[webrtc]` is enabled and it could be bound.
+    pub webrtc_addr: Option<SocketAddr>,
     hub: Hub,
     control: Arc<control::Control>,
     shutdown: CancellationToken,
@@ -97,6 +100,7 @@ impl Server {
             .then(|| hls::Hls::new(cfg.hls.clone(), hub.metrics().clone()));
         let player = Arc::new(http::player::PlayerFiles::new(cfg.http.player_dir.clone()));
         let qoe = Arc::new(qoe::Qoe::new(cfg.qoe.clone()));
+        let webrtc_cfg = cfg.webrtc.clone();
         let control = Arc::new(control::Control::new(
             cfg,
             hub.clone(),
@@ -136,7 +140,7 @@ impl Server {
                     .run(hub.clone(), shutdown.clone(), tasks.clone()),
             );
         }
-        let http_ctx =
+        let mut http_ctx =
             http::HttpContext::new(hub.clone(), control.clone(), hls, player, qoe.clone())
                 .with_rtmpt(rtmpt::Rtmpt::start(
                     control.clone(),
@@ -145,6 +149,8 @@ impl Server {
                     tasks.clone(),
                 ))
                 .with_recorder(recorder);
+        http_ctx.webrtc = webrtc::WebRtc::start(webrtc_cfg, shutdown.clone(), tasks.clone()).await;
+        let webrtc_addr = http_ctx.webrtc.as_ref().map(|w| w.local_addr());
         if let (Some(listener), Some(tls)) = (https_listener, &control.tls) {
             tasks.spawn(http::serve(
                 listener,
@@ -180,6 +186,7 @@ impl Server {
             admin_addr,
             rtmps_addr,
             https_addr,
+            webrtc_addr,
             hub,
             control,
             shutdown,

@@ -45,6 +45,8 @@ pub struct ServerProc {
     /// The RTMPS and HTTPS listeners (`start_tls`).
     pub rtmps: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
+    /// The WebRTC UDP port, when the server could bind it.
+    pub webrtc: Option<SocketAddr>,
     /// SHA-256 of the certificate served at start (`start_tls`).
     pub tls_sha256: Option<String>,
     _dir: TempDir,
@@ -139,6 +141,7 @@ impl ServerProc {
             admin: optional("admin="),
             rtmps: optional("rtmps="),
             https: optional("https="),
+            webrtc: optional("webrtc="),
             tls_sha256: line
                 .split_whitespace()
                 .find_map(|w| w.strip_prefix("tls_sha256="))

@@ -41,7 +41,7 @@ describe('format', () => {
   });
 
   it('media URLs', () => {
-    expect(mediaUrls({ app: 'live', name: 't' })).toEqual({ flv: '/live/t.flv', hls: '/live/t.m3u8' });
+    expect(mediaUrls({ app: 'live', name: 't' })).toEqual({ flv: '/live/t.flv', hls: '/live/t.m3u8', webrtc: '/live/t/whep' });
     expect(mediaUrls({ app: 'live', name: 't', urls: { flv: '/x.flv' } }).flv).toBe('/x.flv');
   });
 

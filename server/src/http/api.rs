@@ -109,6 +109,7 @@ pub struct Viewers {
     pub rtmp: usize,
     pub flv: usize,
     pub hls: usize,
+    pub webrtc: usize,
     pub total: usize,
 }
 
@@ -204,6 +205,7 @@ fn describe(s: &Stream, now: Instant, qoe: &Qoe) -> StreamInfo {
             rtmp: v(Protocol::Rtmp),
             flv: v(Protocol::Flv),
             hls: v(Protocol::Hls),
+            webrtc: v(Protocol::WebRtc),
             total: Protocol::ALL.iter().map(|&p| v(p)).sum(),
         },
         bytes_in: c.bytes_in.load(std::sync::atomic::Ordering::Relaxed),

@@ -6,6 +6,7 @@ mod api;
 pub mod body;
 mod flv;
 pub mod player;
+mod whep;
 
 use crate::hls::ts_refusal;
 use std::convert::Infallible;
@@ -55,6 +56,8 @@ pub struct HttpContext {
     pub secure: bool,
     /// Recording settings, for the playback API (`with_recorder`).
     pub record: Option<crate::record::Recorder>,
+    /// `None` when WebRTC is disabled (or its port could not be bound).
+    pub webrtc: Option<crate::webrtc::WebRtc>,
 }
 
 impl HttpContext {
@@ -78,6 +81,7 @@ impl HttpContext {
             rtmpt: None,
             secure: false,
             record: None,
+            webrtc: None,
         };
         ctx.refresh();
         ctx
@@ -207,6 +211,8 @@ async fn serve_connection<I>(
 fn allowed_methods(path: &str) -> &'static str {
     if path == crate::qoe::PATH {
         "POST, OPTIONS"
+    } else if whep::is_whep_path(path) {
+        whep::METHODS
     } else {
         "GET, HEAD, OPTIONS"
     }
@@ -276,6 +282,10 @@ async fn route(
             let mut r = Response::new(ResponseBody::empty());
             *r.status_mut() = StatusCode::NO_CONTENT;
             r
+        }
+        (m, p) if m != Method::OPTIONS && whep::is_whep_path(p) => {
+            let query = query.to_string();
+            whep::respond(ctx, req, peer, &query).await
         }
         (m, p) if (m != Method::GET && m != Method::HEAD) || p == crate::qoe::PATH => {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");

@@ -26,6 +26,7 @@ pub struct SharedFrame {
     pub unit: Unit,
     flv_tag: OnceLock<Bytes>,
     rtmp_chunks: OnceLock<Bytes>,
+    rtp_payloads: OnceLock<Vec<Arc<[u8]>>>,
 }
 
 impl SharedFrame {
@@ -42,6 +43,7 @@ impl SharedFrame {
             unit,
             flv_tag: OnceLock::new(),
             rtmp_chunks: OnceLock::new(),
+            rtp_payloads: OnceLock::new(),
         }
     }
 
@@ -109,6 +111,11 @@ impl SharedFrame {
     /// id), built once by `build` and shared by every player using that form.
     pub fn rtmp_chunks(&self, build: impl FnOnce(&SharedFrame) -> Bytes) -> &Bytes {
         self.rtmp_chunks.get_or_init(|| build(self))
+    }
+
+    /// RTP payloads for WebRTC, built once by `build` and shared by every WebRTC viewer.
+    pub fn rtp_payloads(&self, build: impl FnOnce(&SharedFrame) -> Vec<Arc<[u8]>>) -> &[Arc<[u8]>] {
+        self.rtp_payloads.get_or_init(|| build(self))
     }
 
     pub fn is_video(&self) -> bool {

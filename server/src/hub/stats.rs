@@ -13,10 +13,17 @@ pub enum Protocol {
     Rtmp,
     Flv,
     Hls,
+    #[serde(rename = "webrtc")]
+    WebRtc,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 3] = [Protocol::Rtmp, Protocol::Flv, Protocol::Hls];
+    pub const ALL: [Protocol; 4] = [
+        Protocol::Rtmp,
+        Protocol::Flv,
+        Protocol::Hls,
+        Protocol::WebRtc,
+    ];
 
     fn index(self) -> usize {
         self as usize
@@ -27,6 +34,7 @@ impl Protocol {
             Protocol::Rtmp => "rtmp",
             Protocol::Flv => "flv",
             Protocol::Hls => "hls",
+            Protocol::WebRtc => "webrtc",
         }
     }
 }
@@ -34,7 +42,7 @@ impl Protocol {
 /// Counters updated by ingest and viewers without taking the stream lock.
 #[derive(Debug, Default)]
 pub struct StreamCounters {
-    viewers: [AtomicUsize; 3],
+    viewers: [AtomicUsize; 4],
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     /// Frames skipped for viewers that fell behind.

@@ -1,0 +1,304 @@
+//! The audio of a stream as Opus for WebRTC, once per stream, only while a WebRTC viewer
+//! watches: AAC decoded (fdk-aac), resampled to 48 kHz stereo (rubato), encoded to Opus
+//! (libopus) in 20 ms packets; Opus sources pass through. The feed is a server-side
+//! subscriber of the hub; it never waits for a viewer (its broadcast ring overwrites).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use onair_shared::{Codec, CodecConfig, Frame};
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{Fft, FixedSync, Resampler};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::clock::{AudioTimeline, Placement, OPUS_FRAME};
+use crate::hub::{Item, Stream, StreamKey, Subscription};
+
+/// One Opus packet on the stream's 48 kHz timeline (sample position of its start).
+#[derive(Debug)]
+pub struct OpusPacket {
+    pub pos48: u64,
+    pub data: Arc<[u8]>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranscodeError {
+    #[error("AAC decoder: {0}")]
+    Aac(String),
+    #[error("resampler: {0}")]
+    Resample(String),
+    #[error("Opus encoder: {0}")]
+    Opus(#[from] opus::Error),
+}
+
+/// The running feeds, one per stream at most; a feed ends when its last viewer leaves.
+#[derive(Default)]
+pub struct OpusFeeds {
+    feeds: Mutex<HashMap<StreamKey, Weak<FeedShared>>>,
+}
+
+struct FeedShared {
+    tx: broadcast::Sender<Arc<OpusPacket>>,
+    stop: CancellationToken,
+}
+
+impl Drop for FeedShared {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A viewer's hold on its stream's feed; the feed stops when the last one is dropped.
+pub struct FeedHandle {
+    _shared: Arc<FeedShared>,
+}
+
+impl OpusFeeds {
+    /// Joins (or starts) the feed of `stream`. Packets come from the moment of joining.
+    pub fn join(
+        &self,
+        stream: &Arc<Stream>,
+        bitrate: i32,
+        queue: usize,
+    ) -> (FeedHandle, broadcast::Receiver<Arc<OpusPacket>>) {
+        let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        feeds.retain(|_, w| w.strong_count() > 0);
+        if let Some(shared) = feeds.get(&stream.key).and_then(Weak::upgrade) {
+            let rx = shared.tx.subscribe();
+            return (FeedHandle { _shared: shared }, rx);
+        }
+        let (tx, rx) = broadcast::channel(queue.max(4));
+        let stop = CancellationToken::new();
+        let shared = Arc::new(FeedShared {
+            tx: tx.clone(),
+            stop: stop.clone(),
+        });
+        feeds.insert(stream.key.clone(), Arc::downgrade(&shared));
+        let sub = Subscription::internal(stream);
+        let span = stream.span.clone();
+        tokio::spawn(async move {
+            let _e = span.enter();
+            tracing::info!("opus feed started");
+            tokio::select! {
+                () = run(sub, tx, bitrate) => {}
+                () = stop.cancelled() => {}
+            }
+            tracing::info!("opus feed stopped");
+        });
+        (FeedHandle { _shared: shared }, rx)
+    }
+}
+
+async fn run(mut sub: Subscription, tx: broadcast::Sender<Arc<OpusPacket>>, bitrate: i32) {
+    let mut timeline = AudioTimeline::default();
+    let mut transcoder: Option<AacToOpus> = None;
+    while let Ok(item) = sub.next_item().await {
+        let Item::Frame(f) = item else { continue };
+        if !f.is_audio() {
+            continue;
+        }
+        let Some(frame) = f.as_frame() else {
+            // A new configuration: the next AAC frame builds a decoder for it.
+            transcoder = None;
+            continue;
+        };
+        let Some(config) = f.codec_config() else {
+            continue;
+        };
+        let out = match frame.codec {
+            Codec::Opus => passthrough(&mut timeline, frame),
+            Codec::Aac => {
+                if transcoder.is_none() {
+                    match AacToOpus::new(config, bitrate) {
+                        Ok(t) => transcoder = Some(t),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot transcode this AAC track");
+                            continue;
+                        }
+                    }
+                }
+                let Some(t) = transcoder.as_mut() else {
+                    continue;
+                };
+                match t.push(&mut timeline, frame) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "AAC frame skipped");
+                        Vec::new()
+                    }
+                }
+            }
+            _ => Vec::new(),
+        };
+        for p in out {
+            // No receivers is normal between viewers.
+            let _ = tx.send(Arc::new(p));
+        }
+    }
+}
+
+fn passthrough(timeline: &mut AudioTimeline, frame: &Frame) -> Vec<OpusPacket> {
+    let samples = opus_packet_samples(&frame.data).unwrap_or(OPUS_FRAME);
+    match timeline.place(frame.dts, samples) {
+        Placement::At(p) | Placement::JumpTo(p) => vec![OpusPacket {
+            pos48: p,
+            data: Arc::from(&frame.data[..]),
+        }],
+        Placement::Drop => Vec::new(),
+    }
+}
+
+/// Samples (at 48 kHz) an Opus packet holds, from its TOC byte (RFC 6716, 3.1).
+pub fn opus_packet_samples(packet: &[u8]) -> Option<u64> {
+    let toc = *packet.first()?;
+    let config = toc >> 3;
+    let per_frame: u64 = match config {
+        0..=11 => [480, 960, 1920, 2880][(config % 4) as usize],
+        12..=15 => [480, 960][(config % 2) as usize],
+        _ => [120, 240, 480, 960][(config % 4) as usize],
+    };
+    let frames = match toc & 3 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => (*packet.get(1)? & 0x3f) as u64,
+    };
+    (frames > 0).then_some(per_frame * frames)
+}
+
+/// Decode, resample, re-frame and encode; one per AAC configuration.
+struct AacToOpus {
+    decoder: fdk_aac::dec::Decoder,
+    resampler: Option<Fft<f32>>,
+    in_rate: u32,
+    /// Decoded stereo samples waiting for a full resampler chunk.
+    pending_in: Vec<f32>,
+    /// 48 kHz stereo samples waiting for a full Opus frame, starting at `fifo_pos`.
+    fifo: Vec<f32>,
+    fifo_pos: u64,
+    encoder: opus::Encoder,
+    pcm: Vec<i16>,
+}
+
+impl AacToOpus {
+    fn new(config: &CodecConfig, bitrate: i32) -> Result<Self, TranscodeError> {
+        let mut decoder = fdk_aac::dec::Decoder::new(fdk_aac::dec::Transport::Raw);
+        decoder
+            .config_raw(&config.record)
+            .map_err(|e| TranscodeError::Aac(e.message().to_string()))?;
+        let mut encoder =
+            opus::Encoder::new(48_000, opus::Channels::Stereo, opus::Application::Audio)?;
+        encoder.set_bitrate(opus::Bitrate::Bits(bitrate))?;
+        Ok(Self {
+            decoder,
+            resampler: None,
+            in_rate: 0,
+            pending_in: Vec::new(),
+            fifo: Vec::new(),
+            fifo_pos: 0,
+            encoder,
+            pcm: vec![0; 8 * 2048],
+        })
+    }
+
+    fn push(
+        &mut self,
+        timeline: &mut AudioTimeline,
+        frame: &Frame,
+    ) -> Result<Vec<OpusPacket>, TranscodeError> {
+        let aac = |e: fdk_aac::dec::DecoderError| TranscodeError::Aac(e.message().to_string());
+        self.decoder.fill(&frame.data).map_err(aac)?;
+        self.decoder.decode_frame(&mut self.pcm).map_err(aac)?;
+        let info = *self.decoder.stream_info();
+        let channels = info.numChannels.max(1) as usize;
+        let frames = info.frameSize.max(0) as usize;
+        let rate = info.sampleRate.max(1) as u32;
+        let pcm = &self.pcm[..(frames * channels).min(self.pcm.len())];
+        if rate != self.in_rate {
+            self.in_rate = rate;
+            self.pending_in.clear();
+            self.resampler = if rate == 48_000 {
+                None
+            } else {
+                Some(
+                    Fft::<f32>::new(rate as usize, 48_000, 1024, 2, FixedSync::Input)
+                        .map_err(|e| TranscodeError::Resample(e.to_string()))?,
+                )
+            };
+        }
+        // To interleaved stereo f32: mono is doubled, more channels keep the first two.
+        for s in pcm.chunks(channels) {
+            let l = s[0] as f32 / 32768.0;
+            let r = s.get(1).map_or(l, |&v| v as f32 / 32768.0);
+            self.pending_in.extend_from_slice(&[l, r]);
+        }
+        let mut out48 = Vec::new();
+        match &mut self.resampler {
+            None => out48.append(&mut self.pending_in),
+            Some(rs) => loop {
+                let need = rs.input_frames_next();
+                if self.pending_in.len() < need * 2 {
+                    break;
+                }
+                let input = InterleavedSlice::new(&self.pending_in[..need * 2], 2, need)
+                    .map_err(|e| TranscodeError::Resample(e.to_string()))?;
+                let res = rs
+                    .process(&input, None)
+                    .map_err(|e| TranscodeError::Resample(e.to_string()))?;
+                out48.extend_from_slice(&res.take_data());
+                self.pending_in.drain(..need * 2);
+            },
+        }
+        let samples48 = (out48.len() / 2) as u64;
+        let mut packets = Vec::new();
+        match timeline.place(frame.dts, samples48) {
+            Placement::Drop => return Ok(packets),
+            Placement::At(p) if self.fifo.is_empty() => self.fifo_pos = p,
+            Placement::At(_) => {}
+            Placement::JumpTo(p) => {
+                if !self.fifo.is_empty() {
+                    self.fifo.resize(OPUS_FRAME as usize * 2, 0.0);
+                    packets.extend(self.encode_ready()?);
+                }
+                self.fifo.clear();
+                self.fifo_pos = p;
+            }
+        }
+        self.fifo.extend_from_slice(&out48);
+        packets.extend(self.encode_ready()?);
+        Ok(packets)
+    }
+
+    fn encode_ready(&mut self) -> Result<Vec<OpusPacket>, TranscodeError> {
+        let n = OPUS_FRAME as usize * 2;
+        let mut packets = Vec::new();
+        let mut buf = [0u8; 1500];
+        while self.fifo.len() >= n {
+            let len = self.encoder.encode_float(&self.fifo[..n], &mut buf)?;
+            packets.push(OpusPacket {
+                pos48: self.fifo_pos,
+                data: Arc::from(&buf[..len]),
+            });
+            self.fifo.drain(..n);
+            self.fifo_pos += OPUS_FRAME;
+        }
+        Ok(packets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opus_packet_durations_come_from_the_toc() {
+        // CELT fullband 20 ms, one frame (what libopus makes by default).
+        assert_eq!(opus_packet_samples(&[0xfc, 1, 2]), Some(960));
+        // SILK 60 ms, two frames.
+        assert_eq!(opus_packet_samples(&[(3 << 3) | 1]), Some(5760));
+        // Code 3: the frame count is in the second byte.
+        assert_eq!(opus_packet_samples(&[(31 << 3) | 3, 3]), Some(2880));
+        assert_eq!(opus_packet_samples(&[(31 << 3) | 3]), None);
+        assert_eq!(opus_packet_samples(&[]), None);
+    }
+}
