@@ -427,7 +427,7 @@ fn ffmpeg8_hevc_aac_plays_over_hls_with_both_tracks() {
     let _publisher = publish(&server, "ha", HEVC_AAC.fixture, 2);
     server.wait_live("live", "ha");
     wait_until("2 HLS segments listed", Duration::from_secs(30), || {
-        let (status, body) = http_get(server.http, "/live/ha.m3u8");
+        let (status, body) = http_get(server.http, "/live/ha.m3u8?variant=ts");
         status == 200
             && String::from_utf8_lossy(&body)
                 .lines()
@@ -435,7 +435,7 @@ fn ffmpeg8_hevc_aac_plays_over_hls_with_both_tracks() {
                 .count()
                 >= 2
     });
-    let r = readback(&server.http_url("live/ha.m3u8"), 4, None);
+    let r = readback(&server.http_url("live/ha.m3u8?variant=ts"), 4, None);
     eprintln!("hevc over HLS: {r}");
     assert!(r["error"].is_null(), "{r}");
     assert_eq!(r["decode_errors"], serde_json::json!([]), "{r}");
@@ -470,12 +470,12 @@ fn av1_opus_stream_says_hls_cannot_carry_it() {
             .stream("live", "hb")
             .is_some_and(|s| s["video"]["codec"] == "av1" && s["audio"]["codec"] == "opus")
     });
-    let (status, body) = http_get(server.http, "/live/hb.m3u8");
+    let (status, body) = http_get(server.http, "/live/hb.m3u8?variant=ts");
     let body = String::from_utf8_lossy(&body);
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("MPEG-TS") && body.contains("av1"), "{body}");
     let s = server.stream("live", "hb").expect("listed");
-    assert_eq!(s["hls"]["available"], false, "{s}");
+    assert_eq!(s["hls"]["ts_available"], false, "{s}");
     assert!(
         s["hls"]["reason"]
             .as_str()
