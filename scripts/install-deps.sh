@@ -39,6 +39,11 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # A virtual X display for the screen-capture test.
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
+# GStreamer plays the fMP4 and LL-HLS variants in tests/hls_fmp4.rs (hlsdemux, qtdemux, avdec).
+command -v gst-launch-1.0 >/dev/null 2>&1 || need+=(gstreamer1.0-tools)
+for p in gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
 if [ "${ONAIR_BENCH_DEPS:-0}" = 1 ]; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx)
   [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)

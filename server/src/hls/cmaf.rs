@@ -84,6 +84,8 @@ pub enum Answer {
 pub struct HeldRequests {
     now: AtomicUsize,
     max: AtomicUsize,
+    /// `onair_hls_blocking_requests`.
+    gauge: prometheus_client::metrics::gauge::Gauge,
 }
 
 pub struct Held<'a>(&'a HeldRequests);
@@ -91,14 +93,16 @@ pub struct Held<'a>(&'a HeldRequests);
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         self.0.now.fetch_sub(1, Ordering::AcqRel);
+        self.0.gauge.dec();
     }
 }
 
 impl HeldRequests {
-    pub fn new(max: usize) -> Self {
+    pub fn new(max: usize, gauge: prometheus_client::metrics::gauge::Gauge) -> Self {
         Self {
             now: AtomicUsize::new(0),
             max: AtomicUsize::new(max),
+            gauge,
         }
     }
 
@@ -118,7 +122,10 @@ impl HeldRequests {
                 (n < max).then_some(n + 1)
             })
             .ok()
-            .map(|_| Held(self))
+            .map(|_| {
+                self.gauge.inc();
+                Held(self)
+            })
     }
 }
 
@@ -600,7 +607,7 @@ mod tests {
 
     #[test]
     fn held_requests_are_bounded() {
-        let h = HeldRequests::new(2);
+        let h = HeldRequests::new(2, Default::default());
         let a = h.try_hold().unwrap();
         let _b = h.try_hold().unwrap();
         assert!(h.try_hold().is_none());

@@ -77,7 +77,10 @@ impl Hls {
     pub fn new(cfg: HlsConfig, metrics: Arc<crate::metrics::Metrics>) -> Self {
         Self {
             inner: Arc::new(HlsInner {
-                held: HeldRequests::new(cfg.max_blocking_requests),
+                held: HeldRequests::new(
+                    cfg.max_blocking_requests,
+                    metrics.hls_blocking_requests.clone(),
+                ),
                 cfg: arc_swap::ArcSwap::from_pointee(cfg),
                 metrics,
                 streams: Mutex::new(HashMap::new()),
