@@ -371,8 +371,9 @@ impl Publisher {
                 let mut b = vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0, 0, 0, 0, 40];
                 b.push(if key { 0x65 } else { 0x41 });
                 b.extend(std::iter::repeat_n(0x88, 39));
-                c.message(6, 9, 1, k * 100 / 3, &b);
+                // Logged just before the write, so an answer can never precede its entry.
                 sent2.lock().unwrap().push(Instant::now());
+                c.message(6, 9, 1, k * 100 / 3, &b);
                 k += 1;
             }
             // Stay connected until told to stop.
@@ -437,7 +438,7 @@ fn blocking_reload_is_answered_soon_after_the_closing_frame() {
         let closing = msn as usize * 30 + (part as usize + 1) * 3;
         let sent = publisher
             .sent_at(closing)
-            .expect("the closing frame was sent");
+            .expect("answered before the frame closing the part was sent");
         latencies.push(answered.saturating_duration_since(sent));
         part += 1;
         if part == 10 {
