@@ -427,7 +427,7 @@ fn ffmpeg8_hevc_aac_plays_over_hls_with_both_tracks() {
     let _publisher = publish(&server, "ha", HEVC_AAC.fixture, 2);
     server.wait_live("live", "ha");
     wait_until("2 HLS segments listed", Duration::from_secs(30), || {
-        let (status, body) = http_get(server.http, "/live/ha.m3u8");
+        let (status, body) = http_get(server.http, "/live/ha.m3u8?variant=ts");
         status == 200
             && String::from_utf8_lossy(&body)
                 .lines()
@@ -435,7 +435,7 @@ fn ffmpeg8_hevc_aac_plays_over_hls_with_both_tracks() {
                 .count()
                 >= 2
     });
-    let r = readback(&server.http_url("live/ha.m3u8"), 4, None);
+    let r = readback(&server.http_url("live/ha.m3u8?variant=ts"), 4, None);
     eprintln!("hevc over HLS: {r}");
     assert!(r["error"].is_null(), "{r}");
     assert_eq!(r["decode_errors"], serde_json::json!([]), "{r}");
@@ -470,12 +470,12 @@ fn av1_opus_stream_says_hls_cannot_carry_it() {
             .stream("live", "hb")
             .is_some_and(|s| s["video"]["codec"] == "av1" && s["audio"]["codec"] == "opus")
     });
-    let (status, body) = http_get(server.http, "/live/hb.m3u8");
+    let (status, body) = http_get(server.http, "/live/hb.m3u8?variant=ts");
     let body = String::from_utf8_lossy(&body);
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("MPEG-TS") && body.contains("av1"), "{body}");
     let s = server.stream("live", "hb").expect("listed");
-    assert_eq!(s["hls"]["available"], false, "{s}");
+    assert_eq!(s["hls"]["ts_available"], false, "{s}");
     assert!(
         s["hls"]["reason"]
             .as_str()
@@ -497,4 +497,36 @@ fn av1_opus_stream_says_hls_cannot_carry_it() {
     );
     assert_eq!(s["audio"]["codec_string"], "opus", "{s}");
     assert_eq!(s["audio"]["sample_rate"], 48000, "{s}");
+}
+
+/// Issue 11, done-when 3: AV1 + Opus plays over fMP4 HLS (the default `.m3u8`, LL-HLS, and
+/// `?variant=fmp4`) in FFmpeg 8, both tracks decoded without an error.
+#[test]
+fn av1_opus_plays_over_fmp4_hls() {
+    let server = ServerProc::start("[hls]\nsegment_duration_ms = 1000\n");
+    let _publisher = publish(&server, "hf", AV1_OPUS.fixture, 2);
+    server.wait_live("live", "hf");
+    wait_until("2 fMP4 segments listed", Duration::from_secs(30), || {
+        let (status, body) = http_get(server.http, "/live/hf.m3u8");
+        status == 200
+            && String::from_utf8_lossy(&body)
+                .lines()
+                .filter(|l| l.ends_with(".m4s") && !l.starts_with('#'))
+                .count()
+                >= 2
+    });
+    for path in ["live/hf.m3u8", "live/hf.m3u8?variant=fmp4"] {
+        let r = readback(&server.http_url(path), 3, None);
+        eprintln!("av1 + opus over {path}: {r}");
+        assert!(r["error"].is_null(), "{r}");
+        assert_eq!(r["decode_errors"], serde_json::json!([]), "{r}");
+        assert_eq!(r["log_errors"], serde_json::json!([]), "{r}");
+        let streams = r["streams"].as_array().expect("streams");
+        let codecs: Vec<_> = streams.iter().map(|s| s["codec"].as_str()).collect();
+        assert_eq!(codecs, vec![Some("av1"), Some("opus")], "{r}");
+        for s in streams {
+            let n = r["frames"][&s["index"].to_string()].as_u64().unwrap_or(0);
+            assert!(n >= 30, "stream {} decoded {n} frames: {r}", s["index"]);
+        }
+    }
 }

@@ -235,7 +235,7 @@ fn play_tokens_guard_flv_hls_and_rtmp() {
     let ok = Watcher::start(&server, "/live/p.flv?token=tok");
     ok.assert_flowing(0, "token accepted");
     assert_eq!(http_get(server.http, "/live/p.m3u8").0, 401);
-    let (status, body) = http_get(server.http, "/live/p.m3u8?token=tok");
+    let (status, body) = http_get(server.http, "/live/p.m3u8?token=tok&variant=ts");
     assert_eq!(status, 200);
     let text = String::from_utf8_lossy(&body).to_string();
     let seg = text

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn playlist(server: &ServerProc, name: &str) -> Option<String> {
-    let (status, body) = http_get(server.http, &format!("/live/{name}.m3u8"));
+    let (status, body) = http_get(server.http, &format!("/live/{name}.m3u8?variant=ts"));
     (status == 200).then(|| String::from_utf8_lossy(&body).to_string())
 }
 
@@ -75,7 +75,7 @@ fn ffmpeg_plays_hls_without_errors_or_gaps_and_segments_are_two_seconds() {
         playlist(&server, "h").is_some_and(|p| segment_uris(&p).len() >= 3)
     });
 
-    let (pts, errors) = decode_video(&server.http_url("live/h.m3u8"), 20);
+    let (pts, errors) = decode_video(&server.http_url("live/h.m3u8?variant=ts"), 20);
     assert!(errors.trim().is_empty(), "decode errors:\n{errors}");
     assert!(pts.len() >= 570, "decoded {} frames in 20 s", pts.len());
     let mut deltas: Vec<i64> = pts.windows(2).map(|w| w[1] - w[0]).collect();
@@ -191,7 +191,7 @@ fn publisher_return_makes_a_discontinuity_that_ffmpeg_plays_through() {
     wait_until("2 segments", Duration::from_secs(30), || {
         playlist(&server, "d").is_some_and(|p| segment_uris(&p).len() >= 2)
     });
-    let url = server.http_url("live/d.m3u8");
+    let url = server.http_url("live/d.m3u8?variant=ts");
     let reader = std::thread::spawn(move || decode_video(&url, 24));
     std::thread::sleep(Duration::from_secs(6));
     drop(push);
@@ -262,7 +262,7 @@ fn h264_with_mp3_audio_plays_over_hls_with_both_tracks() {
         playlist(&server, "mp3").is_some_and(|p| segment_uris(&p).len() >= 2)
     });
 
-    let url = server.http_url("live/mp3.m3u8");
+    let url = server.http_url("live/mp3.m3u8?variant=ts");
     let mut codecs: Vec<String> = streams(&url)
         .iter()
         .filter_map(|s| s["codec_name"].as_str().map(str::to_string))

@@ -22,7 +22,7 @@ async fn segment_is_listed_within_100_ms_of_its_closing_keyframe() {
         let mut seen: Vec<(u64, u64)> = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(16);
         while Instant::now() < deadline && seen.len() < 6 {
-            let (status, body) = http_get(http, "/live/k.m3u8");
+            let (status, body) = http_get(http, "/live/k.m3u8?variant=ts");
             let now = clock.now_ns();
             if status == 200 {
                 for line in String::from_utf8_lossy(&body).lines() {
@@ -108,7 +108,7 @@ fn memory_stays_flat_over_ten_minutes_of_stream() {
             "push of 600 s at 10x did not finish in 180 s"
         );
         samples.push((started.elapsed().as_secs_f64(), server.rss_kib()));
-        let (status, body) = http_get(server.http, "/live/soak.m3u8");
+        let (status, body) = http_get(server.http, "/live/soak.m3u8?variant=ts");
         if status == 200 {
             let text = String::from_utf8_lossy(&body).to_string();
             if let Some(seq) = text

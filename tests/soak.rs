@@ -26,9 +26,10 @@ async fn hls_client(
 ) {
     let mut last = String::new();
     while !*stop.borrow() {
-        let (status, body) = tokio::task::spawn_blocking(move || http_get(http, "/live/soak.m3u8"))
-            .await
-            .unwrap();
+        let (status, body) =
+            tokio::task::spawn_blocking(move || http_get(http, "/live/soak.m3u8?variant=ts"))
+                .await
+                .unwrap();
         if status == 200 {
             let text = String::from_utf8_lossy(&body).to_string();
             if let Some(newest) = text.lines().rfind(|l| l.ends_with(".ts")) {

@@ -17,4 +17,5 @@ pub mod tls;
 pub mod ts;
 pub mod viewer_flv;
 pub mod viewer_hls;
+pub mod viewer_llhls;
 pub mod viewer_rtmp;

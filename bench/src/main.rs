@@ -32,6 +32,8 @@ enum Protocol {
     Rtmp,
     Flv,
     Hls,
+    /// Low-Latency HLS: blocking playlist reloads and every part fetched.
+    LlHls,
 }
 
 /// Fan-out benchmark for any RTMP / HTTP-FLV / HLS server on this machine.
@@ -94,6 +96,28 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.protocol == Protocol::LlHls {
+        let outcome = rt.block_on(run_ll(&args));
+        rt.shutdown_background();
+        return match outcome {
+            Ok(r) => {
+                if args.json {
+                    println!("{r}");
+                } else {
+                    println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                }
+                if r["clients_with_parts"].as_u64() == Some(0) {
+                    eprintln!("onair-bench: no client fetched a part");
+                    return ExitCode::from(2);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("onair-bench: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let outcome = rt.block_on(run(&args));
     // Viewer and publisher tasks are done or abandoned; do not wait on them.
     rt.shutdown_background();
@@ -206,6 +230,132 @@ fn secs(name: &str, v: f64, max: f64) -> Result<Duration> {
     Ok(Duration::from_secs_f64(v))
 }
 
+/// The LL-HLS run: publisher, N blocking-reload clients, a warmup, then the window.
+async fn run_ll(args: &Args) -> Result<serde_json::Value> {
+    use onair_bench::viewer_llhls;
+    let duration = secs("duration", args.duration, 3600.0)?;
+    let warmup = secs("warmup", args.warmup, 600.0)?;
+    let url = args
+        .play_url
+        .clone()
+        .context("--protocol ll-hls needs --play-url http://HOST:PORT/APP/STREAM.m3u8")?;
+    let target = Arc::new(HttpTarget::parse(&url)?);
+    let publish = RtmpTarget::parse(&args.publish)?;
+    let pids = server_pids(args)?;
+    let clk_tck = procfs::clk_tck() as f64;
+    let bound =
+        PUBLISHER_UP_TIMEOUT + warmup * 2 + duration + JOIN_TIMEOUT + Duration::from_secs(60);
+    let log = Arc::new(SendLog::new(
+        (bound.as_secs_f64() * media::FPS as f64) as usize + 2 * media::FPS as usize,
+    ));
+    let clock = Clock::new();
+    let (live_tx, live_rx) = oneshot::channel();
+    let (pub_stop_tx, pub_stop_rx) = watch::channel(false);
+    let publisher = {
+        let log = log.clone();
+        std::thread::Builder::new().name("publisher".into()).spawn(
+            move || -> Result<publisher::PublisherReport> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                Ok(rt.block_on(publisher::run(publish, clock, log, live_tx, pub_stop_rx)))
+            },
+        )?
+    };
+    match timeout(PUBLISHER_UP_TIMEOUT, live_rx).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(msg))) => bail!(msg),
+        _ => {
+            let _ = pub_stop_tx.send(true);
+            bail!("publisher not up after {PUBLISHER_UP_TIMEOUT:?}");
+        }
+    }
+    // The stream needs a segment before clients join.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sampler = tokio::spawn(sample_memory(pids.clone(), pub_stop_tx.subscribe()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let spacing = Duration::from_millis(args.connect_spacing_ms.min(100));
+    let mut handles = Vec::new();
+    for _ in 0..args.viewers {
+        handles.push(tokio::spawn(viewer_llhls::run(
+            target.clone(),
+            clock,
+            stop_rx.clone(),
+        )));
+        tokio::time::sleep(spacing).await;
+    }
+    tokio::time::sleep(warmup).await;
+    let (w0, t0, self0) = (
+        clock.now_ns(),
+        procfs::cpu_ticks(&pids),
+        procfs::self_ticks()?,
+    );
+    tokio::time::sleep(duration).await;
+    let (w1, t1, self1) = (
+        clock.now_ns(),
+        procfs::cpu_ticks(&pids),
+        procfs::self_ticks()?,
+    );
+    // A last part in flight comes within a blocking reload.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = stop_tx.send(true);
+    let deadline = Instant::now() + JOIN_TIMEOUT;
+    let results = join_all(handles, deadline).await?;
+    let _ = pub_stop_tx.send(true);
+    let (peak_rss_kib, hwm_kib) = sampler.await.unwrap_or((0, 0));
+    let pub_report = publisher
+        .join()
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default();
+    let window_s = (w1 - w0) as f64 / 1e9;
+    let requests: usize = results
+        .iter()
+        .map(|r| {
+            r.requests
+                .iter()
+                .filter(|q| q.done_ns >= w0 && q.done_ns < w1)
+                .count()
+        })
+        .sum();
+    let failed: usize = results
+        .iter()
+        .map(|r| {
+            r.requests
+                .iter()
+                .filter(|q| q.done_ns >= w0 && q.done_ns < w1 && !q.ok)
+                .count()
+        })
+        .sum();
+    let server_cpu_s = match (t0, t1) {
+        (Ok(a), Ok(b)) if !pids.is_empty() => Some((b - a) as f64 / clk_tck),
+        _ => None,
+    };
+    let mut lat = viewer_llhls::latencies_us(&results, &log, w0, w1);
+    lat.sort_unstable();
+    let ms = |p: f64| stats::percentile(&lat, p).map(|us| us as f64 / 1000.0);
+    let (parts, missed) = viewer_llhls::parts_missed(&results, w0, w1);
+    Ok(serde_json::json!({
+        "protocol": "ll-hls",
+        "server": args.server_name,
+        "clients": args.viewers,
+        "clients_with_parts": results.iter().filter(|r| !r.parts.is_empty()).count(),
+        "window_s": window_s,
+        "requests_per_s": requests as f64 / window_s,
+        "failed_requests": failed,
+        "server_cpu_s": server_cpu_s,
+        "server_cpu_ms_per_1000_requests": server_cpu_s.map(|c| c * 1000.0 * 1000.0 / requests.max(1) as f64),
+        "part_available_to_fetched_ms": { "p50": ms(0.5), "p99": ms(0.99), "max": ms(1.0), "samples": lat.len() },
+        "parts_in_window": parts,
+        "parts_missed": missed,
+        "peak_rss_mib": peak_rss_kib as f64 / MIB,
+        "vm_hwm_mib": hwm_kib as f64 / MIB,
+        "bench_cpu_s": (self1 - self0) as f64 / clk_tck,
+        "publisher": pub_report,
+        "errors": results.iter().map(|r| r.errors).sum::<u64>(),
+    }))
+}
+
 async fn run(args: &Args) -> Result<Report> {
     let duration = secs("duration", args.duration, 3600.0)?;
     if duration.is_zero() {
@@ -236,6 +386,7 @@ async fn run(args: &Args) -> Result<Report> {
                 .context("--protocol hls needs --play-url http://HOST:PORT/APP/STREAM.m3u8")?;
             (Play::Hls(Arc::new(HttpTarget::parse(&url)?)), url)
         }
+        Protocol::LlHls => bail!("ll-hls runs through run_ll"),
     };
     if args.hls_probe_ms.is_some() && args.protocol != Protocol::Hls {
         bail!("--hls-probe-ms is for --protocol hls");
@@ -418,6 +569,7 @@ async fn run(args: &Args) -> Result<Report> {
             Protocol::Rtmp => "rtmp",
             Protocol::Flv => "flv",
             Protocol::Hls => "hls",
+            Protocol::LlHls => "ll-hls",
         },
         publish_url: args.publish.clone(),
         play_url,

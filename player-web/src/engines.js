@@ -99,6 +99,16 @@ export const HLS_CONFIG = {
   enableWorker: true,
 };
 
+/** On a Low-Latency HLS playlist (parts: the server's default) hls.js plays PART-HOLD-BACK
+ *  behind the edge with blocking reloads. Any liveSync* setting would override that hold
+ *  back with a whole-segment count, so this one has none. */
+export const LL_HLS_CONFIG = {
+  lowLatencyMode: true,
+  maxLiveSyncPlaybackRate: 1.2,
+  backBufferLength: 10,
+  enableWorker: true,
+};
+
 async function createHls(video, url, hooks) {
   const { default: Hls } = await import('hls.js');
   let failed = false;
@@ -125,7 +135,20 @@ async function createHls(video, url, hooks) {
     }
     throw new Error('this browser can play neither hls.js nor native HLS');
   }
-  const hls = new Hls(HLS_CONFIG);
+  // One look at the playlist decides the settings: LL-HLS has EXT-X-PART-INF.
+  let lowLatency = false;
+  try {
+    const r = await fetch(url, { cache: 'no-store' });
+    lowLatency = r.ok && (await r.text()).includes('#EXT-X-PART-INF');
+  } catch {
+    // hls.js reports a playlist it cannot load.
+  }
+  const hls = new Hls(lowLatency ? LL_HLS_CONFIG : HLS_CONFIG);
+  // Which HLS the server gave: LL-HLS (parts), fMP4 or MPEG-TS, for the overlay.
+  let variant = '';
+  hls.on(Hls.Events.LEVEL_LOADED, (_e, data) => {
+    variant = hlsVariantName(data.details);
+  });
   // Media bit rate: bytes of the last few segments over their duration.
   const recent = [];
   hls.on(Hls.Events.FRAG_LOADED, (_e, data) => {
@@ -152,6 +175,7 @@ async function createHls(video, url, hooks) {
   hls.on(Hls.Events.MANIFEST_PARSED, () => play(video));
   return {
     proto: 'hls',
+    variant: () => variant,
     bitrateBps() {
       const bytes = recent.reduce((a, r) => a + r[0], 0);
       const dur = recent.reduce((a, r) => a + r[1], 0);
@@ -162,6 +186,18 @@ async function createHls(video, url, hooks) {
       hls.destroy();
     },
   };
+}
+
+/** "LL-HLS (fMP4, 0.2 s parts)", "fMP4" or "MPEG-TS", from hls.js's level details. */
+export function hlsVariantName(details) {
+  if (!details) return '';
+  const frag = details.fragments?.[0];
+  const fmp4 = !!frag?.initSegment || /\.m4s(\?|$)/.test(frag?.url || '');
+  const container = fmp4 ? 'fMP4' : 'MPEG-TS';
+  if (details.partList?.length || details.partTarget) {
+    return `LL-HLS (${container}, ${Number(details.partTarget || 0).toFixed(1)} s parts)`;
+  }
+  return container;
 }
 
 function play(video) {

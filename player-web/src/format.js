@@ -94,7 +94,8 @@ export function playerHref(app, name, proto) {
   return `/live?${q.toString().replace('%2F', '/')}`;
 }
 
-/** `{app, name, proto}` from a page URL's search string, or null without a valid stream. */
+/** `{app, name, proto}` from a page URL's search string, or null without a valid stream.
+ *  With HLS, `&variant=ts|fmp4|ll` (passed on to the playlist URL) adds `variant`. */
 export function parsePlayerQuery(search) {
   const q = new URLSearchParams(search);
   const stream = q.get('stream');
@@ -103,6 +104,8 @@ export function parsePlayerQuery(search) {
   const m = /^([A-Za-z0-9_~-][A-Za-z0-9_.~-]*)\/([A-Za-z0-9_~-][A-Za-z0-9_.~-]*)$/.exec(stream);
   if (!m) return null;
   const proto = ['hls', 'webrtc'].includes(q.get('proto')) ? q.get('proto') : 'flv';
+  const variant = q.get('variant');
+  if (proto === 'hls' && ['ts', 'fmp4', 'll'].includes(variant)) return { app: m[1], name: m[2], proto, variant };
   return { app: m[1], name: m[2], proto };
 }
 

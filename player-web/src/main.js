@@ -40,6 +40,7 @@ const ui = {
   dropped: $('dropped'),
   avsync: $('avsync'),
   via: $('via'),
+  variant: $('variant'),
   codecs: $('codecs'),
   banner: $('banner'),
   unmute: $('unmute'),
@@ -213,7 +214,8 @@ function navigate(href) {
 
 function applyUrl() {
   const q = parsePlayerQuery(location.search);
-  const same = q && current && q.app === current.app && q.name === current.name && q.proto === current.proto;
+  const same =
+    q && current && q.app === current.app && q.name === current.name && q.proto === current.proto && q.variant === current.variant;
   if (same) return;
   stopEngine();
   failures = 0;
@@ -392,7 +394,9 @@ async function startEngine() {
   lastProgressAt = performance.now();
   playingSince = 0;
   const cur = current;
-  const url = mediaUrls(currentInfo || cur)[cur.proto];
+  let url = mediaUrls(currentInfo || cur)[cur.proto];
+  // The server's HLS variant asked for in the page URL (MPEG-TS, fMP4 or LL-HLS).
+  if (cur.proto === 'hls' && cur.variant) url += `${url.includes('?') ? '&' : '?'}variant=${cur.variant}`;
   const v = newVideo();
   try {
     const e = await createEngine(cur.proto, v, url, {
@@ -560,6 +564,7 @@ function renderOverlay(now) {
     ui.loss.textContent = rtc.lossPct == null ? '–' : `${rtc.lossPct.toFixed(1)} % (${rtc.lost} lost)`;
     ui.loss.dataset.lost = rtc.lost == null ? '' : String(rtc.lost);
   }
+  ui.variant.textContent = engine.variant?.() || '';
   ui.resolution.textContent = formatResolution(v.videoWidth, v.videoHeight);
   const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : null;
   if (q) {

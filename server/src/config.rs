@@ -272,6 +272,55 @@ pub struct HlsConfig {
     /// Also write segments and playlists under this folder (`{dir}/{app}/{stream}/`),
     /// deleting them as they expire. Empty: memory only.
     pub dir: std::path::PathBuf,
+    /// What `{stream}.m3u8` serves; see `HlsVariant`.
+    pub variant: HlsVariant,
+    /// Target length of a Low-Latency HLS part (cut at frame boundaries).
+    pub part_duration_ms: u64,
+    /// Bytes of segments and parts one stream holds in memory, all variants together
+    /// (with `auto`, TS and fMP4 get half each); the oldest segments go first.
+    pub max_memory_bytes: usize,
+    /// Blocking playlist and part requests held at once, server-wide; past it a request
+    /// that would be held is answered 503 at once.
+    pub max_blocking_requests: usize,
+    /// Longest a blocking request is held before it is answered 503.
+    pub blocking_timeout_ms: u64,
+}
+
+/// Which HLS `{stream}.m3u8` serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum HlsVariant {
+    /// Low-latency fMP4 by default; `?variant=ts` gives MPEG-TS (old set-top players)
+    /// and `?variant=fmp4` fMP4 without parts. Both segmenters run.
+    #[default]
+    Auto,
+    /// MPEG-TS segments only (no AV1, VP9, Opus or FLAC).
+    Ts,
+    /// fMP4 (CMAF) segments, no parts.
+    Fmp4,
+    /// fMP4 segments with LL-HLS parts, blocking reload and delta updates.
+    LowLatency,
+}
+
+impl HlsVariant {
+    pub fn name(self) -> &'static str {
+        match self {
+            HlsVariant::Auto => "auto",
+            HlsVariant::Ts => "ts",
+            HlsVariant::Fmp4 => "fmp4",
+            HlsVariant::LowLatency => "low-latency",
+        }
+    }
+
+    /// The MPEG-TS segmenter runs.
+    pub fn has_ts(self) -> bool {
+        matches!(self, HlsVariant::Auto | HlsVariant::Ts)
+    }
+
+    /// The fMP4 segmenter runs.
+    pub fn has_fmp4(self) -> bool {
+        self != HlsVariant::Ts
+    }
 }
 
 impl Default for HlsConfig {
@@ -283,6 +332,11 @@ impl Default for HlsConfig {
             keep_after_ms: 10_000,
             max_segment_bytes: 64 << 20,
             dir: std::path::PathBuf::new(),
+            variant: HlsVariant::Auto,
+            part_duration_ms: 200,
+            max_memory_bytes: 256 << 20,
+            max_blocking_requests: 10_000,
+            blocking_timeout_ms: 6_000,
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct Metrics {
     refusals: Family<ReasonLabel, Counter>,
     bans: Family<SourceLabel, Counter>,
     pub hls_segments: Counter<u64, AtomicU64>,
+    /// LL-HLS blocking requests held now (playlists and preload-hint parts).
+    pub hls_blocking_requests: Gauge,
     streams: Gauge,
     viewers: Family<ProtocolLabel, Gauge>,
     viewer_latency_p50: Family<StreamLabel, FloatGauge>,
@@ -91,6 +93,7 @@ impl Metrics {
             refusals: Family::default(),
             bans: Family::default(),
             hls_segments: Counter::default(),
+            hls_blocking_requests: Gauge::default(),
             streams: Gauge::default(),
             viewers: Family::default(),
             viewer_latency_p50: Family::default(),
@@ -151,6 +154,11 @@ impl Metrics {
             "hls_segments",
             "HLS segments published",
             m.hls_segments.clone(),
+        );
+        registry.register(
+            "hls_blocking_requests",
+            "LL-HLS blocking playlist and part requests held now",
+            m.hls_blocking_requests.clone(),
         );
         registry.register(
             "viewer_latency_p50_seconds",

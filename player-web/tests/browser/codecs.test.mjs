@@ -66,6 +66,20 @@ describe('Enhanced RTMP codecs in /live', () => {
     await page.close();
   });
 
+  test('AV1 + Opus plays over fMP4 HLS (hls.js, /live?proto=hls) and the overlay names the variant', T, async () => {
+    publish('h', 'av1_opus_aom.mkv');
+    await waitCodec('h', 'av1');
+    const page = await browser.newPage();
+    await page.goto(srv.url('/live?stream=live/h&proto=hls'));
+    const s = await assertPlays(page, { advance: 2, within: 10_000, startMs: 30_000 });
+    assert.equal(s.w, 320, 'videoWidth of the AV1 stream over HLS');
+    assert.equal(await page.locator('#via').innerText(), 'HLS');
+    const variant = await page.locator('#variant').innerText();
+    assert.match(variant, /^LL-HLS \(fMP4, 0\.2 s parts\)$/, `the overlay names the variant: ${variant}`);
+    await screenshot(page, 'av1-opus-hls');
+    await page.close();
+  });
+
   test('HEVC, which this Chromium cannot decode, is said in words, not a black picture', T, async () => {
     publish('a', 'hevc_aac.mp4');
     await waitCodec('a', 'hevc');

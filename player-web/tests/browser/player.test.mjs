@@ -63,11 +63,11 @@ async function measureLatency(page, label) {
 }
 
 /** HLS is served once the server has it; until then the HLS cases say so and skip. */
-async function hlsPlaylist() {
+async function hlsPlaylist(query = '') {
   let last = 0;
   try {
-    return await waitFor('/live/t.m3u8 to answer 200', 12_000, async () => {
-      const r = await fetch(srv.url('/live/t.m3u8'));
+    return await waitFor(`/live/t.m3u8${query} to answer 200`, 12_000, async () => {
+      const r = await fetch(srv.url(`/live/t.m3u8${query}`));
       last = r.status;
       return r.ok ? r.text() : null;
     });
@@ -160,8 +160,29 @@ describe('browser player', () => {
     await page.close();
   });
 
-  test('HLS plays: +3 s of currentTime within 5 s, 1280 wide, latency under 3 segments', T, async (t) => {
+  test('LL-HLS plays by default: +3 s within 5 s, the overlay names it, latency under 4.5 s (target 1.5 s)', T, async (t) => {
     const playlist = await hlsPlaylist();
+    if (playlist === null) {
+      t.skip('HLS is not in the server yet (/live/t.m3u8 does not answer 200)');
+      return;
+    }
+    assert.match(playlist, /#EXT-X-PART-INF:PART-TARGET=/, `the default playlist is LL-HLS:\n${playlist}`);
+    const page = await browser.newPage();
+    await page.goto(srv.url('/live?stream=live/t&proto=hls'));
+    const s = await assertPlays(page, { advance: 3, within: 5000, startMs: 30_000 });
+    assert.equal(s.w, 1280, 'videoWidth');
+    assert.equal(await page.locator('#via').innerText(), 'HLS');
+    const variant = await page.locator('#variant').innerText();
+    assert.match(variant, /^LL-HLS \(fMP4, 0\.2 s parts\)$/, `overlay variant: ${variant}`);
+    await screenshot(page, 'll-hls');
+    measured.ll_hls_median_ms = await measureLatency(page, 'LL-HLS');
+    // The target (README) is 1.5 s; CI asserts three times that.
+    assert.ok(measured.ll_hls_median_ms < 4500, `LL-HLS median latency ${measured.ll_hls_median_ms} ms, want < 4500`);
+    await page.close();
+  });
+
+  test('MPEG-TS HLS (&variant=ts) plays: +3 s of currentTime within 5 s, 1280 wide, latency under 3 segments', T, async (t) => {
+    const playlist = await hlsPlaylist('?variant=ts');
     if (playlist === null) {
       t.skip('HLS is not in the server yet (/live/t.m3u8 does not answer 200)');
       return;
@@ -170,10 +191,11 @@ describe('browser player', () => {
     assert.ok(durations.length > 0, `no segments in the playlist:\n${playlist}`);
     const segment = durations.reduce((a, b) => a + b, 0) / durations.length;
     const page = await browser.newPage();
-    await page.goto(srv.url('/live?stream=live/t&proto=hls'));
+    await page.goto(srv.url('/live?stream=live/t&proto=hls&variant=ts'));
     const s = await assertPlays(page, { advance: 3, within: 5000, startMs: 30_000 });
     assert.equal(s.w, 1280, 'videoWidth');
     assert.equal(await page.locator('#via').innerText(), 'HLS');
+    assert.equal(await page.locator('#variant').innerText(), 'MPEG-TS');
     await screenshot(page, 'hls');
     measured.hls_median_ms = await measureLatency(page, 'HLS');
     measured.hls_segment_s = segment;

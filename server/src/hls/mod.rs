@@ -2,6 +2,7 @@
 //! and stopped with it; segments and playlists kept in memory (optionally mirrored to a
 //! folder) and served as bytes. Nothing here runs per HLS client beyond a lookup.
 
+pub mod cmaf;
 pub mod playlist;
 pub mod segmenter;
 pub mod ts;
@@ -20,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::HlsConfig;
 use crate::hub::{Hub, Item, Protocol, Stream, StreamKey, Unit};
+use cmaf::{CmafStream, HeldRequests};
 use playlist::{Entry, Playlist};
 use segmenter::{Segment, Segmenter, SegmenterConfig};
 pub use ts::ts_refusal;
@@ -39,6 +41,10 @@ struct HlsInner {
     cfg: arc_swap::ArcSwap<HlsConfig>,
     metrics: Arc<crate::metrics::Metrics>,
     streams: Mutex<HashMap<StreamKey, Arc<HlsStream>>>,
+    /// The fMP4 (CMAF) outputs, plain and low-latency.
+    cmaf: Mutex<HashMap<StreamKey, Arc<CmafStream>>>,
+    /// Blocking requests held now, within `max_blocking_requests`.
+    held: HeldRequests,
 }
 
 /// One stream's HLS output.
@@ -48,6 +54,8 @@ pub struct HlsStream {
     /// Latest segment sequence published, for requests that wait for the first one.
     latest: watch::Sender<Option<u64>>,
     clients: Mutex<HashMap<IpAddr, Instant>>,
+    /// Bytes of segments held at most (its share of `max_memory_bytes`).
+    max_bytes: usize,
 }
 
 struct HlsState {
@@ -69,9 +77,14 @@ impl Hls {
     pub fn new(cfg: HlsConfig, metrics: Arc<crate::metrics::Metrics>) -> Self {
         Self {
             inner: Arc::new(HlsInner {
+                held: HeldRequests::new(
+                    cfg.max_blocking_requests,
+                    metrics.hls_blocking_requests.clone(),
+                ),
                 cfg: arc_swap::ArcSwap::from_pointee(cfg),
                 metrics,
                 streams: Mutex::new(HashMap::new()),
+                cmaf: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -86,6 +99,7 @@ impl Hls {
 
     /// Settings for streams that start from now on (reload).
     pub fn set_config(&self, cfg: HlsConfig) {
+        self.inner.held.set_max(cfg.max_blocking_requests);
         self.inner.cfg.store(Arc::new(cfg));
     }
 
@@ -93,12 +107,102 @@ impl Hls {
         self.streams().get(key).cloned()
     }
 
+    fn cmaf_streams(&self) -> std::sync::MutexGuard<'_, HashMap<StreamKey, Arc<CmafStream>>> {
+        self.inner.cmaf.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The fMP4 output of `key`, when the fMP4 segmenter runs for it.
+    pub fn get_cmaf(&self, key: &StreamKey) -> Option<Arc<CmafStream>> {
+        self.cmaf_streams().get(key).cloned()
+    }
+
+    /// Blocking requests held now, server-wide.
+    pub fn held(&self) -> &HeldRequests {
+        &self.inner.held
+    }
+
+    /// Each variant's share of `max_memory_bytes`: half each when both run.
+    fn memory_share(&self) -> usize {
+        let cfg = self.config();
+        if cfg.variant.has_ts() && cfg.variant.has_fmp4() {
+            cfg.max_memory_bytes / 2
+        } else {
+            cfg.max_memory_bytes
+        }
+    }
+
+    /// Starts the segmenters the variant asks for on a stream.
+    fn start(&self, s: Arc<Stream>, shutdown: &CancellationToken, tasks: &TaskTracker) {
+        let variant = self.config().variant;
+        if variant.has_ts() {
+            tasks.spawn(self.clone().segment(s.clone(), shutdown.clone()));
+        }
+        if variant.has_fmp4() {
+            tasks.spawn(self.clone().segment_cmaf(s, shutdown.clone()));
+        }
+    }
+
+    /// Whether a stream has a running segmenter (of either kind).
+    fn is_segmented(&self, key: &StreamKey) -> bool {
+        self.get(key).is_some_and(|h| !h.is_ended())
+            || self.get_cmaf(key).is_some_and(|h| !h.is_ended())
+    }
+
+    /// The fMP4 segmenter of one stream: frames in, parts and segments out.
+    async fn segment_cmaf(self, stream: Arc<Stream>, shutdown: CancellationToken) {
+        let cs = self.attach_cmaf(&stream.key);
+        let mut sub = crate::hub::Subscription::internal(&stream);
+        let span = stream.span.clone();
+        loop {
+            let item = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                i = sub.next_item() => i,
+            };
+            match item {
+                Ok(Item::Frame(f)) => match &f.unit {
+                    Unit::Frame { frame, .. } => cs.on_frame(
+                        frame,
+                        || stream.served_tracks().iter().any(|c| c.is_video()),
+                        SystemTime::now(),
+                    ),
+                    Unit::Config(c) => cs.on_config(c),
+                },
+                Ok(Item::PublisherLeft) | Ok(Item::Lagged(_)) => cs.finish(),
+                Ok(Item::PublisherReturned) => {}
+                Err(_) => break,
+            }
+        }
+        cs.end();
+        tracing::debug!(parent: &span, "fmp4 hls segmenter stopped");
+    }
+
+    fn attach_cmaf(&self, key: &StreamKey) -> Arc<CmafStream> {
+        let mut streams = self.cmaf_streams();
+        if let Some(h) = streams.get(key) {
+            h.reopen();
+            return h.clone();
+        }
+        let cfg = self.config();
+        let ll = crate::llhls::LlSegmenterConfig {
+            part_duration: Duration::from_millis(cfg.part_duration_ms.clamp(20, 5_000)),
+            segment_duration: Duration::from_millis(cfg.segment_duration_ms.max(100)),
+            // Delta updates skip what is six target durations old: list more than that.
+            window: cfg.window.max(10),
+            max_memory_bytes: self.memory_share(),
+            max_segment_bytes: cfg.max_segment_bytes,
+            max_part_bytes: cfg.max_segment_bytes.min(16 << 20),
+        };
+        let h = Arc::new(CmafStream::new(key.clone(), ll));
+        streams.insert(key.clone(), h.clone());
+        h
+    }
+
     /// Starts a segmenter for every stream the hub creates, until shutdown.
     pub async fn run(self, hub: Hub, shutdown: CancellationToken, tasks: TaskTracker) {
         let mut created = hub.watch_created();
         // Streams that exist before we subscribed (none at startup, but cheap to be sure).
         for s in hub.list() {
-            tasks.spawn(self.clone().segment(s, shutdown.clone()));
+            self.start(s, &shutdown, &tasks);
         }
         let mut sweep = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -106,14 +210,12 @@ impl Hls {
                 _ = shutdown.cancelled() => return,
                 _ = sweep.tick() => self.sweep(Instant::now()),
                 r = created.recv() => match r {
-                    Ok(s) => {
-                        tasks.spawn(self.clone().segment(s, shutdown.clone()));
-                    }
+                    Ok(s) => self.start(s, &shutdown, &tasks),
                     Err(RecvError::Lagged(_)) => {
                         // Missed announcements: start what is not segmented yet.
                         for s in hub.list() {
-                            if self.get(&s.key).is_none_or(|h| h.is_ended()) {
-                                tasks.spawn(self.clone().segment(s, shutdown.clone()));
+                            if !self.is_segmented(&s.key) {
+                                self.start(s, &shutdown, &tasks);
                             }
                         }
                     }
@@ -177,6 +279,7 @@ impl Hls {
             }),
             latest: watch::channel(None).0,
             clients: Mutex::new(HashMap::new()),
+            max_bytes: self.memory_share(),
         });
         streams.insert(key.clone(), h.clone());
         h
@@ -217,6 +320,7 @@ impl Hls {
             keep_stream
         });
         drop(streams);
+        self.cmaf_streams().retain(|_, h| !h.ended_for(now, keep));
         for key in gone_streams {
             if let Some(dir) = self.dir_of(&key) {
                 let _ = std::fs::remove_dir_all(dir);
@@ -283,6 +387,13 @@ impl HlsStream {
             data: s.data,
             left_at: None,
         });
+        // Within the stream's memory share, the oldest segments go first (listed or not).
+        let mut held: usize = st.segments.iter().map(|x| x.data.len()).sum();
+        while held > self.max_bytes && st.segments.len() > 1 {
+            if let Some(old) = st.segments.pop_front() {
+                held -= old.data.len();
+            }
+        }
         st.text = Bytes::from(st.playlist.render(|q| segment_uri(&self.key, q), false));
         (st.text.clone(), gone)
     }

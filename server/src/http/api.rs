@@ -99,9 +99,22 @@ pub struct TrackInfo {
 
 #[derive(Debug, Serialize)]
 pub struct HlsInfo {
+    /// Whether the `.m3u8` serves this stream in its default variant.
     pub available: bool,
-    /// Why not, in words (e.g. MPEG-TS cannot carry AV1).
+    /// Why MPEG-TS cannot serve it, in words (e.g. MPEG-TS cannot carry AV1); fMP4 can.
     pub reason: Option<String>,
+    /// `hls.variant`: auto, ts, fmp4 or low-latency.
+    pub variant: &'static str,
+    /// What `{stream}.m3u8` gives without `?variant=`: "ll-hls", "fmp4" or "ts".
+    pub default_variant: &'static str,
+    /// Whether `?variant=ts` (or the default, under `ts`) serves it: MPEG-TS carries
+    /// H.264, HEVC, AAC and MP3 only.
+    pub ts_available: bool,
+    /// Target segment duration.
+    pub segment_duration_ms: u64,
+    /// LL-HLS PART-TARGET (the configured part duration, or what the stream's frame
+    /// rate made of it); absent when low-latency HLS is off.
+    pub part_duration_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -120,21 +133,72 @@ pub struct Urls {
 }
 
 /// The public list: every stream not in a private app.
-pub fn streams(hub: &Hub, cfg: &ApiConfig, qoe: &Qoe) -> Vec<StreamInfo> {
+pub fn streams(
+    hub: &Hub,
+    cfg: &ApiConfig,
+    qoe: &Qoe,
+    hls: Option<&crate::hls::Hls>,
+) -> Vec<StreamInfo> {
     let now = Instant::now();
     hub.list()
         .into_iter()
         .filter(|s| !cfg.private_apps.iter().any(|a| *a == s.key.app))
-        .map(|s| describe(&s, now, qoe))
+        .map(|s| describe(&s, now, qoe, hls))
         .collect()
 }
 
 /// One stream by name, private apps included: knowing the name is what playing needs.
-pub fn stream(hub: &Hub, key: &StreamKey, qoe: &Qoe) -> Option<StreamInfo> {
-    hub.get(key).map(|s| describe(&s, Instant::now(), qoe))
+pub fn stream(
+    hub: &Hub,
+    key: &StreamKey,
+    qoe: &Qoe,
+    hls: Option<&crate::hls::Hls>,
+) -> Option<StreamInfo> {
+    hub.get(key).map(|s| describe(&s, Instant::now(), qoe, hls))
 }
 
-fn describe(s: &Stream, now: Instant, qoe: &Qoe) -> StreamInfo {
+fn hls_info(
+    s: &Stream,
+    served: &[std::sync::Arc<CodecConfig>],
+    hls: Option<&crate::hls::Hls>,
+) -> HlsInfo {
+    use crate::config::HlsVariant;
+    let ts_refusal = crate::hls::ts_refusal(served.iter().map(|c| c.codec));
+    let Some(hls) = hls else {
+        return HlsInfo {
+            available: false,
+            reason: Some("HLS is disabled on this server".to_string()),
+            variant: "off",
+            default_variant: "off",
+            ts_available: false,
+            segment_duration_ms: 0,
+            part_duration_ms: None,
+        };
+    };
+    let cfg = hls.config();
+    let default_variant = match cfg.variant {
+        HlsVariant::Auto | HlsVariant::LowLatency => "ll-hls",
+        HlsVariant::Fmp4 => "fmp4",
+        HlsVariant::Ts => "ts",
+    };
+    let part_duration_ms =
+        matches!(cfg.variant, HlsVariant::Auto | HlsVariant::LowLatency).then(|| {
+            hls.get_cmaf(&s.key)
+                .map_or(cfg.part_duration_ms, |c| c.part_target().as_millis() as u64)
+        });
+    let ts_available = cfg.variant.has_ts() && ts_refusal.is_none();
+    HlsInfo {
+        available: cfg.variant.has_fmp4() || ts_refusal.is_none(),
+        reason: ts_refusal,
+        variant: cfg.variant.name(),
+        default_variant,
+        ts_available,
+        segment_duration_ms: cfg.segment_duration_ms,
+        part_duration_ms,
+    }
+}
+
+fn describe(s: &Stream, now: Instant, qoe: &Qoe, hls: Option<&crate::hls::Hls>) -> StreamInfo {
     let media = s.media();
     let (bps, measured_fps) = s.rates(now);
     let c = &s.counters;
@@ -148,16 +212,7 @@ fn describe(s: &Stream, now: Instant, qoe: &Qoe) -> StreamInfo {
             .find(|c| c.kind == kind)
             .and_then(|c| c.codec_string())
     };
-    let hls = match crate::hls::ts_refusal(served.iter().map(|c| c.codec)) {
-        None => HlsInfo {
-            available: true,
-            reason: None,
-        },
-        Some(reason) => HlsInfo {
-            available: false,
-            reason: Some(reason),
-        },
-    };
+    let hls = hls_info(s, &served, hls);
     StreamInfo {
         app: s.key.app.clone(),
         name: s.key.name.clone(),

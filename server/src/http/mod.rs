@@ -5,6 +5,7 @@
 mod api;
 pub mod body;
 mod flv;
+mod hls_cmaf;
 pub mod player;
 mod whep;
 
@@ -296,9 +297,12 @@ async fn route(
         (_, "/metrics") if ctx.control.metrics_public() => {
             metrics_response(&ctx.hub, &ctx.qoe, &ctx.api.private_apps)
         }
-        (_, "/api/streams") if ctx.api.public_list => {
-            json(&api::streams(&ctx.hub, &ctx.api, &ctx.qoe))
-        }
+        (_, "/api/streams") if ctx.api.public_list => json(&api::streams(
+            &ctx.hub,
+            &ctx.api,
+            &ctx.qoe,
+            ctx.hls.as_ref(),
+        )),
         (_, "/api/streams") => text(
             StatusCode::NOT_FOUND,
             "the stream list is not public on this server",
@@ -307,9 +311,20 @@ async fn route(
             crate::record::http::respond(ctx, p, query, range, peer).await
         }
         (_, p) if p.starts_with("/api/streams/") => {
-            match api_stream_path(p).and_then(|k| api::stream(&ctx.hub, &k, &ctx.qoe)) {
+            match api_stream_path(p)
+                .and_then(|k| api::stream(&ctx.hub, &k, &ctx.qoe, ctx.hls.as_ref()))
+            {
                 Some(info) => json(&info),
                 None => text(StatusCode::NOT_FOUND, "no such stream"),
+            }
+        }
+        (_, p) if p.ends_with(".m4s") || p.ends_with(".mp4") => {
+            match hls_cmaf::parse_media_path(p) {
+                Some((key, media)) => match authorize_segment(ctx, query) {
+                    Ok(()) => hls_cmaf::media(ctx, &key, media).await,
+                    Err(d) => refuse(ctx, &d),
+                },
+                None => text(StatusCode::NOT_FOUND, "not found"),
             }
         }
         (_, p) => match media_path(p) {
@@ -533,6 +548,13 @@ async fn hls_playlist(
     let Some(hls) = &ctx.hls else {
         return text(StatusCode::NOT_FOUND, "HLS is disabled on this server");
     };
+    match hls_cmaf::choose(hls.config().variant, query) {
+        hls_cmaf::Chosen::Ts => {}
+        hls_cmaf::Chosen::Cmaf(kind) => {
+            return hls_cmaf::playlist(ctx, hls, key, peer, query, kind).await
+        }
+        hls_cmaf::Chosen::Off(why) => return text(StatusCode::NOT_FOUND, why),
+    }
     // AV1, VP9, Opus and FLAC do not fit in TS segments: say so rather than wait.
     if let Some(reason) = ctx
         .hub

@@ -10,6 +10,6 @@ pub mod reload;
 pub mod segmenter;
 
 pub use cutter::{ClosedPart, Cut, Cutter, FrameInfo};
-pub use playlist::{render, LlPart, LlPlaylist, LlSegment, ServerControl};
+pub use playlist::{render, render_plain, LlPart, LlPlaylist, LlSegment, ServerControl};
 pub use reload::{decide, Decision, LlQuery, QueryError, Refusal, ReloadState, Skip};
 pub use segmenter::{LlSegmenter, LlSegmenterConfig, MediaName, PartReady};

@@ -200,6 +200,51 @@ pub fn render(p: &LlPlaylist, skip: bool) -> String {
     out
 }
 
+/// The playlist as plain fMP4 HLS (version 7): complete segments only, no parts, hints,
+/// server control or skips, for players without LL-HLS.
+pub fn render_plain(p: &LlPlaylist) -> String {
+    let mut out = String::with_capacity(128 + p.segments.len() * 96);
+    let longest = p
+        .segments
+        .iter()
+        .map(|s| s.duration.as_secs_f64().round() as u64)
+        .max()
+        .unwrap_or(0);
+    let target = (p.target_duration.as_secs_f64().ceil() as u64)
+        .max(longest)
+        .max(1);
+    let media_sequence = p.segments.first().map_or(p.next_msn, |s| s.msn);
+    let _ = writeln!(
+        out,
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}"
+    );
+    let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{media_sequence}");
+    if p.discontinuity_sequence > 0 {
+        let _ = writeln!(
+            out,
+            "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+            p.discontinuity_sequence
+        );
+    }
+    let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", p.map_uri);
+    for s in &p.segments {
+        if s.discontinuity {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        let pdt = DateTime::<Utc>::from(s.program_date_time);
+        let _ = writeln!(
+            out,
+            "#EXT-X-PROGRAM-DATE-TIME:{}",
+            pdt.to_rfc3339_opts(SecondsFormat::Millis, true)
+        );
+        let _ = writeln!(out, "#EXTINF:{},\n{}", secs(s.duration), s.uri);
+    }
+    if p.ended {
+        out.push_str("#EXT-X-ENDLIST\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,5 +430,26 @@ mod tests {
              #EXT-X-MAP:URI=\"init.mp4\"\n\
              #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"p0.0.m4s\"\n"
         );
+    }
+
+    #[test]
+    fn plain_fmp4_playlist_has_segments_only() {
+        let mut p = playlist(
+            vec![segment(5, 5), segment(6, 5)],
+            vec![part(7, 0, 200, true)],
+        );
+        p.segments[1].discontinuity = true;
+        p.discontinuity_sequence = 2;
+        let text = render_plain(&p);
+        assert_eq!(
+            text,
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:5\n\
+             #EXT-X-DISCONTINUITY-SEQUENCE:2\n#EXT-X-MAP:URI=\"init.mp4\"\n\
+             #EXT-X-PROGRAM-DATE-TIME:2026-12-01T10:00:05.000Z\n#EXTINF:1.00000,\ns5.m4s\n\
+             #EXT-X-DISCONTINUITY\n\
+             #EXT-X-PROGRAM-DATE-TIME:2026-12-01T10:00:06.000Z\n#EXTINF:1.00000,\ns6.m4s\n"
+        );
+        p.ended = true;
+        assert!(render_plain(&p).ends_with("s6.m4s\n#EXT-X-ENDLIST\n"));
     }
 }

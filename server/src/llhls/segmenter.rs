@@ -375,6 +375,53 @@ impl LlSegmenter {
         }))
     }
 
+    /// The tracks changed (a codec configuration came, went or changed): later parts need
+    /// a new init segment. The open part closes as with `finish`; the segments listed so
+    /// far go, since they decode with the old init; numbering continues and the next
+    /// segment follows a discontinuity. On an error (tracks the init cannot hold) nothing
+    /// changes.
+    pub fn restart(&mut self, tracks: Vec<Track>) -> Result<Option<PartReady>, Fmp4Error> {
+        let init = init_segment(&tracks)?;
+        let drive = tracks
+            .iter()
+            .find(|t| matches!(t.media, TrackMedia::Video { .. }))
+            .or(tracks.first())
+            .ok_or(Fmp4Error::NoTracks)?;
+        let (drive_track, has_video, ts) = (
+            drive.id,
+            matches!(drive.media, TrackMedia::Video { .. }),
+            drive.timescale as u64,
+        );
+        let ready = self.finish()?;
+        for old in self.segments.drain(..) {
+            self.memory -= old.bytes();
+            if old.discontinuity {
+                self.discontinuity_sequence += 1;
+            }
+        }
+        self.cutter = Cutter::new(
+            ticks(self.cfg.part_duration, ts),
+            ticks(self.cfg.segment_duration, ts),
+            has_video,
+            self.cutter.next_msn(),
+        );
+        self.fragmenter = Fragmenter::new(&tracks, self.cfg.max_part_bytes);
+        self.drive_track = drive_track;
+        self.drive_timescale = ts;
+        self.has_video = has_video;
+        self.tracks = tracks;
+        self.init = init;
+        self.next_discontinuity = true;
+        self.live = true;
+        self.ended = false;
+        Ok(ready)
+    }
+
+    /// Whether the publisher is sending (false after `finish` until the next frame).
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
     /// The stream is over for good: the playlist gets EXT-X-ENDLIST.
     pub fn end(&mut self) {
         self.live = false;
@@ -760,6 +807,49 @@ mod tests {
             vec![0, 2]
         );
         assert!(p.segments[1].discontinuity);
+    }
+
+    #[test]
+    fn a_restart_keeps_numbering_and_marks_a_discontinuity() {
+        let mut s = LlSegmenter::new(tracks(), LlSegmenterConfig::default()).unwrap();
+        feed(&mut s, 0, 40, 50); // segment 0, and frames 30..39 open segment 1
+        let init_before = s.init().clone();
+        // Audio goes away: video only from now on.
+        let ready = s.restart(tracks()[..1].to_vec()).unwrap().unwrap();
+        assert_eq!((ready.msn, ready.ends_segment), (1, true));
+        assert_ne!(s.init(), &init_before);
+        assert_eq!(s.memory_bytes(), 0);
+        assert!(s.playlist("").segments.is_empty());
+        assert_eq!(s.reload_state().next_msn, 2);
+        // Video alone: audio samples are refused, video goes on from segment 2.
+        assert!(s
+            .push(
+                2,
+                Sample {
+                    dts: 48_000,
+                    cts_offset: 0,
+                    keyframe: true,
+                    data: Bytes::from_static(b"a")
+                },
+                t0()
+            )
+            .is_err());
+        for k in 60..91u64 {
+            let v = Sample {
+                dts: k * 3000,
+                cts_offset: 0,
+                keyframe: k % 30 == 0,
+                data: Bytes::from(vec![1; 50]),
+            };
+            s.push(1, v, t0()).unwrap();
+        }
+        let p = s.playlist("");
+        assert_eq!(p.segments.len(), 1);
+        assert_eq!(p.segments[0].msn, 2);
+        assert!(p.segments[0].discontinuity);
+        // A refused restart changes nothing.
+        assert!(s.restart(Vec::new()).is_err());
+        assert_eq!(s.playlist("").segments.len(), 1);
     }
 
     #[test]
