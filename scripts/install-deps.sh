@@ -34,6 +34,10 @@ dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 dpkg -s libasound2-dev >/dev/null 2>&1 || need+=(libasound2-dev)
 # libopus for the pusher's Opus encoder (the `opus` crate links it through pkg-config).
 dpkg -s libopus-dev >/dev/null 2>&1 || need+=(libopus-dev)
+# libvpx for the pusher's VP9 encoder (env-libvpx-sys links it through pkg-config), and nasm
+# for rav1e's (AV1) assembly.
+dpkg -s libvpx-dev >/dev/null 2>&1 || need+=(libvpx-dev)
+command -v nasm >/dev/null 2>&1 || need+=(nasm)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 # python3 -m venv needs ensurepip (Debian's python3-venv) for the test peers' venvs below.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)

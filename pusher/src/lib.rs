@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod encode;
 pub mod error;
+pub mod guest;
 pub mod media;
 pub mod mux;
 pub mod pipeline;

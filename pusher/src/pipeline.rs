@@ -28,13 +28,14 @@ use rml_rtmp::sessions::StreamMetadata;
 use crate::clock::CaptureClock;
 use crate::config::{AudioCodec, AudioInput, Output, PushConfig, VideoInput};
 use crate::encode::aac::{AacEncoder, AacSettings};
-use crate::encode::h264::{H264Encoder, H264Settings};
 use crate::encode::opus::{OpusEncoder, OpusSettings};
+use crate::encode::video::{VideoEncoder, VideoSettings};
 use crate::encode::AudioEncoder;
+use crate::guest::jitter::Fade;
 use crate::media::{AudioBlock, VideoFrame};
 use crate::mux::interleave::Interleaver;
-use crate::mux::{flv, sei};
 use crate::process::audio::{apply_gain, LoopMixer};
+use crate::process::compose::compose;
 use crate::process::denoise::Denoiser;
 use crate::process::logo::Logo;
 use crate::publish::file::FlvWriter;
@@ -588,13 +589,16 @@ fn start_raw(
                 .map(LoopMixer::new)
         })
         .transpose()?;
-    let h264 = H264Settings {
+    let mut encoder = VideoEncoder::new(VideoSettings {
+        codec: cfg.video_codec,
+        width,
+        height,
         fps,
         bitrate: cfg.bitrate,
         keyint_frames: (cfg.keyint_s * fps).round().max(1.0) as u32,
         threads: cfg.threads,
-    };
-    let mut encoder = H264Encoder::new(h264)?;
+    })?;
+    let video_codec = encoder.codec();
     let audio_encoder = audio
         .as_ref()
         .map(|_| -> Result<AudioEncoder, PushError> {
@@ -616,6 +620,24 @@ fn start_raw(
 
     let realtime = cfg.realtime;
     let duration = cfg.duration_ms;
+
+    // Co-hosting: the guest's puller runs until `stop`; the process stages read from it.
+    let guest = match &cfg.guest {
+        Some((url, layout)) => {
+            let (g, handle) =
+                crate::guest::start(url.clone(), cfg.sample_rate, cfg.channels, stop.clone())
+                    .map_err(|e| PushError::Thread("guest", e.to_string()))?;
+            stats.guest.store(2, Relaxed);
+            workers.push((
+                "guest",
+                spawn("guest join", move || {
+                    handle.join().map_err(|_| PushError::Stage("guest"))
+                })?,
+            ));
+            Some((g, *layout))
+        }
+        None => None,
+    };
 
     // Video: capture -> process -> encode.
     let (raw_tx, raw_rx) = bounded::<VideoFrame>(4);
@@ -662,10 +684,20 @@ fn start_raw(
     }
     {
         let overlay = cfg.overlay.clone();
+        let guest = guest.clone();
+        let stats = stats.clone();
         workers.push((
             "video process",
             spawn("video process", move || {
                 for mut f in raw_rx.iter() {
+                    if let Some((g, layout)) = &guest {
+                        // The latest guest picture, whatever its age: never wait for it.
+                        let pic = g.picture();
+                        compose(&mut f.picture, pic.as_deref(), *layout);
+                        let s = g.status();
+                        stats.guest.store(if s.online { 1 } else { 2 }, Relaxed);
+                        stats.guest_delay_ms.store(s.delay_ms, Relaxed);
+                    }
                     if let Some((logo, x, y)) = &logo {
                         logo.blend(&mut f.picture, *x, *y);
                     }
@@ -688,35 +720,23 @@ fn start_raw(
             "video encode",
             spawn("video encode", move || {
                 let r = (|| {
+                    let send = |tags: Vec<TagFrame>| tags.into_iter().all(|t| tx.send(t).is_ok());
                     for f in proc_rx.iter() {
                         let target = stats.target_bitrate.load(Relaxed);
                         if target != applied && target > 0 {
-                            encoder.set_bitrate(target as u32)?;
+                            if !encoder.set_bitrate(target as u32)? {
+                                tracing::info!(
+                                    codec = encoder.codec().name(),
+                                    "this encoder keeps its bitrate"
+                                );
+                            }
                             applied = target;
                         }
-                        let Some(pic) = encoder.encode(&f.picture, f.pts_ms)? else {
-                            continue;
-                        };
-                        if let Some(cfg) = &pic.new_config {
-                            let h = flv::video(f.pts_ms, flv::avc_sequence_header(cfg))
-                                .ok_or_else(|| PushError::H264("bad sequence header".into()))?;
-                            if tx.send(h).is_err() {
-                                break;
-                            }
-                        }
-                        let clock_sei = sei::build(sei::ClockSei {
-                            wallclock_us: f.wallclock_us,
-                            frame: f.index as u32,
-                        });
-                        let nals = std::iter::once(clock_sei.as_slice())
-                            .chain(pic.nals.iter().map(|n| n.as_slice()));
-                        let body = flv::avc_frame(pic.keyframe, 0, nals);
-                        let frame = flv::video(f.pts_ms, body)
-                            .ok_or_else(|| PushError::H264("bad frame".into()))?;
-                        if tx.send(frame).is_err() {
-                            break;
+                        if !send(encoder.encode(&f)?) {
+                            return Ok(());
                         }
                     }
+                    send(encoder.flush()?);
                     Ok(())
                 })();
                 r
@@ -768,12 +788,22 @@ fn start_raw(
             let gain = cfg.gain_db;
             let mut mixer = mixer;
             let mut denoiser = cfg.denoise.then(|| Denoiser::new(channels));
+            let guest = guest.map(|(g, _)| (g, Fade::new(rate, crate::guest::FADE_MS)));
             workers.push((
                 "audio process",
                 spawn("audio process", move || {
+                    let mut guest = guest;
+                    let mut guest_pcm = Vec::new();
                     for mut b in raw_rx.iter() {
                         if let Some(d) = &mut denoiser {
                             b.samples = d.process(&b.samples);
+                        }
+                        if let Some((g, fade)) = &mut guest {
+                            // Guest audio after the host's denoiser (it is not the host's
+                            // room), faded in and out as it comes and goes.
+                            guest_pcm.resize(b.samples.len(), 0);
+                            let real = g.pull_audio(&mut guest_pcm);
+                            fade.mix(&mut b.samples, &guest_pcm, channels as usize, real);
                         }
                         if let Some(m) = &mut mixer {
                             m.mix_into(&mut b.samples);
@@ -820,7 +850,7 @@ fn start_raw(
         _ => cfg.sample_rate,
     };
     Ok(Described {
-        video_codec: Codec::H264,
+        video_codec,
         width: width as u32,
         height: height as u32,
         fps,

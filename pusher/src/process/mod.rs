@@ -1,7 +1,9 @@
 //! Processing on raw frames, between capture and encoding: text and clock overlays, a PNG
-//! watermark, pixel-format conversion, audio gain, mixing and noise suppression. All pure.
+//! watermark, pixel-format conversion, audio gain, mixing and noise suppression, the
+//! co-hosting composition. All pure.
 
 pub mod audio;
+pub mod compose;
 pub mod convert;
 pub mod denoise;
 pub mod font;
