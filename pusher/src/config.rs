@@ -72,6 +72,12 @@ pub struct PushArgs {
     /// Blend a PNG watermark (with its alpha) at x,y from the top-left corner [default: 16,16].
     #[arg(long, value_name = "PNG[@X,Y]")]
     pub logo: Option<String>,
+    /// Skin smoothing (edge-preserving, on skin-toned areas), strength 0 to 1.
+    #[arg(long, value_name = "STRENGTH")]
+    pub beauty: Option<f32>,
+    /// Colour-grade every frame with a 3D LUT (`.cube`, as grading tools export).
+    #[arg(long, value_name = "FILE.cube")]
+    pub lut: Option<PathBuf>,
     /// Audio gain in dB (negative to attenuate).
     #[arg(long, allow_negative_numbers = true)]
     pub gain: Option<f32>,
@@ -159,6 +165,8 @@ pub struct PushConfig {
     pub channels: u8,
     pub overlay: Option<Overlay>,
     pub logo: Option<(PathBuf, usize, usize)>,
+    pub beauty: Option<f32>,
+    pub lut: Option<PathBuf>,
     pub gain_db: Option<f32>,
     pub mix: Option<PathBuf>,
     pub denoise: bool,
@@ -344,6 +352,11 @@ impl PushArgs {
             Some(d) => return Err(PushError::bad("--duration", format!("{d}"))),
             None => None,
         };
+        if let Some(s) = self.beauty {
+            if !(0.0..=1.0).contains(&s) {
+                return Err(PushError::bad("--beauty", format!("{s}: 0 to 1")));
+            }
+        }
         let realtime = !self.fast;
         let guest = match &self.guest {
             None => None,
@@ -401,6 +414,8 @@ impl PushArgs {
             channels: self.channels,
             overlay,
             logo,
+            beauty: self.beauty,
+            lut: self.lut,
             gain_db: self.gain,
             mix: self.mix,
             denoise: self.denoise,
@@ -496,6 +511,7 @@ mod tests {
             ),
             (&["a.flv", "--audio-codec", "mp3"], "--audio-codec"),
             (&["a.flv", "--video-codec", "theora"], "--video-codec"),
+            (&["a.flv", "--beauty", "2"], "--beauty"),
             (&["rtmp://h/a/b", "--guest", "srt://g"], "--guest"),
             (
                 &[

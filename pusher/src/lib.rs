@@ -26,4 +26,4 @@ mod fuzz_tests;
 
 pub use config::{PushArgs, PushConfig};
 pub use error::PushError;
-pub use pipeline::run;
+pub use pipeline::{run, run_with_filters};

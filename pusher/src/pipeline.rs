@@ -35,9 +35,12 @@ use crate::guest::jitter::Fade;
 use crate::media::{AudioBlock, VideoFrame};
 use crate::mux::interleave::Interleaver;
 use crate::process::audio::{apply_gain, LoopMixer};
+use crate::process::beauty::Beauty;
 use crate::process::compose::compose;
 use crate::process::denoise::Denoiser;
+use crate::process::filter::VideoFilter;
 use crate::process::logo::Logo;
+use crate::process::lut::Lut3d;
 use crate::publish::file::FlvWriter;
 use crate::publish::queue::SendQueue;
 use crate::publish::rate::BitrateController;
@@ -151,6 +154,16 @@ fn encoder_name() -> String {
 
 /// Runs a push to the end (duration, end of file, or `stop`). Blocks the calling thread.
 pub fn run(cfg: PushConfig, stop: Arc<AtomicBool>) -> Result<Summary, PushError> {
+    run_with_filters(cfg, stop, Vec::new())
+}
+
+/// `run`, with custom video filters run on every raw picture after the built-in ones
+/// (see `process::filter`). Ignored for `--video file:` (pushed without re-encoding).
+pub fn run_with_filters(
+    cfg: PushConfig,
+    stop: Arc<AtomicBool>,
+    filters: Vec<Box<dyn VideoFilter>>,
+) -> Result<Summary, PushError> {
     let clock = Arc::new(CaptureClock::new(cfg.realtime));
     let stats = Arc::new(Stats::default());
     stats.target_bitrate.store(cfg.bitrate as u64, Relaxed);
@@ -197,7 +210,7 @@ pub fn run(cfg: PushConfig, stop: Arc<AtomicBool>) -> Result<Summary, PushError>
             ));
             d
         }
-        _ => start_raw(&cfg, &clock, &stats, &stop, &mux_tx, &mut workers)?,
+        _ => start_raw(&cfg, &clock, &stats, &stop, &mux_tx, &mut workers, filters)?,
     };
     drop(mux_tx);
     let has_audio = described.audio.is_some();
@@ -538,7 +551,16 @@ fn start_raw(
     stop: &Arc<AtomicBool>,
     mux_tx: &Tracks,
     workers: &mut Vec<(&'static str, JoinHandle<Result<(), PushError>>)>,
+    custom_filters: Vec<Box<dyn VideoFilter>>,
 ) -> Result<Described, PushError> {
+    let mut filters: Vec<Box<dyn VideoFilter>> = Vec::new();
+    if let Some(s) = cfg.beauty {
+        filters.push(Box::new(Beauty::new(s)));
+    }
+    if let Some(path) = &cfg.lut {
+        filters.push(Box::new(Lut3d::load(path)?));
+    }
+    filters.extend(custom_filters);
     // Video source.
     let (video, fps, width, height): (Box<dyn RawVideo>, f64, usize, usize) = match &cfg.video {
         VideoInput::Test => (
@@ -686,6 +708,7 @@ fn start_raw(
         let overlay = cfg.overlay.clone();
         let guest = guest.clone();
         let stats = stats.clone();
+        let mut filters = filters;
         workers.push((
             "video process",
             spawn("video process", move || {
@@ -697,6 +720,9 @@ fn start_raw(
                         let s = g.status();
                         stats.guest.store(if s.online { 1 } else { 2 }, Relaxed);
                         stats.guest_delay_ms.store(s.delay_ms, Relaxed);
+                    }
+                    for filter in filters.iter_mut() {
+                        filter.apply(&mut f.picture, f.wallclock_us);
                     }
                     if let Some((logo, x, y)) = &logo {
                         logo.blend(&mut f.picture, *x, *y);

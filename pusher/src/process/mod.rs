@@ -3,9 +3,12 @@
 //! co-hosting composition. All pure.
 
 pub mod audio;
+pub mod beauty;
 pub mod compose;
 pub mod convert;
 pub mod denoise;
+pub mod filter;
 pub mod font;
 pub mod logo;
+pub mod lut;
 pub mod overlay;
