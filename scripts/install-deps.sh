@@ -38,6 +38,8 @@ dpkg -s libopus-dev >/dev/null 2>&1 || need+=(libopus-dev)
 # for rav1e's (AV1) assembly.
 dpkg -s libvpx-dev >/dev/null 2>&1 || need+=(libvpx-dev)
 command -v nasm >/dev/null 2>&1 || need+=(nasm)
+# espeak-ng: real speech for the pusher's voice-activity test (tests/pusher_vad.rs).
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 # python3 -m venv needs ensurepip (Debian's python3-venv) for the test peers' venvs below.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)

@@ -87,6 +87,14 @@ pub struct PushArgs {
     /// Noise suppression (RNNoise via nnnoiseless); needs --sample-rate 48000.
     #[arg(long)]
     pub denoise: bool,
+    /// Voice activity detection (RNNoise's voice probability): the status line says
+    /// voice=speaking|silent. Needs --sample-rate 48000.
+    #[arg(long, verbatim_doc_comment)]
+    pub vad: bool,
+    /// With --vad: send digital silence while no one speaks (the encoder then needs a
+    /// fraction of the bytes).
+    #[arg(long, verbatim_doc_comment)]
+    pub vad_gate: bool,
     /// Co-host a guest: pull its live stream (`rtmp://HOST/APP/STREAM` or
     /// `http://HOST/PATH.flv`, H.264 + AAC), put its picture on ours and mix its audio in.
     #[arg(long, value_name = "URL", verbatim_doc_comment)]
@@ -170,6 +178,8 @@ pub struct PushConfig {
     pub gain_db: Option<f32>,
     pub mix: Option<PathBuf>,
     pub denoise: bool,
+    /// `Some(gate)` with --vad.
+    pub vad: Option<bool>,
     pub guest: Option<(GuestUrl, Layout)>,
     pub duration_ms: Option<u64>,
     pub looped: bool,
@@ -331,6 +341,9 @@ impl PushArgs {
                 format!("{}: 1 or 2", self.channels),
             ));
         }
+        if (self.vad || self.vad_gate) && self.sample_rate != 48_000 {
+            return Err(PushError::bad("--vad", "needs --sample-rate 48000"));
+        }
         if self.denoise && self.sample_rate != 48_000 {
             return Err(PushError::bad("--denoise", "needs --sample-rate 48000"));
         }
@@ -419,6 +432,7 @@ impl PushArgs {
             gain_db: self.gain,
             mix: self.mix,
             denoise: self.denoise,
+            vad: (self.vad || self.vad_gate).then_some(self.vad_gate),
             guest,
             duration_ms,
             looped: self.looped,

@@ -41,6 +41,7 @@ use crate::process::denoise::Denoiser;
 use crate::process::filter::VideoFilter;
 use crate::process::logo::Logo;
 use crate::process::lut::Lut3d;
+use crate::process::vad::{gate as vad_gate, VoiceDetector};
 use crate::publish::file::FlvWriter;
 use crate::publish::queue::SendQueue;
 use crate::publish::rate::BitrateController;
@@ -815,6 +816,8 @@ fn start_raw(
             let mut mixer = mixer;
             let mut denoiser = cfg.denoise.then(|| Denoiser::new(channels));
             let guest = guest.map(|(g, _)| (g, Fade::new(rate, crate::guest::FADE_MS)));
+            let mut vad = cfg.vad.map(|gate| (VoiceDetector::new(channels), gate));
+            let stats = stats.clone();
             workers.push((
                 "audio process",
                 spawn("audio process", move || {
@@ -823,6 +826,14 @@ fn start_raw(
                     for mut b in raw_rx.iter() {
                         if let Some(d) = &mut denoiser {
                             b.samples = d.process(&b.samples);
+                        }
+                        if let Some((detector, gate)) = &mut vad {
+                            // The host's own voice (before the guest is mixed in).
+                            let speaking = detector.process(&b.samples);
+                            stats.voice.store(if speaking { 2 } else { 1 }, Relaxed);
+                            if *gate {
+                                vad_gate(&mut b.samples, speaking);
+                            }
                         }
                         if let Some((g, fade)) = &mut guest {
                             // Guest audio after the host's denoiser (it is not the host's

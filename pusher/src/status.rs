@@ -24,6 +24,8 @@ pub struct Stats {
     pub guest: AtomicU64,
     /// The guest's delay into the mix, ms (see `guest::GuestStatus`).
     pub guest_delay_ms: AtomicU64,
+    /// Voice activity: 0 = not detecting, 1 = silent, 2 = speaking.
+    pub voice: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,6 +41,7 @@ pub struct Snapshot {
     pub target_bitrate: u64,
     pub guest: u64,
     pub guest_delay_ms: u64,
+    pub voice: u64,
 }
 
 impl Stats {
@@ -55,6 +58,7 @@ impl Stats {
             target_bitrate: self.target_bitrate.load(Relaxed),
             guest: self.guest.load(Relaxed),
             guest_delay_ms: self.guest_delay_ms.load(Relaxed),
+            voice: self.voice.load(Relaxed),
         }
     }
 }
@@ -79,6 +83,11 @@ pub fn status_line(prev: &Snapshot, now: &Snapshot, secs: f64, network: bool) ->
                 "connecting"
             }
         ));
+    }
+    match now.voice {
+        1 => line.push_str(" voice=silent"),
+        2 => line.push_str(" voice=speaking"),
+        _ => {}
     }
     match now.guest {
         1 => line.push_str(&format!(
@@ -121,6 +130,8 @@ mod tests {
             ..b
         };
         assert!(status_line(&a, &g, 2.0, false).ends_with(" guest=online guest_delay=95ms"));
+        let v = Snapshot { voice: 2, ..b };
+        assert!(status_line(&a, &v, 2.0, false).ends_with(" voice=speaking"));
         let g = Snapshot { guest: 2, ..b };
         assert!(status_line(&a, &g, 2.0, false).ends_with(" guest=offline"));
     }

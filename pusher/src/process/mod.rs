@@ -12,3 +12,4 @@ pub mod font;
 pub mod logo;
 pub mod lut;
 pub mod overlay;
+pub mod vad;
