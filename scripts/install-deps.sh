@@ -40,6 +40,8 @@ dpkg -s libvpx-dev >/dev/null 2>&1 || need+=(libvpx-dev)
 command -v nasm >/dev/null 2>&1 || need+=(nasm)
 # espeak-ng: real speech for the pusher's voice-activity test (tests/pusher_vad.rs).
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+# WebRTC's audio processing (0.3) for the pusher's echo canceller (webrtc-audio-processing 0.4).
+dpkg -s libwebrtc-audio-processing-dev >/dev/null 2>&1 || need+=(libwebrtc-audio-processing-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 # python3 -m venv needs ensurepip (Debian's python3-venv) for the test peers' venvs below.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)

@@ -91,6 +91,13 @@ pub struct PushArgs {
     /// voice=speaking|silent. Needs --sample-rate 48000.
     #[arg(long, verbatim_doc_comment)]
     pub vad: bool,
+    /// Echo cancellation (WebRTC audio processing) of what the host's speakers play: the
+    /// guest's audio with --guest, else the WAV of --aec-ref. Needs --sample-rate 48000.
+    #[arg(long, verbatim_doc_comment)]
+    pub aec: bool,
+    /// The far-end reference for --aec without a guest: the WAV being played (looped).
+    #[arg(long, value_name = "WAV")]
+    pub aec_ref: Option<PathBuf>,
     /// With --vad: send digital silence while no one speaks (the encoder then needs a
     /// fraction of the bytes).
     #[arg(long, verbatim_doc_comment)]
@@ -180,6 +187,8 @@ pub struct PushConfig {
     pub denoise: bool,
     /// `Some(gate)` with --vad.
     pub vad: Option<bool>,
+    pub aec: bool,
+    pub aec_ref: Option<PathBuf>,
     pub guest: Option<(GuestUrl, Layout)>,
     pub duration_ms: Option<u64>,
     pub looped: bool,
@@ -341,6 +350,15 @@ impl PushArgs {
                 format!("{}: 1 or 2", self.channels),
             ));
         }
+        if self.aec && self.sample_rate != 48_000 {
+            return Err(PushError::bad("--aec", "needs --sample-rate 48000"));
+        }
+        if self.aec && self.guest.is_none() && self.aec_ref.is_none() {
+            return Err(PushError::bad(
+                "--aec",
+                "needs a far end: --guest URL or --aec-ref WAV",
+            ));
+        }
         if (self.vad || self.vad_gate) && self.sample_rate != 48_000 {
             return Err(PushError::bad("--vad", "needs --sample-rate 48000"));
         }
@@ -433,6 +451,8 @@ impl PushArgs {
             mix: self.mix,
             denoise: self.denoise,
             vad: (self.vad || self.vad_gate).then_some(self.vad_gate),
+            aec: self.aec,
+            aec_ref: self.aec_ref,
             guest,
             duration_ms,
             looped: self.looped,
@@ -526,6 +546,7 @@ mod tests {
             (&["a.flv", "--audio-codec", "mp3"], "--audio-codec"),
             (&["a.flv", "--video-codec", "theora"], "--video-codec"),
             (&["a.flv", "--beauty", "2"], "--beauty"),
+            (&["a.flv", "--aec"], "--aec"),
             (&["rtmp://h/a/b", "--guest", "srt://g"], "--guest"),
             (
                 &[

@@ -34,6 +34,7 @@ use crate::encode::AudioEncoder;
 use crate::guest::jitter::Fade;
 use crate::media::{AudioBlock, VideoFrame};
 use crate::mux::interleave::Interleaver;
+use crate::process::aec::EchoCanceller;
 use crate::process::audio::{apply_gain, LoopMixer};
 use crate::process::beauty::Beauty;
 use crate::process::compose::compose;
@@ -818,6 +819,17 @@ fn start_raw(
             let guest = guest.map(|(g, _)| (g, Fade::new(rate, crate::guest::FADE_MS)));
             let mut vad = cfg.vad.map(|gate| (VoiceDetector::new(channels), gate));
             let stats = stats.clone();
+            let mut aec = cfg.aec.then(|| EchoCanceller::new(channels)).transpose()?;
+            let mut aec_ref = match (&cfg.aec_ref, cfg.aec && cfg.guest.is_none()) {
+                (Some(p), true) => Some(LoopMixer::new(WavAudio::read_all(
+                    p,
+                    cfg.sample_rate,
+                    cfg.channels,
+                    MAX_MIX_SECONDS,
+                )?)),
+                _ => None,
+            };
+            let mut far = Vec::new();
             workers.push((
                 "audio process",
                 spawn("audio process", move || {
@@ -827,6 +839,24 @@ fn start_raw(
                         if let Some(d) = &mut denoiser {
                             b.samples = d.process(&b.samples);
                         }
+                        // What the host's speakers play now: the guest, or the --aec-ref WAV.
+                        let mut guest_real = 0;
+                        if let Some((g, _)) = &guest {
+                            guest_pcm.resize(b.samples.len(), 0);
+                            guest_real = g.pull_audio(&mut guest_pcm);
+                        }
+                        if let Some(aec) = &mut aec {
+                            let reference = match &mut aec_ref {
+                                Some(wav) => {
+                                    far.clear();
+                                    far.resize(b.samples.len(), 0);
+                                    wav.mix_into(&mut far);
+                                    &far
+                                }
+                                None => &guest_pcm,
+                            };
+                            aec.process(reference, &mut b.samples)?;
+                        }
                         if let Some((detector, gate)) = &mut vad {
                             // The host's own voice (before the guest is mixed in).
                             let speaking = detector.process(&b.samples);
@@ -835,12 +865,10 @@ fn start_raw(
                                 vad_gate(&mut b.samples, speaking);
                             }
                         }
-                        if let Some((g, fade)) = &mut guest {
+                        if let Some((_, fade)) = &mut guest {
                             // Guest audio after the host's denoiser (it is not the host's
                             // room), faded in and out as it comes and goes.
-                            guest_pcm.resize(b.samples.len(), 0);
-                            let real = g.pull_audio(&mut guest_pcm);
-                            fade.mix(&mut b.samples, &guest_pcm, channels as usize, real);
+                            fade.mix(&mut b.samples, &guest_pcm, channels as usize, guest_real);
                         }
                         if let Some(m) = &mut mixer {
                             m.mix_into(&mut b.samples);

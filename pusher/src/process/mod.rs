@@ -2,6 +2,7 @@
 //! watermark, pixel-format conversion, audio gain, mixing and noise suppression, the
 //! co-hosting composition. All pure.
 
+pub mod aec;
 pub mod audio;
 pub mod beauty;
 pub mod compose;
