@@ -35,6 +35,14 @@ dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 dpkg -s libasound2-dev >/dev/null 2>&1 || need+=(libasound2-dev)
 # libopus for the pusher's Opus encoder (the `opus` crate links it through pkg-config).
 dpkg -s libopus-dev >/dev/null 2>&1 || need+=(libopus-dev)
+# libvpx for the pusher's VP9 encoder (env-libvpx-sys links it through pkg-config), and nasm
+# for rav1e's (AV1) assembly.
+dpkg -s libvpx-dev >/dev/null 2>&1 || need+=(libvpx-dev)
+command -v nasm >/dev/null 2>&1 || need+=(nasm)
+# espeak-ng: real speech for the pusher's voice-activity test (tests/pusher_vad.rs).
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+# WebRTC's audio processing (0.3) for the pusher's echo canceller (webrtc-audio-processing 0.4).
+dpkg -s libwebrtc-audio-processing-dev >/dev/null 2>&1 || need+=(libwebrtc-audio-processing-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 # python3 -m venv needs ensurepip (Debian's python3-venv) for the test peers' venvs below.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)

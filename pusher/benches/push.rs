@@ -1,6 +1,7 @@
 //! Pusher benchmark (Done-when 6): H.264 encode speed of openh264 on one thread at 640x360,
 //! 1280x720 and 1920x1080, next to ffmpeg's libx264 on one thread as a peer measured in the
-//! same run on the same frames, and the CPU share of `onair push` streaming 720p30 in real
+//! same run on the same frames; VP9 (libvpx) and AV1 (rav1e) at 640x360 and 1280x720 on one
+//! thread and all threads; the beauty filter's cost at 720p; and the CPU share of `onair push` streaming 720p30 in real
 //! time to `onair serve` on loopback.
 //!
 //! `cargo build --release && cargo bench -p onair-pusher --bench push`
@@ -11,7 +12,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use onair_pusher::encode::h264::{H264Encoder, H264Settings};
+use onair_pusher::encode::video::{VideoCodecChoice, VideoEncoder, VideoSettings};
+use onair_pusher::media::VideoFrame;
 use onair_pusher::media::I420;
+use onair_pusher::process::beauty::Beauty;
 use onair_pusher::source::raw::{RawVideo, Y4mVideo};
 
 const FRAMES: u64 = 300;
@@ -73,6 +77,44 @@ fn openh264_fps(frames: &[I420], bitrate: u32) -> f64 {
         enc.encode(pic, i * 33).expect("encode");
     }
     FRAMES as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Frames per second of our VP9 (libvpx) or AV1 (rav1e) encoder over `n` frames.
+fn codec_fps(codec: VideoCodecChoice, frames: &[I420], bitrate: u32, threads: u16, n: u64) -> f64 {
+    let (width, height) = (frames[0].width, frames[0].height);
+    let mut enc = VideoEncoder::new(VideoSettings {
+        codec,
+        width,
+        height,
+        fps: 30.0,
+        bitrate,
+        keyint_frames: 60,
+        threads,
+    })
+    .expect("encoder");
+    let start = Instant::now();
+    for i in 0..n {
+        let f = VideoFrame {
+            picture: frames[i as usize % frames.len()].clone(),
+            pts_ms: i * 33,
+            wallclock_us: 0,
+            index: i,
+        };
+        enc.encode(&f).expect("encode");
+    }
+    enc.flush().expect("flush");
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Milliseconds per frame of the beauty filter at strength 1.
+fn beauty_ms(frames: &[I420]) -> f64 {
+    let mut b = Beauty::new(1.0);
+    let start = Instant::now();
+    for f in frames {
+        let mut p = f.clone();
+        b.apply(&mut p);
+    }
+    start.elapsed().as_secs_f64() * 1000.0 / frames.len() as f64
 }
 
 fn x264_fps(src: &Path, preset: &str, bitrate: u32) -> Option<f64> {
@@ -217,6 +259,11 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     report.push_str("H.264 encode, one thread, 300 frames of testsrc2 (same frames for both)\n");
     report.push_str("size       openh264 fps  x264 veryfast fps  x264 ultrafast fps\n");
+    let mut codec_rows = String::from(
+        "\nVP9 (libvpx, realtime cpu-used 8) and AV1 (rav1e speed 10), fps on the same frames\n\
+         size       VP9 1 thr VP9 all   AV1 1 thr AV1 all\n",
+    );
+    let mut beauty = None;
     for (w, h, bitrate) in SIZES {
         let src = if ffmpeg {
             make_source(&dir, w, h)
@@ -232,6 +279,23 @@ fn main() {
                 .collect(),
         };
         let ours = openh264_fps(&frames, bitrate);
+        if h <= 720 {
+            // VP9 and AV1 on the same frames: one thread and all threads (0 = the encoder
+            // decides); 90 frames, AV1 being slow.
+            let all = |c| codec_fps(c, &frames, bitrate, 0, 90);
+            let one = |c| codec_fps(c, &frames, bitrate, 1, 90);
+            codec_rows.push_str(&format!(
+                "{:<10} {:>9.0} {:>9.0} {:>9.0} {:>9.0}\n",
+                format!("{w}x{h}"),
+                one(VideoCodecChoice::Vp9),
+                all(VideoCodecChoice::Vp9),
+                one(VideoCodecChoice::Av1),
+                all(VideoCodecChoice::Av1)
+            ));
+        }
+        if h == 720 {
+            beauty = Some(beauty_ms(&frames));
+        }
         let peer = |preset| {
             src.as_ref()
                 .and_then(|s| x264_fps(s, preset, bitrate))
@@ -249,6 +313,13 @@ fn main() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+    report.push_str(&codec_rows);
+    if let Some(ms) = beauty {
+        report.push_str(&format!(
+            "\n--beauty 1 at 1280x720: {ms:.1} ms per frame ({:.0} % of one core at 30 fps)\n",
+            ms * 30.0 / 10.0
+        ));
+    }
     let secs = std::env::var("PUSH_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())

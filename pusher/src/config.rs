@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::encode::video::VideoCodecChoice;
+use crate::guest::pull::GuestUrl;
+use crate::process::compose::Layout;
 use crate::process::logo::parse_logo_arg;
 use crate::process::overlay::Overlay;
 use crate::publish::rtmp::RtmpUrl;
@@ -51,6 +54,12 @@ pub struct PushArgs {
     /// (`--video file:`) is pushed as it is.
     #[arg(long, default_value = "aac", verbatim_doc_comment)]
     pub audio_codec: String,
+    /// Video codec for the video we encode: `h264` (openh264, legacy FLV), `vp9` (libvpx,
+    /// real-time mode) or `av1` (rav1e, fastest preset, low latency), the last two sent as
+    /// Enhanced RTMP (FourCC `vp09`, `av01`). A file's video (`--video file:`) is pushed as
+    /// it is.
+    #[arg(long, default_value = "h264", verbatim_doc_comment)]
+    pub video_codec: String,
     /// Audio sample rate: 44100 or 48000.
     #[arg(long, default_value_t = 48_000)]
     pub sample_rate: u32,
@@ -63,6 +72,12 @@ pub struct PushArgs {
     /// Blend a PNG watermark (with its alpha) at x,y from the top-left corner [default: 16,16].
     #[arg(long, value_name = "PNG[@X,Y]")]
     pub logo: Option<String>,
+    /// Skin smoothing (edge-preserving, on skin-toned areas), strength 0 to 1.
+    #[arg(long, value_name = "STRENGTH")]
+    pub beauty: Option<f32>,
+    /// Colour-grade every frame with a 3D LUT (`.cube`, as grading tools export).
+    #[arg(long, value_name = "FILE.cube")]
+    pub lut: Option<PathBuf>,
     /// Audio gain in dB (negative to attenuate).
     #[arg(long, allow_negative_numbers = true)]
     pub gain: Option<f32>,
@@ -72,6 +87,29 @@ pub struct PushArgs {
     /// Noise suppression (RNNoise via nnnoiseless); needs --sample-rate 48000.
     #[arg(long)]
     pub denoise: bool,
+    /// Voice activity detection (RNNoise's voice probability): the status line says
+    /// voice=speaking|silent. Needs --sample-rate 48000.
+    #[arg(long, verbatim_doc_comment)]
+    pub vad: bool,
+    /// Echo cancellation (WebRTC audio processing) of what the host's speakers play: the
+    /// guest's audio with --guest, else the WAV of --aec-ref. Needs --sample-rate 48000.
+    #[arg(long, verbatim_doc_comment)]
+    pub aec: bool,
+    /// The far-end reference for --aec without a guest: the WAV being played (looped).
+    #[arg(long, value_name = "WAV")]
+    pub aec_ref: Option<PathBuf>,
+    /// With --vad: send digital silence while no one speaks (the encoder then needs a
+    /// fraction of the bytes).
+    #[arg(long, verbatim_doc_comment)]
+    pub vad_gate: bool,
+    /// Co-host a guest: pull its live stream (`rtmp://HOST/APP/STREAM` or
+    /// `http://HOST/PATH.flv`, H.264 + AAC), put its picture on ours and mix its audio in.
+    #[arg(long, value_name = "URL", verbatim_doc_comment)]
+    pub guest: Option<String>,
+    /// Where the guest goes: `pip:POS:SCALE` (POS tl, tr, bl or br; SCALE 0.1 to 0.5 of the
+    /// frame) or `side-by-side`.
+    #[arg(long, default_value = "pip:br:0.3", verbatim_doc_comment)]
+    pub guest_layout: String,
     /// Stop after this many seconds of media.
     #[arg(long)]
     pub duration: Option<f64>,
@@ -137,13 +175,21 @@ pub struct PushConfig {
     pub keyint_s: f64,
     pub audio_bitrate: u32,
     pub audio_codec: AudioCodec,
+    pub video_codec: VideoCodecChoice,
     pub sample_rate: u32,
     pub channels: u8,
     pub overlay: Option<Overlay>,
     pub logo: Option<(PathBuf, usize, usize)>,
+    pub beauty: Option<f32>,
+    pub lut: Option<PathBuf>,
     pub gain_db: Option<f32>,
     pub mix: Option<PathBuf>,
     pub denoise: bool,
+    /// `Some(gate)` with --vad.
+    pub vad: Option<bool>,
+    pub aec: bool,
+    pub aec_ref: Option<PathBuf>,
+    pub guest: Option<(GuestUrl, Layout)>,
     pub duration_ms: Option<u64>,
     pub looped: bool,
     pub realtime: bool,
@@ -250,6 +296,23 @@ impl PushArgs {
                 ))
             }
         };
+        let video_codec = match self.video_codec.as_str() {
+            "h264" => VideoCodecChoice::H264,
+            "vp9" => VideoCodecChoice::Vp9,
+            "av1" => VideoCodecChoice::Av1,
+            other => {
+                return Err(PushError::bad(
+                    "--video-codec",
+                    format!("{other:?}: h264, vp9 or av1"),
+                ))
+            }
+        };
+        if video_codec != VideoCodecChoice::H264 && matches!(video, VideoInput::File(_)) {
+            return Err(PushError::bad(
+                "--video-codec",
+                "with --video file: the file's video is pushed as it is (no re-encoding)",
+            ));
+        }
         if audio_codec == AudioCodec::Opus {
             if matches!(video, VideoInput::File(_)) {
                 return Err(PushError::bad(
@@ -287,6 +350,18 @@ impl PushArgs {
                 format!("{}: 1 or 2", self.channels),
             ));
         }
+        if self.aec && self.sample_rate != 48_000 {
+            return Err(PushError::bad("--aec", "needs --sample-rate 48000"));
+        }
+        if self.aec && self.guest.is_none() && self.aec_ref.is_none() {
+            return Err(PushError::bad(
+                "--aec",
+                "needs a far end: --guest URL or --aec-ref WAV",
+            ));
+        }
+        if (self.vad || self.vad_gate) && self.sample_rate != 48_000 {
+            return Err(PushError::bad("--vad", "needs --sample-rate 48000"));
+        }
         if self.denoise && self.sample_rate != 48_000 {
             return Err(PushError::bad("--denoise", "needs --sample-rate 48000"));
         }
@@ -308,7 +383,33 @@ impl PushArgs {
             Some(d) => return Err(PushError::bad("--duration", format!("{d}"))),
             None => None,
         };
+        if let Some(s) = self.beauty {
+            if !(0.0..=1.0).contains(&s) {
+                return Err(PushError::bad("--beauty", format!("{s}: 0 to 1")));
+            }
+        }
         let realtime = !self.fast;
+        let guest = match &self.guest {
+            None => None,
+            Some(url) => {
+                if !realtime {
+                    return Err(PushError::bad(
+                        "--guest",
+                        "a guest is live: not with --fast",
+                    ));
+                }
+                if matches!(video, VideoInput::File(_)) {
+                    return Err(PushError::bad(
+                        "--guest",
+                        "not with --video file: (a file is pushed without re-encoding)",
+                    ));
+                }
+                let url = GuestUrl::parse(url).map_err(|r| PushError::bad("--guest", r))?;
+                let layout = Layout::parse(&self.guest_layout)
+                    .map_err(|r| PushError::bad("--guest-layout", r))?;
+                Some((url, layout))
+            }
+        };
         if !realtime && matches!(output, Output::Rtmp(_)) {
             return Err(PushError::bad(
                 "--fast",
@@ -339,13 +440,20 @@ impl PushArgs {
             keyint_s: self.keyint,
             audio_bitrate,
             audio_codec,
+            video_codec,
             sample_rate: self.sample_rate,
             channels: self.channels,
             overlay,
             logo,
+            beauty: self.beauty,
+            lut: self.lut,
             gain_db: self.gain,
             mix: self.mix,
             denoise: self.denoise,
+            vad: (self.vad || self.vad_gate).then_some(self.vad_gate),
+            aec: self.aec,
+            aec_ref: self.aec_ref,
+            guest,
             duration_ms,
             looped: self.looped,
             realtime,
@@ -382,6 +490,9 @@ mod tests {
         );
         assert_eq!((c.video, c.audio), (VideoInput::Test, AudioInput::Tone));
         assert_eq!(c.audio_codec, AudioCodec::Aac);
+        assert_eq!(c.video_codec, VideoCodecChoice::H264);
+        let c = parse(&["a.flv", "--video-codec", "vp9"]).unwrap();
+        assert_eq!(c.video_codec, VideoCodecChoice::Vp9);
         assert!(c.realtime);
         let c = parse(&["a.flv", "--audio-codec", "opus", "--sample-rate", "44100"]).unwrap();
         assert_eq!((c.audio_codec, c.sample_rate), (AudioCodec::Opus, 44_100));
@@ -433,6 +544,35 @@ mod tests {
                 "--audio",
             ),
             (&["a.flv", "--audio-codec", "mp3"], "--audio-codec"),
+            (&["a.flv", "--video-codec", "theora"], "--video-codec"),
+            (&["a.flv", "--beauty", "2"], "--beauty"),
+            (&["a.flv", "--aec"], "--aec"),
+            (&["rtmp://h/a/b", "--guest", "srt://g"], "--guest"),
+            (
+                &[
+                    "rtmp://h/a/b",
+                    "--guest",
+                    "rtmp://g/a/b",
+                    "--guest-layout",
+                    "grid",
+                ],
+                "--guest-layout",
+            ),
+            (
+                &[
+                    "a.flv",
+                    "--fast",
+                    "--duration",
+                    "1",
+                    "--guest",
+                    "rtmp://g/a/b",
+                ],
+                "--guest",
+            ),
+            (
+                &["a.flv", "--video", "file:x.mp4", "--video-codec", "av1"],
+                "--video-codec",
+            ),
             (
                 &["a.flv", "--video", "file:x.mp4", "--audio-codec", "opus"],
                 "--audio-codec",

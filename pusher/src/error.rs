@@ -20,6 +20,8 @@ pub enum PushError {
     Format { what: String, reason: String },
     #[error("H.264 encoder: {0}")]
     H264(String),
+    #[error("video encoder: {0}")]
+    Video(String),
     #[error("AAC encoder: {0}")]
     Aac(String),
     #[error("Opus encoder: {0}")]

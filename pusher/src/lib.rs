@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod encode;
 pub mod error;
+pub mod guest;
 pub mod media;
 pub mod mux;
 pub mod pipeline;
@@ -25,4 +26,4 @@ mod fuzz_tests;
 
 pub use config::{PushArgs, PushConfig};
 pub use error::PushError;
-pub use pipeline::run;
+pub use pipeline::{run, run_with_filters};

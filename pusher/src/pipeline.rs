@@ -28,15 +28,21 @@ use rml_rtmp::sessions::StreamMetadata;
 use crate::clock::CaptureClock;
 use crate::config::{AudioCodec, AudioInput, Output, PushConfig, VideoInput};
 use crate::encode::aac::{AacEncoder, AacSettings};
-use crate::encode::h264::{H264Encoder, H264Settings};
 use crate::encode::opus::{OpusEncoder, OpusSettings};
+use crate::encode::video::{VideoEncoder, VideoSettings};
 use crate::encode::AudioEncoder;
+use crate::guest::jitter::Fade;
 use crate::media::{AudioBlock, VideoFrame};
 use crate::mux::interleave::Interleaver;
-use crate::mux::{flv, sei};
+use crate::process::aec::EchoCanceller;
 use crate::process::audio::{apply_gain, LoopMixer};
+use crate::process::beauty::Beauty;
+use crate::process::compose::compose;
 use crate::process::denoise::Denoiser;
+use crate::process::filter::VideoFilter;
 use crate::process::logo::Logo;
+use crate::process::lut::Lut3d;
+use crate::process::vad::{gate as vad_gate, VoiceDetector};
 use crate::publish::file::FlvWriter;
 use crate::publish::queue::SendQueue;
 use crate::publish::rate::BitrateController;
@@ -150,6 +156,16 @@ fn encoder_name() -> String {
 
 /// Runs a push to the end (duration, end of file, or `stop`). Blocks the calling thread.
 pub fn run(cfg: PushConfig, stop: Arc<AtomicBool>) -> Result<Summary, PushError> {
+    run_with_filters(cfg, stop, Vec::new())
+}
+
+/// `run`, with custom video filters run on every raw picture after the built-in ones
+/// (see `process::filter`). Ignored for `--video file:` (pushed without re-encoding).
+pub fn run_with_filters(
+    cfg: PushConfig,
+    stop: Arc<AtomicBool>,
+    filters: Vec<Box<dyn VideoFilter>>,
+) -> Result<Summary, PushError> {
     let clock = Arc::new(CaptureClock::new(cfg.realtime));
     let stats = Arc::new(Stats::default());
     stats.target_bitrate.store(cfg.bitrate as u64, Relaxed);
@@ -196,7 +212,7 @@ pub fn run(cfg: PushConfig, stop: Arc<AtomicBool>) -> Result<Summary, PushError>
             ));
             d
         }
-        _ => start_raw(&cfg, &clock, &stats, &stop, &mux_tx, &mut workers)?,
+        _ => start_raw(&cfg, &clock, &stats, &stop, &mux_tx, &mut workers, filters)?,
     };
     drop(mux_tx);
     let has_audio = described.audio.is_some();
@@ -537,7 +553,16 @@ fn start_raw(
     stop: &Arc<AtomicBool>,
     mux_tx: &Tracks,
     workers: &mut Vec<(&'static str, JoinHandle<Result<(), PushError>>)>,
+    custom_filters: Vec<Box<dyn VideoFilter>>,
 ) -> Result<Described, PushError> {
+    let mut filters: Vec<Box<dyn VideoFilter>> = Vec::new();
+    if let Some(s) = cfg.beauty {
+        filters.push(Box::new(Beauty::new(s)));
+    }
+    if let Some(path) = &cfg.lut {
+        filters.push(Box::new(Lut3d::load(path)?));
+    }
+    filters.extend(custom_filters);
     // Video source.
     let (video, fps, width, height): (Box<dyn RawVideo>, f64, usize, usize) = match &cfg.video {
         VideoInput::Test => (
@@ -588,13 +613,16 @@ fn start_raw(
                 .map(LoopMixer::new)
         })
         .transpose()?;
-    let h264 = H264Settings {
+    let mut encoder = VideoEncoder::new(VideoSettings {
+        codec: cfg.video_codec,
+        width,
+        height,
         fps,
         bitrate: cfg.bitrate,
         keyint_frames: (cfg.keyint_s * fps).round().max(1.0) as u32,
         threads: cfg.threads,
-    };
-    let mut encoder = H264Encoder::new(h264)?;
+    })?;
+    let video_codec = encoder.codec();
     let audio_encoder = audio
         .as_ref()
         .map(|_| -> Result<AudioEncoder, PushError> {
@@ -616,6 +644,24 @@ fn start_raw(
 
     let realtime = cfg.realtime;
     let duration = cfg.duration_ms;
+
+    // Co-hosting: the guest's puller runs until `stop`; the process stages read from it.
+    let guest = match &cfg.guest {
+        Some((url, layout)) => {
+            let (g, handle) =
+                crate::guest::start(url.clone(), cfg.sample_rate, cfg.channels, stop.clone())
+                    .map_err(|e| PushError::Thread("guest", e.to_string()))?;
+            stats.guest.store(2, Relaxed);
+            workers.push((
+                "guest",
+                spawn("guest join", move || {
+                    handle.join().map_err(|_| PushError::Stage("guest"))
+                })?,
+            ));
+            Some((g, *layout))
+        }
+        None => None,
+    };
 
     // Video: capture -> process -> encode.
     let (raw_tx, raw_rx) = bounded::<VideoFrame>(4);
@@ -662,10 +708,24 @@ fn start_raw(
     }
     {
         let overlay = cfg.overlay.clone();
+        let guest = guest.clone();
+        let stats = stats.clone();
+        let mut filters = filters;
         workers.push((
             "video process",
             spawn("video process", move || {
                 for mut f in raw_rx.iter() {
+                    if let Some((g, layout)) = &guest {
+                        // The latest guest picture, whatever its age: never wait for it.
+                        let pic = g.picture();
+                        compose(&mut f.picture, pic.as_deref(), *layout);
+                        let s = g.status();
+                        stats.guest.store(if s.online { 1 } else { 2 }, Relaxed);
+                        stats.guest_delay_ms.store(s.delay_ms, Relaxed);
+                    }
+                    for filter in filters.iter_mut() {
+                        filter.apply(&mut f.picture, f.wallclock_us);
+                    }
                     if let Some((logo, x, y)) = &logo {
                         logo.blend(&mut f.picture, *x, *y);
                     }
@@ -688,35 +748,23 @@ fn start_raw(
             "video encode",
             spawn("video encode", move || {
                 let r = (|| {
+                    let send = |tags: Vec<TagFrame>| tags.into_iter().all(|t| tx.send(t).is_ok());
                     for f in proc_rx.iter() {
                         let target = stats.target_bitrate.load(Relaxed);
                         if target != applied && target > 0 {
-                            encoder.set_bitrate(target as u32)?;
+                            if !encoder.set_bitrate(target as u32)? {
+                                tracing::info!(
+                                    codec = encoder.codec().name(),
+                                    "this encoder keeps its bitrate"
+                                );
+                            }
                             applied = target;
                         }
-                        let Some(pic) = encoder.encode(&f.picture, f.pts_ms)? else {
-                            continue;
-                        };
-                        if let Some(cfg) = &pic.new_config {
-                            let h = flv::video(f.pts_ms, flv::avc_sequence_header(cfg))
-                                .ok_or_else(|| PushError::H264("bad sequence header".into()))?;
-                            if tx.send(h).is_err() {
-                                break;
-                            }
-                        }
-                        let clock_sei = sei::build(sei::ClockSei {
-                            wallclock_us: f.wallclock_us,
-                            frame: f.index as u32,
-                        });
-                        let nals = std::iter::once(clock_sei.as_slice())
-                            .chain(pic.nals.iter().map(|n| n.as_slice()));
-                        let body = flv::avc_frame(pic.keyframe, 0, nals);
-                        let frame = flv::video(f.pts_ms, body)
-                            .ok_or_else(|| PushError::H264("bad frame".into()))?;
-                        if tx.send(frame).is_err() {
-                            break;
+                        if !send(encoder.encode(&f)?) {
+                            return Ok(());
                         }
                     }
+                    send(encoder.flush()?);
                     Ok(())
                 })();
                 r
@@ -768,12 +816,59 @@ fn start_raw(
             let gain = cfg.gain_db;
             let mut mixer = mixer;
             let mut denoiser = cfg.denoise.then(|| Denoiser::new(channels));
+            let guest = guest.map(|(g, _)| (g, Fade::new(rate, crate::guest::FADE_MS)));
+            let mut vad = cfg.vad.map(|gate| (VoiceDetector::new(channels), gate));
+            let stats = stats.clone();
+            let mut aec = cfg.aec.then(|| EchoCanceller::new(channels)).transpose()?;
+            let mut aec_ref = match (&cfg.aec_ref, cfg.aec && cfg.guest.is_none()) {
+                (Some(p), true) => Some(LoopMixer::new(WavAudio::read_all(
+                    p,
+                    cfg.sample_rate,
+                    cfg.channels,
+                    MAX_MIX_SECONDS,
+                )?)),
+                _ => None,
+            };
+            let mut far = Vec::new();
             workers.push((
                 "audio process",
                 spawn("audio process", move || {
+                    let mut guest = guest;
+                    let mut guest_pcm = Vec::new();
                     for mut b in raw_rx.iter() {
                         if let Some(d) = &mut denoiser {
                             b.samples = d.process(&b.samples);
+                        }
+                        // What the host's speakers play now: the guest, or the --aec-ref WAV.
+                        let mut guest_real = 0;
+                        if let Some((g, _)) = &guest {
+                            guest_pcm.resize(b.samples.len(), 0);
+                            guest_real = g.pull_audio(&mut guest_pcm);
+                        }
+                        if let Some(aec) = &mut aec {
+                            let reference = match &mut aec_ref {
+                                Some(wav) => {
+                                    far.clear();
+                                    far.resize(b.samples.len(), 0);
+                                    wav.mix_into(&mut far);
+                                    &far
+                                }
+                                None => &guest_pcm,
+                            };
+                            aec.process(reference, &mut b.samples)?;
+                        }
+                        if let Some((detector, gate)) = &mut vad {
+                            // The host's own voice (before the guest is mixed in).
+                            let speaking = detector.process(&b.samples);
+                            stats.voice.store(if speaking { 2 } else { 1 }, Relaxed);
+                            if *gate {
+                                vad_gate(&mut b.samples, speaking);
+                            }
+                        }
+                        if let Some((_, fade)) = &mut guest {
+                            // Guest audio after the host's denoiser (it is not the host's
+                            // room), faded in and out as it comes and goes.
+                            fade.mix(&mut b.samples, &guest_pcm, channels as usize, guest_real);
                         }
                         if let Some(m) = &mut mixer {
                             m.mix_into(&mut b.samples);
@@ -820,7 +915,7 @@ fn start_raw(
         _ => cfg.sample_rate,
     };
     Ok(Described {
-        video_codec: Codec::H264,
+        video_codec,
         width: width as u32,
         height: height as u32,
         fps,

@@ -20,6 +20,12 @@ pub struct Stats {
     pub connected: AtomicBool,
     /// What the video encoder aims for now, bit/s (lowered on a congested link).
     pub target_bitrate: AtomicU64,
+    /// Co-hosting: 0 = no guest, 1 = guest online, 2 = guest offline.
+    pub guest: AtomicU64,
+    /// The guest's delay into the mix, ms (see `guest::GuestStatus`).
+    pub guest_delay_ms: AtomicU64,
+    /// Voice activity: 0 = not detecting, 1 = silent, 2 = speaking.
+    pub voice: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,6 +39,9 @@ pub struct Snapshot {
     pub queue_ms: u64,
     pub connected: bool,
     pub target_bitrate: u64,
+    pub guest: u64,
+    pub guest_delay_ms: u64,
+    pub voice: u64,
 }
 
 impl Stats {
@@ -47,6 +56,9 @@ impl Stats {
             queue_ms: self.queue_ms.load(Relaxed),
             connected: self.connected.load(Relaxed),
             target_bitrate: self.target_bitrate.load(Relaxed),
+            guest: self.guest.load(Relaxed),
+            guest_delay_ms: self.guest_delay_ms.load(Relaxed),
+            voice: self.voice.load(Relaxed),
         }
     }
 }
@@ -71,6 +83,19 @@ pub fn status_line(prev: &Snapshot, now: &Snapshot, secs: f64, network: bool) ->
                 "connecting"
             }
         ));
+    }
+    match now.voice {
+        1 => line.push_str(" voice=silent"),
+        2 => line.push_str(" voice=speaking"),
+        _ => {}
+    }
+    match now.guest {
+        1 => line.push_str(&format!(
+            " guest=online guest_delay={}ms",
+            now.guest_delay_ms
+        )),
+        2 => line.push_str(" guest=offline"),
+        _ => {}
     }
     line
 }
@@ -98,5 +123,16 @@ mod tests {
             "fps=30.0 bitrate=2000kbit/s queue=4/120ms dropped=3 capture_dropped=0 target=1500kbit/s reconnects=1 connected"
         );
         assert!(!status_line(&a, &b, 2.0, false).contains("reconnects"));
+        assert!(!status_line(&a, &b, 2.0, false).contains("guest"));
+        let g = Snapshot {
+            guest: 1,
+            guest_delay_ms: 95,
+            ..b
+        };
+        assert!(status_line(&a, &g, 2.0, false).ends_with(" guest=online guest_delay=95ms"));
+        let v = Snapshot { voice: 2, ..b };
+        assert!(status_line(&a, &v, 2.0, false).ends_with(" voice=speaking"));
+        let g = Snapshot { guest: 2, ..b };
+        assert!(status_line(&a, &g, 2.0, false).ends_with(" guest=offline"));
     }
 }

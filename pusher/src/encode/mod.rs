@@ -1,9 +1,13 @@
-//! Encoders: H.264 with openh264, AAC-LC with fdk-aac and Opus with libopus. Each runs on
+//! Encoders: H.264 with openh264, VP9 with libvpx, AV1 with rav1e, AAC-LC with fdk-aac and
+//! Opus with libopus. Each runs on
 //! its own thread in the pipeline; these types are the synchronous cores.
 
 pub mod aac;
+pub mod av1;
 pub mod h264;
 pub mod opus;
+pub mod video;
+pub mod vp9;
 
 use onair_shared::flv::TagFrame;
 use onair_shared::Codec;
