@@ -22,11 +22,14 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 # before the target, so the prebuilt target never builds the Node and Rust stages (BuildKit
 # builds only the stages a target needs).
 FROM ${RUNTIME_IMAGE} AS runtime-base
-# What `onair` links beyond glibc (ldd: libstdc++, libopus for the pusher's Opus encoder).
+# What `onair` links beyond glibc (ldd: libstdc++; the pusher's libopus, libvpx for VP9,
+# webrtc-audio-processing for echo cancellation, and ALSA for capture).
 # apt only when the base lacks them (scripts/docker-base-image.sh's base has them).
-RUN if ! dpkg -s libstdc++6 libopus0 ca-certificates >/dev/null 2>&1; then \
+RUN if ! dpkg -s libstdc++6 libopus0 libvpx7 libwebrtc-audio-processing1 libasound2 \
+        ca-certificates >/dev/null 2>&1; then \
       apt-get update \
-      && apt-get install -y --no-install-recommends libstdc++6 libopus0 ca-certificates \
+      && apt-get install -y --no-install-recommends libstdc++6 libopus0 libvpx7 \
+        libwebrtc-audio-processing1 libasound2 ca-certificates \
       && rm -rf /var/lib/apt/lists/*; \
     fi \
  && useradd --system --home-dir /var/lib/onair --create-home onair
@@ -54,9 +57,11 @@ RUN npm run build
 
 FROM ${RUST_IMAGE} AS build
 # The pusher's codecs (openh264, fdk-aac) are C/C++ built from source by their -sys crates;
-# its Opus encoder links the system libopus through pkg-config.
+# its Opus, VP9 and echo-cancellation code link the system libopus, libvpx and
+# webrtc-audio-processing through pkg-config (bindgen needs libclang).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends nasm libopus-dev pkg-config \
+ && apt-get install -y --no-install-recommends nasm libopus-dev libvpx-dev \
+      libwebrtc-audio-processing-dev libasound2-dev libclang-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -12,7 +12,7 @@ SUITE=bookworm
 IMAGE="local/debian:$SUITE"
 # The runtime stage's packages beyond minbase (Dockerfile, runtime-base: it skips apt when
 # they are there); minbase already holds libstdc++6 (apt needs it).
-INCLUDE=ca-certificates,libopus0
+INCLUDE=ca-certificates,libopus0,libvpx7,libwebrtc-audio-processing1,libasound2
 DOCKER="${DOCKER:-docker}"
 
 # The first `deb` source of apt's own configuration that carries SUITE with component main,
