@@ -76,7 +76,7 @@ wait_port "$CACHE"
 
 run() { # name play-host-port
     timeout $((2 * WARMUP + DURATION + 120)) "$BENCH" --publish "rtmp://127.0.0.1:$RTMP/live/$1" \
-        --viewers "$CLIENTS" --protocol hls --play-url "http://$2/live/$1.m3u8" \
+        --viewers "$CLIENTS" --protocol hls --play-url "http://$2/live/$1.m3u8?variant=ts" \
         --duration "$DURATION" --warmup "$WARMUP" --server-pid "$ONAIR_PID" --json \
         > "$WORK/$1.json" 2> "$WORK/$1.log"
 }
