@@ -192,9 +192,11 @@ fn check_gstreamer(url: &str, seconds: u32) {
         pts.len(),
         &text[text.len().saturating_sub(3000)..]
     );
-    // GStreamer 1.22 (hlsdemux2 with synced sinks on a loaded machine) was seen to skip a
-    // frame or a few once in a run, where ffmpeg over the same playlist (check_decode, the
-    // strict check) sees none: one such step is tolerated here, and printed.
+    // GStreamer 1.22 (hlsdemux2 with synced sinks) drops a frame now and then, more on a
+    // loaded machine, where ffmpeg over the same playlist (check_decode, the strict check)
+    // sees every frame; unsynced sinks drop more, not fewer. So GStreamer gets a bound: at
+    // most 2 % of its frames next to a step, and no step over 4.5 frames (a lost 200 ms
+    // part is 6), printed either way.
     let steps: Vec<(f64, f64)> = pts
         .windows(2)
         .filter(|w| w[1] - w[0] > 1.5 / 30.0 + 0.001 || w[1] <= w[0])
@@ -204,8 +206,13 @@ fn check_gstreamer(url: &str, seconds: u32) {
         "GStreamer on {url}: {} video frames, steps over 1.5 frames: {steps:?}",
         pts.len()
     );
+    let longest = steps.iter().map(|(a, b)| b - a).fold(0.0, f64::max);
     assert!(
-        steps.len() <= 1,
+        longest <= 4.5 / 30.0,
+        "GStreamer: a step of {longest:.3} s on {url}: {steps:?}"
+    );
+    assert!(
+        steps.len() * 50 <= pts.len(),
         "GStreamer: video steps over 1.5 frames (or back) on {url}: {steps:?}"
     );
     let audio = text
