@@ -404,7 +404,8 @@ impl PushArgs {
                         "not with --video file: (a file is pushed without re-encoding)",
                     ));
                 }
-                let url = GuestUrl::parse(url).map_err(|r| PushError::bad("--guest", r))?;
+                let url =
+                    GuestUrl::parse(url).map_err(|r| PushError::bad("--guest", r.to_string()))?;
                 let layout = Layout::parse(&self.guest_layout)
                     .map_err(|r| PushError::bad("--guest-layout", r))?;
                 Some((url, layout))

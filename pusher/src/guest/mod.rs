@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::media::I420;
 use decode::{Decoded, GuestDecoder};
 use jitter::JitterBuffer;
-use pull::{GuestConn, GuestUrl};
+use pull::{GuestConn, GuestError, GuestUrl};
 
 /// Audio buffered before the guest is heard (absorbs network jitter).
 pub const JITTER_TARGET_MS: u32 = 80;
@@ -149,7 +149,7 @@ fn run(url: &GuestUrl, shared: &GuestShared, rate: u32, channels: u8, stop: &Ato
                     };
                     if tags.is_empty() {
                         if last_data.elapsed() > STALL_RECONNECT {
-                            break format!("no data for {STALL_RECONNECT:?}");
+                            break GuestError::Stalled(STALL_RECONNECT);
                         }
                         continue;
                     }

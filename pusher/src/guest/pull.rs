@@ -15,6 +15,52 @@ use rml_rtmp::sessions::{
 
 use crate::publish::rtmp::RtmpUrl;
 
+/// Why the guest's stream could not be pulled.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    #[error("bad guest URL {0}")]
+    Url(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    /// The guest's server refused or ended the stream (its status or HTTP answer).
+    #[error("{0}")]
+    Refused(String),
+    /// Nothing came from the guest's server for this long.
+    #[error("no data for {0:?}")]
+    Stalled(std::time::Duration),
+    /// The stream's bytes or the RTMP exchange went wrong (the parser's or rml_rtmp's words).
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl PartialEq for GuestError {
+    /// Equal when they say the same (I/O errors compare by message).
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl GuestError {
+    fn io(what: &'static str, source: std::io::Error) -> Self {
+        GuestError::Io { what, source }
+    }
+}
+
+impl From<String> for GuestError {
+    fn from(reason: String) -> Self {
+        GuestError::Protocol(reason)
+    }
+}
+
+impl From<&str> for GuestError {
+    fn from(reason: &str) -> Self {
+        GuestError::Protocol(reason.to_string())
+    }
+}
+
 /// A connect or a reply slower than this fails the attempt.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One blocking read waits at most this long (then the caller looks at its stop flag).
@@ -37,20 +83,22 @@ pub enum GuestUrl {
 }
 
 impl GuestUrl {
-    pub fn parse(url: &str) -> Result<Self, String> {
+    pub fn parse(url: &str) -> Result<Self, GuestError> {
         if url.starts_with("rtmp://") {
             return RtmpUrl::parse(url)
                 .map(GuestUrl::Rtmp)
-                .map_err(|e| e.to_string());
+                .map_err(|e| GuestError::Url(e.to_string()));
         }
         let Some(rest) = url.strip_prefix("http://") else {
-            return Err(format!(
+            return Err(GuestError::Url(format!(
                 "{url:?}: rtmp://HOST/APP/STREAM or http://HOST/PATH.flv (https is not supported)"
-            ));
+            )));
         };
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
         if host.is_empty() || !path.to_ascii_lowercase().contains(".flv") {
-            return Err(format!("{url:?}: http://HOST[:PORT]/PATH.flv"));
+            return Err(GuestError::Url(format!(
+                "{url:?}: http://HOST[:PORT]/PATH.flv"
+            )));
         }
         let addr = if host.starts_with('[') && host.contains("]:")
             || !host.starts_with('[') && host.contains(':')
@@ -75,7 +123,7 @@ impl GuestUrl {
     }
 }
 
-fn connect(addr: &str) -> Result<TcpStream, String> {
+fn connect(addr: &str) -> Result<TcpStream, GuestError> {
     let sa = addr
         .to_socket_addrs()
         .map_err(|e| format!("resolve {addr}: {e}"))?
@@ -110,7 +158,7 @@ pub enum GuestConn {
 }
 
 impl GuestConn {
-    pub fn open(url: &GuestUrl) -> Result<Self, String> {
+    pub fn open(url: &GuestUrl) -> Result<Self, GuestError> {
         match url {
             GuestUrl::HttpFlv {
                 addr, host, path, ..
@@ -121,14 +169,14 @@ impl GuestConn {
 
     /// Reads what came within `READ_TIMEOUT`: the audio and video tags (possibly none).
     /// An error means the connection is over.
-    pub fn read_tags(&mut self, buf: &mut [u8]) -> Result<Vec<TagFrame>, String> {
+    pub fn read_tags(&mut self, buf: &mut [u8]) -> Result<Vec<TagFrame>, GuestError> {
         match self {
             GuestConn::Http { sock, demux } => {
                 match sock.read(buf) {
                     Ok(0) => return Err("the guest's server closed the stream".into()),
                     Ok(n) => demux.push(&buf[..n]),
                     Err(e) if timed_out(&e) => {}
-                    Err(e) => return Err(format!("read: {e}")),
+                    Err(e) => return Err(GuestError::io("read", e)),
                 }
                 let mut tags = Vec::new();
                 while let Some(ev) = demux.next_event().map_err(|e| e.to_string())? {
@@ -151,7 +199,7 @@ impl GuestConn {
                     Ok(0) => return Err("the guest's server closed the connection".into()),
                     Ok(n) => n,
                     Err(e) if timed_out(&e) => return Ok(Vec::new()),
-                    Err(e) => return Err(format!("read: {e}")),
+                    Err(e) => return Err(GuestError::io("read", e)),
                 };
                 let mut tags = Vec::new();
                 for e in rtmp_input(sock, session, &buf[..n])? {
@@ -174,19 +222,21 @@ impl GuestConn {
     }
 }
 
-fn open_http(addr: &str, host: &str, path: &str) -> Result<GuestConn, String> {
+fn open_http(addr: &str, host: &str, path: &str) -> Result<GuestConn, GuestError> {
     let mut sock = connect(addr)?;
     write!(
         sock,
         "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: onair-push\r\n\r\n"
     )
-    .map_err(|e| format!("write: {e}"))?;
+    .map_err(|e| GuestError::io("write", e))?;
     sock.set_read_timeout(Some(CONNECT_TIMEOUT))
         .map_err(|e| e.to_string())?;
     let mut head = Vec::new();
     let mut byte = [0u8; 1024];
     let body_at = loop {
-        let n = sock.read(&mut byte).map_err(|e| format!("response: {e}"))?;
+        let n = sock
+            .read(&mut byte)
+            .map_err(|e| GuestError::io("response", e))?;
         if n == 0 {
             return Err("no HTTP response".into());
         }
@@ -201,10 +251,10 @@ fn open_http(addr: &str, host: &str, path: &str) -> Result<GuestConn, String> {
     let status = String::from_utf8_lossy(&head[..head.len().min(64)]).to_string();
     let code = status.split_whitespace().nth(1).unwrap_or_default();
     if code != "200" {
-        return Err(format!(
+        return Err(GuestError::Refused(format!(
             "HTTP {}",
             status.lines().next().unwrap_or_default()
-        ));
+        )));
     }
     let mut demux = FlvDemuxer::new(MAX_TAG_BYTES);
     demux.push(&head[body_at..]);
@@ -213,10 +263,10 @@ fn open_http(addr: &str, host: &str, path: &str) -> Result<GuestConn, String> {
     Ok(GuestConn::Http { sock, demux })
 }
 
-fn send(sock: &mut TcpStream, r: ClientSessionResult) -> Result<(), String> {
+fn send(sock: &mut TcpStream, r: ClientSessionResult) -> Result<(), GuestError> {
     if let ClientSessionResult::OutboundResponse(p) = r {
         sock.write_all(&p.bytes)
-            .map_err(|e| format!("write: {e}"))?;
+            .map_err(|e| GuestError::io("write", e))?;
     }
     Ok(())
 }
@@ -225,7 +275,7 @@ fn rtmp_input(
     sock: &mut TcpStream,
     session: &mut ClientSession,
     bytes: &[u8],
-) -> Result<Vec<ClientSessionEvent>, String> {
+) -> Result<Vec<ClientSessionEvent>, GuestError> {
     let results = session
         .handle_input(bytes)
         .map_err(|e| format!("RTMP from the guest's server: {e:?}"))?;
@@ -234,7 +284,7 @@ fn rtmp_input(
         match r {
             ClientSessionResult::OutboundResponse(p) => sock
                 .write_all(&p.bytes)
-                .map_err(|e| format!("write: {e}"))?,
+                .map_err(|e| GuestError::io("write", e))?,
             ClientSessionResult::RaisedEvent(e) => events.push(e),
             ClientSessionResult::UnhandleableMessageReceived(_) => {}
         }
@@ -242,7 +292,9 @@ fn rtmp_input(
     for e in &events {
         match e {
             ClientSessionEvent::ConnectionRequestRejected { description } => {
-                return Err(format!("connect rejected: {description}"))
+                return Err(GuestError::Refused(format!(
+                    "connect rejected: {description}"
+                )))
             }
             ClientSessionEvent::UnhandleableOnStatusCode { code }
                 if code.ends_with("NotFound")
@@ -250,7 +302,7 @@ fn rtmp_input(
                     || code.ends_with("Stop")
                     || code.ends_with("UnpublishNotify") =>
             {
-                return Err(format!("server said {code}"))
+                return Err(GuestError::Refused(format!("server said {code}")))
             }
             _ => {}
         }
@@ -258,7 +310,7 @@ fn rtmp_input(
     Ok(events)
 }
 
-fn open_rtmp(url: &RtmpUrl) -> Result<GuestConn, String> {
+fn open_rtmp(url: &RtmpUrl) -> Result<GuestConn, GuestError> {
     if url.tls {
         return Err("rtmps:// guests are not supported".into());
     }
@@ -270,9 +322,12 @@ fn open_rtmp(url: &RtmpUrl) -> Result<GuestConn, String> {
     let p0p1 = hs
         .generate_outbound_p0_and_p1()
         .map_err(|e| format!("handshake: {e:?}"))?;
-    sock.write_all(&p0p1).map_err(|e| format!("write: {e}"))?;
+    sock.write_all(&p0p1)
+        .map_err(|e| GuestError::io("write", e))?;
     let leftover = loop {
-        let n = sock.read(&mut buf).map_err(|e| format!("handshake: {e}"))?;
+        let n = sock
+            .read(&mut buf)
+            .map_err(|e| GuestError::io("handshake", e))?;
         if n == 0 {
             return Err("closed during the handshake".into());
         }
@@ -282,13 +337,13 @@ fn open_rtmp(url: &RtmpUrl) -> Result<GuestConn, String> {
         {
             HandshakeProcessResult::InProgress { response_bytes } => sock
                 .write_all(&response_bytes)
-                .map_err(|e| format!("write: {e}"))?,
+                .map_err(|e| GuestError::io("write", e))?,
             HandshakeProcessResult::Completed {
                 response_bytes,
                 remaining_bytes,
             } => {
                 sock.write_all(&response_bytes)
-                    .map_err(|e| format!("write: {e}"))?;
+                    .map_err(|e| GuestError::io("write", e))?;
                 break remaining_bytes;
             }
         }
@@ -333,9 +388,11 @@ fn open_rtmp(url: &RtmpUrl) -> Result<GuestConn, String> {
             }
         }
         if std::time::Instant::now() > deadline {
-            return Err(format!("no play answer within {CONNECT_TIMEOUT:?}"));
+            return Err(GuestError::Refused(format!(
+                "no play answer within {CONNECT_TIMEOUT:?}"
+            )));
         }
-        let n = sock.read(&mut buf).map_err(|e| format!("read: {e}"))?;
+        let n = sock.read(&mut buf).map_err(|e| GuestError::io("read", e))?;
         if n == 0 {
             return Err("closed before playing".into());
         }
