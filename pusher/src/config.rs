@@ -407,7 +407,7 @@ impl PushArgs {
                 let url =
                     GuestUrl::parse(url).map_err(|r| PushError::bad("--guest", r.to_string()))?;
                 let layout = Layout::parse(&self.guest_layout)
-                    .map_err(|r| PushError::bad("--guest-layout", r))?;
+                    .map_err(|r| PushError::bad("--guest-layout", r.to_string()))?;
                 Some((url, layout))
             }
         };

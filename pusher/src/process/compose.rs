@@ -34,15 +34,19 @@ pub struct Rect {
 /// Luma of the offline tile: dark grey, with neutral chroma.
 pub const OFFLINE_Y: u8 = 48;
 
+/// A `--guest-layout` that is neither `pip:POS:SCALE` nor `side-by-side`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0:?}: pip:POS:SCALE (POS tl|tr|bl|br, SCALE 0.1-0.5) or side-by-side")]
+pub struct BadLayout(pub String);
+
 impl Layout {
     /// `pip:POS:SCALE` (POS = tl, tr, bl, br; SCALE from 0.1 to 0.5) or `side-by-side`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, BadLayout> {
         if s == "side-by-side" {
             return Ok(Layout::SideBySide);
         }
         let mut parts = s.split(':');
-        let bad =
-            || format!("{s:?}: pip:POS:SCALE (POS tl|tr|bl|br, SCALE 0.1-0.5) or side-by-side");
+        let bad = || BadLayout(s.to_string());
         if parts.next() != Some("pip") {
             return Err(bad());
         }
