@@ -16,8 +16,29 @@ pub struct Lut3d {
     table: Vec<[f32; 3]>,
 }
 
+/// Why a `.cube` file was refused (line numbers from 1).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LutError {
+    #[error("line {0}: only the domain 0..1 is supported")]
+    Domain(usize),
+    #[error("line {0}: a 1D LUT, not 3D")]
+    OneD(usize),
+    #[error("line {0}: LUT_3D_SIZE 2 to {MAX_SIZE}")]
+    Size(usize),
+    #[error("line {0}: data before LUT_3D_SIZE")]
+    DataBeforeSize(usize),
+    #[error("line {0}: not three numbers")]
+    NotThreeNumbers(usize),
+    #[error("line {line}: more than {size}^3 entries")]
+    TooMany { line: usize, size: usize },
+    #[error("no LUT_3D_SIZE")]
+    NoSize,
+    #[error("{entries} entries, LUT_3D_SIZE {size} needs {}", size * size * size)]
+    Count { entries: usize, size: usize },
+}
+
 impl Lut3d {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, LutError> {
         let mut size = None;
         let mut table = Vec::new();
         for (n, line) in text.lines().enumerate() {
@@ -33,17 +54,17 @@ impl Lut3d {
                     let want = if first == "DOMAIN_MIN" { 0.0 } else { 1.0 };
                     let vals: Vec<f32> = words.filter_map(|w| w.parse().ok()).collect();
                     if vals.len() != 3 || vals.iter().any(|v| (v - want).abs() > 1e-6) {
-                        return Err(format!("line {}: only the domain 0..1 is supported", n + 1));
+                        return Err(LutError::Domain(n + 1));
                     }
                     continue;
                 }
-                "LUT_1D_SIZE" => return Err(format!("line {}: a 1D LUT, not 3D", n + 1)),
+                "LUT_1D_SIZE" => return Err(LutError::OneD(n + 1)),
                 "LUT_3D_SIZE" => {
                     let s: usize = words
                         .next()
                         .and_then(|w| w.parse().ok())
                         .filter(|s| (2..=MAX_SIZE).contains(s))
-                        .ok_or_else(|| format!("line {}: LUT_3D_SIZE 2 to {MAX_SIZE}", n + 1))?;
+                        .ok_or(LutError::Size(n + 1))?;
                     size = Some(s);
                     table.reserve(s * s * s);
                     continue;
@@ -51,35 +72,38 @@ impl Lut3d {
                 _ => {}
             }
             let Some(s) = size else {
-                return Err(format!("line {}: data before LUT_3D_SIZE", n + 1));
+                return Err(LutError::DataBeforeSize(n + 1));
             };
             let vals: Vec<f32> = line
                 .split_whitespace()
                 .map(|w| w.parse::<f32>())
                 .collect::<Result<_, _>>()
-                .map_err(|_| format!("line {}: not three numbers", n + 1))?;
+                .map_err(|_| LutError::NotThreeNumbers(n + 1))?;
             if vals.len() != 3 || vals.iter().any(|v| !v.is_finite()) {
-                return Err(format!("line {}: not three numbers", n + 1));
+                return Err(LutError::NotThreeNumbers(n + 1));
             }
             if table.len() == s * s * s {
-                return Err(format!("line {}: more than {s}^3 entries", n + 1));
+                return Err(LutError::TooMany {
+                    line: n + 1,
+                    size: s,
+                });
             }
             table.push([vals[0], vals[1], vals[2]]);
         }
-        let size = size.ok_or("no LUT_3D_SIZE")?;
+        let size = size.ok_or(LutError::NoSize)?;
         if table.len() != size * size * size {
-            return Err(format!(
-                "{} entries, LUT_3D_SIZE {size} needs {}",
-                table.len(),
-                size * size * size
-            ));
+            return Err(LutError::Count {
+                entries: table.len(),
+                size,
+            });
         }
         Ok(Self { size, table })
     }
 
     pub fn load(path: &std::path::Path) -> Result<Self, crate::PushError> {
         let text = std::fs::read_to_string(path).map_err(|e| crate::PushError::io(path, e))?;
-        Self::parse(&text).map_err(|r| crate::PushError::format(path.display().to_string(), r))
+        Self::parse(&text)
+            .map_err(|r| crate::PushError::format(path.display().to_string(), r.to_string()))
     }
 
     /// The LUT at an RGB point in 0..1 (trilinear).
@@ -253,7 +277,7 @@ mod tests {
             ("DOMAIN_MAX 2 2 2\n", "domain"),
         ] {
             let e = Lut3d::parse(text).unwrap_err();
-            assert!(e.contains(why), "{text:?}: {e}");
+            assert!(e.to_string().contains(why), "{text:?}: {e}");
         }
     }
 }
