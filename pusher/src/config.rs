@@ -370,7 +370,7 @@ impl PushArgs {
             .as_deref()
             .map(parse_logo_arg)
             .transpose()
-            .map_err(|r| PushError::bad("--logo", r))?;
+            .map_err(|r| PushError::bad("--logo", r.to_string()))?;
         let overlay = self.overlay.map(|o| {
             if o == "clock" {
                 Overlay::Clock

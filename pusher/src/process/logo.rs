@@ -19,15 +19,19 @@ pub struct Logo {
 impl Logo {
     pub fn load(path: &std::path::Path) -> Result<Self, PushError> {
         let bytes = std::fs::read(path).map_err(|e| PushError::io(path, e))?;
-        Self::from_png(&bytes).map_err(|r| PushError::format(path.display().to_string(), r))
+        Self::from_png(&bytes)
+            .map_err(|r| PushError::format(path.display().to_string(), r.to_string()))
     }
 
-    pub fn from_png(bytes: &[u8]) -> Result<Self, String> {
-        let img = image::load_from_memory(bytes).map_err(|e| e.to_string())?;
+    pub fn from_png(bytes: &[u8]) -> Result<Self, LogoError> {
+        let img = image::load_from_memory(bytes)?;
         let rgba = img.to_rgba8();
         let (w, h) = (rgba.width() as usize, rgba.height() as usize);
         if w > 4096 || h > 4096 {
-            return Err(format!("logo of {w}x{h} is larger than 4096x4096"));
+            return Err(LogoError::TooLarge {
+                width: w,
+                height: h,
+            });
         }
         Ok(Self::from_rgba(w, h, rgba.as_raw()))
     }
@@ -115,13 +119,30 @@ impl Logo {
     }
 }
 
+/// Why a logo or its `--logo` argument was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LogoError {
+    #[error("not a readable image: {0}")]
+    Image(#[from] image::ImageError),
+    #[error("logo of {width}x{height} is larger than 4096x4096")]
+    TooLarge { width: usize, height: usize },
+    #[error("bad position {0:?}: X,Y in pixels")]
+    Position(String),
+}
+
 /// Parses `PATH[@X,Y]` (default position 16,16).
-pub fn parse_logo_arg(arg: &str) -> Result<(std::path::PathBuf, usize, usize), String> {
+pub fn parse_logo_arg(arg: &str) -> Result<(std::path::PathBuf, usize, usize), LogoError> {
     match arg.rsplit_once('@') {
         Some((path, pos)) if pos.contains(',') => {
             let (x, y) = pos.split_once(',').unwrap_or((pos, "0"));
-            let x = x.trim().parse().map_err(|_| format!("bad x in {pos:?}"))?;
-            let y = y.trim().parse().map_err(|_| format!("bad y in {pos:?}"))?;
+            let x = x
+                .trim()
+                .parse()
+                .map_err(|_| LogoError::Position(pos.to_string()))?;
+            let y = y
+                .trim()
+                .parse()
+                .map_err(|_| LogoError::Position(pos.to_string()))?;
             Ok((path.into(), x, y))
         }
         _ => Ok((arg.into(), 16, 16)),
