@@ -142,6 +142,19 @@ impl Hls {
         }
     }
 
+    /// Takes the outputs the variant asks for on `key` before its segmenters start (a
+    /// pull that just went live): a playlist request then waits for the first segment
+    /// instead of answering 404.
+    pub(crate) fn prepare(&self, key: &StreamKey) {
+        let variant = self.config().variant;
+        if variant.has_ts() && self.get(key).is_none() {
+            self.attach(key);
+        }
+        if variant.has_fmp4() && self.get_cmaf(key).is_none() {
+            self.attach_cmaf(key);
+        }
+    }
+
     /// Whether a stream has a running segmenter (of either kind).
     fn is_segmented(&self, key: &StreamKey) -> bool {
         self.get(key).is_some_and(|h| !h.is_ended())

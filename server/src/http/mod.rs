@@ -340,13 +340,10 @@ async fn route(
             Some((key, "m3u8")) => match authorize(ctx, &key, "hls", query, peer).await {
                 Ok(_) => {
                     ctx.hub.pull_if_needed(&key, query).await;
-                    // A pull that just went live may not have its segmenter yet (it starts
-                    // in its own task): take its HLS output now so this request waits for
-                    // the first segment instead of a 404.
+                    // A pull that just went live may not have its segmenters yet (they
+                    // start in their own tasks).
                     if let (Some(hls), Some(_)) = (&ctx.hls, ctx.hub.get(&key)) {
-                        if hls.get(&key).is_none() {
-                            hls.attach(&key);
-                        }
+                        hls.prepare(&key);
                     }
                     hls_playlist(ctx, &key, peer, query).await
                 }
