@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use onair_pusher::encode::h264::{H264Encoder, H264Settings};
 use onair_pusher::encode::video::{VideoCodecChoice, VideoEncoder, VideoSettings};
 use onair_pusher::media::VideoFrame;
@@ -184,14 +185,11 @@ impl Drop for Kill {
 }
 
 /// CPU share (1.0 = one core) of `onair push` at 720p30 in real time, after a warm-up.
-fn push_cpu_share(secs: u64) -> Result<(f64, f64), String> {
+fn push_cpu_share(secs: u64) -> anyhow::Result<(f64, f64)> {
     use std::io::BufRead;
     let bin = onair_bin();
     if !bin.exists() {
-        return Err(format!(
-            "{} not built (cargo build --release)",
-            bin.display()
-        ));
+        anyhow::bail!("{} not built (cargo build --release)", bin.display());
     }
     let mut serve = Command::new(&bin)
         .args([
@@ -203,17 +201,14 @@ fn push_cpu_share(secs: u64) -> Result<(f64, f64), String> {
         ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
+        .spawn()?;
     let mut line = String::new();
-    std::io::BufReader::new(serve.stdout.take().ok_or("no stdout")?)
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
+    std::io::BufReader::new(serve.stdout.take().context("no stdout")?).read_line(&mut line)?;
     let serve = Kill(serve);
     let rtmp = line
         .split_whitespace()
         .find_map(|w| w.strip_prefix("rtmp="))
-        .ok_or("no rtmp= line")?
+        .context("no rtmp= line")?
         .to_string();
     let push = Kill(
         Command::new(&bin)
@@ -233,20 +228,19 @@ fn push_cpu_share(secs: u64) -> Result<(f64, f64), String> {
                 &(secs + 10).to_string(),
             ])
             .env("RUST_LOG", "warn")
-            .spawn()
-            .map_err(|e| e.to_string())?,
+            .spawn()?,
     );
     let (pid, spid) = (push.0.id(), serve.0.id());
     std::thread::sleep(Duration::from_secs(4));
     let (c0, s0, t0) = (
-        cpu_seconds(pid).ok_or("no /proc")?,
-        cpu_seconds(spid).ok_or("no /proc")?,
+        cpu_seconds(pid).context("no /proc")?,
+        cpu_seconds(spid).context("no /proc")?,
         Instant::now(),
     );
     std::thread::sleep(Duration::from_secs(secs));
     let (c1, s1) = (
-        cpu_seconds(pid).ok_or("push exited early")?,
-        cpu_seconds(spid).ok_or("server exited")?,
+        cpu_seconds(pid).context("push exited early")?,
+        cpu_seconds(spid).context("server exited")?,
     );
     let wall = t0.elapsed().as_secs_f64();
     Ok(((c1 - c0) / wall, (s1 - s0) / wall))

@@ -22,9 +22,11 @@ use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpSocket;
 use tokio::sync::Notify;
+use tokio::time::error::Elapsed;
 use tokio::time::timeout;
 
 use super::queue::SendQueue;
+use super::tls::TlsFailure;
 use crate::status::Stats;
 use crate::PushError;
 
@@ -172,7 +174,9 @@ pub fn run_publisher(
             shared.stats.connected.store(false, Relaxed);
             match result {
                 Ok(()) => return Ok(()),
-                Err(Failure { reason, permanent }) => {
+                Err(e) => {
+                    let permanent = e.permanent();
+                    let reason = e.to_string();
                     let finished = shared.lock().is_finished();
                     if permanent {
                         // Retrying cannot help (a refused certificate): stop the sources too,
@@ -197,19 +201,54 @@ pub fn run_publisher(
     })
 }
 
-/// Why an attempt ended; a `permanent` one (a refused certificate) ends the push.
-struct Failure {
-    reason: String,
-    permanent: bool,
+/// Why one publish attempt ended, with what was being done; only a refused certificate
+/// (`permanent`) ends the push, anything else is retried.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} timed out after {after:?}")]
+    Timeout { what: String, after: Duration },
+    #[error("server closed the connection")]
+    Closed,
+    #[error("{addr} resolves to no address")]
+    NoAddress { addr: String },
+    /// rml_rtmp's errors, which carry their detail only in `Debug`.
+    #[error("RTMP {what}: {detail}")]
+    Rtmp { what: &'static str, detail: String },
+    #[error("server said {code}")]
+    Status { code: String },
+    #[error("connect rejected: {description}")]
+    Rejected { description: String },
+    #[error(transparent)]
+    Tls(#[from] TlsFailure),
 }
 
-impl From<String> for Failure {
-    fn from(reason: String) -> Self {
-        Failure {
-            reason,
-            permanent: false,
-        }
+impl AttemptError {
+    fn permanent(&self) -> bool {
+        matches!(self, Self::Tls(t) if t.permanent)
     }
+}
+
+fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AttemptError {
+    let what = what.into();
+    move |source| AttemptError::Io { what, source }
+}
+
+fn rtmp_error<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> AttemptError {
+    move |e| AttemptError::Rtmp {
+        what,
+        detail: format!("{e:?}"),
+    }
+}
+
+fn timed_out(what: impl Into<String>, after: Duration) -> impl FnOnce(Elapsed) -> AttemptError {
+    let what = what.into();
+    move |_| AttemptError::Timeout { what, after }
 }
 
 /// TCP, or TLS over TCP.
@@ -218,38 +257,32 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
 
 struct Conn {
     sock: Box<dyn Transport>,
-    session: Option<ClientSession>,
+    session: ClientSession,
     buf: Vec<u8>,
 }
 
 impl Conn {
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), AttemptError> {
         // Flushed, since TLS may hold the last record back (a no-op on TCP).
         let write = async {
             self.sock.write_all(bytes).await?;
             self.sock.flush().await
         };
-        match timeout(WRITE_TIMEOUT, write).await {
-            Ok(r) => r.map_err(|e| format!("write: {e}")),
-            Err(_) => Err(format!("write blocked for {WRITE_TIMEOUT:?}")),
-        }
+        timeout(WRITE_TIMEOUT, write)
+            .await
+            .map_err(timed_out("write", WRITE_TIMEOUT))?
+            .map_err(io_error("write"))
     }
 
-    async fn read(&mut self) -> Result<usize, String> {
+    async fn read(&mut self) -> Result<usize, AttemptError> {
         match self.sock.read(&mut self.buf).await {
-            Ok(0) => Err("server closed the connection".into()),
+            Ok(0) => Err(AttemptError::Closed),
             Ok(n) => Ok(n),
-            Err(e) => Err(format!("read: {e}")),
+            Err(e) => Err(io_error("read")(e)),
         }
     }
 
-    fn session(&mut self) -> Result<&mut ClientSession, String> {
-        self.session
-            .as_mut()
-            .ok_or_else(|| "no session".to_string())
-    }
-
-    async fn send(&mut self, r: ClientSessionResult) -> Result<(), String> {
+    async fn send(&mut self, r: ClientSessionResult) -> Result<(), AttemptError> {
         if let ClientSessionResult::OutboundResponse(p) = r {
             self.write(&p.bytes).await?;
         }
@@ -257,11 +290,11 @@ impl Conn {
     }
 
     /// Feeds bytes to the session, writes its responses, returns its events.
-    async fn input(&mut self, bytes: &[u8]) -> Result<Vec<ClientSessionEvent>, String> {
+    async fn input(&mut self, bytes: &[u8]) -> Result<Vec<ClientSessionEvent>, AttemptError> {
         let results = self
-            .session()?
+            .session
             .handle_input(bytes)
-            .map_err(|e| format!("RTMP from server: {e:?}"))?;
+            .map_err(rtmp_error("from the server"))?;
         let mut events = Vec::new();
         for r in results {
             match r {
@@ -280,12 +313,15 @@ impl Conn {
         &mut self,
         what: &str,
         want: fn(&ClientSessionEvent) -> bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), AttemptError> {
         let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
         loop {
             let n = tokio::time::timeout_at(deadline, self.read())
                 .await
-                .map_err(|_| format!("no {what} within {CONNECT_TIMEOUT:?}"))??;
+                .map_err(timed_out(
+                    format!("waiting for the {what}"),
+                    CONNECT_TIMEOUT,
+                ))??;
             let bytes = self.buf[..n].to_vec();
             if self.input(&bytes).await?.iter().any(want) {
                 return Ok(());
@@ -295,16 +331,18 @@ impl Conn {
 }
 
 /// An `onStatus` whose code ends a publish (bad name, failed, rejected...).
-fn check_status(e: &ClientSessionEvent) -> Result<(), String> {
+fn check_status(e: &ClientSessionEvent) -> Result<(), AttemptError> {
     const ENDINGS: [&str; 5] = ["Failed", "NotFound", "BadName", "Rejected", "Forbidden"];
     match e {
         ClientSessionEvent::UnhandleableOnStatusCode { code }
             if ENDINGS.iter().any(|s| code.ends_with(s)) =>
         {
-            Err(format!("server said {code}"))
+            Err(AttemptError::Status { code: code.clone() })
         }
         ClientSessionEvent::ConnectionRequestRejected { description } => {
-            Err(format!("connect rejected: {description}"))
+            Err(AttemptError::Rejected {
+                description: description.clone(),
+            })
         }
         _ => Ok(()),
     }
@@ -315,59 +353,64 @@ async fn publish_once(
     shared: &Shared,
     metadata: &StreamMetadata,
     published: &mut bool,
-) -> Result<(), Failure> {
+) -> Result<(), AttemptError> {
     let addr = tokio::net::lookup_host(&url.addr)
         .await
-        .map_err(|e| format!("resolve {}: {e}", url.addr))?
+        .map_err(io_error(format!("resolve {}", url.addr)))?
         .next()
-        .ok_or_else(|| format!("{} resolves to no address", url.addr))?;
+        .ok_or_else(|| AttemptError::NoAddress {
+            addr: url.addr.clone(),
+        })?;
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
         TcpSocket::new_v6()
     }
-    .map_err(|e| format!("socket: {e}"))?;
+    .map_err(io_error("socket"))?;
     socket
         .set_send_buffer_size(SEND_BUFFER)
-        .map_err(|e| format!("SO_SNDBUF: {e}"))?;
+        .map_err(io_error("SO_SNDBUF"))?;
     let sock = timeout(CONNECT_TIMEOUT, socket.connect(addr))
         .await
-        .map_err(|_| format!("connect to {addr} timed out"))?
-        .map_err(|e| format!("connect to {addr}: {e}"))?;
-    sock.set_nodelay(true).map_err(|e| e.to_string())?;
+        .map_err(timed_out(format!("connect to {addr}"), CONNECT_TIMEOUT))?
+        .map_err(io_error(format!("connect to {addr}")))?;
+    sock.set_nodelay(true).map_err(io_error("TCP_NODELAY"))?;
     let sock: Box<dyn Transport> = if url.tls {
         let tls = timeout(
             CONNECT_TIMEOUT,
             super::tls::connect(sock, &url.host, url.insecure),
         )
         .await
-        .map_err(|_| format!("TLS handshake with {addr} timed out"))?
-        .map_err(|f| Failure {
-            reason: f.reason,
-            permanent: f.permanent,
-        })?;
+        .map_err(timed_out(
+            format!("TLS handshake with {addr}"),
+            CONNECT_TIMEOUT,
+        ))??;
         Box::new(tls)
     } else {
         Box::new(sock)
     };
+    let mut config = ClientSessionConfig::new();
+    config.tc_url = Some(url.tc_url.clone());
+    // Made now, its first messages sent after the handshake.
+    let (session, initial) = ClientSession::new(config).map_err(rtmp_error("session"))?;
     let mut c = Conn {
         sock,
-        session: None,
+        session,
         buf: vec![0u8; 64 * 1024],
     };
     // Handshake.
     let mut hs = Handshake::new(PeerType::Client);
     let p0p1 = hs
         .generate_outbound_p0_and_p1()
-        .map_err(|e| format!("handshake: {e:?}"))?;
+        .map_err(rtmp_error("handshake"))?;
     c.write(&p0p1).await?;
     let leftover = loop {
         let n = timeout(CONNECT_TIMEOUT, c.read())
             .await
-            .map_err(|_| "handshake timed out".to_string())??;
+            .map_err(timed_out("handshake", CONNECT_TIMEOUT))??;
         match hs
             .process_bytes(&c.buf[..n])
-            .map_err(|e| format!("handshake: {e:?}"))?
+            .map_err(rtmp_error("handshake"))?
         {
             HandshakeProcessResult::InProgress { response_bytes } => {
                 c.write(&response_bytes).await?
@@ -381,17 +424,13 @@ async fn publish_once(
             }
         }
     };
-    let mut config = ClientSessionConfig::new();
-    config.tc_url = Some(url.tc_url.clone());
-    let (session, initial) = ClientSession::new(config).map_err(|e| format!("session: {e:?}"))?;
-    c.session = Some(session);
     for r in initial {
         c.send(r).await?;
     }
     let req = c
-        .session()?
+        .session
         .request_connection(url.app.clone())
-        .map_err(|e| format!("connect: {e:?}"))?;
+        .map_err(rtmp_error("connect"))?;
     c.send(req).await?;
     let mut connected = false;
     if !leftover.is_empty() {
@@ -407,9 +446,9 @@ async fn publish_once(
         .await?;
     }
     let req = c
-        .session()?
+        .session
         .request_publishing(url.stream.clone(), PublishRequestType::Live)
-        .map_err(|e| format!("publish: {e:?}"))?;
+        .map_err(rtmp_error("publish"))?;
     c.send(req).await?;
     c.wait_for("publish reply", |e| {
         *e == ClientSessionEvent::PublishRequestAccepted
@@ -418,9 +457,9 @@ async fn publish_once(
     *published = true;
     tracing::info!(url = %url.url, "publishing");
     let meta = c
-        .session()?
+        .session
         .publish_metadata(metadata)
-        .map_err(|e| format!("metadata: {e:?}"))?;
+        .map_err(rtmp_error("metadata"))?;
     c.send(meta).await?;
     shared.lock().restart();
     shared.stats.connected.store(true, Relaxed);
@@ -451,9 +490,9 @@ async fn publish_once(
                 }
                 None if done => {
                     let r = c
-                        .session()?
+                        .session
                         .stop_publishing()
-                        .map_err(|e| format!("{e:?}"))?;
+                        .map_err(rtmp_error("unpublish"))?;
                     for r in r {
                         c.send(r).await?;
                     }
@@ -467,9 +506,9 @@ async fn publish_once(
             _ = shared.notify.notified() => {}
             r = c.sock.read(&mut c.buf) => {
                 let n = match r {
-                    Ok(0) => return Err(String::from("server closed the connection").into()),
+                    Ok(0) => return Err(AttemptError::Closed),
                     Ok(n) => n,
-                    Err(e) => return Err(format!("read: {e}").into()),
+                    Err(e) => return Err(io_error("read")(e)),
                 };
                 let bytes = c.buf[..n].to_vec();
                 c.input(&bytes).await?;
@@ -478,16 +517,16 @@ async fn publish_once(
     }
 }
 
-async fn send_frame(c: &mut Conn, f: &TagFrame) -> Result<(), String> {
+async fn send_frame(c: &mut Conn, f: &TagFrame) -> Result<(), AttemptError> {
     let ts = RtmpTimestamp::new(f.wire_timestamp());
     let payload: Bytes = f.payload.clone();
-    let s = c.session()?;
+    let s = &mut c.session;
     let r = match f.kind {
         MediaKind::Video => s.publish_video_data(payload, ts, false),
         MediaKind::Audio => s.publish_audio_data(payload, ts, false),
         MediaKind::Data => return Ok(()),
     }
-    .map_err(|e| format!("serialize: {e:?}"))?;
+    .map_err(rtmp_error("serialize"))?;
     c.send(r).await
 }
 

@@ -13,7 +13,8 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 /// Why a TLS connection failed, and whether trying again could help.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
 pub struct TlsFailure {
     pub reason: String,
     /// A certificate the client refuses stays refused: no point reconnecting.
