@@ -264,7 +264,7 @@ async fn run_ll(args: &Args) -> Result<serde_json::Value> {
     };
     match timeout(PUBLISHER_UP_TIMEOUT, live_rx).await {
         Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(msg))) => bail!(msg),
+        Ok(Ok(Err(e))) => return Err(e),
         _ => {
             let _ = pub_stop_tx.send(true);
             bail!("publisher not up after {PUBLISHER_UP_TIMEOUT:?}");
@@ -433,7 +433,7 @@ async fn run(args: &Args) -> Result<Report> {
     };
     match timeout(PUBLISHER_UP_TIMEOUT, live_rx).await {
         Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(msg))) => bail!(msg),
+        Ok(Ok(Err(e))) => return Err(e),
         Ok(Err(_)) => bail!("publisher thread ended before the stream was up"),
         Err(_) => {
             stop_publisher();

@@ -30,14 +30,41 @@ impl MediaPlaylist {
     }
 }
 
-pub fn parse(text: &[u8]) -> Result<MediaPlaylist, String> {
+/// Why a playlist was refused, naming the line at fault.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PlaylistError {
+    #[error("playlist over {MAX_PLAYLIST} bytes")]
+    TooBig,
+    #[error("playlist is not UTF-8")]
+    NotUtf8,
+    #[error("playlist does not start with #EXTM3U")]
+    NoHeader,
+    #[error("bad {tag} value {value:?}")]
+    BadValue { tag: &'static str, value: String },
+    #[error("{0} overflows")]
+    Overflow(&'static str),
+    #[error("EXT-X-MEDIA-SEQUENCE after the first segment")]
+    LateMediaSequence,
+    #[error("segment {0:?} without EXTINF")]
+    NoExtinf(String),
+    #[error("over {MAX_SEGMENTS} segments")]
+    TooManySegments,
+    #[error("no EXT-X-TARGETDURATION")]
+    NoTargetDuration,
+}
+
+pub fn parse(text: &[u8]) -> Result<MediaPlaylist, PlaylistError> {
     if text.len() > MAX_PLAYLIST {
-        return Err(format!("playlist over {MAX_PLAYLIST} bytes"));
+        return Err(PlaylistError::TooBig);
     }
-    let text = std::str::from_utf8(text).map_err(|_| "playlist is not UTF-8".to_string())?;
+    let text = std::str::from_utf8(text).map_err(|_| PlaylistError::NotUtf8)?;
+    let bad = |tag: &'static str, v: &str| PlaylistError::BadValue {
+        tag,
+        value: v.to_string(),
+    };
     let mut lines = text.lines().map(str::trim);
     if lines.next().map(|l| l.trim_start_matches('\u{feff}')) != Some("#EXTM3U") {
-        return Err("playlist does not start with #EXTM3U".into());
+        return Err(PlaylistError::NoHeader);
     }
     let mut target = None;
     let mut media_sequence = 0u64;
@@ -52,21 +79,24 @@ pub fn parse(text: &[u8]) -> Result<MediaPlaylist, String> {
             let s: u64 = v
                 .trim()
                 .parse()
-                .map_err(|_| format!("bad target duration {v:?}"))?;
-            target = Some(s.checked_mul(1000).ok_or("target duration overflows")?);
+                .map_err(|_| bad("EXT-X-TARGETDURATION", v))?;
+            target = Some(
+                s.checked_mul(1000)
+                    .ok_or(PlaylistError::Overflow("target duration"))?,
+            );
         } else if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
             if !segments.is_empty() {
-                return Err("EXT-X-MEDIA-SEQUENCE after the first segment".into());
+                return Err(PlaylistError::LateMediaSequence);
             }
             media_sequence = v
                 .trim()
                 .parse()
-                .map_err(|_| format!("bad media sequence {v:?}"))?;
+                .map_err(|_| bad("EXT-X-MEDIA-SEQUENCE", v))?;
         } else if let Some(v) = line.strip_prefix("#EXTINF:") {
             let d = v.split(',').next().unwrap_or_default().trim();
-            let secs: f64 = d.parse().map_err(|_| format!("bad EXTINF {v:?}"))?;
+            let secs: f64 = d.parse().map_err(|_| bad("EXTINF", v))?;
             if !(0.0..=86_400.0).contains(&secs) {
-                return Err(format!("EXTINF out of range: {v:?}"));
+                return Err(bad("EXTINF", v));
             }
             duration_ms = Some((secs * 1000.0).round() as u64);
         } else if line == "#EXT-X-ENDLIST" {
@@ -75,14 +105,14 @@ pub fn parse(text: &[u8]) -> Result<MediaPlaylist, String> {
             // Other tags (version, program date time, discontinuity, …) and comments.
         } else {
             let Some(d) = duration_ms.take() else {
-                return Err(format!("segment {line:?} without EXTINF"));
+                return Err(PlaylistError::NoExtinf(line.to_string()));
             };
             if segments.len() >= MAX_SEGMENTS {
-                return Err(format!("over {MAX_SEGMENTS} segments"));
+                return Err(PlaylistError::TooManySegments);
             }
             let msn = media_sequence
                 .checked_add(segments.len() as u64)
-                .ok_or("media sequence overflows")?;
+                .ok_or(PlaylistError::Overflow("media sequence"))?;
             segments.push(Segment {
                 msn,
                 uri: line.to_string(),
@@ -91,7 +121,7 @@ pub fn parse(text: &[u8]) -> Result<MediaPlaylist, String> {
         }
     }
     Ok(MediaPlaylist {
-        target_duration_ms: target.ok_or("no EXT-X-TARGETDURATION")?,
+        target_duration_ms: target.ok_or(PlaylistError::NoTargetDuration)?,
         media_sequence,
         segments,
         ended,

@@ -31,7 +31,7 @@ pub async fn run(
     target: RtmpTarget,
     clock: Clock,
     log: Arc<SendLog>,
-    live: oneshot::Sender<Result<(), String>>,
+    live: oneshot::Sender<anyhow::Result<()>>,
     mut stop: watch::Receiver<bool>,
 ) -> PublisherReport {
     let mut report = PublisherReport::default();
@@ -39,13 +39,13 @@ pub async fn run(
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             let msg = format!("publisher setup: {e:#}");
-            let _ = live.send(Err(msg.clone()));
+            let _ = live.send(Err(anyhow::anyhow!("{msg}")));
             report.error = Some(msg);
             return report;
         }
         Err(_) => {
             let msg = format!("publisher setup took over {SETUP_TIMEOUT:?}");
-            let _ = live.send(Err(msg.clone()));
+            let _ = live.send(Err(anyhow::anyhow!("{msg}")));
             report.error = Some(msg);
             return report;
         }
