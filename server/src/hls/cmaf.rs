@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use onair_shared::fmp4::{Sample, Track, TrackMedia};
-use onair_shared::{Codec, CodecConfig, Frame, MediaKind};
+use onair_shared::fmp4::{Sample, Track, AUDIO_TRACK, VIDEO_TRACK};
+use onair_shared::{CodecConfig, Frame, MediaKind};
 use tokio::sync::watch;
 
 use crate::hub::StreamKey;
@@ -17,10 +17,6 @@ use crate::llhls::{
     decide, render, render_plain, Decision, LlQuery, LlSegmenter, LlSegmenterConfig, QueryError,
     ReloadState,
 };
-
-const VIDEO_TRACK: u32 = 1;
-const AUDIO_TRACK: u32 = 2;
-const VIDEO_TIMESCALE: u32 = 90_000;
 
 /// Which playlist a request gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,40 +150,6 @@ struct CmafState {
     refused_samples: u64,
 }
 
-/// The fMP4 track for a served configuration; `None` for codecs fMP4 here cannot carry.
-fn track_of(c: &CodecConfig) -> Option<Track> {
-    let (id, timescale, media) = match (c.kind, c.codec) {
-        (MediaKind::Video, Codec::H264 | Codec::Hevc | Codec::Av1 | Codec::Vp9) => (
-            VIDEO_TRACK,
-            VIDEO_TIMESCALE,
-            TrackMedia::Video {
-                width: c.summary.width.unwrap_or(0).min(u16::MAX as u32) as u16,
-                height: c.summary.height.unwrap_or(0).min(u16::MAX as u32) as u16,
-            },
-        ),
-        (MediaKind::Audio, Codec::Aac | Codec::Mp3 | Codec::Opus | Codec::Flac) => {
-            let rate = c.summary.sample_rate.filter(|r| *r > 0).unwrap_or(48_000);
-            let timescale = if c.codec == Codec::Opus { 48_000 } else { rate };
-            (
-                AUDIO_TRACK,
-                timescale,
-                TrackMedia::Audio {
-                    sample_rate: rate,
-                    channels: c.summary.channels.unwrap_or(2).max(1) as u16,
-                },
-            )
-        }
-        _ => return None,
-    };
-    Some(Track {
-        id,
-        codec: c.codec,
-        timescale,
-        config: c.record.clone(),
-        media,
-    })
-}
-
 /// A frame's time (ms plus nanoseconds) in `timescale` ticks.
 fn ticks(ms: u64, nanos: u32, timescale: u32) -> u64 {
     let ts = timescale as u64;
@@ -199,7 +161,7 @@ impl CmafState {
         [&self.video, &self.audio]
             .into_iter()
             .flatten()
-            .filter_map(|c| track_of(c))
+            .filter_map(|c| Track::from_config(c))
             .collect()
     }
 
@@ -214,7 +176,7 @@ impl CmafState {
                 return;
             }
         }
-        if track_of(c).is_none() {
+        if Track::from_config(c).is_none() {
             return;
         }
         *slot = Some(c.clone());
@@ -239,7 +201,7 @@ impl CmafState {
         if f.track != cfg.track || f.codec != cfg.codec {
             return false;
         }
-        let Some(track) = track_of(cfg) else {
+        let Some(track) = Track::from_config(cfg) else {
             return false;
         };
         // Where a segmenter may begin: a video keyframe, or any audio frame of a stream

@@ -13,16 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use onair_shared::fmp4::{init_segment, Fmp4Error, Fragmenter, Sample, Track, TrackMedia};
-use onair_shared::{flv, Codec, CodecConfig, Frame, MediaKind};
+use onair_shared::fmp4::{init_segment, Fmp4Error, Fragmenter, Sample, Track};
+pub use onair_shared::fmp4::{AUDIO_TRACK, VIDEO_TIMESCALE, VIDEO_TRACK};
+use onair_shared::{flv, CodecConfig, Frame, MediaKind};
 
 use super::RecordFormat;
 
-/// Track ids in recorded fMP4 files.
-pub const VIDEO_TRACK: u32 = 1;
-pub const AUDIO_TRACK: u32 = 2;
-/// Ticks per second of recorded video tracks.
-pub const VIDEO_TIMESCALE: u32 = 90_000;
 /// An audio frame this much before the keyframe that opens a file goes into the file.
 const CARRY_AUDIO_MS: u64 = 100;
 
@@ -227,7 +223,7 @@ impl RecordSegmenter {
         let audio_timescale = self.audio.as_deref().map_or(1000, audio_timescale);
         let (head, kind) = match self.cfg.format {
             RecordFormat::Fmp4 => {
-                let tracks = self.tracks(audio_timescale);
+                let tracks = self.tracks();
                 let head =
                     init_segment(&tracks).map_err(|e| SkipReason::Unsupported("this stream", e))?;
                 (
@@ -263,33 +259,12 @@ impl RecordSegmenter {
         self.append(frame)
     }
 
-    fn tracks(&self, audio_timescale: u32) -> Vec<Track> {
-        let mut tracks = Vec::new();
-        if let Some(v) = &self.video {
-            tracks.push(Track {
-                id: VIDEO_TRACK,
-                codec: v.codec,
-                timescale: VIDEO_TIMESCALE,
-                config: v.record.clone(),
-                media: TrackMedia::Video {
-                    width: v.summary.width.unwrap_or(0).min(u16::MAX as u32) as u16,
-                    height: v.summary.height.unwrap_or(0).min(u16::MAX as u32) as u16,
-                },
-            });
-        }
-        if let Some(a) = &self.audio {
-            tracks.push(Track {
-                id: AUDIO_TRACK,
-                codec: a.codec,
-                timescale: audio_timescale,
-                config: a.record.clone(),
-                media: TrackMedia::Audio {
-                    sample_rate: a.summary.sample_rate.unwrap_or(audio_timescale),
-                    channels: a.summary.channels.unwrap_or(2) as u16,
-                },
-            });
-        }
-        tracks
+    fn tracks(&self) -> Vec<Track> {
+        [&self.video, &self.audio]
+            .into_iter()
+            .flatten()
+            .filter_map(|c| Track::from_config(c))
+            .collect()
     }
 
     fn append(&mut self, frame: &Frame) -> Result<(), SkipReason> {
@@ -407,8 +382,5 @@ impl RecordSegmenter {
 
 /// Ticks per second of a recorded audio track: its sample rate (48 kHz for Opus).
 fn audio_timescale(c: &CodecConfig) -> u32 {
-    match c.codec {
-        Codec::Opus => 48_000,
-        _ => c.summary.sample_rate.filter(|r| *r > 0).unwrap_or(48_000),
-    }
+    Track::from_config(c).map_or(48_000, |t| t.timescale)
 }

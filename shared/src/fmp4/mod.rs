@@ -25,8 +25,14 @@ pub use fragment::{
 };
 pub use init::{codec_string, init_segment};
 
-use crate::Codec;
+use crate::{Codec, CodecConfig, MediaKind};
 use bytes::Bytes;
+
+/// Track ids of onair's fMP4 output (HLS and recordings): one video, one audio track.
+pub const VIDEO_TRACK: u32 = 1;
+pub const AUDIO_TRACK: u32 = 2;
+/// Ticks per second of video tracks.
+pub const VIDEO_TIMESCALE: u32 = 90_000;
 
 /// What kind of media a track holds, with what a sample entry must state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +60,41 @@ pub struct Track {
 }
 
 impl Track {
+    /// The track for a served codec configuration: video on track 1 at 90 kHz, audio on
+    /// track 2 at its sample rate (48 kHz for Opus); `None` for what fMP4 here cannot carry.
+    pub fn from_config(c: &CodecConfig) -> Option<Track> {
+        let (id, timescale, media) = match (c.kind, c.codec) {
+            (MediaKind::Video, Codec::H264 | Codec::Hevc | Codec::Av1 | Codec::Vp9) => (
+                VIDEO_TRACK,
+                VIDEO_TIMESCALE,
+                TrackMedia::Video {
+                    width: c.summary.width.unwrap_or(0).min(u16::MAX as u32) as u16,
+                    height: c.summary.height.unwrap_or(0).min(u16::MAX as u32) as u16,
+                },
+            ),
+            (MediaKind::Audio, Codec::Aac | Codec::Mp3 | Codec::Opus | Codec::Flac) => {
+                let rate = c.summary.sample_rate.filter(|r| *r > 0).unwrap_or(48_000);
+                let timescale = if c.codec == Codec::Opus { 48_000 } else { rate };
+                (
+                    AUDIO_TRACK,
+                    timescale,
+                    TrackMedia::Audio {
+                        sample_rate: rate,
+                        channels: c.summary.channels.unwrap_or(2).max(1) as u16,
+                    },
+                )
+            }
+            _ => return None,
+        };
+        Some(Track {
+            id,
+            codec: c.codec,
+            timescale,
+            config: c.record.clone(),
+            media,
+        })
+    }
+
     /// The duration, in this track's ticks, given to a last sample whose successor never
     /// came and whose track has no earlier duration to copy (a stream ending after one frame).
     pub fn nominal_sample_duration(&self) -> u32 {
