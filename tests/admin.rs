@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -104,34 +104,6 @@ fn admin_api_needs_its_token_on_its_own_listener() {
     assert_eq!(http_get(plain.http, "/metrics").0, 200);
 }
 
-/// ffmpeg publishing `url`, its stderr kept in `log`.
-fn ffmpeg_logged(url: &str, log: &std::path::Path) -> Proc {
-    require("ffmpeg");
-    let child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=1000"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "30",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
-            url,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(log).expect("ffmpeg log")))
-        .spawn()
-        .expect("spawn ffmpeg");
-    Proc(child)
-}
-
 #[test]
 fn kick_a_publisher_and_a_viewer() {
     let grace = Duration::from_millis(2000);
@@ -145,7 +117,12 @@ fn kick_a_publisher_and_a_viewer() {
     );
     let dir = TempDir::new("onair-kick");
     let ffmpeg_log = dir.path.join("ffmpeg.log");
-    let mut ffmpeg = ffmpeg_logged(&server.rtmp_url("live/t?key=pk-9931"), &ffmpeg_log);
+    let mut ffmpeg = TestPush::small()
+        .size("320x240")
+        .stderr(Stdio::from(
+            std::fs::File::create(&ffmpeg_log).expect("ffmpeg log"),
+        ))
+        .start(&server.rtmp_url("live/t?key=pk-9931"));
     server.wait_live("live", "t");
     let kicked_viewer = Watcher::start(&server, "/live/t.flv");
     wait_until("first viewer listed", Duration::from_secs(10), || {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::viewers::{flv_play, rtmp_play, Media};
-use common::{http_request, require, wait_until, Proc, ServerProc};
+use common::{http_request, wait_until, Proc, ServerProc, TestPush};
 use onair_shared::flv::TAG_VIDEO;
 
 const ADMIN_TOML: &str = "[admin]\ntokens = [{ name = \"ops\", secret = \"adm-1\" }]\n";
@@ -19,27 +19,12 @@ const ADMIN: &str = "Authorization: Bearer adm-1";
 
 /// A small live push (320x240 at 25 fps, 1 s GOP, AAC) for `secs` seconds.
 fn push(url: &str, secs: u32) -> Proc {
-    require("ffmpeg");
-    let child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=1000"])
-        .args(["-t", &secs.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-        ])
-        .args(["-g", "25", "-c:a", "aac", "-b:a", "64k", "-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn ffmpeg");
-    Proc(child)
+    TestPush::small()
+        .size("320x240")
+        .fps(25)
+        .gop(25)
+        .seconds(secs)
+        .start(url)
 }
 
 fn edge_toml(origins: &[SocketAddr], extra: &str) -> String {

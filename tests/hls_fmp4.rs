@@ -15,24 +15,6 @@ use std::time::{Duration, Instant};
 use common::raw_rtmp::RawRtmp;
 use common::*;
 
-/// 320x240 30 fps H.264 with a 1 s GOP, and AAC: cheap to encode on a busy CI machine.
-fn small_push(url: &str) -> Proc {
-    require("ffmpeg");
-    let child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000"])
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-c:a", "aac", "-f", "flv", url,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn ffmpeg");
-    Proc(child)
-}
-
 const SERVER_TOML: &str = "[hls]\nsegment_duration_ms = 1000\npart_duration_ms = 200\n";
 
 fn get_text(server: &ServerProc, path: &str) -> (u16, String) {
@@ -302,7 +284,10 @@ fn check_gstreamer(url: &str, seconds: u32) {
 #[test]
 fn ffmpeg_and_gstreamer_play_ll_hls_and_fmp4_of_an_h264_aac_publish() {
     let server = ServerProc::start(SERVER_TOML);
-    let _push = small_push(&server.rtmp_url("live/f"));
+    let _push = TestPush::small()
+        .size("320x240")
+        .preset("veryfast")
+        .start(&server.rtmp_url("live/f"));
     server.wait_live("live", "f");
     wait_until("3 fMP4 segments listed", Duration::from_secs(30), || {
         let (s, t) = get_text(&server, "/live/f.m3u8");

@@ -16,23 +16,6 @@ use common::*;
 
 const FCS: &str = "Content-Type: application/x-fcs";
 
-/// A short, small push (to spare the CI's CPUs) of the test pattern and a tone.
-fn ffmpeg_push_small(url: &str) -> Proc {
-    require("ffmpeg");
-    let child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=1000"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "30"])
-        .args(["-c:a", "aac", "-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ffmpeg");
-    Proc(child)
-}
-
 /// Decodes 3 s of audio and video from `url`: the video frames decoded, and everything
 /// ffmpeg reported at level `error` (a clean decode reports nothing).
 fn decode(url: &str) -> (u64, String) {
@@ -65,7 +48,7 @@ fn ffmpeg_publishes_and_plays_over_rtmpt() {
          [hub]\nviewer_write_timeout_ms = 2000\n",
     );
     let https = server.https.unwrap();
-    let mut push = ffmpeg_push_small(&format!("rtmpt://{}/live/u", server.http));
+    let mut push = TestPush::small().start(&format!("rtmpt://{}/live/u", server.http));
     server.wait_live("live", "u");
     let info = server.stream("live", "u").unwrap();
     assert_eq!(info["video"]["codec"], "h264");
@@ -179,7 +162,7 @@ fn bad_rtmpt_requests_get_a_4xx_are_counted_and_harm_no_other_client() {
          [rtmp]\nhandshake_timeout_ms = 30000\n",
     );
     let http = server.http;
-    let _push = ffmpeg_push_small(&server.rtmp_url("live/b"));
+    let _push = TestPush::small().start(&server.rtmp_url("live/b"));
     server.wait_live("live", "b");
     let watcher = Watcher::start(&server, "/live/b.flv");
     let since = watcher.bytes.load(Ordering::Relaxed);

@@ -17,24 +17,6 @@ use rustls::pki_types::ServerName;
 
 const SELF_SIGNED: &str = "[tls]\nself_signed = true\n";
 
-/// A small push (640x360 to spare the CI's CPUs) of the reference pattern and tone, for
-/// the tests that need a stream but do not check its size.
-fn ffmpeg_push_small(url: &str) -> Proc {
-    require("ffmpeg");
-    let child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=1000"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "30"])
-        .args(["-c:a", "aac", "-tls_verify", "0", "-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn ffmpeg");
-    Proc(child)
-}
-
 /// `codec[,width,height]` of each stream ffprobe finds.
 fn probe(url: &str) -> Vec<String> {
     streams(url)
@@ -315,7 +297,7 @@ fn sighup_serves_a_new_certificate_while_an_rtmps_viewer_keeps_playing() {
     assert_eq!(peer_fingerprint(rtmps), first);
     assert_eq!(peer_fingerprint(server.https.unwrap()), first);
 
-    let _push = ffmpeg_push_small(&server.rtmp_url("live/r"));
+    let _push = TestPush::small().start(&server.rtmp_url("live/r"));
     server.wait_live("live", "r");
     let (mut viewer, frames) = ffmpeg_viewer(&format!("rtmps://{rtmps}/live/r"));
     wait_until("the RTMPS viewer decodes", Duration::from_secs(20), || {
@@ -384,7 +366,7 @@ fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
 fn bad_input_on_tls_ports_is_closed_counted_and_harms_no_viewer() {
     let server = ServerProc::start_tls("[tls]\nself_signed = true\nhandshake_timeout_ms = 1000\n");
     let (rtmps, https) = (server.rtmps.unwrap(), server.https.unwrap());
-    let _push = ffmpeg_push_small(&server.rtmp_url("live/b"));
+    let _push = TestPush::small().start(&server.rtmp_url("live/b"));
     server.wait_live("live", "b");
     let watcher = Watcher::start(&server, "/live/b.flv");
     let since = watcher.bytes.load(Ordering::Relaxed);

@@ -12,36 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{http_request, require, wait_until, Proc, ServerProc};
+use common::{http_request, require, wait_until, Proc, ServerProc, TestPush};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// 640x360 at 30 fps, baseline H.264 without B-frames (what WebRTC decoders expect),
-/// 1 s GOP, and a 1 kHz tone in AAC.
-fn push(url: &str, seconds: u32) -> Proc {
-    require("ffmpeg");
-    let child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=1000"])
-        .args(["-t", &seconds.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-        ])
-        .args(["-profile:v", "baseline", "-bf", "0", "-g", "30"])
-        .args(["-c:a", "aac", "-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn ffmpeg");
-    Proc(child)
-}
 
 /// tests/peers/whep_aiortc.py run by `.venv-aiortc`; its JSON report.
 fn aiortc(url: &str, extra: &[&str]) -> serde_json::Value {
@@ -117,7 +90,10 @@ fn aiortc_plays_h264_and_aac_over_whep_through_a_flood_and_a_vanished_viewer_tim
     let server =
         ServerProc::start("[webrtc]\nudp_addr = \"127.0.0.1:0\"\nconsent_timeout_ms = 8000\n");
     let udp = server.webrtc.expect("webrtc port on the listening line");
-    let _publisher = push(&server.rtmp_url("live/rtc"), 40);
+    let _publisher = TestPush::small()
+        .seconds(40)
+        .low_delay()
+        .start(&server.rtmp_url("live/rtc"));
     server.wait_live("live", "rtc");
     let whep = server.http_url("live/rtc/whep");
 
@@ -258,7 +234,10 @@ fn bad_offers_and_offers_past_the_limit_get_clear_statuses() {
     let path = "/live/bad/whep";
     let (status, body) = post(&server, path, OFFER.as_bytes());
     assert_eq!(status, 404, "not live yet: {body}");
-    let _publisher = push(&server.rtmp_url("live/bad"), 30);
+    let _publisher = TestPush::small()
+        .seconds(30)
+        .low_delay()
+        .start(&server.rtmp_url("live/bad"));
     server.wait_live("live", "bad");
 
     let (status, body) = post(&server, path, b"v=0\r\nm=video garbage\r\n\x01\x02");

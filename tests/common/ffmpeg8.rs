@@ -48,7 +48,9 @@ pub fn report(out: &Output, what: &str) -> serde_json::Value {
     let line = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(line).unwrap_or_else(|e| {
         panic!(
-            "{what}: no JSON report ({e}); stdout {stdout:?}, stderr {:?}",
+            "{what}: no JSON report ({e}; {}, SIGALRM is the peer's own time bound); \
+             stdout {stdout:?}, stderr {:?}",
+            out.status,
             String::from_utf8_lossy(&out.stderr)
         )
     })

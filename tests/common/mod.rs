@@ -253,22 +253,115 @@ impl Drop for Proc {
     }
 }
 
+/// An ffmpeg publisher of the test pattern (testsrc2) and a 1 kHz tone in real time,
+/// x264 + AAC in FLV: the one live push every test file builds on, sized per test.
+pub struct TestPush {
+    size: &'static str,
+    fps: u32,
+    gop: u32,
+    preset: &'static str,
+    seconds: Option<u32>,
+    low_delay: bool,
+    extra: Vec<String>,
+    stderr: Option<Stdio>,
+}
+
+impl TestPush {
+    /// 640x360 at 30 fps with a 1 s GOP, x264 ultrafast: cheap on a busy CI machine.
+    pub fn small() -> Self {
+        Self {
+            size: "640x360",
+            fps: 30,
+            gop: 30,
+            preset: "ultrafast",
+            seconds: None,
+            low_delay: false,
+            extra: Vec::new(),
+            stderr: None,
+        }
+    }
+
+    /// `WxH` of the picture.
+    pub fn size(mut self, size: &'static str) -> Self {
+        self.size = size;
+        self
+    }
+
+    /// Frames per second (the GOP stays as set, in frames).
+    pub fn fps(mut self, fps: u32) -> Self {
+        self.fps = fps;
+        self
+    }
+
+    /// Frames between keyframes.
+    pub fn gop(mut self, frames: u32) -> Self {
+        self.gop = frames;
+        self
+    }
+
+    pub fn preset(mut self, preset: &'static str) -> Self {
+        self.preset = preset;
+        self
+    }
+
+    /// Ends the push after this long (otherwise it runs until dropped).
+    pub fn seconds(mut self, seconds: u32) -> Self {
+        self.seconds = Some(seconds);
+        self
+    }
+
+    /// zerolatency tuning, baseline profile, no B-frames: PTS equals DTS.
+    pub fn low_delay(mut self) -> Self {
+        self.low_delay = true;
+        self
+    }
+
+    /// Output options placed before `-f flv URL` (`-tls_verify 0`, say).
+    pub fn output_args(mut self, args: &[&str]) -> Self {
+        self.extra.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Where ffmpeg's own messages go (inherited by default).
+    pub fn stderr(mut self, to: Stdio) -> Self {
+        self.stderr = Some(to);
+        self
+    }
+
+    pub fn start(self, url: &str) -> Proc {
+        require("ffmpeg");
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-hide_banner", "-loglevel", "error", "-re"])
+            .args(["-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=size={}:rate={}", self.size, self.fps))
+            .args(["-f", "lavfi", "-i", "sine=frequency=1000"]);
+        if let Some(s) = self.seconds {
+            cmd.args(["-t", &s.to_string()]);
+        }
+        cmd.args(["-c:v", "libx264", "-preset", self.preset]);
+        if self.low_delay {
+            cmd.args(["-tune", "zerolatency", "-profile:v", "baseline", "-bf", "0"]);
+        }
+        cmd.args(["-g", &self.gop.to_string(), "-c:a", "aac"])
+            .args(&self.extra)
+            .args(["-f", "flv", url]);
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(self.stderr.unwrap_or_else(Stdio::inherit))
+            .spawn()
+            .expect("spawn ffmpeg");
+        Proc(child)
+    }
+}
+
 /// The reference push: 720p30 testsrc2 + 1 kHz sine, x264 with a 2 s GOP, AAC.
 pub fn ffmpeg_push(url: &str) -> Proc {
-    require("ffmpeg");
-    let child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=1000"])
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-c:a", "aac", "-f", "flv", url,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn ffmpeg");
-    Proc(child)
+    TestPush::small()
+        .size("1280x720")
+        .preset("veryfast")
+        .gop(60)
+        .start(url)
 }
 
 /// One blocking HTTP/1.1 GET with `Connection: close`; returns status and body.

@@ -120,13 +120,13 @@ impl RawRtmp {
     }
 
     /// Reads until the server closes; Err if it is still open after `limit`.
-    pub fn read_until_closed(&mut self, limit: Duration) -> Result<&[u8], String> {
+    pub fn read_until_closed(&mut self, limit: Duration) -> Result<&[u8], StillOpen> {
         let deadline = Instant::now() + limit;
         let mut buf = [0u8; 65536];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!("still open after {limit:?}"));
+                return Err(StillOpen(limit));
             }
             self.s
                 .set_read_timeout(Some(left.min(Duration::from_millis(200))))
@@ -180,4 +180,14 @@ impl RawRtmp {
 
 pub fn s(v: &str) -> Amf0Value {
     Amf0Value::Utf8String(v.into())
+}
+
+/// The server kept a connection open past the limit the test gave it.
+#[derive(Debug)]
+pub struct StillOpen(pub Duration);
+
+impl std::fmt::Display for StillOpen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "still open after {:?}", self.0)
+    }
 }

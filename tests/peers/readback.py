@@ -12,6 +12,7 @@ open/read error.
 
 import argparse
 import json
+import signal
 import sys
 import time
 
@@ -25,6 +26,9 @@ def main():
     ap.add_argument("--codecs", default=None)
     ap.add_argument("--open-timeout", type=float, default=10.0)
     args = ap.parse_args()
+    # A hard bound on the whole read, even inside FFmpeg's C code: no handler, so SIGALRM
+    # ends the process, and the test fails on the missing report instead of hanging.
+    signal.alarm(int(args.open_timeout + args.seconds) + 30)
 
     options = {"rw_timeout": str(int(args.open_timeout * 1e6))}
     if args.codecs and args.url.startswith("rtmp"):
