@@ -137,6 +137,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         let idle = ms(self.cfg.idle_timeout_ms);
         let handshake_limit = ms(self.cfg.handshake_timeout_ms);
         let handshake_deadline = tokio::time::Instant::now() + handshake_limit;
+        // Built and registered once: a fresh `cancelled()` each turn registered and
+        // unregistered a waiter (two lock round trips) per viewer per frame.
+        let mut stop = std::pin::pin!(shutdown.cancelled());
+        let mut kick_sent = false;
         loop {
             if let Err(e) = self.act().await {
                 let decided = !matches!(e, ConnError::Io(_) | ConnError::WriteTimeout(_));
@@ -157,21 +161,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 continue;
             }
             let playing = self.sub.is_some();
+            // In order, and the first ready branch wins, so a viewer woken by a frame
+            // polls no socket readiness: the stop is checked first (a kick is never held
+            // behind a backlog), then frames, then the peer's input.
             tokio::select! {
-                _ = shutdown.cancelled() => {
-                    if self.client.as_ref().is_some_and(|c| c.kicked()) && !self.session.is_closed() {
+                biased;
+                _ = &mut stop => {
+                    let kicked = self.client.as_ref().is_some_and(|c| c.kicked());
+                    if kicked && !kick_sent && !self.session.is_closed() {
+                        kick_sent = true;
                         self.session.kick();
                         continue;
                     }
                     return Ok(());
-                }
-                r = read_some(&mut self.io, read_buf, (!playing).then_some(idle)) => {
-                    let n = r.map_err(|e| (e, false))?;
-                    if n == 0 {
-                        return Ok(());
-                    }
-                    self.count_bytes(n);
-                    self.session.push(&read_buf[..n]);
                 }
                 r = next_frames(&mut self.sub, &mut batch), if playing => {
                     if r.is_err() {
@@ -189,6 +191,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     }
                     self.write_frames(&batch).await.map_err(|e| (e, false))?;
                     batch.clear();
+                }
+                r = read_some(&mut self.io, read_buf, (!playing).then_some(idle)) => {
+                    let n = r.map_err(|e| (e, false))?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    self.count_bytes(n);
+                    self.session.push(&read_buf[..n]);
                 }
             }
         }
