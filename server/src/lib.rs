@@ -21,6 +21,7 @@ pub mod qoe;
 pub mod record;
 pub mod rtmp;
 pub mod rtmpt;
+pub mod stop;
 pub mod tls;
 pub mod webrtc;
 

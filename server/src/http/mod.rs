@@ -30,7 +30,7 @@ use tracing::Instrument;
 use body::ResponseBody;
 
 use crate::auth::{Access, Action, Auth, Denied};
-use crate::clients::{ClientHandle, ClientRole};
+use crate::clients::ClientRole;
 use crate::config::{ms, ApiConfig, HttpConfig};
 use crate::control::Control;
 use crate::hub::{parse_stream_name, Hub, Protocol, StreamKey};
@@ -196,15 +196,20 @@ async fn serve_connection<I>(
         .max_buf_size(max_buf);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
+    // Polled on every wake of a viewer's connection: the stop waits cost nothing until
+    // their tokens fire (see `crate::stop`).
+    let stop = crate::stop::StopSignal::new(shutdown);
+    let kicked = crate::stop::StopSignal::new(killed);
     tokio::select! {
+        biased;
         r = conn.as_mut() => if let Err(e) = r {
             tracing::debug!(error = %e, "http connection ended");
         },
-        _ = shutdown.cancelled() => {
+        _ = stop => {
             conn.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), conn).await;
         }
-        _ = killed.cancelled() => tracing::info!("kicked by an operator"),
+        _ = kicked => tracing::info!("kicked by an operator"),
     }
 }
 
@@ -527,7 +532,7 @@ fn play_flv(
             tracing::info!(stream = %key, "http-flv play started");
             let client = ctx.control.clients.register(peer, "flv", kill.clone());
             client.started(ClientRole::Viewer, key.clone(), credential);
-            flv_response(listed(flv::live_body(sub), client))
+            flv_response(flv::live_body(sub, client))
         }
         Err(e @ crate::hub::SubscribeError::TooManyViewers(..)) => {
             text(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
@@ -620,18 +625,6 @@ fn hls_segment(ctx: &HttpContext, key: &StreamKey) -> Response<ResponseBody> {
 }
 
 /// A live body that counts its bytes for the client list and leaves the list when dropped.
-fn listed(body: ResponseBody, client: ClientHandle) -> ResponseBody {
-    use bytes::Buf;
-    use futures_util::StreamExt;
-    match body {
-        ResponseBody::Live(s) => ResponseBody::Live(Box::pin(s.map(move |chunks| {
-            client.add_bytes(chunks.remaining());
-            chunks
-        }))),
-        full => full,
-    }
-}
-
 fn flv_response(body: ResponseBody) -> Response<ResponseBody> {
     let mut r = Response::new(body);
     let h = r.headers_mut();

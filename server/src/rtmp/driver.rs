@@ -137,10 +137,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         let idle = ms(self.cfg.idle_timeout_ms);
         let handshake_limit = ms(self.cfg.handshake_timeout_ms);
         let handshake_deadline = tokio::time::Instant::now() + handshake_limit;
-        // Built and registered once: a fresh `cancelled()` each turn registered and
-        // unregistered a waiter (two lock round trips) per viewer per frame.
-        let mut stop = std::pin::pin!(shutdown.cancelled());
+        // Built and registered once, and polled only when the token woke it: a fresh
+        // `cancelled()` each turn cost lock round trips per viewer per frame.
+        let mut stop = crate::stop::StopSignal::new(shutdown.clone());
         let mut kick_sent = false;
+        let mut turns = 0u32;
         loop {
             if let Err(e) = self.act().await {
                 let decided = !matches!(e, ConnError::Io(_) | ConnError::WriteTimeout(_));
@@ -160,46 +161,57 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 self.session.push(&read_buf[..n]);
                 continue;
             }
-            let playing = self.sub.is_some();
-            // In order, and the first ready branch wins, so a viewer woken by a frame
-            // polls no socket readiness: the stop is checked first (a kick is never held
-            // behind a backlog), then frames, then the peer's input.
-            tokio::select! {
-                biased;
-                _ = &mut stop => {
-                    let kicked = self.client.as_ref().is_some_and(|c| c.kicked());
-                    if kicked && !kick_sent && !self.session.is_closed() {
-                        kick_sent = true;
-                        self.session.kick();
-                        continue;
-                    }
-                    return Ok(());
-                }
-                r = next_frames(&mut self.sub, &mut batch), if playing => {
-                    if r.is_err() {
-                        // Stream over: tell the player, then close.
-                        let bye = self.session.stream_ended();
-                        self.write(bye).await.map_err(|e| (e, false))?;
-                        return Ok(());
-                    }
-                    if let Some(codec) = self.unannounced_codec(&batch) {
-                        // Refused before any of its bytes go out; `act` closes and drains.
-                        self.sub = None;
+            // The select below reaches the stop only when frames and input are both
+            // waiting; a peer that always has one ready (a backlogged viewer, a publisher
+            // sending without pause) still sees a kick or shutdown within 64 turns.
+            turns = turns.wrapping_add(1);
+            let stopped = if turns % 64 == 0 && shutdown.is_cancelled() {
+                true
+            } else {
+                let playing = self.sub.is_some();
+                // In order, and the first ready branch wins: a viewer woken by a frame
+                // polls neither its socket's readiness nor the stop.
+                tokio::select! {
+                    biased;
+                    r = next_frames(&mut self.sub, &mut batch), if playing => {
+                        if r.is_err() {
+                            // Stream over: tell the player, then close.
+                            let bye = self.session.stream_ended();
+                            self.write(bye).await.map_err(|e| (e, false))?;
+                            return Ok(());
+                        }
+                        if let Some(codec) = self.unannounced_codec(&batch) {
+                            // Refused before any of its bytes go out; `act` closes and drains.
+                            self.sub = None;
+                            batch.clear();
+                            self.session.play_refused(codec);
+                            continue;
+                        }
+                        self.write_frames(&batch).await.map_err(|e| (e, false))?;
                         batch.clear();
-                        self.session.play_refused(codec);
-                        continue;
+                        false
                     }
-                    self.write_frames(&batch).await.map_err(|e| (e, false))?;
-                    batch.clear();
-                }
-                r = read_some(&mut self.io, read_buf, (!playing).then_some(idle)) => {
-                    let n = r.map_err(|e| (e, false))?;
-                    if n == 0 {
-                        return Ok(());
+                    r = read_some(&mut self.io, read_buf, (!playing).then_some(idle)) => {
+                        let n = r.map_err(|e| (e, false))?;
+                        if n == 0 {
+                            return Ok(());
+                        }
+                        self.count_bytes(n);
+                        self.session.push(&read_buf[..n]);
+                        false
                     }
-                    self.count_bytes(n);
-                    self.session.push(&read_buf[..n]);
+                    _ = &mut stop => true,
                 }
+            };
+            if stopped {
+                let kicked = self.client.as_ref().is_some_and(|c| c.kicked());
+                if kicked && !kick_sent && !self.session.is_closed() {
+                    // The status goes out and `act` closes on the next turn.
+                    kick_sent = true;
+                    self.session.kick();
+                    continue;
+                }
+                return Ok(());
             }
         }
     }
