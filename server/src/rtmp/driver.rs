@@ -165,7 +165,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             // waiting; a peer that always has one ready (a backlogged viewer, a publisher
             // sending without pause) still sees a kick or shutdown within 64 turns.
             turns = turns.wrapping_add(1);
-            let stopped = if turns % 64 == 0 && shutdown.is_cancelled() {
+            let stopped = if turns.is_multiple_of(64) && shutdown.is_cancelled() {
                 true
             } else {
                 let playing = self.sub.is_some();
