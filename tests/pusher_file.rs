@@ -172,3 +172,57 @@ fn h264_signals_bt601_limited_range() {
     let errors = decode_errors(out);
     assert!(errors.is_empty(), "decode errors: {errors}");
 }
+
+/// Issue 16, done-when 5 end to end: `--voice pitch:12` on the test source's 1 kHz tone,
+/// read back by ffmpeg, peaks at 2 kHz (±2 %).
+#[test]
+fn voice_pitch_up_an_octave_doubles_the_test_tone() {
+    use onair_pusher::process::audio::tone_power;
+    let dir = TempDir::new("onair-push-voice");
+    let out = dir.path.join("v.flv");
+    let out = out.to_str().expect("utf-8 temp path");
+    push_to_end(&[
+        out,
+        "--fast",
+        "--duration",
+        "3",
+        "--size",
+        "160x120",
+        "--channels",
+        "1",
+        "--voice",
+        "pitch:12",
+    ]);
+    require("ffmpeg");
+    let pcm = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i", out])
+        .args(["-ac", "1", "-ar", "48000", "-f", "s16le", "-"])
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        pcm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pcm.stderr)
+    );
+    let samples: Vec<i16> = pcm
+        .stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    // The last 2 s: past the encoder's start and the shifter's first window.
+    let steady = &samples[samples.len().saturating_sub(96_000)..];
+    let (mut best, mut best_power) = (0.0, 0.0);
+    let mut f = 300.0;
+    while f <= 3000.0 {
+        let p = tone_power(steady, 48_000, f);
+        if p > best_power {
+            (best, best_power) = (f, p);
+        }
+        f += 2.0;
+    }
+    assert!(
+        (best - 2000.0f64).abs() <= 40.0,
+        "the pitched tone peaks at {best} Hz, expected 2000"
+    );
+    assert!(best_power > 10.0 * tone_power(steady, 48_000, 1000.0));
+}

@@ -102,6 +102,11 @@ pub struct PushArgs {
     /// fraction of the bytes).
     #[arg(long, verbatim_doc_comment)]
     pub vad_gate: bool,
+    /// A voice effect on the host's audio: `echo[:DELAY_MS[:DECAY_MS]]` (default 250 and
+    /// 1500), `reverb[:DECAY_MS]` (default 1200: the time to fall by 60 dB) or
+    /// `pitch:SEMITONES` (-12 to 12).
+    #[arg(long, value_name = "EFFECT", verbatim_doc_comment)]
+    pub voice: Option<String>,
     /// Co-host a guest: pull its live stream (`rtmp://HOST/APP/STREAM` or
     /// `http://HOST/PATH.flv`, H.264 + AAC), put its picture on ours and mix its audio in.
     #[arg(long, value_name = "URL", verbatim_doc_comment)]
@@ -189,6 +194,7 @@ pub struct PushConfig {
     pub vad: Option<bool>,
     pub aec: bool,
     pub aec_ref: Option<PathBuf>,
+    pub voice: Option<crate::process::voice::VoiceEffect>,
     pub guest: Option<(GuestUrl, Layout)>,
     pub duration_ms: Option<u64>,
     pub looped: bool,
@@ -389,6 +395,7 @@ impl PushArgs {
             }
         }
         let realtime = !self.fast;
+        let voice = self.voice.as_deref().map(str::parse).transpose()?;
         let guest = match &self.guest {
             None => None,
             Some(url) => {
@@ -454,6 +461,7 @@ impl PushArgs {
             vad: (self.vad || self.vad_gate).then_some(self.vad_gate),
             aec: self.aec,
             aec_ref: self.aec_ref,
+            voice,
             guest,
             duration_ms,
             looped: self.looped,

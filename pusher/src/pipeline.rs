@@ -43,6 +43,7 @@ use crate::process::filter::VideoFilter;
 use crate::process::logo::Logo;
 use crate::process::lut::Lut3d;
 use crate::process::vad::{gate as vad_gate, VoiceDetector};
+use crate::process::voice::Voice;
 use crate::publish::file::FlvWriter;
 use crate::publish::queue::SendQueue;
 use crate::publish::rate::BitrateController;
@@ -818,6 +819,7 @@ fn start_raw(
             let mut denoiser = cfg.denoise.then(|| Denoiser::new(channels));
             let guest = guest.map(|(g, _)| (g, Fade::new(rate, crate::guest::FADE_MS)));
             let mut vad = cfg.vad.map(|gate| (VoiceDetector::new(channels), gate));
+            let mut voice = cfg.voice.map(|e| Voice::new(e, rate, channels));
             let stats = stats.clone();
             let mut aec = cfg.aec.then(|| EchoCanceller::new(channels)).transpose()?;
             let mut aec_ref = match (&cfg.aec_ref, cfg.aec && cfg.guest.is_none()) {
@@ -864,6 +866,10 @@ fn start_raw(
                             if *gate {
                                 vad_gate(&mut b.samples, speaking);
                             }
+                        }
+                        if let Some(v) = &mut voice {
+                            // On the host's voice only, after the detector heard it plain.
+                            v.process(&mut b.samples);
                         }
                         if let Some((_, fade)) = &mut guest {
                             // Guest audio after the host's denoiser (it is not the host's

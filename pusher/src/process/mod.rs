@@ -1,6 +1,6 @@
 //! Processing on raw frames, between capture and encoding: text and clock overlays, a PNG
-//! watermark, pixel-format conversion, audio gain, mixing and noise suppression, the
-//! co-hosting composition. All pure.
+//! watermark, pixel-format conversion, audio gain, mixing, noise suppression and voice
+//! effects, the co-hosting composition. All pure.
 
 pub mod aec;
 pub mod audio;
@@ -14,3 +14,4 @@ pub mod logo;
 pub mod lut;
 pub mod overlay;
 pub mod vad;
+pub mod voice;
