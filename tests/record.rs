@@ -893,3 +893,172 @@ fn a_publisher_coming_back_gets_a_new_file() {
         assert_eq!(packets(&f, "v").len() as u64, secs() * 30, "{f:?}");
     }
 }
+
+/// A playlist's segments: (msn, uri, EXTINF seconds, PROGRAM-DATE-TIME).
+fn playlist_segments(text: &str) -> Vec<(u64, String, f64, SystemTime)> {
+    let mut msn: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|v| v.parse().ok())
+        .expect("EXT-X-MEDIA-SEQUENCE");
+    let mut out = Vec::new();
+    let (mut dur, mut pdt) = (None, None);
+    for l in text.lines() {
+        if let Some(v) = l.strip_prefix("#EXTINF:") {
+            dur = v.trim_end_matches(',').parse().ok();
+        } else if let Some(v) = l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            pdt = Some(parse_time(v));
+        } else if !l.starts_with('#') && !l.is_empty() {
+            out.push((
+                msn,
+                l.to_string(),
+                dur.take().expect("EXTINF"),
+                pdt.take().expect("PROGRAM-DATE-TIME"),
+            ));
+            msn += 1;
+        }
+    }
+    out
+}
+
+/// The DVR window (`hls.dvr_window_ms`): the fMP4 playlist lists recorded segments before
+/// the live window, numbered and timed as the live ones were, on one timeline across a
+/// file rotation; ffmpeg decodes it all from its first segment; segments whose file is
+/// gone answer 404 and leave the playlist.
+#[test]
+fn the_dvr_window_serves_past_segments_from_the_recording() {
+    require("ffprobe");
+    let rec = TempDir::new("onair-rec-dvr");
+    // 0.3 s segments and fragments (0.3 s GOPs), a new file every 2 s.
+    let toml = format!(
+        "[hls]\nsegment_duration_ms = 300\ndvr_window_ms = 600000\n{}",
+        record_toml(
+            &rec.path,
+            "fragment_duration_ms = 300\nsegment_duration_ms = 2000"
+        )
+    );
+    let server = ServerProc::start(&toml);
+    let _push = common::TestPush::small()
+        .size("320x240")
+        .gop(9)
+        .stderr(Stdio::null())
+        .start(&server.rtmp_url("live/dvr"));
+    server.wait_live("live", "dvr");
+    // The fMP4 live window is ten segments; wait for eight more before it.
+    const LIVE: usize = 10;
+    let mut text = String::new();
+    wait_until(
+        "recorded segments before the live window",
+        Duration::from_secs(40),
+        || {
+            let (status, _, body) = get(&server, "/live/dvr.m3u8?variant=fmp4", &[]);
+            text = String::from_utf8_lossy(&body).to_string();
+            status == 200 && text.matches("#EXTINF:").count() >= LIVE + 8
+        },
+    );
+    let segs = playlist_segments(&text);
+    let n = segs.len();
+    // The oldest segment is older than the whole live window.
+    let live_window: f64 = segs[n - LIVE..].iter().map(|s| s.2).sum();
+    let oldest_age = segs[n - 1]
+        .3
+        .duration_since(segs[0].3)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        oldest_age > live_window + 2.0,
+        "oldest segment {oldest_age:.2} s before the newest; live window {live_window:.2} s\n{text}"
+    );
+    // One timeline: each segment starts where the one before ended (wall clock).
+    for w in segs.windows(2) {
+        let gap = w[1].3.duration_since(w[0].3).unwrap().as_secs_f64() - w[0].2;
+        assert!(
+            gap.abs() < 0.05,
+            "segment {} starts {gap:.3} s off\n{text}",
+            w[1].0
+        );
+    }
+    // The oldest comes from the recording (immutable, moof + mdat).
+    let (status, headers, body) = get(&server, &format!("/live/{}", segs[0].1), &[]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(header(&headers, "content-type"), Some("video/iso.segment"));
+    assert!(header(&headers, "cache-control").is_some_and(|c| c.contains("immutable")));
+    assert_eq!(&body[4..8], b"moof");
+
+    // ffmpeg plays it from its first segment, as a finished playlist of these segments.
+    let base = server.http_url("live/");
+    let vod: String = text
+        .lines()
+        .map(|l| {
+            if let Some(uri) = l.strip_prefix("#EXT-X-MAP:URI=\"") {
+                format!("#EXT-X-MAP:URI=\"{base}{uri}\n")
+            } else if !l.starts_with('#') && !l.is_empty() {
+                format!("{base}{l}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect::<String>()
+        + "#EXT-X-ENDLIST\n";
+    let m3u8 = rec.path.join("dvr.m3u8");
+    std::fs::write(&m3u8, vod).unwrap();
+    let decode = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-protocol_whitelist"])
+        .args(["file,http,tcp", "-i"])
+        .arg(&m3u8)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let errors = String::from_utf8_lossy(&decode.stderr);
+    assert!(
+        decode.status.success() && errors.is_empty(),
+        "decode errors: {errors}\n{text}"
+    );
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-protocol_whitelist", "file,http,tcp"])
+        .args(["-select_streams", "v", "-show_entries", "packet=pts_time"])
+        .args(["-of", "csv=p=0"])
+        .arg(&m3u8)
+        .output()
+        .expect("run ffprobe");
+    let pts: Vec<f64> = String::from_utf8_lossy(&probe.stdout)
+        .lines()
+        .filter_map(|l| l.trim_end_matches(',').parse().ok())
+        .collect();
+    // The recorded segments' times run on into the live ones: no step back, no hole.
+    let listed: f64 = segs.iter().map(|s| s.2).sum();
+    assert!(
+        pts.len() as f64 >= listed * 30.0 * 0.9,
+        "{} frames for {listed:.2} s",
+        pts.len()
+    );
+    for w in pts.windows(2) {
+        assert!(
+            w[1] > w[0] && w[1] - w[0] < 0.1,
+            "video time goes from {} to {}",
+            w[0],
+            w[1]
+        );
+    }
+
+    // Retention deleting the oldest file: its segments answer 404 and leave the playlist.
+    let files = finished_files(&rec.path.join("live/dvr"));
+    assert!(!files.is_empty(), "a file rotated");
+    std::fs::remove_file(&files[0]).unwrap();
+    let (status, _, _) = get(&server, &format!("/live/{}", segs[0].1), &[]);
+    assert_eq!(status, 404);
+    wait_until(
+        "the playlist to start after the deleted file",
+        Duration::from_secs(10),
+        || {
+            let (_, _, body) = get(&server, "/live/dvr.m3u8?variant=fmp4", &[]);
+            let text = String::from_utf8_lossy(&body).to_string();
+            playlist_segments(&text)
+                .first()
+                .is_some_and(|s| s.0 > segs[0].0)
+        },
+    );
+    // A segment never made is 404 too, and so is a part of a past segment.
+    let (status, _, _) = get(&server, "/live/dvr-seg999999.m4s", &[]);
+    assert_eq!(status, 404);
+}
