@@ -923,15 +923,17 @@ fn playlist_segments(text: &str) -> Vec<(u64, String, f64, SystemTime)> {
 
 /// The DVR window (`hls.dvr_window_ms`): the fMP4 playlist lists recorded segments before
 /// the live window, numbered and timed as the live ones were, on one timeline across a
-/// file rotation; ffmpeg decodes it all from its first segment; segments whose file is
-/// gone answer 404 and leave the playlist.
+/// file rotation; ffmpeg decodes it all from its first segment; play tokens apply to the
+/// recorded segments as to live ones; segments whose file is gone answer 404 and leave the
+/// playlist.
 #[test]
 fn the_dvr_window_serves_past_segments_from_the_recording() {
     require("ffprobe");
     let rec = TempDir::new("onair-rec-dvr");
     // 0.3 s segments and fragments (0.3 s GOPs), a new file every 2 s.
     let toml = format!(
-        "[hls]\nsegment_duration_ms = 300\ndvr_window_ms = 600000\n{}",
+        "[hls]\nsegment_duration_ms = 300\ndvr_window_ms = 600000\n\
+         [auth]\nplay_tokens = [\"s3cret\"]\n{}",
         record_toml(
             &rec.path,
             "fragment_duration_ms = 300\nsegment_duration_ms = 2000"
@@ -951,7 +953,7 @@ fn the_dvr_window_serves_past_segments_from_the_recording() {
         "recorded segments before the live window",
         Duration::from_secs(40),
         || {
-            let (status, _, body) = get(&server, "/live/dvr.m3u8?variant=fmp4", &[]);
+            let (status, _, body) = get(&server, "/live/dvr.m3u8?variant=fmp4&token=s3cret", &[]);
             text = String::from_utf8_lossy(&body).to_string();
             status == 200 && text.matches("#EXTINF:").count() >= LIVE + 8
         },
@@ -978,7 +980,11 @@ fn the_dvr_window_serves_past_segments_from_the_recording() {
             w[1].0
         );
     }
-    // The oldest comes from the recording (immutable, moof + mdat).
+    // The oldest comes from the recording (immutable, moof + mdat), with the token only.
+    assert!(segs[0].1.ends_with(".m4s?token=s3cret"), "{}", segs[0].1);
+    let bare = segs[0].1.split('?').next().unwrap();
+    let (status, _, _) = get(&server, &format!("/live/{bare}"), &[]);
+    assert_eq!(status, 401, "a recorded segment without the play token");
     let (status, headers, body) = get(&server, &format!("/live/{}", segs[0].1), &[]);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(header(&headers, "content-type"), Some("video/iso.segment"));
@@ -1051,14 +1057,14 @@ fn the_dvr_window_serves_past_segments_from_the_recording() {
         "the playlist to start after the deleted file",
         Duration::from_secs(10),
         || {
-            let (_, _, body) = get(&server, "/live/dvr.m3u8?variant=fmp4", &[]);
+            let (_, _, body) = get(&server, "/live/dvr.m3u8?variant=fmp4&token=s3cret", &[]);
             let text = String::from_utf8_lossy(&body).to_string();
             playlist_segments(&text)
                 .first()
                 .is_some_and(|s| s.0 > segs[0].0)
         },
     );
-    // A segment never made is 404 too, and so is a part of a past segment.
-    let (status, _, _) = get(&server, "/live/dvr-seg999999.m4s", &[]);
+    // A segment never made is 404 too.
+    let (status, _, _) = get(&server, "/live/dvr-seg999999.m4s?token=s3cret", &[]);
     assert_eq!(status, 404);
 }
