@@ -1068,3 +1068,94 @@ fn the_dvr_window_serves_past_segments_from_the_recording() {
     let (status, _, _) = get(&server, "/live/dvr-seg999999.m4s?token=s3cret", &[]);
     assert_eq!(status, 404);
 }
+
+/// The DVR window across a publisher's return (after the stream ended: a new init
+/// segment): the first publish's segments stay listed before a discontinuity and an
+/// EXT-X-MAP of the new init, the old init is served from the recording, and ffmpeg
+/// decodes the whole playlist.
+#[test]
+fn the_dvr_window_spans_a_publisher_return() {
+    require("ffprobe");
+    let rec = TempDir::new("onair-rec-dvr-again");
+    let toml = format!(
+        "[hls]\nsegment_duration_ms = 300\ndvr_window_ms = 600000\n\
+         [hub]\npublisher_grace_ms = 100\n{}",
+        record_toml(&rec.path, "fragment_duration_ms = 300")
+    );
+    let server = ServerProc::start(&toml);
+    let mut first = common::TestPush::small()
+        .size("320x240")
+        .gop(9)
+        .seconds(3)
+        .stderr(Stdio::null())
+        .start(&server.rtmp_url("live/back"));
+    assert!(first.0.wait().expect("ffmpeg").success());
+    wait_until("the first publish's end", Duration::from_secs(10), || {
+        server.stream("live", "back").is_none()
+    });
+    let _second = common::TestPush::small()
+        .size("320x240")
+        .gop(9)
+        .stderr(Stdio::null())
+        .start(&server.rtmp_url("live/back"));
+    let mut text = String::new();
+    wait_until(
+        "the first publish listed before the second",
+        Duration::from_secs(30),
+        || {
+            let (status, _, body) = get(&server, "/live/back.m3u8?variant=fmp4", &[]);
+            text = String::from_utf8_lossy(&body).to_string();
+            status == 200 && text.contains("back-init1.mp4") && text.contains("back-seg0.m4s")
+        },
+    );
+    // Numbering goes on; the init changes once, after a discontinuity.
+    let segs = playlist_segments(&text);
+    assert_eq!(segs[0].0, 0);
+    assert!(segs.len() >= 10, "{text}");
+    assert!(
+        text.contains("#EXT-X-MAP:URI=\"back-init0.mp4\"\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("#EXT-X-MAP:").count(), 2, "{text}");
+    assert!(
+        text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"back-init1.mp4\"\n"),
+        "{text}"
+    );
+    // The old init, gone from memory, comes from the first recording: its ftyp + moov.
+    let (status, _, init0) = get(&server, "/live/back-init0.mp4", &[]);
+    assert_eq!(status, 200);
+    let files = finished_files(&rec.path.join("live/back"));
+    let recorded = std::fs::read(&files[0]).unwrap();
+    assert_eq!(&init0[4..8], b"ftyp");
+    assert!(recorded.starts_with(&init0));
+    assert_eq!(&recorded[init0.len() + 4..init0.len() + 8], b"moof");
+    // ffmpeg plays it all from its first segment.
+    let base = server.http_url("live/");
+    let vod: String = text
+        .lines()
+        .map(|l| {
+            if let Some(uri) = l.strip_prefix("#EXT-X-MAP:URI=\"") {
+                format!("#EXT-X-MAP:URI=\"{base}{uri}\n")
+            } else if !l.starts_with('#') && !l.is_empty() {
+                format!("{base}{l}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect::<String>()
+        + "#EXT-X-ENDLIST\n";
+    let m3u8 = rec.path.join("back.m3u8");
+    std::fs::write(&m3u8, vod).unwrap();
+    let decode = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-protocol_whitelist"])
+        .args(["file,http,tcp", "-i"])
+        .arg(&m3u8)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let errors = String::from_utf8_lossy(&decode.stderr);
+    assert!(
+        decode.status.success() && errors.is_empty(),
+        "decode errors: {errors}\n{text}"
+    );
+}
