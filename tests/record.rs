@@ -980,6 +980,21 @@ fn the_dvr_window_serves_past_segments_from_the_recording() {
             w[1].0
         );
     }
+    // A blocking LL-HLS reload held until the next segment starts (the live window moves
+    // on meanwhile) still lists the whole DVR window.
+    let ll = |q: &str| {
+        let (status, _, body) = get(&server, &format!("/live/dvr.m3u8?token=s3cret{q}"), &[]);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        String::from_utf8_lossy(&body).to_string()
+    };
+    let now = ll("");
+    // The first part of the segment after the one being built: it comes when that one
+    // completes, and the live window slides by one.
+    let built = playlist_segments(&now).last().expect("segments").0 + 1;
+    let held = ll(&format!("&_HLS_msn={}&_HLS_part=0", built + 1));
+    let held_segs = playlist_segments(&held);
+    assert!(held_segs.last().unwrap().0 >= built, "{held}");
+    assert_eq!(held_segs[0].0, segs[0].0, "{held}");
     // The oldest comes from the recording (immutable, moof + mdat), with the token only.
     assert!(segs[0].1.ends_with(".m4s?token=s3cret"), "{}", segs[0].1);
     let bare = segs[0].1.split('?').next().unwrap();

@@ -79,9 +79,13 @@ describe('the DVR timeline in /live', () => {
 
     // Drag to the oldest end: the playhead goes back into the recorded segments.
     await page.locator('#dvr-range').fill('0');
+    let last = null;
     const back = await waitFor('playback from the DVR window', 20_000, async () => {
-      const b = await bar(page);
+      last = await bar(page);
+      const b = last;
       return b && !b.paused && b.live === 'no' && b.behind >= 2 * LIVE_WINDOW_S ? b : null;
+    }).catch((e) => {
+      throw new Error(`${e.message}; the bar: ${JSON.stringify(last)}`);
     });
     // It plays there: time and decoded frames go on, still far behind the edge.
     const playing = await waitFor('the picture to move in the DVR window', 10_000, async () => {

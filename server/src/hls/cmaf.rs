@@ -570,7 +570,7 @@ fn render_cached(
     let mut p = seg.playlist(&format!("{name}-"));
     p.map_uri = format!("{name}-init{}.mp4", st.generation);
     if let Some(plan) = dvr {
-        super::dvr::prepend(&mut p, plan, name, st.generation);
+        super::dvr::prepend(&mut p, plan, seg.history().iter(), name, st.generation);
     }
     let text = Bytes::from(match kind {
         PlaylistKind::LowLatency => render(&p, skip),

@@ -252,33 +252,57 @@ pub fn plan(
 
 /// `p` (the live playlist) with the DVR segments before its own: numbering, times and
 /// discontinuities as the live playlist had them, EXT-X-MAP where the init changes.
-/// Left as it is when the plan does not end right before its first segment.
-pub fn prepend(p: &mut LlPlaylist, plan: &DvrPlan, name: &str, live_generation: u32) {
+/// Segments that left the live window since the plan was made (a blocking request held
+/// while the window moved on) are taken from `history` (the live segmenter's), so every
+/// answer lists the whole window; the media requests plan again and find them. Left as it
+/// is when the plan and the history do not reach the live window.
+pub fn prepend<'a>(
+    p: &mut LlPlaylist,
+    plan: &DvrPlan,
+    history: impl DoubleEndedIterator<Item = &'a PastSegment>,
+    name: &str,
+    live_generation: u32,
+) {
     let Some(first_live) = p.segments.first().map(|s| s.msn) else {
         return;
     };
-    let dvr: Vec<&DvrSegment> = plan
+    let mut dvr: Vec<PastSegment> = plan
         .segments
         .iter()
-        .filter(|s| s.past.msn < first_live)
+        .map(|s| s.past)
+        .filter(|s| s.msn < first_live)
         .collect();
-    if dvr.last().is_none_or(|s| s.past.msn + 1 != first_live) {
+    let Some(planned_to) = dvr.last().map(|s| s.msn) else {
         return;
+    };
+    if planned_to + 1 != first_live {
+        let mut moved: Vec<PastSegment> = history
+            .rev()
+            .skip_while(|h| h.msn >= first_live)
+            .take_while(|h| h.msn > planned_to)
+            .copied()
+            .collect();
+        moved.reverse();
+        let consecutive = moved.iter().zip(planned_to + 1..).all(|(h, m)| h.msn == m);
+        if !consecutive || moved.len() as u64 != first_live - planned_to - 1 {
+            return;
+        }
+        dvr.extend(moved);
     }
     let init = |g: u32| format!("{name}-init{g}.mp4");
     let mut segments = Vec::with_capacity(dvr.len() + p.segments.len());
-    let mut generation = dvr[0].past.generation;
+    let mut generation = dvr[0].generation;
     p.map_uri = init(generation);
-    p.discontinuity_sequence = dvr[0].past.discontinuities_before;
+    p.discontinuity_sequence = dvr[0].discontinuities_before;
     for s in dvr {
-        let map_uri = (s.past.generation != generation).then(|| init(s.past.generation));
-        generation = s.past.generation;
+        let map_uri = (s.generation != generation).then(|| init(s.generation));
+        generation = s.generation;
         segments.push(LlSegment {
-            msn: s.past.msn,
-            uri: format!("{name}-{}", MediaName::Segment(s.past.msn).file_name()),
-            duration: s.past.duration,
-            program_date_time: s.past.program_date_time,
-            discontinuity: s.past.discontinuity,
+            msn: s.msn,
+            uri: format!("{name}-{}", MediaName::Segment(s.msn).file_name()),
+            duration: s.duration,
+            program_date_time: s.program_date_time,
+            discontinuity: s.discontinuity,
             parts: Vec::new(),
             map_uri,
         });

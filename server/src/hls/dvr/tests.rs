@@ -291,7 +291,7 @@ fn the_playlist_lists_past_segments_with_their_init_and_discontinuities() {
         })
         .collect();
     let mut p = live_playlist(4, 6);
-    prepend(&mut p, &dvr_plan(segs), "cam", 1);
+    prepend(&mut p, &dvr_plan(segs), [].iter(), "cam", 1);
     assert_eq!(
         render_plain(&p),
         "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:1\n\
@@ -318,7 +318,7 @@ fn the_playlist_lists_past_segments_with_their_init_and_discontinuities() {
 }
 
 #[test]
-fn a_plan_that_does_not_reach_the_live_window_is_left_out() {
+fn a_plan_the_live_window_moved_past_is_completed_from_the_history() {
     let segs: Vec<DvrSegment> = history(0, 3)
         .iter()
         .map(|p| DvrSegment {
@@ -329,14 +329,30 @@ fn a_plan_that_does_not_reach_the_live_window_is_left_out() {
             shifts: Vec::new(),
         })
         .collect();
-    // The live window moved on to 5 since the plan (made for 3) was made.
+    // The live window moved on to 5 since the plan (made for 3) was made: segments 3 and
+    // 4 come from the live segmenter's history.
+    let history = history(0, 7);
+    let mut p = live_playlist(5, 7);
+    prepend(&mut p, &dvr_plan(segs.clone()), history.iter(), "cam", 0);
+    assert_eq!(
+        p.segments.iter().map(|s| s.msn).collect::<Vec<_>>(),
+        (0..7).collect::<Vec<_>>()
+    );
+    assert_eq!(p.segments[3].program_date_time, t0() + secs(3.0));
+    // Without them in the history: the live playlist as it is, never a hole.
     let mut p = live_playlist(5, 7);
     let before = p.clone();
-    prepend(&mut p, &dvr_plan(segs.clone()), "cam", 1);
+    prepend(
+        &mut p,
+        &dvr_plan(segs.clone()),
+        history[..4].iter(),
+        "cam",
+        0,
+    );
     assert_eq!(p, before);
     // Made for 3: listed, and the live segments get their init back.
     let mut p = live_playlist(3, 5);
-    prepend(&mut p, &dvr_plan(segs), "cam", 1);
+    prepend(&mut p, &dvr_plan(segs), [].iter(), "cam", 1);
     assert_eq!(p.segments.len(), 5);
     assert_eq!(p.map_uri, "cam-init0.mp4");
     assert_eq!(p.segments[3].map_uri.as_deref(), Some("cam-init1.mp4"));
