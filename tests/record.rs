@@ -1079,9 +1079,16 @@ fn the_dvr_window_serves_past_segments_from_the_recording() {
                 .is_some_and(|s| s.0 > segs[0].0)
         },
     );
-    // A segment never made is 404 too.
-    let (status, _, _) = get(&server, "/live/dvr-seg999999.m4s?token=s3cret", &[]);
-    assert_eq!(status, 404);
+    // Segments and inits never made are 404 too, whatever their number.
+    for path in [
+        "/live/dvr-seg999999.m4s",
+        "/live/dvr-seg18446744073709551615.m4s",
+        "/live/dvr-init4294967295.mp4",
+        "/live/dvr-part0.0.m4s",
+    ] {
+        let (status, _, _) = get(&server, &format!("{path}?token=s3cret"), &[]);
+        assert_eq!(status, 404, "{path}");
+    }
 }
 
 /// The DVR window across a publisher's return (after the stream ended: a new init
