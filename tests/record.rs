@@ -893,3 +893,291 @@ fn a_publisher_coming_back_gets_a_new_file() {
         assert_eq!(packets(&f, "v").len() as u64, secs() * 30, "{f:?}");
     }
 }
+
+/// A playlist's segments: (msn, uri, EXTINF seconds, PROGRAM-DATE-TIME).
+fn playlist_segments(text: &str) -> Vec<(u64, String, f64, SystemTime)> {
+    let mut msn: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|v| v.parse().ok())
+        .expect("EXT-X-MEDIA-SEQUENCE");
+    let mut out = Vec::new();
+    let (mut dur, mut pdt) = (None, None);
+    for l in text.lines() {
+        if let Some(v) = l.strip_prefix("#EXTINF:") {
+            dur = v.trim_end_matches(',').parse().ok();
+        } else if let Some(v) = l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            pdt = Some(parse_time(v));
+        } else if !l.starts_with('#') && !l.is_empty() {
+            out.push((
+                msn,
+                l.to_string(),
+                dur.take().expect("EXTINF"),
+                pdt.take().expect("PROGRAM-DATE-TIME"),
+            ));
+            msn += 1;
+        }
+    }
+    out
+}
+
+/// The DVR window (`hls.dvr_window_ms`): the fMP4 playlist lists recorded segments before
+/// the live window, numbered and timed as the live ones were, on one timeline across a
+/// file rotation; ffmpeg decodes it all from its first segment; play tokens apply to the
+/// recorded segments as to live ones; segments whose file is gone answer 404 and leave the
+/// playlist.
+#[test]
+fn the_dvr_window_serves_past_segments_from_the_recording() {
+    require("ffprobe");
+    let rec = TempDir::new("onair-rec-dvr");
+    // 0.3 s segments and fragments (0.3 s GOPs), a new file every 2 s.
+    let toml = format!(
+        "[hls]\nsegment_duration_ms = 300\ndvr_window_ms = 600000\n\
+         [auth]\nplay_tokens = [\"s3cret\"]\n{}",
+        record_toml(
+            &rec.path,
+            "fragment_duration_ms = 300\nsegment_duration_ms = 2000"
+        )
+    );
+    let server = ServerProc::start(&toml);
+    let _push = common::TestPush::small()
+        .size("320x240")
+        .gop(9)
+        .stderr(Stdio::null())
+        .start(&server.rtmp_url("live/dvr"));
+    server.wait_live("live", "dvr");
+    // The fMP4 live window is ten segments; wait for eight more before it.
+    const LIVE: usize = 10;
+    let mut text = String::new();
+    wait_until(
+        "recorded segments before the live window",
+        Duration::from_secs(40),
+        || {
+            let (status, _, body) = get(&server, "/live/dvr.m3u8?variant=fmp4&token=s3cret", &[]);
+            text = String::from_utf8_lossy(&body).to_string();
+            status == 200 && text.matches("#EXTINF:").count() >= LIVE + 8
+        },
+    );
+    let segs = playlist_segments(&text);
+    let n = segs.len();
+    // The oldest segment is older than the whole live window.
+    let live_window: f64 = segs[n - LIVE..].iter().map(|s| s.2).sum();
+    let oldest_age = segs[n - 1]
+        .3
+        .duration_since(segs[0].3)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        oldest_age > live_window + 2.0,
+        "oldest segment {oldest_age:.2} s before the newest; live window {live_window:.2} s\n{text}"
+    );
+    // One timeline: each segment starts where the one before ended (wall clock).
+    for w in segs.windows(2) {
+        let gap = w[1].3.duration_since(w[0].3).unwrap().as_secs_f64() - w[0].2;
+        assert!(
+            gap.abs() < 0.05,
+            "segment {} starts {gap:.3} s off\n{text}",
+            w[1].0
+        );
+    }
+    // A blocking LL-HLS reload held until the next segment starts (the live window moves
+    // on meanwhile) still lists the whole DVR window.
+    let ll = |q: &str| {
+        let (status, _, body) = get(&server, &format!("/live/dvr.m3u8?token=s3cret{q}"), &[]);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        String::from_utf8_lossy(&body).to_string()
+    };
+    let now = ll("");
+    // The first part of the segment after the one being built: it comes when that one
+    // completes, and the live window slides by one.
+    let built = playlist_segments(&now).last().expect("segments").0 + 1;
+    let held = ll(&format!("&_HLS_msn={}&_HLS_part=0", built + 1));
+    let held_segs = playlist_segments(&held);
+    assert!(held_segs.last().unwrap().0 >= built, "{held}");
+    assert_eq!(held_segs[0].0, segs[0].0, "{held}");
+    // The oldest comes from the recording (immutable, moof + mdat), with the token only.
+    assert!(segs[0].1.ends_with(".m4s?token=s3cret"), "{}", segs[0].1);
+    let bare = segs[0].1.split('?').next().unwrap();
+    let (status, _, _) = get(&server, &format!("/live/{bare}"), &[]);
+    assert_eq!(status, 401, "a recorded segment without the play token");
+    let (status, headers, body) = get(&server, &format!("/live/{}", segs[0].1), &[]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(header(&headers, "content-type"), Some("video/iso.segment"));
+    assert!(header(&headers, "cache-control").is_some_and(|c| c.contains("immutable")));
+    assert_eq!(&body[4..8], b"moof");
+
+    // ffmpeg plays it from its first segment, as a finished playlist of these segments.
+    let base = server.http_url("live/");
+    let vod: String = text
+        .lines()
+        .map(|l| {
+            if let Some(uri) = l.strip_prefix("#EXT-X-MAP:URI=\"") {
+                format!("#EXT-X-MAP:URI=\"{base}{uri}\n")
+            } else if !l.starts_with('#') && !l.is_empty() {
+                format!("{base}{l}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect::<String>()
+        + "#EXT-X-ENDLIST\n";
+    let m3u8 = rec.path.join("dvr.m3u8");
+    std::fs::write(&m3u8, vod).unwrap();
+    let decode = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-protocol_whitelist"])
+        .args(["file,http,tcp", "-i"])
+        .arg(&m3u8)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let errors = String::from_utf8_lossy(&decode.stderr);
+    assert!(
+        decode.status.success() && errors.is_empty(),
+        "decode errors: {errors}\n{text}"
+    );
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-protocol_whitelist", "file,http,tcp"])
+        .args(["-select_streams", "v", "-show_entries", "packet=pts_time"])
+        .args(["-of", "csv=p=0"])
+        .arg(&m3u8)
+        .output()
+        .expect("run ffprobe");
+    let pts: Vec<f64> = String::from_utf8_lossy(&probe.stdout)
+        .lines()
+        .filter_map(|l| l.trim_end_matches(',').parse().ok())
+        .collect();
+    // The recorded segments' times run on into the live ones: no step back, no hole.
+    let listed: f64 = segs.iter().map(|s| s.2).sum();
+    assert!(
+        pts.len() as f64 >= listed * 30.0 * 0.9,
+        "{} frames for {listed:.2} s",
+        pts.len()
+    );
+    for w in pts.windows(2) {
+        assert!(
+            w[1] > w[0] && w[1] - w[0] < 0.1,
+            "video time goes from {} to {}",
+            w[0],
+            w[1]
+        );
+    }
+
+    // Retention deleting the oldest file: its segments answer 404 and leave the playlist.
+    let files = finished_files(&rec.path.join("live/dvr"));
+    assert!(!files.is_empty(), "a file rotated");
+    std::fs::remove_file(&files[0]).unwrap();
+    let (status, _, _) = get(&server, &format!("/live/{}", segs[0].1), &[]);
+    assert_eq!(status, 404);
+    wait_until(
+        "the playlist to start after the deleted file",
+        Duration::from_secs(10),
+        || {
+            let (_, _, body) = get(&server, "/live/dvr.m3u8?variant=fmp4&token=s3cret", &[]);
+            let text = String::from_utf8_lossy(&body).to_string();
+            playlist_segments(&text)
+                .first()
+                .is_some_and(|s| s.0 > segs[0].0)
+        },
+    );
+    // Segments and inits never made are 404 too, whatever their number.
+    for path in [
+        "/live/dvr-seg999999.m4s",
+        "/live/dvr-seg18446744073709551615.m4s",
+        "/live/dvr-init4294967295.mp4",
+        "/live/dvr-part0.0.m4s",
+    ] {
+        let (status, _, _) = get(&server, &format!("{path}?token=s3cret"), &[]);
+        assert_eq!(status, 404, "{path}");
+    }
+}
+
+/// The DVR window across a publisher's return (after the stream ended: a new init
+/// segment): the first publish's segments stay listed before a discontinuity and an
+/// EXT-X-MAP of the new init, the old init is served from the recording, and ffmpeg
+/// decodes the whole playlist.
+#[test]
+fn the_dvr_window_spans_a_publisher_return() {
+    require("ffprobe");
+    let rec = TempDir::new("onair-rec-dvr-again");
+    let toml = format!(
+        "[hls]\nsegment_duration_ms = 300\ndvr_window_ms = 600000\n\
+         [hub]\npublisher_grace_ms = 100\n{}",
+        record_toml(&rec.path, "fragment_duration_ms = 300")
+    );
+    let server = ServerProc::start(&toml);
+    let mut first = common::TestPush::small()
+        .size("320x240")
+        .gop(9)
+        .seconds(3)
+        .stderr(Stdio::null())
+        .start(&server.rtmp_url("live/back"));
+    assert!(first.0.wait().expect("ffmpeg").success());
+    wait_until("the first publish's end", Duration::from_secs(10), || {
+        server.stream("live", "back").is_none()
+    });
+    let _second = common::TestPush::small()
+        .size("320x240")
+        .gop(9)
+        .stderr(Stdio::null())
+        .start(&server.rtmp_url("live/back"));
+    let mut text = String::new();
+    wait_until(
+        "the first publish listed before the second",
+        Duration::from_secs(30),
+        || {
+            let (status, _, body) = get(&server, "/live/back.m3u8?variant=fmp4", &[]);
+            text = String::from_utf8_lossy(&body).to_string();
+            status == 200 && text.contains("back-init1.mp4") && text.contains("back-seg0.m4s")
+        },
+    );
+    // Numbering goes on; the init changes once, after a discontinuity.
+    let segs = playlist_segments(&text);
+    assert_eq!(segs[0].0, 0);
+    assert!(segs.len() >= 10, "{text}");
+    assert!(
+        text.contains("#EXT-X-MAP:URI=\"back-init0.mp4\"\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("#EXT-X-MAP:").count(), 2, "{text}");
+    assert!(
+        text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"back-init1.mp4\"\n"),
+        "{text}"
+    );
+    // The old init, gone from memory, comes from the first recording: its ftyp + moov.
+    let (status, _, init0) = get(&server, "/live/back-init0.mp4", &[]);
+    assert_eq!(status, 200);
+    let files = finished_files(&rec.path.join("live/back"));
+    let recorded = std::fs::read(&files[0]).unwrap();
+    assert_eq!(&init0[4..8], b"ftyp");
+    assert!(recorded.starts_with(&init0));
+    assert_eq!(&recorded[init0.len() + 4..init0.len() + 8], b"moof");
+    // ffmpeg plays it all from its first segment.
+    let base = server.http_url("live/");
+    let vod: String = text
+        .lines()
+        .map(|l| {
+            if let Some(uri) = l.strip_prefix("#EXT-X-MAP:URI=\"") {
+                format!("#EXT-X-MAP:URI=\"{base}{uri}\n")
+            } else if !l.starts_with('#') && !l.is_empty() {
+                format!("{base}{l}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect::<String>()
+        + "#EXT-X-ENDLIST\n";
+    let m3u8 = rec.path.join("back.m3u8");
+    std::fs::write(&m3u8, vod).unwrap();
+    let decode = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-protocol_whitelist"])
+        .args(["file,http,tcp", "-i"])
+        .arg(&m3u8)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let errors = String::from_utf8_lossy(&decode.stderr);
+    assert!(
+        decode.status.success() && errors.is_empty(),
+        "decode errors: {errors}\n{text}"
+    );
+}

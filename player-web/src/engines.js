@@ -109,6 +109,11 @@ export const LL_HLS_CONFIG = {
   enableWorker: true,
 };
 
+/** With a DVR window the viewer may play far behind the edge: no jump back to it. (The
+ *  LL-HLS settings have no maximum latency, hls.js's default, and set no liveSync* that
+ *  one could be checked against.) */
+export const DVR_OVERRIDES = { liveMaxLatencyDurationCount: Infinity };
+
 async function createHls(video, url, hooks) {
   const { default: Hls } = await import('hls.js');
   let failed = false;
@@ -143,7 +148,7 @@ async function createHls(video, url, hooks) {
   } catch {
     // hls.js reports a playlist it cannot load.
   }
-  const hls = new Hls(lowLatency ? LL_HLS_CONFIG : HLS_CONFIG);
+  const hls = new Hls(lowLatency ? LL_HLS_CONFIG : { ...HLS_CONFIG, ...(hooks.dvr ? DVR_OVERRIDES : {}) });
   // Which HLS the server gave: LL-HLS (parts), fMP4 or MPEG-TS, for the overlay.
   let variant = '';
   hls.on(Hls.Events.LEVEL_LOADED, (_e, data) => {
@@ -176,6 +181,15 @@ async function createHls(video, url, hooks) {
   return {
     proto: 'hls',
     variant: () => variant,
+    /** Where hls.js plays at the live edge (the DVR bar's "live" button). */
+    liveEdge: () => hls.liveSyncPosition,
+    /** EXT-X-TARGETDURATION of the playlist (seconds). */
+    targetDuration: () => hls.latestLevelDetails?.targetduration,
+    /** The playlist's span on the media timeline (the DVR bar's window). */
+    seekWindow() {
+      const d = hls.latestLevelDetails;
+      return d && d.live && d.edge > d.fragmentStart ? { start: d.fragmentStart, end: d.edge } : null;
+    },
     bitrateBps() {
       const bytes = recent.reduce((a, r) => a + r[0], 0);
       const dur = recent.reduce((a, r) => a + r[1], 0);

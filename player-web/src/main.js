@@ -7,6 +7,7 @@
 import './style.css';
 import { AudioTap } from './audio.js';
 import { AvSync } from './avsync.js';
+import { DvrBar } from './dvr.js';
 import { createEngine } from './engines.js';
 import { ClockMap, LatencyMeter, liveEdgeAction } from './latency.js';
 import { QoeCounter, beaconBody, newSessionId, qoeIntervalMs } from './qoe.js';
@@ -63,6 +64,8 @@ const ui = {
   fullscreen: $('fullscreen'),
 };
 for (const h of document.querySelectorAll('.host')) h.textContent = location.hostname;
+/** The DVR timeline under the picture, shown for streams with a DVR window. */
+const dvrBar = new DvrBar(ui.playerSection, document.querySelector('.share'));
 
 /** The last /api/streams answer (null: none yet or the server did not answer). */
 let streams = null;
@@ -406,6 +409,7 @@ async function startEngine() {
       onError: (msg) => {
         if (gen === generation) engineFailed(msg);
       },
+      dvr: (currentInfo?.hls?.dvr_window_ms || 0) > 0,
     });
     if (gen !== generation) {
       e.destroy();
@@ -527,6 +531,7 @@ function tick() {
   } else {
     ui.play.hidden = true;
   }
+  dvrBar.update(video, engine, currentInfo, current?.proto);
   av.update(clocks, now);
   step();
   if (ticks % 2 === 0) renderOverlay(now);

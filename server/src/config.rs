@@ -284,6 +284,13 @@ pub struct HlsConfig {
     pub max_blocking_requests: usize,
     /// Longest a blocking request is held before it is answered 503.
     pub blocking_timeout_ms: u64,
+    /// DVR window (time-shift): for streams being recorded as fMP4 (`[record]`), the fMP4
+    /// and LL-HLS playlists also list the segments of this much time before the live
+    /// window, served from the recording. 0: off.
+    pub dvr_window_ms: u64,
+    /// Most segments the DVR window lists before the live window (bounds the playlist and
+    /// the segment times each stream remembers).
+    pub dvr_max_segments: usize,
 }
 
 /// Which HLS `{stream}.m3u8` serves.
@@ -337,6 +344,8 @@ impl Default for HlsConfig {
             max_memory_bytes: 256 << 20,
             max_blocking_requests: 10_000,
             blocking_timeout_ms: 6_000,
+            dvr_window_ms: 0,
+            dvr_max_segments: 3_600,
         }
     }
 }

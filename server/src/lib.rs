@@ -134,6 +134,9 @@ impl Server {
         }
         let recorder =
             record::Recorder::new(control.config().record.clone(), hub.metrics().clone());
+        if let Some(h) = &hls {
+            h.set_recording(recorder.config());
+        }
         if recorder.config().enabled {
             tasks.spawn(
                 recorder

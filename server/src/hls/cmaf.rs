@@ -131,6 +131,8 @@ pub struct CmafStream {
     state: Mutex<CmafState>,
     /// Bumped after every change of the segmenter; held requests wait on it.
     version: watch::Sender<u64>,
+    /// The DVR window's file indexes and plan (`hls::dvr`).
+    dvr: tokio::sync::Mutex<super::dvr::DvrCache>,
 }
 
 struct CmafState {
@@ -147,6 +149,8 @@ struct CmafState {
     ended_at: Option<Instant>,
     /// Playlists rendered since the last change: low-latency, with skip, plain.
     rendered: [Option<Bytes>; 3],
+    /// The same with the DVR window before them, and the plan they were rendered with.
+    rendered_dvr: [Option<(u64, Bytes)>; 3],
     refused_samples: u64,
 }
 
@@ -296,10 +300,46 @@ impl CmafStream {
                 generation: 0,
                 ended_at: None,
                 rendered: [None, None, None],
+                rendered_dvr: [None, None, None],
                 refused_samples: 0,
             }),
             version: watch::channel(0).0,
+            dvr: Default::default(),
         }
+    }
+
+    pub(crate) fn dvr_cache(&self) -> &tokio::sync::Mutex<super::dvr::DvrCache> {
+        &self.dvr
+    }
+
+    /// The number of the oldest segment in the live window.
+    pub fn first_live_msn(&self) -> Option<u64> {
+        self.lock().seg.as_ref().and_then(|s| s.first_msn())
+    }
+
+    /// The segments before `first_live`, newest back while they started after `since`,
+    /// at most `max`, oldest first.
+    pub fn past_segments(
+        &self,
+        first_live: u64,
+        since: SystemTime,
+        max: usize,
+    ) -> Vec<crate::llhls::PastSegment> {
+        let st = self.lock();
+        let Some(seg) = st.seg.as_ref() else {
+            return Vec::new();
+        };
+        let mut out: Vec<_> = seg
+            .history()
+            .iter()
+            .rev()
+            .filter(|h| h.msn < first_live)
+            .take_while(|h| h.program_date_time >= since)
+            .take(max)
+            .copied()
+            .collect();
+        out.reverse();
+        out
     }
 
     fn lock(&self) -> MutexGuard<'_, CmafState> {
@@ -309,6 +349,7 @@ impl CmafStream {
     /// Rendered playlists are stale; wake held requests.
     fn changed(&self, mut st: MutexGuard<'_, CmafState>) {
         st.rendered = [None, None, None];
+        st.rendered_dvr = [None, None, None];
         drop(st);
         self.version.send_modify(|v| *v = v.wrapping_add(1));
     }
@@ -419,6 +460,7 @@ impl CmafStream {
         raw_query: Option<&str>,
         held: &HeldRequests,
         limit: Duration,
+        dvr: Option<&Arc<super::dvr::DvrPlan>>,
     ) -> Answer {
         let query: Result<LlQuery, QueryError> = match kind {
             PlaylistKind::LowLatency => LlQuery::parse(raw_query),
@@ -435,7 +477,7 @@ impl CmafStream {
                 PlaylistKind::Plain => Decision::NotFound,
             };
             match decision {
-                Decision::Now => Some(render_cached(st, &name, kind, &query)),
+                Decision::Now => Some(render_cached(st, &name, kind, &query, dvr)),
                 Decision::Hold { .. } => None,
                 Decision::BadRequest(r) => Some(Answer::BadRequest(r.to_string())),
                 Decision::NotFound => Some(Answer::NotFound(
@@ -506,6 +548,7 @@ fn render_cached(
     name: &str,
     kind: PlaylistKind,
     query: &Result<LlQuery, QueryError>,
+    dvr: Option<&Arc<super::dvr::DvrPlan>>,
 ) -> Answer {
     let skip = query.as_ref().is_ok_and(|q| q.wants_skip());
     let slot = match (kind, skip) {
@@ -513,19 +556,30 @@ fn render_cached(
         (PlaylistKind::LowLatency, true) => 1,
         (PlaylistKind::Plain, _) => 2,
     };
-    if let Some(b) = &st.rendered[slot] {
-        return Answer::Playlist(b.clone());
+    let plan_id = dvr.map(|p| p.id);
+    match (plan_id, &st.rendered[slot], &st.rendered_dvr[slot]) {
+        (None, Some(b), _) => return Answer::Playlist(b.clone()),
+        (Some(id), _, Some((made_with, b))) if *made_with == id => {
+            return Answer::Playlist(b.clone())
+        }
+        _ => {}
     }
     let Some(seg) = st.seg.as_ref() else {
         return Answer::NotFound("no fMP4 segment yet");
     };
     let mut p = seg.playlist(&format!("{name}-"));
     p.map_uri = format!("{name}-init{}.mp4", st.generation);
+    if let Some(plan) = dvr {
+        super::dvr::prepend(&mut p, plan, seg.history().iter(), name, st.generation);
+    }
     let text = Bytes::from(match kind {
         PlaylistKind::LowLatency => render(&p, skip),
         PlaylistKind::Plain => render_plain(&p),
     });
-    st.rendered[slot] = Some(text.clone());
+    match plan_id {
+        Some(id) => st.rendered_dvr[slot] = Some((id, text.clone())),
+        None => st.rendered[slot] = Some(text.clone()),
+    }
     Answer::Playlist(text)
 }
 

@@ -3,6 +3,7 @@
 //! folder) and served as bytes. Nothing here runs per HLS client beyond a lookup.
 
 pub mod cmaf;
+pub mod dvr;
 pub mod playlist;
 pub mod segmenter;
 pub mod ts;
@@ -45,6 +46,8 @@ struct HlsInner {
     cmaf: Mutex<HashMap<StreamKey, Arc<CmafStream>>>,
     /// Blocking requests held now, within `max_blocking_requests`.
     held: HeldRequests,
+    /// `[record]`, for the DVR window (`set_recording`).
+    record: std::sync::OnceLock<Arc<crate::record::RecordConfig>>,
 }
 
 /// One stream's HLS output.
@@ -85,8 +88,30 @@ impl Hls {
                 metrics,
                 streams: Mutex::new(HashMap::new()),
                 cmaf: Mutex::new(HashMap::new()),
+                record: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// What is recorded, and where: streams recorded as fMP4 get the DVR window.
+    pub fn set_recording(&self, cfg: &crate::record::RecordConfig) {
+        let _ = self.inner.record.set(Arc::new(cfg.clone()));
+    }
+
+    /// The DVR window of `key`: `hls.dvr_window_ms` is on and the stream is recorded as fMP4.
+    pub fn dvr(&self, key: &StreamKey) -> Option<dvr::DvrSettings> {
+        let cfg = self.config();
+        let rec = self.inner.record.get()?;
+        (cfg.dvr_window_ms > 0
+            && cfg.variant.has_fmp4()
+            && rec.records(&key.app)
+            && rec.format == crate::record::RecordFormat::Fmp4
+            && crate::record::recordable(key).is_ok())
+        .then(|| dvr::DvrSettings {
+            window: Duration::from_millis(cfg.dvr_window_ms),
+            max_segments: cfg.dvr_max_segments.max(1),
+            dir: rec.stream_dir(key),
+        })
     }
 
     fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<StreamKey, Arc<HlsStream>>> {
@@ -204,6 +229,12 @@ impl Hls {
             max_memory_bytes: self.memory_share(),
             max_segment_bytes: cfg.max_segment_bytes,
             max_part_bytes: cfg.max_segment_bytes.min(16 << 20),
+            // The DVR window lists past segments: remember their times (no media).
+            history: if cfg.dvr_window_ms > 0 {
+                cfg.dvr_max_segments.saturating_add(cfg.window.max(10))
+            } else {
+                0
+            },
         };
         let h = Arc::new(CmafStream::new(key.clone(), ll));
         streams.insert(key.clone(), h.clone());

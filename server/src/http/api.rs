@@ -115,6 +115,9 @@ pub struct HlsInfo {
     /// LL-HLS PART-TARGET (the configured part duration, or what the stream's frame
     /// rate made of it); absent when low-latency HLS is off.
     pub part_duration_ms: Option<u64>,
+    /// The DVR window of the fMP4 playlists (`hls.dvr_window_ms`, for a recorded
+    /// stream); 0: none, the playlists list the live window only.
+    pub dvr_window_ms: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -173,6 +176,7 @@ fn hls_info(
             ts_available: false,
             segment_duration_ms: 0,
             part_duration_ms: None,
+            dvr_window_ms: 0,
         };
     };
     let cfg = hls.config();
@@ -195,6 +199,7 @@ fn hls_info(
         ts_available,
         segment_duration_ms: cfg.segment_duration_ms,
         part_duration_ms,
+        dvr_window_ms: hls.dvr(&s.key).map_or(0, |d| d.window.as_millis() as u64),
     }
 }
 

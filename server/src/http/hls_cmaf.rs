@@ -107,7 +107,14 @@ pub async fn playlist(
     let cfg = hls.config();
     let limit = Duration::from_millis(cfg.blocking_timeout_ms);
     let raw = (!query.is_empty()).then_some(query);
-    let a = stream.playlist(kind, raw, hls.held(), limit).await;
+    // The DVR window, planned for the live window as it is now.
+    let dvr = match hls.dvr(key) {
+        Some(d) => crate::hls::dvr::plan_for(&stream, &d).await,
+        None => None,
+    };
+    let a = stream
+        .playlist(kind, raw, hls.held(), limit, dvr.as_ref())
+        .await;
     let a = match a {
         Answer::Playlist(b) => Answer::Playlist(with_token(ctx, query, b)),
         other => other,
@@ -143,6 +150,14 @@ pub async fn media(ctx: &HttpContext, key: &StreamKey, media: CmafMedia) -> Resp
     // are, so caches may keep a file about as long as the window lists it.
     let max_age = (cfg.segment_duration_ms * cfg.window.max(10) as u64 + cfg.keep_after_ms) / 1000;
     let cache = format!("public, max-age={max_age}, immutable");
+    // Gone from memory: a segment (or old init) of the DVR window, from the recording.
+    if let (Answer::NotFound(_), Some(dvr)) = (&a, hls.dvr(key)) {
+        let dvr_age = (cfg.dvr_window_ms + cfg.keep_after_ms) / 1000;
+        let dvr_cache = format!("public, max-age={dvr_age}, immutable");
+        if let Some(r) = crate::hls::dvr::media(&stream, &dvr, media, &dvr_cache).await {
+            return r;
+        }
+    }
     let content_type = match media {
         CmafMedia::Init(_) => "video/mp4",
         _ => "video/iso.segment",

@@ -12,4 +12,4 @@ pub mod segmenter;
 pub use cutter::{ClosedPart, Cut, Cutter, FrameInfo};
 pub use playlist::{render, render_plain, LlPart, LlPlaylist, LlSegment, ServerControl};
 pub use reload::{decide, Decision, LlQuery, QueryError, Refusal, ReloadState, Skip};
-pub use segmenter::{LlSegmenter, LlSegmenterConfig, MediaName, PartReady};
+pub use segmenter::{LlSegmenter, LlSegmenterConfig, MediaName, PartReady, PastSegment};

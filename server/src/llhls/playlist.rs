@@ -30,6 +30,9 @@ pub struct LlSegment {
     /// Its parts; rendered only while the segment is within three target durations of
     /// the playlist's end, as the draft asks.
     pub parts: Vec<LlPart>,
+    /// The init segment changes here (EXT-X-MAP before it); `None`: the one before it, or
+    /// the playlist's `map_uri`, stays.
+    pub map_uri: Option<String>,
 }
 
 /// EXT-X-SERVER-CONTROL.
@@ -97,6 +100,32 @@ fn write_parts(out: &mut String, parts: &[LlPart]) {
     }
 }
 
+/// The init segment in effect at segment `i` (`segments.len()`: at the parts after them).
+fn map_at(p: &LlPlaylist, i: usize) -> &str {
+    p.segments[..i.min(p.segments.len())]
+        .iter()
+        .rev()
+        .find_map(|s| s.map_uri.as_deref())
+        .unwrap_or(&p.map_uri)
+}
+
+/// Writes a segment's DISCONTINUITY, its EXT-X-MAP where the init changes (not for the
+/// first one written: the header names its init) and its PROGRAM-DATE-TIME.
+fn write_segment_head(out: &mut String, s: &LlSegment, first: bool) {
+    if s.discontinuity {
+        out.push_str("#EXT-X-DISCONTINUITY\n");
+    }
+    if let (Some(m), false) = (&s.map_uri, first) {
+        let _ = writeln!(out, "#EXT-X-MAP:URI=\"{m}\"");
+    }
+    let pdt = DateTime::<Utc>::from(s.program_date_time);
+    let _ = writeln!(
+        out,
+        "#EXT-X-PROGRAM-DATE-TIME:{}",
+        pdt.to_rfc3339_opts(SecondsFormat::Millis, true)
+    );
+}
+
 /// How many leading segments a delta update may replace with EXT-X-SKIP: those that end
 /// at least `until` before the playlist's end (a conservative reading of the Skip
 /// Boundary: never skips a segment the client may still need).
@@ -160,7 +189,7 @@ pub fn render(p: &LlPlaylist, skip: bool) -> String {
     if skipped > 0 {
         let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
     }
-    let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", p.map_uri);
+    let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", map_at(p, skipped));
 
     // Parts are listed for segments ending within three target durations of the end.
     let parts_window = Duration::from_secs(target * 3);
@@ -174,15 +203,7 @@ pub fn render(p: &LlPlaylist, skip: bool) -> String {
         from_end += s.duration;
     }
     for (i, s) in p.segments.iter().enumerate().skip(skipped) {
-        if s.discontinuity {
-            out.push_str("#EXT-X-DISCONTINUITY\n");
-        }
-        let pdt = DateTime::<Utc>::from(s.program_date_time);
-        let _ = writeln!(
-            out,
-            "#EXT-X-PROGRAM-DATE-TIME:{}",
-            pdt.to_rfc3339_opts(SecondsFormat::Millis, true)
-        );
+        write_segment_head(&mut out, s, i == skipped);
         if with_parts[i] {
             write_parts(&mut out, &s.parts);
         }
@@ -226,17 +247,9 @@ pub fn render_plain(p: &LlPlaylist) -> String {
             p.discontinuity_sequence
         );
     }
-    let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", p.map_uri);
-    for s in &p.segments {
-        if s.discontinuity {
-            out.push_str("#EXT-X-DISCONTINUITY\n");
-        }
-        let pdt = DateTime::<Utc>::from(s.program_date_time);
-        let _ = writeln!(
-            out,
-            "#EXT-X-PROGRAM-DATE-TIME:{}",
-            pdt.to_rfc3339_opts(SecondsFormat::Millis, true)
-        );
+    let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", map_at(p, 0));
+    for (i, s) in p.segments.iter().enumerate() {
+        write_segment_head(&mut out, s, i == 0);
         let _ = writeln!(out, "#EXTINF:{},\n{}", secs(s.duration), s.uri);
     }
     if p.ended {
@@ -276,6 +289,7 @@ mod tests {
             parts: (0..parts as u32)
                 .map(|i| part(msn, i, 200, i == 0))
                 .collect(),
+            map_uri: None,
         }
     }
 

@@ -30,6 +30,9 @@ pub struct LlSegmenterConfig {
     pub max_segment_bytes: usize,
     /// Sample bytes one part may gather (a bound on the fragmenter's queue).
     pub max_part_bytes: usize,
+    /// Closed segments remembered (times only, no media) for the DVR window, which
+    /// serves them from the recording once they leave the live window; 0 keeps none.
+    pub history: usize,
 }
 
 impl Default for LlSegmenterConfig {
@@ -41,6 +44,7 @@ impl Default for LlSegmenterConfig {
             max_memory_bytes: 64 << 20,
             max_segment_bytes: 32 << 20,
             max_part_bytes: 16 << 20,
+            history: 0,
         }
     }
 }
@@ -67,6 +71,24 @@ impl StoredSegment {
     fn bytes(&self) -> usize {
         self.parts.iter().map(|p| p.bytes.len()).sum()
     }
+}
+
+/// A closed segment as the DVR window needs it once its media left memory: where it sits
+/// on the stream's timeline and in the playlist. No media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PastSegment {
+    pub msn: u64,
+    pub program_date_time: SystemTime,
+    pub duration: Duration,
+    pub discontinuity: bool,
+    /// Segments with a discontinuity before this one, since the segmenter was made: its
+    /// playlist's EXT-X-DISCONTINUITY-SEQUENCE when it is listed first.
+    pub discontinuities_before: u64,
+    /// Restarts (new init segments) before it: the `g` of `-init{g}.mp4`.
+    pub generation: u32,
+    /// DTS of its first sample on the driving track, in `timescale` ticks.
+    pub first_dts: u64,
+    pub timescale: u32,
 }
 
 /// A part that became available with the last `push` or `finish`: wake the requests
@@ -128,6 +150,8 @@ pub struct LlSegmenter {
     segments: VecDeque<StoredSegment>,
     current: Vec<StoredPart>,
     current_pdt: SystemTime,
+    /// DTS (driving track) of the segment being built's first sample.
+    current_first_dts: u64,
     current_discontinuity: bool,
     next_discontinuity: bool,
     discontinuity_sequence: u64,
@@ -141,6 +165,11 @@ pub struct LlSegmenter {
     anchor: Option<(u64, SystemTime)>,
     live: bool,
     ended: bool,
+    /// The last `cfg.history` closed segments, oldest first.
+    history: VecDeque<PastSegment>,
+    /// Closed segments that followed a discontinuity, and restarts, so far.
+    discontinuities: u64,
+    generation: u32,
 }
 
 fn ticks(d: Duration, timescale: u64) -> u64 {
@@ -176,6 +205,7 @@ impl LlSegmenter {
             segments: VecDeque::new(),
             current: Vec::new(),
             current_pdt: SystemTime::UNIX_EPOCH,
+            current_first_dts: 0,
             current_discontinuity: false,
             next_discontinuity: false,
             discontinuity_sequence: 0,
@@ -187,7 +217,26 @@ impl LlSegmenter {
             // Made for a publisher that is live: requests wait for its first part.
             live: true,
             ended: false,
+            history: VecDeque::new(),
+            discontinuities: 0,
+            generation: 0,
         })
+    }
+
+    /// The last closed segments (up to `history` of the config), oldest first, including
+    /// those still in the live window.
+    pub fn history(&self) -> &VecDeque<PastSegment> {
+        &self.history
+    }
+
+    /// The number of the oldest segment in the live window.
+    pub fn first_msn(&self) -> Option<u64> {
+        self.segments.front().map(|s| s.msn)
+    }
+
+    /// Restarts so far: the generation of the init segment in use.
+    pub fn generation(&self) -> u32 {
+        self.generation
     }
 
     pub fn init(&self) -> &Bytes {
@@ -248,6 +297,7 @@ impl LlSegmenter {
         if self.anchor.is_none() {
             self.anchor = Some((sample.dts, now));
             self.current_pdt = now;
+            self.current_first_dts = sample.dts;
             self.current_discontinuity = std::mem::take(&mut self.next_discontinuity);
             self.live = true;
         }
@@ -266,7 +316,7 @@ impl LlSegmenter {
             }
         }
         if closed.ends_segment {
-            self.close_segment(self.wallclock(dts));
+            self.close_segment(self.wallclock(dts), dts);
         } else if self.current.iter().map(|p| p.bytes.len()).sum::<usize>()
             > self.cfg.max_segment_bytes
         {
@@ -309,7 +359,8 @@ impl LlSegmenter {
         self.evict();
     }
 
-    fn close_segment(&mut self, next_pdt: SystemTime) {
+    fn close_segment(&mut self, next_pdt: SystemTime, next_first_dts: u64) {
+        let first_dts = std::mem::replace(&mut self.current_first_dts, next_first_dts);
         let seg = StoredSegment {
             msn: self.cutter.next_msn().saturating_sub(1),
             parts: std::mem::take(&mut self.current),
@@ -322,6 +373,22 @@ impl LlSegmenter {
             return;
         }
         self.longest_segment = self.longest_segment.max(seg.duration());
+        if self.cfg.history > 0 {
+            if self.history.len() >= self.cfg.history {
+                self.history.pop_front();
+            }
+            self.history.push_back(PastSegment {
+                msn: seg.msn,
+                program_date_time: seg.program_date_time,
+                duration: seg.duration(),
+                discontinuity: seg.discontinuity,
+                discontinuities_before: self.discontinuities,
+                generation: self.generation,
+                first_dts,
+                timescale: self.drive_timescale as u32,
+            });
+        }
+        self.discontinuities += seg.discontinuity as u64;
         self.segments.push_back(seg);
         self.evict();
     }
@@ -365,7 +432,7 @@ impl LlSegmenter {
         if let Some(frag) = self.fragmenter.flush()? {
             self.store_part(frag.bytes, closed.duration, closed.independent);
         }
-        self.close_segment(SystemTime::UNIX_EPOCH);
+        self.close_segment(SystemTime::UNIX_EPOCH, 0);
         self.anchor = None;
         self.next_discontinuity = true;
         Ok(Some(PartReady {
@@ -414,6 +481,7 @@ impl LlSegmenter {
         self.next_discontinuity = true;
         self.live = true;
         self.ended = false;
+        self.generation = self.generation.wrapping_add(1);
         Ok(ready)
     }
 
@@ -474,6 +542,7 @@ impl LlSegmenter {
                     program_date_time: s.program_date_time,
                     discontinuity: s.discontinuity,
                     parts: parts(s.msn, &s.parts),
+                    map_uri: None,
                 })
                 .collect(),
             next_msn,
@@ -880,5 +949,54 @@ mod tests {
         ] {
             assert_eq!(MediaName::parse(&n.file_name()), Some(n));
         }
+    }
+
+    #[test]
+    fn history_remembers_closed_segments_across_restarts() {
+        let cfg = LlSegmenterConfig {
+            window: 2,
+            history: 3,
+            ..Default::default()
+        };
+        let mut s = LlSegmenter::new(tracks(), cfg).unwrap();
+        // Keyframes every 30 frames (1 s): segments 0..=3 close.
+        feed(&mut s, 0, 30 * 4 + 1, 10);
+        let h: Vec<_> = s.history().iter().copied().collect();
+        // Three remembered (the bound), though the live window holds two.
+        assert_eq!(h.iter().map(|x| x.msn).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(s.first_msn(), Some(2));
+        for x in &h {
+            assert_eq!(x.first_dts, x.msn * 90_000);
+            assert_eq!(x.timescale, 90_000);
+            assert_eq!(x.duration, Duration::from_secs(1));
+            assert_eq!((x.generation, x.discontinuities_before), (0, 0));
+            assert!(!x.discontinuity);
+        }
+        // A restart: the segment it closes keeps generation 0, the next follows a
+        // discontinuity in generation 1.
+        s.restart(tracks()).unwrap();
+        assert_eq!(s.generation(), 1);
+        for k in 150..211u64 {
+            let v = Sample {
+                dts: k * 3000,
+                cts_offset: 0,
+                keyframe: k % 30 == 0,
+                data: Bytes::from(vec![1; 10]),
+            };
+            s.push(1, v, t0()).unwrap();
+        }
+        let h: Vec<_> = s.history().iter().copied().collect();
+        assert_eq!(h.iter().map(|x| x.msn).collect::<Vec<_>>(), vec![4, 5, 6]);
+        assert_eq!((h[0].generation, h[0].discontinuity), (0, false));
+        assert_eq!((h[1].generation, h[1].discontinuity), (1, true));
+        assert_eq!(h[1].first_dts, 150 * 3000);
+        assert_eq!(
+            (h[2].discontinuities_before, h[2].discontinuity),
+            (1, false)
+        );
+        // Without `history` nothing is kept.
+        let mut s = LlSegmenter::new(tracks(), LlSegmenterConfig::default()).unwrap();
+        feed(&mut s, 0, 61, 10);
+        assert!(s.history().is_empty());
     }
 }

@@ -531,13 +531,13 @@ pub async fn file(
 
 /// A stretch of the body: bytes of a file, or a fragment's moof with its tfdts moved.
 #[derive(Debug, Clone, Copy)]
-enum Piece {
+pub(crate) enum Piece {
     File { file: usize, offset: u64, len: u64 },
     Moof { file: usize, fragment: usize },
 }
 
 /// Per file of a clip: its index and each track's tfdt shift.
-type Rebase = (Arc<FileIndex>, Vec<(u32, i64)>);
+pub(crate) type Rebase = (Arc<FileIndex>, Vec<(u32, i64)>);
 
 struct BodyState {
     files: Vec<tokio::fs::File>,
@@ -546,7 +546,11 @@ struct BodyState {
 }
 
 /// A body read from `files` piece by piece, a chunk at a time as hyper asks for it.
-fn file_body(files: Vec<tokio::fs::File>, pieces: Vec<Piece>, rebase: Vec<Rebase>) -> ResponseBody {
+pub(crate) fn file_body(
+    files: Vec<tokio::fs::File>,
+    pieces: Vec<Piece>,
+    rebase: Vec<Rebase>,
+) -> ResponseBody {
     let state = BodyState {
         files,
         pieces: pieces.into(),

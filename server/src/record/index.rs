@@ -372,6 +372,19 @@ pub fn scan<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<FileIndex, Index
     at += len;
     idx.init_len = at;
     idx.complete_len = at;
+    scan_more(r, &mut idx, file_len)?;
+    Ok(idx)
+}
+
+/// Goes on walking a file that grew (a recording being written) from where `idx`'s walk
+/// stopped, adding the fragments complete now; the ones indexed already are not read again.
+pub fn scan_more<R: Read + Seek>(
+    r: &mut R,
+    idx: &mut FileIndex,
+    file_len: u64,
+) -> Result<(), IndexError> {
+    idx.file_len = file_len;
+    let mut at = idx.complete_len;
     let drive = idx.drive().map(|t| t.id);
     while let Some((kind, header, len)) = box_header(r, at, file_len)? {
         if &kind != b"moof" || len > MAX_META_BOX || at.saturating_add(len) > file_len {
@@ -403,7 +416,7 @@ pub fn scan<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<FileIndex, Index
         at += len + mlen;
         idx.complete_len = at;
     }
-    Ok(idx)
+    Ok(())
 }
 
 /// A moof with every tfdt moved back by its track's `base` (in the track's ticks):

@@ -609,3 +609,21 @@ fn a_clip_goes_on_into_the_next_file_with_time_only_going_forward() {
     .unwrap();
     assert_eq!(p.spans.len(), 1);
 }
+
+#[test]
+fn a_growing_file_is_read_on_from_where_its_index_ended() {
+    use super::index::scan_more;
+    let disk = recording();
+    let b = &disk.files[0].1;
+    let full = disk.index(0);
+    let third = &full.fragments[3];
+    // The file as a reader saw it mid-write (inside fragment 3), then as it is now.
+    let cut = third.offset + third.moof_len + 10;
+    let mut idx = scan(&mut Cursor::new(&b[..cut as usize]), cut).unwrap();
+    assert_eq!(idx.fragments.len(), 3);
+    scan_more(&mut Cursor::new(b), &mut idx, b.len() as u64).unwrap();
+    assert_eq!(idx, full);
+    // Nothing new: nothing changes.
+    scan_more(&mut Cursor::new(b), &mut idx, b.len() as u64).unwrap();
+    assert_eq!(idx, full);
+}
