@@ -2,8 +2,11 @@
 //! watches: AAC decoded (fdk-aac), resampled to 48 kHz stereo (rubato), encoded to Opus
 //! (libopus) in 20 ms packets; Opus sources pass through. The feed is a server-side
 //! subscriber of the hub; it never waits for a viewer (its broadcast ring overwrites).
+//! The codec work runs on a thread of its own per stream (`TRANSCODE_THREAD`), off the
+//! async workers, so it never delays a socket and its CPU can be read on its own.
 
 use std::collections::HashMap;
+use std::sync::mpsc::{sync_channel, Receiver, TrySendError};
 use std::sync::{Arc, Mutex, Weak};
 
 use onair_shared::{Codec, CodecConfig, Frame};
@@ -13,7 +16,16 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::clock::{AudioTimeline, Placement, OPUS_FRAME};
-use crate::hub::{Item, Stream, StreamKey, Subscription};
+use crate::hub::{Item, SharedFrame, Stream, StreamKey, Subscription};
+
+/// The name of each stream's transcode thread (its `/proc/PID/task/*/comm`): the bench
+/// reads the transcode's CPU time from it.
+pub const TRANSCODE_THREAD: &str = "onair-opus";
+
+/// Audio frames waiting for the transcode thread. Past it newer frames are dropped (the
+/// timeline then jumps over the gap), so a stalled transcoder never holds the hub's
+/// subscriber back; 64 AAC frames are about 1.4 s.
+const TRANSCODE_QUEUE_FRAMES: usize = 64;
 
 /// One Opus packet on the stream's 48 kHz timeline (sample position of its start).
 #[derive(Debug)]
@@ -90,14 +102,47 @@ impl OpusFeeds {
     }
 }
 
+/// Hands the stream's audio frames to its transcode thread until the stream ends or this
+/// future is dropped (which ends the thread: its queue closes).
 async fn run(mut sub: Subscription, tx: broadcast::Sender<Arc<OpusPacket>>, bitrate: i32) {
-    let mut timeline = AudioTimeline::default();
-    let mut transcoder: Option<AacToOpus> = None;
+    let (frames, queue) = sync_channel::<Arc<SharedFrame>>(TRANSCODE_QUEUE_FRAMES);
+    let span = tracing::Span::current();
+    let worker = std::thread::Builder::new()
+        .name(TRANSCODE_THREAD.into())
+        .spawn(move || {
+            let _e = span.enter();
+            transcode(queue, tx, bitrate);
+        });
+    if let Err(e) = worker {
+        tracing::warn!(error = %e, "no transcode thread: WebRTC viewers get no sound");
+        return;
+    }
+    let mut dropped = 0u64;
     while let Ok(item) = sub.next_item().await {
         let Item::Frame(f) = item else { continue };
         if !f.is_audio() {
             continue;
         }
+        match frames.try_send(f) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                dropped += 1;
+                tracing::debug!(dropped, "transcode behind: audio frame dropped");
+            }
+            Err(TrySendError::Disconnected(_)) => return,
+        }
+    }
+}
+
+/// The transcode thread: audio frames in, Opus packets out, until the queue closes.
+fn transcode(
+    queue: Receiver<Arc<SharedFrame>>,
+    tx: broadcast::Sender<Arc<OpusPacket>>,
+    bitrate: i32,
+) {
+    let mut timeline = AudioTimeline::default();
+    let mut transcoder: Option<AacToOpus> = None;
+    for f in queue {
         let Some(frame) = f.as_frame() else {
             // A new configuration: the next AAC frame builds a decoder for it.
             transcoder = None;
