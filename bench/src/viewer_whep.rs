@@ -179,35 +179,89 @@ async fn session(
         .map(|p| *p.pt())
         .collect();
 
-    let clock = rec.clock();
+    let mut v = Viewer {
+        rtc,
+        socket,
+        local,
+        video_pts,
+        frames: FrameAssembler::default(),
+        connected: false,
+    };
     let started = Instant::now();
-    let mut connected = false;
-    let mut frames = FrameAssembler::default();
     let mut buf = vec![0u8; 2048];
     loop {
-        let next = loop {
-            match rtc
+        let next = v.drain(rec, totals)?;
+        if !v.rtc.is_alive() {
+            bail!("session closed");
+        }
+        if !v.connected && started.elapsed() > CONNECT_TIMEOUT {
+            bail!("ICE/DTLS did not complete within {CONNECT_TIMEOUT:?}");
+        }
+        let wait = next.saturating_duration_since(Instant::now());
+        tokio::select! {
+            r = v.socket.recv_from(&mut buf) => {
+                let (n, source) = r.context("UDP receive")?;
+                v.feed(rec, source, &buf[..n]);
+                // Whatever else is already queued, each datagram's output drained before
+                // the next (str0m holds one received RTP packet for the next poll).
+                for _ in 1..RECV_BATCH {
+                    match v.socket.try_recv_from(&mut buf) {
+                        Ok((n, source)) => {
+                            v.drain(rec, totals)?;
+                            v.feed(rec, source, &buf[..n]);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            () = tokio::time::sleep(wait) => {
+                v.rtc.handle_input(Input::Timeout(Instant::now()))
+                    .map_err(|e| anyhow::anyhow!("str0m: {e}"))?;
+            }
+        }
+    }
+}
+
+/// One viewer's WebRTC session and what it has put together so far.
+struct Viewer {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    /// Payload types of the offered H.264 formats (everything else is audio).
+    video_pts: Vec<u8>,
+    frames: FrameAssembler,
+    connected: bool,
+}
+
+impl Viewer {
+    /// Sends what str0m wants sent and handles its events until it only has a timeout left;
+    /// returns that. It must run after every datagram fed: str0m keeps one received RTP
+    /// packet for the next poll, and the next datagram would replace it.
+    fn drain(&mut self, rec: &mut ViewerRecorder, totals: &WhepTotals) -> Result<Instant> {
+        loop {
+            match self
+                .rtc
                 .poll_output()
                 .map_err(|e| anyhow::anyhow!("str0m: {e}"))?
             {
-                Output::Timeout(t) => break t,
+                Output::Timeout(t) => return Ok(t),
                 Output::Transmit(t) => {
                     // A full socket buffer drops the datagram, as a network would.
-                    let _ = socket.try_send_to(&t.contents, t.destination);
+                    let _ = self.socket.try_send_to(&t.contents, t.destination);
                 }
                 Output::Event(e) => match e {
                     Event::Connected => {
-                        connected = true;
+                        self.connected = true;
                         totals.connected.fetch_add(1, Ordering::Relaxed);
                     }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                         bail!("ICE disconnected");
                     }
                     Event::RtpPacket(p) => {
-                        if video_pts.contains(&*p.header.payload_type) {
+                        if self.video_pts.contains(&*p.header.payload_type) {
                             totals.video_packets.fetch_add(1, Ordering::Relaxed);
-                            let now = clock.now_ns();
-                            for (seq, key) in frames.push(
+                            let now = rec.clock().now_ns();
+                            for (seq, key) in self.frames.push(
                                 *p.seq_no,
                                 p.header.marker,
                                 &p.payload,
@@ -222,58 +276,27 @@ async fn session(
                     _ => {}
                 },
             }
-        };
-        if !rtc.is_alive() {
-            bail!("session closed");
-        }
-        if !connected && started.elapsed() > CONNECT_TIMEOUT {
-            bail!("ICE/DTLS did not complete within {CONNECT_TIMEOUT:?}");
-        }
-        let wait = next.saturating_duration_since(Instant::now());
-        tokio::select! {
-            r = socket.recv_from(&mut buf) => {
-                let (n, source) = r.context("UDP receive")?;
-                feed(&mut rtc, rec, source, local, &buf[..n])?;
-                // Whatever else is already queued, before str0m's output is drained.
-                for _ in 1..RECV_BATCH {
-                    match socket.try_recv_from(&mut buf) {
-                        Ok((n, source)) => feed(&mut rtc, rec, source, local, &buf[..n])?,
-                        Err(_) => break,
-                    }
-                }
-            }
-            () = tokio::time::sleep(wait) => {
-                rtc.handle_input(Input::Timeout(Instant::now()))
-                    .map_err(|e| anyhow::anyhow!("str0m: {e}"))?;
-            }
         }
     }
-}
 
-fn feed(
-    rtc: &mut Rtc,
-    rec: &ViewerRecorder,
-    source: SocketAddr,
-    local: SocketAddr,
-    data: &[u8],
-) -> Result<()> {
-    rec.on_bytes(data.len());
-    let Ok(contents) = data.try_into() else {
-        // Not STUN, DTLS or (S)RTP: nothing str0m takes.
-        return Ok(());
-    };
-    let input = Input::Receive(
-        Instant::now(),
-        Receive {
-            proto: Protocol::Udp,
-            source,
-            destination: local,
-            contents,
-        },
-    );
-    // A packet str0m refuses (a replay, a bad tag) is dropped, as a browser would.
-    let _ = rtc.handle_input(input);
-    Ok(())
+    fn feed(&mut self, rec: &ViewerRecorder, source: SocketAddr, data: &[u8]) {
+        rec.on_bytes(data.len());
+        let Ok(contents) = data.try_into() else {
+            // Not STUN, DTLS or (S)RTP: nothing str0m takes.
+            return;
+        };
+        let input = Input::Receive(
+            Instant::now(),
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local,
+                contents,
+            },
+        );
+        // A packet str0m refuses (a replay, a bad tag) is dropped, as a browser would.
+        let _ = self.rtc.handle_input(input);
+    }
 }
 
 /// The bench's sequence number and keyframe flag, from the RTP payload that starts its
