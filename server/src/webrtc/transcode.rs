@@ -1,5 +1,5 @@
 //! The audio of a stream as Opus for WebRTC, once per stream, only while a WebRTC viewer
-//! watches: AAC decoded (fdk-aac), resampled to 48 kHz stereo (rubato), encoded to Opus
+//! watches: AAC (fdk-aac) or MP3 (symphonia) decoded, resampled to 48 kHz stereo (rubato), encoded to Opus
 //! (libopus) in 20 ms packets; Opus sources pass through. The feed is a server-side
 //! subscriber of the hub; it never waits for a viewer (its broadcast ring overwrites).
 //! The codec work runs on a thread of its own per stream (`TRANSCODE_THREAD`), off the
@@ -38,6 +38,8 @@ pub struct OpusPacket {
 pub enum TranscodeError {
     #[error("AAC decoder: {0}")]
     Aac(String),
+    #[error("MP3 decoder: {0}")]
+    Mp3(String),
     #[error("resampler: {0}")]
     Resample(String),
     #[error("Opus encoder: {0}")]
@@ -141,7 +143,7 @@ fn transcode(
     bitrate: i32,
 ) {
     let mut timeline = AudioTimeline::default();
-    let mut transcoder: Option<AacToOpus> = None;
+    let mut transcoder: Option<ToOpus> = None;
     for f in queue {
         let Some(frame) = f.as_frame() else {
             // A new configuration: the next AAC frame builds a decoder for it.
@@ -153,12 +155,12 @@ fn transcode(
         };
         let out = match frame.codec {
             Codec::Opus => passthrough(&mut timeline, frame),
-            Codec::Aac => {
+            Codec::Aac | Codec::Mp3 => {
                 if transcoder.is_none() {
-                    match AacToOpus::new(config, bitrate) {
+                    match ToOpus::new(config, bitrate) {
                         Ok(t) => transcoder = Some(t),
                         Err(e) => {
-                            tracing::warn!(error = %e, "cannot transcode this AAC track");
+                            tracing::warn!(error = %e, codec = frame.codec.name(), "cannot transcode this audio track");
                             continue;
                         }
                     }
@@ -169,7 +171,7 @@ fn transcode(
                 match t.push(&mut timeline, frame) {
                     Ok(p) => p,
                     Err(e) => {
-                        tracing::debug!(error = %e, "AAC frame skipped");
+                        tracing::debug!(error = %e, "audio frame skipped");
                         Vec::new()
                     }
                 }
@@ -211,9 +213,72 @@ pub fn opus_packet_samples(packet: &[u8]) -> Option<u64> {
     (frames > 0).then_some(per_frame * frames)
 }
 
-/// Decode, resample, re-frame and encode; one per AAC configuration.
-struct AacToOpus {
-    decoder: fdk_aac::dec::Decoder,
+/// The decoder of one AAC or MP3 track configuration.
+enum SourceDecoder {
+    Aac(fdk_aac::dec::Decoder),
+    Mp3(Box<symphonia_bundle_mp3::MpaDecoder>),
+}
+
+impl SourceDecoder {
+    fn new(config: &CodecConfig) -> Result<Self, TranscodeError> {
+        if config.mp3().is_some() {
+            let mut params = symphonia_core::codecs::audio::AudioCodecParameters::new();
+            params.for_codec(symphonia_core::codecs::audio::well_known::CODEC_ID_MP3);
+            let decoder = symphonia_bundle_mp3::MpaDecoder::try_new(&params, &Default::default())
+                .map_err(|e| TranscodeError::Mp3(e.to_string()))?;
+            return Ok(Self::Mp3(Box::new(decoder)));
+        }
+        let mut decoder = fdk_aac::dec::Decoder::new(fdk_aac::dec::Transport::Raw);
+        decoder
+            .config_raw(&config.record)
+            .map_err(|e| TranscodeError::Aac(e.message().to_string()))?;
+        Ok(Self::Aac(decoder))
+    }
+
+    /// Decodes one access unit (an AAC frame, or one MP3 frame as FLV carries it) into
+    /// interleaved f32 samples in `out`; returns the sample rate and channel count.
+    fn decode(
+        &mut self,
+        data: &[u8],
+        pcm: &mut [i16],
+        out: &mut Vec<f32>,
+    ) -> Result<(u32, usize), TranscodeError> {
+        out.clear();
+        match self {
+            Self::Aac(decoder) => {
+                let aac =
+                    |e: fdk_aac::dec::DecoderError| TranscodeError::Aac(e.message().to_string());
+                decoder.fill(data).map_err(aac)?;
+                decoder.decode_frame(pcm).map_err(aac)?;
+                let info = *decoder.stream_info();
+                let channels = info.numChannels.max(1) as usize;
+                let frames = info.frameSize.max(0) as usize;
+                let samples = &pcm[..(frames * channels).min(pcm.len())];
+                out.extend(samples.iter().map(|&v| v as f32 / 32768.0));
+                Ok((info.sampleRate.max(1) as u32, channels))
+            }
+            Self::Mp3(decoder) => {
+                use symphonia_core::codecs::audio::AudioDecoder;
+                use symphonia_core::packet::PacketRef;
+                use symphonia_core::units::{Duration, Timestamp};
+                let packet = PacketRef::new(0, Timestamp::new(0), Duration::new(0), data);
+                let buf = decoder
+                    .decode_ref(&packet)
+                    .map_err(|e| TranscodeError::Mp3(e.to_string()))?;
+                let rate = buf.spec().rate().max(1);
+                let channels = buf.spec().channels().count().max(1);
+                buf.copy_to_vec_interleaved::<f32>(out);
+                Ok((rate, channels))
+            }
+        }
+    }
+}
+
+/// Decode, resample, re-frame and encode; one per AAC or MP3 configuration.
+struct ToOpus {
+    decoder: SourceDecoder,
+    /// Decoded interleaved samples of the last frame, as the source has them.
+    decoded: Vec<f32>,
     resampler: Option<Fft<f32>>,
     in_rate: u32,
     /// Decoded stereo samples waiting for a full resampler chunk.
@@ -225,17 +290,15 @@ struct AacToOpus {
     pcm: Vec<i16>,
 }
 
-impl AacToOpus {
+impl ToOpus {
     fn new(config: &CodecConfig, bitrate: i32) -> Result<Self, TranscodeError> {
-        let mut decoder = fdk_aac::dec::Decoder::new(fdk_aac::dec::Transport::Raw);
-        decoder
-            .config_raw(&config.record)
-            .map_err(|e| TranscodeError::Aac(e.message().to_string()))?;
+        let decoder = SourceDecoder::new(config)?;
         let mut encoder =
             opus::Encoder::new(48_000, opus::Channels::Stereo, opus::Application::Audio)?;
         encoder.set_bitrate(opus::Bitrate::Bits(bitrate))?;
         Ok(Self {
             decoder,
+            decoded: Vec::new(),
             resampler: None,
             in_rate: 0,
             pending_in: Vec::new(),
@@ -251,30 +314,29 @@ impl AacToOpus {
         timeline: &mut AudioTimeline,
         frame: &Frame,
     ) -> Result<Vec<OpusPacket>, TranscodeError> {
-        let aac = |e: fdk_aac::dec::DecoderError| TranscodeError::Aac(e.message().to_string());
-        self.decoder.fill(&frame.data).map_err(aac)?;
-        self.decoder.decode_frame(&mut self.pcm).map_err(aac)?;
-        let info = *self.decoder.stream_info();
-        let channels = info.numChannels.max(1) as usize;
-        let frames = info.frameSize.max(0) as usize;
-        let rate = info.sampleRate.max(1) as u32;
-        let pcm = &self.pcm[..(frames * channels).min(self.pcm.len())];
-        if rate != self.in_rate {
+        let (rate, channels) =
+            self.decoder
+                .decode(&frame.data, &mut self.pcm, &mut self.decoded)?;
+        let frames = self.decoded.len() / channels;
+        if rate != self.in_rate && frames > 0 {
             self.in_rate = rate;
             self.pending_in.clear();
+            // One resampler chunk per source frame (1024 samples for AAC, 1152 for MP3), so
+            // each frame's output is its own duration and the timeline's count follows the
+            // timestamps; chunks of another size would drift up to a chunk off them.
             self.resampler = if rate == 48_000 {
                 None
             } else {
                 Some(
-                    Fft::<f32>::new(rate as usize, 48_000, 1024, 2, FixedSync::Input)
+                    Fft::<f32>::new(rate as usize, 48_000, frames, 2, FixedSync::Input)
                         .map_err(|e| TranscodeError::Resample(e.to_string()))?,
                 )
             };
         }
         // To interleaved stereo f32: mono is doubled, more channels keep the first two.
-        for s in pcm.chunks(channels) {
-            let l = s[0] as f32 / 32768.0;
-            let r = s.get(1).map_or(l, |&v| v as f32 / 32768.0);
+        for s in self.decoded.chunks(channels) {
+            let l = s[0];
+            let r = s.get(1).copied().unwrap_or(l);
             self.pending_in.extend_from_slice(&[l, r]);
         }
         let mut out48 = Vec::new();
