@@ -263,6 +263,7 @@ impl Viewer {
                             let now = rec.clock().now_ns();
                             for (seq, key) in self.frames.push(
                                 *p.seq_no,
+                                p.header.timestamp,
                                 p.header.marker,
                                 &p.payload,
                                 &totals.incomplete_frames,
@@ -315,78 +316,116 @@ pub fn frame_start(payload: &[u8]) -> Option<(u64, bool)> {
     Some((seq, ty == 5))
 }
 
-/// Received RTP sequence numbers remembered, per viewer (a ring).
+/// Received RTP packets remembered (sequence number and RTP time), per viewer (a ring).
 const RING: usize = 4096;
 /// Frames waiting for a missing packet (a NACK retransmission) at most; older ones are
 /// given up as incomplete.
 const MAX_PENDING: usize = 16;
 
-/// Puts a viewer's video RTP packets back into frames: a frame is the packets after the
-/// previous frame's marker up to its own marker, and is complete when every one of them
-/// has arrived (a retransmission may complete it later). Pure: no clock, no socket.
+/// A frame being put together: the packets of one RTP timestamp.
+#[derive(Debug, Clone)]
+struct Pending {
+    ts: u32,
+    first: u64,
+    marker: Option<u64>,
+    /// The bench's sequence number and keyframe flag, from the frame's first fragment.
+    start: Option<(u64, bool)>,
+}
+
+/// Puts a viewer's video RTP packets back into frames: a frame is the packets of one RTP
+/// timestamp, and is complete once its marker and its magic-bearing start have arrived,
+/// every sequence number from its lowest to its marker is in, and the packet before its
+/// lowest belongs to another frame (so its first packets are not missing). A retransmission
+/// may complete it later, marker included. Pure: no clock, no socket.
 pub struct FrameAssembler {
-    seen: Vec<u64>,
+    /// Per ring slot: the sequence number received there and its RTP time.
+    seen: Vec<(u64, u32)>,
     first_seq: Option<u64>,
-    last_marker: Option<u64>,
-    /// The frame being received: its bench sequence number and keyframe flag.
-    current: Option<(u64, bool)>,
-    /// Frames ended by a marker, not yet complete: (first, last packet, seq, key).
-    pending: VecDeque<(u64, u64, u64, bool)>,
+    pending: VecDeque<Pending>,
 }
 
 impl Default for FrameAssembler {
     fn default() -> Self {
         Self {
-            seen: vec![u64::MAX; RING],
+            seen: vec![(u64::MAX, 0); RING],
             first_seq: None,
-            last_marker: None,
-            current: None,
             pending: VecDeque::new(),
         }
     }
 }
 
 impl FrameAssembler {
-    /// One video packet (extended sequence number); returns the frames it completed.
+    /// One video packet (extended sequence number, RTP time); returns the frames it
+    /// completed, with `incomplete` counting those given up.
     pub fn push(
         &mut self,
         seq: u64,
+        ts: u32,
         marker: bool,
         payload: &[u8],
         incomplete: &AtomicU64,
     ) -> Vec<(u64, bool)> {
-        self.seen[seq as usize % RING] = seq;
-        self.first_seq.get_or_insert(seq);
+        let slot = seq as usize % RING;
+        if self.seen[slot].0 == seq {
+            return Vec::new();
+        }
+        self.seen[slot] = (seq, ts);
+        let first_seq = *self.first_seq.get_or_insert(seq);
+        let idx = match self.pending.iter().position(|p| p.ts == ts) {
+            Some(i) => i,
+            None => {
+                self.pending.push_back(Pending {
+                    ts,
+                    first: seq,
+                    marker: None,
+                    start: None,
+                });
+                while self.pending.len() > MAX_PENDING {
+                    self.pending.pop_front();
+                    incomplete.fetch_add(1, Ordering::Relaxed);
+                }
+                self.pending.len() - 1
+            }
+        };
+        let p = &mut self.pending[idx];
+        p.first = p.first.min(seq);
+        if marker {
+            p.marker = Some(seq);
+        }
         if let Some(start) = frame_start(payload) {
-            self.current = Some(start);
+            p.start = Some(start);
         }
-        if marker && self.last_marker.is_none_or(|m| seq > m) {
-            let first = self
-                .last_marker
-                .map_or(self.first_seq.unwrap_or(seq), |m| m + 1);
-            self.last_marker = Some(seq);
-            if let Some((bench_seq, key)) = self.current.take() {
-                self.pending.push_back((first, seq, bench_seq, key));
-            }
-            while self.pending.len() > MAX_PENDING {
-                self.pending.pop_front();
-                incomplete.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        // This packet can complete its own frame, or the next one (whose predecessor it is).
         let mut done = Vec::new();
-        let seen = &self.seen;
-        let has = |s: u64| seen[s as usize % RING] == s;
-        self.pending.retain(|&(first, last, bench_seq, key)| {
-            // A frame longer than the ring cannot be checked: given up.
-            let complete = last
-                .checked_sub(first)
-                .is_some_and(|span| span < RING as u64 && (first..=last).all(has));
-            if complete {
-                done.push((bench_seq, key));
+        for check in [Some(ts), self.seen_ts(seq + 1)] {
+            let Some(t) = check else { continue };
+            if let Some(i) = self.pending.iter().position(|p| p.ts == t) {
+                if let Some(frame) = self.complete(&self.pending[i], first_seq) {
+                    done.push(frame);
+                    self.pending.remove(i);
+                }
             }
-            !complete
-        });
+        }
         done
+    }
+
+    fn seen_ts(&self, seq: u64) -> Option<u32> {
+        let (s, ts) = self.seen[seq as usize % RING];
+        (s == seq).then_some(ts)
+    }
+
+    fn complete(&self, p: &Pending, first_seq: u64) -> Option<(u64, bool)> {
+        let (start, marker) = (p.start?, p.marker?);
+        let span = marker.checked_sub(p.first)?;
+        if span >= RING as u64 - 1 || !(p.first..=marker).all(|s| self.seen_ts(s) == Some(p.ts)) {
+            return None;
+        }
+        let head_in = p.first == first_seq
+            || p.first
+                .checked_sub(1)
+                .and_then(|s| self.seen_ts(s))
+                .is_some_and(|t| t != p.ts);
+        head_in.then_some(start)
     }
 }
 
@@ -425,23 +464,76 @@ mod tests {
     }
 
     #[test]
-    fn complete_frames_and_a_late_retransmission() {
+    fn complete_frames_and_late_retransmissions() {
         let lost = AtomicU64::new(0);
         let mut a = FrameAssembler::default();
-        // Keyframe 0: STAP-A, start, middle, end (marker) = packets 100..=103.
+        // Keyframe 0 (RTP time 1000): STAP-A, start, middle, end (marker) = packets 100..=103.
+        let stap = [0x78, 0, 2, 0x67, 0x64];
+        assert!(a.push(100, 1000, false, &stap, &lost).is_empty());
         assert!(a
-            .push(100, false, &[0x78, 0, 2, 0x67, 0x64], &lost)
+            .push(101, 1000, false, &fu_start(0, true), &lost)
             .is_empty());
-        assert!(a.push(101, false, &fu_start(0, true), &lost).is_empty());
-        assert!(a.push(102, false, &fu_middle(), &lost).is_empty());
-        assert_eq!(a.push(103, true, &fu_middle(), &lost), vec![(0, true)]);
+        assert!(a.push(102, 1000, false, &fu_middle(), &lost).is_empty());
+        assert_eq!(
+            a.push(103, 1000, true, &fu_middle(), &lost),
+            vec![(0, true)]
+        );
         // Frame 1: 104..=106 with 105 lost, then frame 2 complete, then 105 retransmitted.
-        assert!(a.push(104, false, &fu_start(1, false), &lost).is_empty());
-        assert!(a.push(106, true, &fu_middle(), &lost).is_empty());
-        assert!(a.push(107, false, &fu_start(2, false), &lost).is_empty());
-        assert_eq!(a.push(108, true, &fu_middle(), &lost), vec![(2, false)]);
-        assert_eq!(a.push(105, false, &fu_middle(), &lost), vec![(1, false)]);
+        assert!(a
+            .push(104, 2000, false, &fu_start(1, false), &lost)
+            .is_empty());
+        assert!(a.push(106, 2000, true, &fu_middle(), &lost).is_empty());
+        assert!(a
+            .push(107, 3000, false, &fu_start(2, false), &lost)
+            .is_empty());
+        assert_eq!(
+            a.push(108, 3000, true, &fu_middle(), &lost),
+            vec![(2, false)]
+        );
+        assert_eq!(
+            a.push(105, 2000, false, &fu_middle(), &lost),
+            vec![(1, false)]
+        );
+        // A duplicate changes nothing.
+        assert!(a.push(105, 2000, false, &fu_middle(), &lost).is_empty());
+        // Frame 3's marker (111) lost: frame 4 cannot be told whole (is 111 its head?) until
+        // 111 is retransmitted, which completes both.
+        assert!(a
+            .push(109, 4000, false, &fu_start(3, false), &lost)
+            .is_empty());
+        assert!(a.push(110, 4000, false, &fu_middle(), &lost).is_empty());
+        assert!(a
+            .push(112, 5000, false, &fu_start(4, false), &lost)
+            .is_empty());
+        assert!(a.push(113, 5000, true, &fu_middle(), &lost).is_empty());
+        assert_eq!(
+            a.push(111, 4000, true, &fu_middle(), &lost),
+            vec![(3, false), (4, false)]
+        );
+        // Frame 5's first packet (114, its start) lost: not complete until it comes.
+        assert!(a.push(115, 6000, true, &fu_middle(), &lost).is_empty());
+        assert_eq!(
+            a.push(114, 6000, false, &fu_start(5, false), &lost),
+            vec![(5, false)]
+        );
         assert_eq!(lost.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_frame_missing_its_head_waits_for_it() {
+        let lost = AtomicU64::new(0);
+        let mut a = FrameAssembler::default();
+        assert_eq!(
+            a.push(10, 1, true, &fu_start(0, true), &lost),
+            vec![(0, true)]
+        );
+        // Frame 1 is 11..=13; 11 (a STAP-A) is lost: 12 and 13 alone do not make it.
+        assert!(a.push(12, 2, false, &fu_start(1, false), &lost).is_empty());
+        assert!(a.push(13, 2, true, &fu_middle(), &lost).is_empty());
+        assert_eq!(
+            a.push(11, 2, false, &[0x78, 0, 2, 0x67], &lost),
+            vec![(1, false)]
+        );
     }
 
     #[test]
@@ -450,15 +542,18 @@ mod tests {
         let mut a = FrameAssembler::default();
         // Frames 0..=16, each of packets 3f..=3f+2 with the middle one lost.
         for f in 0..=MAX_PENDING as u64 {
-            assert!(a.push(3 * f, false, &fu_start(f, false), &lost).is_empty());
-            assert!(a.push(3 * f + 2, true, &fu_middle(), &lost).is_empty());
+            let ts = f as u32 * 3000;
+            assert!(a
+                .push(3 * f, ts, false, &fu_start(f, false), &lost)
+                .is_empty());
+            assert!(a.push(3 * f + 2, ts, true, &fu_middle(), &lost).is_empty());
         }
         // The oldest was given up; the newest waiting one still completes.
         assert_eq!(lost.load(Ordering::Relaxed), 1);
-        assert!(a.push(1, false, &fu_middle(), &lost).is_empty());
+        assert!(a.push(1, 0, false, &fu_middle(), &lost).is_empty());
         let last = MAX_PENDING as u64;
         assert_eq!(
-            a.push(3 * last + 1, false, &fu_middle(), &lost),
+            a.push(3 * last + 1, last as u32 * 3000, false, &fu_middle(), &lost),
             vec![(last, false)]
         );
     }
