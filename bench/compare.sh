@@ -2,10 +2,11 @@
 # Fan-out comparison: onair vs nginx-rtmp on loopback, with onair-bench.
 #
 #   bench/compare.sh [--viewers "100 500"] [--duration 20] [--warmup 5]
-#                    [--protocols "rtmp flv hls"] [--hls-probe-ms MS]
+#                    [--protocols "rtmp flv hls whep"] [--hls-probe-ms MS]
 #                    [--only onair|nginx] [--out DIR] [--no-build]
 #
-# Builds onair and onair-bench (release), runs onair (RTMP, HTTP-FLV and HLS viewers) and
+# Builds onair and onair-bench (release), runs onair (RTMP, HTTP-FLV, HLS and, when asked
+# for, WHEP viewers: WebRTC on a loopback UDP port, with the transcode thread's CPU) and
 # nginx with the RTMP module (RTMP viewers only: it has no HTTP-FLV, and its HLS, which
 # needs an http block and `hls on`, is out of scope), each server started and stopped by
 # this script on free 127.0.0.1 ports, then prints a side-by-side table.
@@ -45,7 +46,7 @@ while [ $# -gt 0 ]; do
 done
 case "$ONLY" in ""|onair|nginx) ;; *) echo "compare.sh: --only onair|nginx" >&2; exit 2 ;; esac
 for proto in $PROTOCOLS; do
-    case "$proto" in rtmp|flv|hls) ;; *) echo "compare.sh: --protocols takes rtmp, flv, hls" >&2; exit 2 ;; esac
+    case "$proto" in rtmp|flv|hls|whep) ;; *) echo "compare.sh: --protocols takes rtmp, flv, hls, whep" >&2; exit 2 ;; esac
 done
 has_proto() { case " $PROTOCOLS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
@@ -86,6 +87,10 @@ trap 'exit 130' INT TERM
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+free_udp_port() {
+    python3 -c 'import socket; s=socket.socket(type=socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 # Waits (at most 10 s) until 127.0.0.1:$1 accepts connections and the server is alive.
@@ -130,6 +135,8 @@ bench() {
     limit=$(python3 -c "print(int(2*$WARMUP + $DURATION + $n*0.004 + 60 + ('$proto' == 'hls') * 30))")
     local extra=()
     if [ "$proto" = hls ] && [ -n "$HLS_PROBE_MS" ]; then extra=(--hls-probe-ms "$HLS_PROBE_MS"); fi
+    # onair's AAC -> Opus transcode runs on its own thread per stream: its CPU on its own.
+    if [ "$proto" = whep ] && [ "$server" = onair ]; then extra=(--server-thread onair-opus); fi
     echo "compare: $server $proto N=$n (at most ${limit}s)"
     # In the background with `wait`, so a signal to this script is acted on at once.
     timeout --kill-after=5 "$limit" "$BENCH" --publish "$publish" --play-url "$play" \
@@ -150,11 +157,14 @@ bench() {
 }
 
 # start_onair: a fresh onair on new free ports; sets SERVER_PID, RTMP_PORT, HTTP_PORT.
+# WebRTC listens on a loopback UDP port, so its candidates name loopback only.
 start_onair() {
     RTMP_PORT=$(free_port)
     HTTP_PORT=$(free_port)
+    printf '[webrtc]\nudp_addr = "127.0.0.1:%s"\nmax_viewers = %s\n' "$(free_udp_port)" \
+        "$((max_viewers + 16))" >"$WORK/onair.toml"
     "$TARGET/onair" serve --rtmp-addr "127.0.0.1:$RTMP_PORT" --http-addr "127.0.0.1:$HTTP_PORT" \
-        >>"$WORK/onair-server.log" 2>&1 &
+        --config "$WORK/onair.toml" >>"$WORK/onair-server.log" 2>&1 &
     SERVER_PID=$!
     wait_port "$RTMP_PORT" && wait_port "$HTTP_PORT" && return 0
     echo "compare: onair did not start; log:" >&2
@@ -204,6 +214,7 @@ if [ "$ONLY" != nginx ]; then
                     rtmp) play=$publish ;;
                     flv) play="http://127.0.0.1:$HTTP_PORT$(printf "$FLV_PATH" bench)" ;;
                     hls) play="http://127.0.0.1:$HTTP_PORT$(printf "$HLS_PATH" bench)" ;;
+                    whep) play="http://127.0.0.1:$HTTP_PORT/live/bench/whep" ;;
                 esac
                 bench onair "$proto" "$n" "$publish" "$play"
                 kill -0 "$SERVER_PID" 2>/dev/null || echo "compare: onair died during the run" >&2
@@ -267,6 +278,19 @@ ROWS = [
     ("viewer errors", lambda r: str(sum(e["viewers"] for e in r["errors"]))),
 ]
 
+def thread(r, key, prec=2):
+    t = r.get("server_thread") or {}
+    return fmt(t.get(key), prec)
+
+WHEP_ROWS = ROWS[:-1] + [
+    ("transcode CPU s", lambda r: thread(r, "cpu_s")),
+    ("transcode share", lambda r: thread(r, "share_of_server", 3)),
+    ("video RTP pkts/s", lambda r: fmt((r.get("whep") or {}).get("video_packets_per_s"), 0)),
+    ("audio RTP pkts/s", lambda r: fmt((r.get("whep") or {}).get("audio_packets_per_s"), 0)),
+    ("incomplete frames", lambda r: str((r.get("whep") or {}).get("incomplete_frames", "-"))),
+    ROWS[-1],
+]
+
 def hls(r, key, sub=None, prec=1):
     v = (r.get("hls") or {}).get(key)
     if sub is not None:
@@ -306,8 +330,8 @@ def ratio(a, b, key):
 
 ratios = []
 printed = False
-NO_NGINX = {"flv": "no HTTP-FLV", "hls": "out of scope"}
-for proto in ("rtmp", "flv", "hls"):
+NO_NGINX = {"flv": "no HTTP-FLV", "hls": "out of scope", "whep": "no WebRTC"}
+for proto in ("rtmp", "flv", "hls", "whep"):
     if proto not in protocols:
         continue
     for n in viewers:
@@ -319,7 +343,7 @@ for proto in ("rtmp", "flv", "hls"):
         cols = ["onair", "nginx-rtmp"]
         print(f"\n{proto.upper()} viewers, N={n}")
         print(f"  {'':24}{cols[0]:>14}{cols[1]:>18}")
-        for name, get in HLS_ROWS if proto == "hls" else ROWS:
+        for name, get in {"hls": HLS_ROWS, "whep": WHEP_ROWS}.get(proto, ROWS):
             a = get(onair) if onair else ("failed/skipped")
             b = get(nginx) if nginx else NO_NGINX.get(proto, "failed/skipped")
             print(f"  {name:24}{a:>14}{b:>18}")

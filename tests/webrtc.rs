@@ -1,6 +1,7 @@
 //! WebRTC playback over WHEP against real peers on loopback: aiortc (an independent
 //! WebRTC stack, `.venv-aiortc` from scripts/install-deps.sh) plays an ffmpeg H.264 + AAC
-//! publish with the tone intact while garbage floods the UDP port; a viewer that vanishes
+//! publish with the tone intact while garbage floods the UDP port (and hears the tone of an
+//! MP3 publish, transcoded, and of an Opus one, passed through); a viewer that vanishes
 //! is dropped by ICE consent; bad offers and the viewer limit get clear statuses.
 
 mod common;
@@ -330,6 +331,32 @@ fn bad_offers_and_offers_past_the_limit_get_clear_statuses() {
 
 /// An Opus source (Enhanced RTMP from FFmpeg 8) passes through: H.264 + Opus published by
 /// PyAV, played by aiortc with the tone intact.
+#[test]
+fn an_mp3_publish_is_transcoded_to_opus_for_aiortc() {
+    // The test pattern with its 1 kHz tone as MP3 (libmp3lame, 44.1 kHz) instead of AAC.
+    let server = ServerProc::start("[webrtc]\nudp_addr = \"127.0.0.1:0\"\n");
+    let _publisher = TestPush::small()
+        .seconds(30)
+        .low_delay()
+        .output_args(&["-c:a", "libmp3lame", "-b:a", "64k"])
+        .start(&server.rtmp_url("live/mp3"));
+    server.wait_live("live", "mp3");
+    let audio = server
+        .stream("live", "mp3")
+        .map(|s| s["audio"]["codec"].clone());
+    assert_eq!(audio, Some(serde_json::json!("mp3")), "the source is MP3");
+    let r = aiortc(&server.http_url("live/mp3/whep"), &["--seconds", "5"]);
+    eprintln!("aiortc report (MP3 source): {r}");
+    assert_eq!(r["status"], 201, "WHEP answer: {r}");
+    let frames = r["video_frames"].as_u64().unwrap_or(0);
+    assert!(frames >= 140, "decoded {frames} video frames in 5 s: {r}");
+    let freq = r["audio_freq"].as_f64().unwrap_or(0.0);
+    assert!(
+        (995.0..=1005.0).contains(&freq),
+        "decoded audio at {freq} Hz, want 1000 +-5: {r}"
+    );
+}
+
 #[test]
 fn an_opus_publish_passes_through_to_aiortc() {
     require("ffmpeg");

@@ -43,6 +43,22 @@ pub fn get_request_keep_alive(host: &str, path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: onair-bench\r\nAccept: */*\r\n\r\n")
 }
 
+/// A POST of `body` that closes the connection after the response.
+pub fn post_request(host: &str, path: &str, content_type: &str, body: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: onair-bench\r\nAccept: */*\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The value of the first header `name` (any case) in a response head's text.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.split("\r\n").skip(1).find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
 /// Index just past the blank line that ends the head, if it has arrived.
 pub fn head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
@@ -223,6 +239,22 @@ mod tests {
             d.feed(p, |s| out.extend_from_slice(s))?;
         }
         Ok((out, d.is_done()))
+    }
+
+    #[test]
+    fn post_and_header_lookup() {
+        let r = post_request("h:1", "/a/b/whep", "application/sdp", "v=0\r\n");
+        assert!(r.starts_with("POST /a/b/whep HTTP/1.1\r\nHost: h:1\r\n"));
+        assert!(r.contains("Content-Type: application/sdp\r\nContent-Length: 5\r\n"));
+        assert!(r.ends_with("\r\n\r\nv=0\r\n"));
+        let head = "HTTP/1.1 201 Created\r\nContent-Type: application/sdp\r\nlocation: /a/b/whep/x1\r\n\r\n";
+        assert_eq!(header(head, "Location"), Some("/a/b/whep/x1"));
+        assert_eq!(header(head, "ETag"), None);
+        // The status line is not a header, even with a colon in it.
+        assert_eq!(
+            header("HTTP/1.1 201 Location: no\r\n\r\n", "HTTP/1.1 201 Location"),
+            None
+        );
     }
 
     #[test]

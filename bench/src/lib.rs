@@ -1,4 +1,4 @@
-//! onair-bench as a library: the real-time synthetic publisher, RTMP, HTTP-FLV and HLS viewer
+//! onair-bench as a library: the real-time synthetic publisher, RTMP, HTTP-FLV, HLS and WHEP viewer
 //! clients and the measurement pieces, shared by the `onair-bench` binary and the
 //! end-to-end tests (which use the same clients to check what viewers receive).
 
@@ -19,3 +19,4 @@ pub mod viewer_flv;
 pub mod viewer_hls;
 pub mod viewer_llhls;
 pub mod viewer_rtmp;
+pub mod viewer_whep;

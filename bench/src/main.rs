@@ -1,13 +1,15 @@
-//! onair-bench: one real-time 720p30 publisher and N RTMP, HTTP-FLV or HLS viewers against any
-//! RTMP server on this machine, reporting latency, startup, delivery and the server's CPU and
-//! memory (and for HLS: requests/s, request latency and when segments become available).
+//! onair-bench: one real-time 720p30 publisher and N RTMP, HTTP-FLV, HLS or WHEP (WebRTC)
+//! viewers against any RTMP server on this machine, reporting latency, startup, delivery and
+//! the server's CPU and memory (and for HLS: requests/s, request latency and when segments
+//! become available; for WHEP: RTP packets and the CPU of named server threads).
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use onair_bench::report::{ErrorCount, HlsErrorCount, HlsReport, Report};
+use onair_bench::report::{ErrorCount, HlsErrorCount, HlsReport, Report, ThreadCpu, WhepReport};
 use onair_bench::stats::{Clock, SendLog, ViewerLive, ViewerRecorder, ViewerResult};
 use onair_bench::target::{HttpTarget, RtmpTarget};
 use onair_bench::viewer_hls::{self, ClientOptions, HlsClientResult, HlsRecord, HlsShared};
+use onair_bench::viewer_whep::{self, WhepTotals};
 use onair_bench::{hls_stats, media, procfs, publisher, stats, viewer_flv, viewer_rtmp};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -34,6 +36,8 @@ enum Protocol {
     Hls,
     /// Low-Latency HLS: blocking playlist reloads and every part fetched.
     LlHls,
+    /// WebRTC over WHEP (str0m viewers, receive-only H.264 + Opus, loopback UDP).
+    Whep,
 }
 
 /// Fan-out benchmark for any RTMP / HTTP-FLV / HLS server on this machine.
@@ -56,7 +60,8 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Protocol::Rtmp)]
     protocol: Protocol,
     /// URL the viewers play: rtmp://… or rtmps://… (default: the publish URL), http://….flv (required for
-    /// flv) or the live playlist http://….m3u8 (required for hls).
+    /// flv), the live playlist http://….m3u8 (required for hls) or the WHEP endpoint
+    /// http://…/APP/STREAM/whep (required for whep).
     #[arg(long)]
     play_url: Option<String>,
     /// HLS only: also run one probe client polling the playlist every this many ms (no
@@ -76,6 +81,10 @@ struct Args {
     /// Name of the server in the report; without --server-pid, also the /proc/*/comm to measure.
     #[arg(long)]
     server_name: Option<String>,
+    /// Also report the CPU time of the server's threads of this name (/proc/PID/task/*/comm),
+    /// e.g. onair-opus, onair's AAC -> Opus transcode for WebRTC.
+    #[arg(long)]
+    server_thread: Option<String>,
     /// Milliseconds between viewer connects (at most 100).
     #[arg(long, default_value_t = 4)]
     connect_spacing_ms: u64,
@@ -150,6 +159,7 @@ enum Play {
     Rtmp(Arc<RtmpTarget>),
     Flv(Arc<HttpTarget>),
     Hls(Arc<HttpTarget>),
+    Whep(Arc<HttpTarget>),
 }
 
 /// Waits for every task until `deadline`.
@@ -169,15 +179,23 @@ async fn join_all<T>(handles: Vec<JoinHandle<T>>, deadline: Instant) -> Result<V
 struct Snapshot {
     ns: u64,
     server_ticks: Result<u64>,
+    /// CPU ticks and count of the server threads named by --server-thread.
+    thread_ticks: (u64, usize),
     self_ticks: u64,
     bytes: u64,
 }
 
 impl Snapshot {
-    fn take(clock: &Clock, pids: &[u32], lives: &[Arc<ViewerLive>]) -> Result<Self> {
+    fn take(
+        clock: &Clock,
+        pids: &[u32],
+        thread: Option<&str>,
+        lives: &[Arc<ViewerLive>],
+    ) -> Result<Self> {
         Ok(Self {
             ns: clock.now_ns(),
             server_ticks: procfs::cpu_ticks(pids),
+            thread_ticks: thread.map_or((0, 0), |t| procfs::thread_ticks(pids, t)),
             self_ticks: procfs::self_ticks()?,
             bytes: lives.iter().map(|l| l.bytes.load(Ordering::Relaxed)).sum(),
         })
@@ -386,6 +404,13 @@ async fn run(args: &Args) -> Result<Report> {
                 .context("--protocol hls needs --play-url http://HOST:PORT/APP/STREAM.m3u8")?;
             (Play::Hls(Arc::new(HttpTarget::parse(&url)?)), url)
         }
+        Protocol::Whep => {
+            let url = args
+                .play_url
+                .clone()
+                .context("--protocol whep needs --play-url http://HOST:PORT/APP/STREAM/whep")?;
+            (Play::Whep(Arc::new(HttpTarget::parse(&url)?)), url)
+        }
         Protocol::LlHls => bail!("ll-hls runs through run_ll"),
     };
     if args.hls_probe_ms.is_some() && args.protocol != Protocol::Hls {
@@ -447,6 +472,7 @@ async fn run(args: &Args) -> Result<Report> {
     let mut handles: Vec<JoinHandle<ViewerResult>> = Vec::new();
     let mut hls_handles: Vec<JoinHandle<HlsClientResult>> = Vec::new();
     let hls_shared = Arc::new(HlsShared::default());
+    let whep_totals = Arc::new(WhepTotals::default());
     let probe = match (&play, args.hls_probe_ms) {
         (Play::Hls(t), Some(ms)) => {
             let rec = ViewerRecorder::new(clock, log.clone(), Arc::new(ViewerLive::default()));
@@ -474,6 +500,12 @@ async fn run(args: &Args) -> Result<Report> {
         match &play {
             Play::Rtmp(t) => handles.push(tokio::spawn(viewer_rtmp::run(t.clone(), rec, stop))),
             Play::Flv(t) => handles.push(tokio::spawn(viewer_flv::run(t.clone(), rec, stop))),
+            Play::Whep(t) => handles.push(tokio::spawn(viewer_whep::run(
+                t.clone(),
+                rec,
+                whep_totals.clone(),
+                stop,
+            ))),
             Play::Hls(t) => {
                 let opts = ClientOptions {
                     poll_every: None,
@@ -499,9 +531,18 @@ async fn run(args: &Args) -> Result<Report> {
     }
     let connected = receiving(&lives);
 
-    let w0 = Snapshot::take(&clock, &pids, &lives)?;
+    let thread = args.server_thread.as_deref();
+    let packets = |t: &WhepTotals| {
+        (
+            t.video_packets.load(Ordering::Relaxed),
+            t.audio_packets.load(Ordering::Relaxed),
+        )
+    };
+    let w0 = Snapshot::take(&clock, &pids, thread, &lives)?;
+    let p0 = packets(&whep_totals);
     sleep(duration).await;
-    let w1 = Snapshot::take(&clock, &pids, &lives)?;
+    let w1 = Snapshot::take(&clock, &pids, thread, &lives)?;
+    let p1 = packets(&whep_totals);
     let target_ms = hls_shared.target_ms.load(Ordering::Relaxed);
     let grace = match args.protocol {
         Protocol::Hls => {
@@ -552,6 +593,21 @@ async fn run(args: &Args) -> Result<Report> {
         (Err(e), _) | (_, Err(e)) => (None, Some(format!("{e:#}"))),
     };
     let have_mem = !pids.is_empty() && peak_rss > 0;
+    let thread_cpu = args.server_thread.clone().map(|name| {
+        let cpu_s = w1.thread_ticks.0.saturating_sub(w0.thread_ticks.0) as f64 / clk_tck;
+        ThreadCpu {
+            name,
+            threads: w1.thread_ticks.1,
+            cpu_s,
+            share_of_server: server_cpu_s.filter(|&c| c > 0.0).map(|c| cpu_s / c),
+        }
+    });
+    let whep = (args.protocol == Protocol::Whep).then(|| WhepReport {
+        connected: whep_totals.connected.load(Ordering::Relaxed),
+        video_packets_per_s: (p1.0 - p0.0) as f64 / window_s,
+        audio_packets_per_s: (p1.1 - p0.1) as f64 / window_s,
+        incomplete_frames: whep_totals.incomplete_frames.load(Ordering::Relaxed),
+    });
     let hls = (args.protocol == Protocol::Hls).then(|| {
         hls_report(
             &hls_records,
@@ -570,6 +626,7 @@ async fn run(args: &Args) -> Result<Report> {
             Protocol::Flv => "flv",
             Protocol::Hls => "hls",
             Protocol::LlHls => "ll-hls",
+            Protocol::Whep => "whep",
         },
         publish_url: args.publish.clone(),
         play_url,
@@ -599,6 +656,8 @@ async fn run(args: &Args) -> Result<Report> {
             .map(|(reason, viewers)| ErrorCount { reason, viewers })
             .collect(),
         hls,
+        server_thread: thread_cpu,
+        whep,
     })
 }
 

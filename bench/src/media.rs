@@ -117,6 +117,65 @@ pub fn audio_frame(filler: &[u8]) -> Bytes {
     b.freeze()
 }
 
+/// Frequency of the tone the real AAC track carries.
+pub const TONE_HZ: u32 = 1000;
+/// AAC frames in one cycle of the tone track: 441 × 1024 samples hold exactly 10 240
+/// periods of 1 kHz at 44.1 kHz, so the cycle repeats without a click.
+const TONE_CYCLE_FRAMES: usize = 441;
+
+/// Audio tag bodies of real AAC-LC (44.1 kHz stereo, 128 kbit/s CBR, the sequence header's
+/// configuration): one cycle of a 1 kHz tone at -20 dBFS, to be sent round and round. A
+/// server that decodes the audio (onair's AAC -> Opus for WebRTC) does real work on it,
+/// which filler bytes would not give it.
+pub fn aac_tone_frames() -> Result<Vec<Bytes>> {
+    use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport};
+    let enc = Encoder::new(EncoderParams {
+        bit_rate: BitRate::Cbr(AUDIO_KBPS * 1000),
+        sample_rate: AUDIO_RATE as u32,
+        transport: Transport::Raw,
+        channels: ChannelMode::Stereo,
+        audio_object_type: AudioObjectType::Mpeg4LowComplexity,
+    })
+    .map_err(|e| anyhow::anyhow!("AAC encoder: {e}"))?;
+    let spf = AUDIO_SAMPLES_PER_FRAME as usize;
+    let amplitude = 0.1 * 32767.0;
+    let mut out = vec![0u8; 8192];
+    let mut units = Vec::new();
+    // Two cycles: the encoder's start-up delay spoils the first frames; the last cycle's
+    // worth of units is steady.
+    for n in 0..2 * TONE_CYCLE_FRAMES {
+        let block: Vec<i16> = (0..spf)
+            .flat_map(|i| {
+                let t = ((n * spf + i) % (TONE_CYCLE_FRAMES * spf)) as f64 / AUDIO_RATE as f64;
+                let v =
+                    (amplitude * (2.0 * std::f64::consts::PI * TONE_HZ as f64 * t).sin()) as i16;
+                [v, v]
+            })
+            .collect();
+        let mut fed = 0;
+        while fed < block.len() {
+            let info = enc
+                .encode(&block[fed..], &mut out)
+                .map_err(|e| anyhow::anyhow!("AAC encoder: {e}"))?;
+            fed += info.input_consumed.max(1);
+            if info.output_size > 0 {
+                let mut body = BytesMut::with_capacity(2 + info.output_size);
+                body.put_slice(&[FLV_AAC_TAG_BYTE, 1]);
+                body.put_slice(&out[..info.output_size]);
+                units.push(body.freeze());
+            }
+        }
+    }
+    if units.len() < TONE_CYCLE_FRAMES {
+        anyhow::bail!(
+            "the AAC encoder gave {} frames for {} blocks",
+            units.len(),
+            2 * TONE_CYCLE_FRAMES
+        );
+    }
+    Ok(units.split_off(units.len() - TONE_CYCLE_FRAMES))
+}
+
 /// What a viewer reads from a video tag body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VideoTag {
@@ -181,6 +240,32 @@ mod tests {
         let mut other = video_frame(3, &filler()).to_vec();
         other[MAGIC_AT] ^= 1;
         assert_eq!(classify_video(&other), VideoTag::Foreign);
+    }
+
+    #[test]
+    fn tone_track_is_real_aac_of_the_configured_rate() {
+        let frames = aac_tone_frames().unwrap();
+        assert_eq!(frames.len(), TONE_CYCLE_FRAMES);
+        assert!(frames.iter().all(|f| f[..2] == [FLV_AAC_TAG_BYTE, 1]));
+        // 128 kbit/s CBR: about 371 bytes per 1024 samples at 44.1 kHz.
+        let mean = frames.iter().map(|f| f.len() - 2).sum::<usize>() as f64 / frames.len() as f64;
+        assert!((340.0..400.0).contains(&mean), "{mean} bytes per frame");
+        // The decoder of the sequence header's configuration plays them as a 1 kHz tone.
+        let asc = &audio_sequence_header().unwrap()[2..];
+        let mut dec = fdk_aac::dec::Decoder::new(fdk_aac::dec::Transport::Raw);
+        dec.config_raw(asc).unwrap();
+        let mut pcm = vec![0i16; 2048];
+        let mut left = Vec::new();
+        for f in frames.iter().take(40) {
+            dec.fill(&f[2..]).unwrap();
+            dec.decode_frame(&mut pcm).unwrap();
+            left.extend(pcm.chunks(2).map(|s| s[0]));
+        }
+        // Zero crossings (rising) over the last 30 frames: 1000 Hz.
+        let tail = &left[10 * 1024..];
+        let rising = tail.windows(2).filter(|w| w[0] < 0 && w[1] >= 0).count();
+        let hz = rising as f64 / (tail.len() as f64 / AUDIO_RATE as f64);
+        assert!((hz - TONE_HZ as f64).abs() < 5.0, "{hz} Hz");
     }
 
     #[test]

@@ -63,6 +63,34 @@ pub fn cpu_ticks(pids: &[u32]) -> Result<u64> {
     pids.iter().map(|&p| stat(p).map(|s| s.ticks)).sum()
 }
 
+/// Summed utime + stime of the threads of `pids` whose /proc/PID/task/TID/comm is exactly
+/// `name` (a server's named worker threads), in clock ticks, and how many there were.
+/// Threads that ended are not counted; vanished pids count as 0.
+pub fn thread_ticks(pids: &[u32], name: &str) -> (u64, usize) {
+    let mut ticks = 0;
+    let mut threads = 0;
+    for pid in pids {
+        let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in dir.filter_map(|e| e.ok()) {
+            let path = task.path();
+            let named = fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim_end() == name);
+            if !named {
+                continue;
+            }
+            if let Some(s) = fs::read_to_string(path.join("stat"))
+                .ok()
+                .and_then(|t| parse_stat(&t))
+            {
+                ticks += s.ticks;
+                threads += 1;
+            }
+        }
+    }
+    (ticks, threads)
+}
+
 /// Memory of `pids`: summed VmRSS and the largest VmHWM, in KiB. Vanished pids count as 0.
 pub fn memory_kib(pids: &[u32]) -> (u64, u64) {
     let mut rss = 0;
@@ -148,6 +176,16 @@ mod tests {
     fn stat_of_self() {
         assert!(self_ticks().is_ok());
         assert!(stat(std::process::id()).unwrap().ppid > 0);
+    }
+
+    #[test]
+    fn threads_by_name() {
+        let me = std::process::id();
+        let comm = fs::read_to_string("/proc/self/comm").unwrap();
+        let (_, main) = thread_ticks(&[me], comm.trim_end());
+        assert!(main >= 1, "the main thread carries the process name");
+        assert_eq!(thread_ticks(&[me], "no-such-thread"), (0, 0));
+        assert_eq!(thread_ticks(&[u32::MAX], "x"), (0, 0));
     }
 
     #[test]

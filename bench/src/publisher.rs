@@ -1,5 +1,6 @@
 //! The publisher: one RTMP connection sending the synthetic 720p30 stream in real time, paced
 //! against a fixed schedule, logging each video frame's send time just before it is written.
+//! Its audio is real AAC (a 1 kHz tone), so a server that decodes audio does real work.
 
 use crate::media;
 use crate::rtmp::RtmpClient;
@@ -115,6 +116,7 @@ async fn stream(
     report: &mut PublisherReport,
 ) -> Result<()> {
     let filler = media::filler();
+    let tone = media::aac_tone_frames()?;
     let (v_int, a_int) = (media::video_interval(), media::audio_interval());
     let start = Instant::now();
     let (mut v, mut a) = (0u64, 0u64);
@@ -146,7 +148,7 @@ async fn stream(
                     v += 1;
                     report.video_frames = v;
                 } else {
-                    let body = media::audio_frame(&filler);
+                    let body = tone[(a % tone.len() as u64) as usize].clone();
                     let ts = RtmpTimestamp::new(media::audio_ms(a));
                     let packet = client.session.publish_audio_data(body, ts, false)?;
                     client.send(packet).await.context("sending audio")?;

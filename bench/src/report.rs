@@ -49,6 +49,30 @@ pub struct HlsReport {
     pub errors: Vec<HlsErrorCount>,
 }
 
+/// CPU of the server threads named by `--server-thread` over the window (e.g. onair's
+/// `onair-opus`, the AAC -> Opus transcode for WebRTC, one thread per stream).
+#[derive(Debug, Clone, Serialize)]
+pub struct ThreadCpu {
+    pub name: String,
+    /// Threads of that name at the window's end.
+    pub threads: usize,
+    pub cpu_s: f64,
+    /// `cpu_s` / `server_cpu_s`.
+    pub share_of_server: Option<f64>,
+}
+
+/// What only a WHEP run measures.
+#[derive(Debug, Clone, Serialize)]
+pub struct WhepReport {
+    /// Viewers whose ICE and DTLS completed (over the whole run).
+    pub connected: u64,
+    /// RTP packets all viewers received in the window, per second.
+    pub video_packets_per_s: f64,
+    pub audio_packets_per_s: f64,
+    /// Frames given up with a packet missing (over the whole run).
+    pub incomplete_frames: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub server: String,
@@ -86,6 +110,8 @@ pub struct Report {
     pub server_error: Option<String>,
     pub errors: Vec<ErrorCount>,
     pub hls: Option<HlsReport>,
+    pub server_thread: Option<ThreadCpu>,
+    pub whep: Option<WhepReport>,
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -161,6 +187,27 @@ impl Report {
             ),
         );
         line("bench CPU", format!("{:.2} s", self.bench_cpu_s));
+        if let Some(t) = &self.server_thread {
+            line(
+                &format!("server threads {}", t.name),
+                format!(
+                    "{} thread(s), {:.2} CPU-s, {} of the server's",
+                    t.threads,
+                    t.cpu_s,
+                    t.share_of_server
+                        .map_or("-".into(), |s| format!("{:.1} %", s * 100.0))
+                ),
+            );
+        }
+        if let Some(w) = &self.whep {
+            line(
+                "WebRTC",
+                format!(
+                    "{} connected, {:.0} video + {:.0} audio RTP packets/s, {} incomplete frames",
+                    w.connected, w.video_packets_per_s, w.audio_packets_per_s, w.incomplete_frames
+                ),
+            );
+        }
         if let Some(h) = &self.hls {
             let rate = |v: f64, lat: &Spread| {
                 format!(

@@ -30,6 +30,7 @@ export async function createWebRtc(video, url, hooks) {
   pc.ontrack = (e) => {
     media.addTrack(e.track);
     if (e.track.kind === 'video') readClock(e.receiver, hooks);
+    else passThrough(e.receiver);
     if (video.srcObject !== media) video.srcObject = media;
     play(video);
   };
@@ -110,6 +111,19 @@ function readClock(receiver, hooks) {
     },
   });
   streams.readable.pipeThrough(transform).pipeTo(streams.writable).catch(() => {});
+}
+
+/** With `encodedInsertableStreams` on, Chromium hands a receiver's frames to its decoder
+ *  only through the page: a receiver whose encoded streams are never piped decodes nothing
+ *  (the audio was silent: packets received, no samples played). Audio passes unchanged. */
+function passThrough(receiver) {
+  if (typeof receiver.createEncodedStreams !== 'function') return;
+  try {
+    const streams = receiver.createEncodedStreams();
+    streams.readable.pipeTo(streams.writable).catch(() => {});
+  } catch {
+    // Not available for this receiver: its frames go to the decoder directly.
+  }
 }
 
 function play(video) {

@@ -1,7 +1,8 @@
 // WebRTC playback in /live with Debian's Chromium against a real `onair serve` and a real
 // `onair push` (test pattern with the SEI clock, H.264 + AAC): WHEP through the page's
 // WebRTC button path, the picture's size, end-to-end latency from the SEI clock read out
-// of the encoded frames, getStats() in the overlay, offline and resume. Loopback only:
+// of the encoded frames, getStats() in the overlay, the tone heard after unmute (the AAC
+// transcoded to Opus by the server), offline and resume. Loopback only:
 // the server advertises 127.0.0.1 and Chromium may use it
 // (--allow-loopback-in-peer-connection).
 
@@ -39,6 +40,30 @@ before(async () => {
   browser = await launchBrowser({ args: ['--allow-loopback-in-peer-connection'] });
 });
 
+/** After "unmute", the page's WebAudio analyser hears a 1 kHz tone: the strongest spectral
+ *  peak under 1.8 kHz (`onair push` beeps at 2 kHz), interpolated between bins, 10 readings
+ *  100 ms apart, each within ±5 Hz and louder than -50 dB. Returns the frequencies. */
+async function assertTone(page) {
+  await page.locator('#unmute').click();
+  const first = await waitFor('the WebRTC sound to reach the analyser', 10_000, async () => {
+    const p = await page.evaluate(() => window.onairPlayer.audioPeak(20, 1800));
+    return p && p.db > -50 ? p : null;
+  });
+  assert.equal((await page.evaluate(() => window.onairPlayer.audioState()))?.state, 'running', 'AudioContext running');
+  const peaks = [first];
+  for (let i = 0; i < 9; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    peaks.push(await page.evaluate(() => window.onairPlayer.audioPeak(20, 1800)));
+  }
+  const hz = peaks.map((p) => Math.round(p.hz * 100) / 100);
+  console.log(`  WebRTC: tone peaks ${hz.join(', ')} Hz`);
+  for (const p of peaks) {
+    assert.ok(Math.abs(p.hz - 1000) <= 5, `FFT peak at ${p.hz.toFixed(2)} Hz, want 1000 ± 5`);
+    assert.ok(p.db > -50, `the tone is heard: peak ${p.db.toFixed(1)} dB`);
+  }
+  return hz;
+}
+
 after(async () => {
   await browser?.close();
   await push?.stop();
@@ -74,8 +99,8 @@ describe('WebRTC in the player', () => {
     measured.webrtc_jitter_buffer_ms = Number(rtc.jitter);
     await screenshot(page, 'webrtc');
 
-    // Sound is checked with aiortc (tests/webrtc.rs): headless Chromium here receives the
-    // Opus RTP (packetsReceived grows) but its jitter buffer emits nothing (see README).
+    // Sound: the server's Opus transcode of the pusher's AAC, decoded by Chromium.
+    measured.webrtc_tone_hz = await assertTone(page);
     await page.close();
 
     // HTTP-FLV from the same pusher in the same run, for the README's comparison.
@@ -108,7 +133,7 @@ describe('WebRTC in the player', () => {
 });
 
 // AV1 + Opus from FFmpeg 8 (PyAV's publish.py, the Enhanced RTMP fixture): AV1 passes
-// through as RTP (the AV1 payload format), Opus passes through.
+// through as RTP (the AV1 payload format), Opus passes through and is heard (its 1 kHz sine).
 describe('WebRTC AV1 + Opus', () => {
   test('an AV1 + Opus publish plays over WHEP: currentTime advances, 320 wide', T, async () => {
     const fixtures = spawnSync('python3', [join(repoRoot, 'tests/peers/fixtures.py')], { encoding: 'utf8' });
@@ -128,6 +153,8 @@ describe('WebRTC AV1 + Opus', () => {
       assert.equal(s.w, 320, 'videoWidth');
       assert.equal(s.h, 240, 'videoHeight');
       assert.equal(await page.locator('#via').innerText(), 'WebRTC (WHEP)');
+      // The fixture's 1 kHz sine, its Opus passed through.
+      measured.av1_opus_tone_hz = await assertTone(page);
       await screenshot(page, 'webrtc-av1');
       await page.close();
     } finally {
