@@ -1007,34 +1007,7 @@ fn the_dvr_window_serves_past_segments_from_the_recording() {
     assert_eq!(&body[4..8], b"moof");
 
     // ffmpeg plays it from its first segment, as a finished playlist of these segments.
-    let base = server.http_url("live/");
-    let vod: String = text
-        .lines()
-        .map(|l| {
-            if let Some(uri) = l.strip_prefix("#EXT-X-MAP:URI=\"") {
-                format!("#EXT-X-MAP:URI=\"{base}{uri}\n")
-            } else if !l.starts_with('#') && !l.is_empty() {
-                format!("{base}{l}\n")
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect::<String>()
-        + "#EXT-X-ENDLIST\n";
-    let m3u8 = rec.path.join("dvr.m3u8");
-    std::fs::write(&m3u8, vod).unwrap();
-    let decode = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-protocol_whitelist"])
-        .args(["file,http,tcp", "-i"])
-        .arg(&m3u8)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("run ffmpeg");
-    let errors = String::from_utf8_lossy(&decode.stderr);
-    assert!(
-        decode.status.success() && errors.is_empty(),
-        "decode errors: {errors}\n{text}"
-    );
+    let m3u8 = decodes_as_vod(&server, &text, &rec.path.join("dvr.m3u8"));
     let probe = Command::new("ffprobe")
         .args(["-v", "error", "-protocol_whitelist", "file,http,tcp"])
         .args(["-select_streams", "v", "-show_entries", "packet=pts_time"])
@@ -1152,6 +1125,12 @@ fn the_dvr_window_spans_a_publisher_return() {
     assert!(recorded.starts_with(&init0));
     assert_eq!(&recorded[init0.len() + 4..init0.len() + 8], b"moof");
     // ffmpeg plays it all from its first segment.
+    decodes_as_vod(&server, &text, &rec.path.join("back.m3u8"));
+}
+
+/// The live playlist `text` written as a finished playlist of absolute URIs at `m3u8`, which
+/// ffmpeg decodes from its first segment with no error; returns `m3u8`.
+fn decodes_as_vod(server: &ServerProc, text: &str, m3u8: &std::path::Path) -> std::path::PathBuf {
     let base = server.http_url("live/");
     let vod: String = text
         .lines()
@@ -1166,12 +1145,11 @@ fn the_dvr_window_spans_a_publisher_return() {
         })
         .collect::<String>()
         + "#EXT-X-ENDLIST\n";
-    let m3u8 = rec.path.join("back.m3u8");
-    std::fs::write(&m3u8, vod).unwrap();
+    std::fs::write(m3u8, vod).unwrap();
     let decode = Command::new("ffmpeg")
         .args(["-hide_banner", "-v", "error", "-protocol_whitelist"])
         .args(["file,http,tcp", "-i"])
-        .arg(&m3u8)
+        .arg(m3u8)
         .args(["-f", "null", "-"])
         .output()
         .expect("run ffmpeg");
@@ -1180,4 +1158,5 @@ fn the_dvr_window_spans_a_publisher_return() {
         decode.status.success() && errors.is_empty(),
         "decode errors: {errors}\n{text}"
     );
+    m3u8.to_path_buf()
 }

@@ -329,8 +329,25 @@ fn bad_offers_and_offers_past_the_limit_get_clear_statuses() {
     assert_eq!(status, 405, "GET on the WHEP endpoint");
 }
 
-/// An Opus source (Enhanced RTMP from FFmpeg 8) passes through: H.264 + Opus published by
-/// PyAV, played by aiortc with the tone intact.
+/// aiortc plays `name` over WHEP for 5 s: at least 140 decoded video frames and the 1 kHz
+/// tone (±5 Hz) in the decoded audio.
+fn aiortc_plays_with_the_tone(server: &ServerProc, name: &str, source: &str) {
+    let r = aiortc(
+        &server.http_url(&format!("live/{name}/whep")),
+        &["--seconds", "5"],
+    );
+    eprintln!("aiortc report ({source} source): {r}");
+    assert_eq!(r["status"], 201, "WHEP answer: {r}");
+    let frames = r["video_frames"].as_u64().unwrap_or(0);
+    assert!(frames >= 140, "decoded {frames} video frames in 5 s: {r}");
+    let freq = r["audio_freq"].as_f64().unwrap_or(0.0);
+    assert!(
+        (995.0..=1005.0).contains(&freq),
+        "decoded audio at {freq} Hz, want 1000 +-5: {r}"
+    );
+}
+
+/// An MP3 source is transcoded to Opus like AAC: aiortc hears the tone.
 #[test]
 fn an_mp3_publish_is_transcoded_to_opus_for_aiortc() {
     // The test pattern with its 1 kHz tone as MP3 (libmp3lame, 44.1 kHz) instead of AAC.
@@ -345,18 +362,11 @@ fn an_mp3_publish_is_transcoded_to_opus_for_aiortc() {
         .stream("live", "mp3")
         .map(|s| s["audio"]["codec"].clone());
     assert_eq!(audio, Some(serde_json::json!("mp3")), "the source is MP3");
-    let r = aiortc(&server.http_url("live/mp3/whep"), &["--seconds", "5"]);
-    eprintln!("aiortc report (MP3 source): {r}");
-    assert_eq!(r["status"], 201, "WHEP answer: {r}");
-    let frames = r["video_frames"].as_u64().unwrap_or(0);
-    assert!(frames >= 140, "decoded {frames} video frames in 5 s: {r}");
-    let freq = r["audio_freq"].as_f64().unwrap_or(0.0);
-    assert!(
-        (995.0..=1005.0).contains(&freq),
-        "decoded audio at {freq} Hz, want 1000 +-5: {r}"
-    );
+    aiortc_plays_with_the_tone(&server, "mp3", "MP3");
 }
 
+/// An Opus source (Enhanced RTMP from FFmpeg 8) passes through: H.264 + Opus published by
+/// PyAV, played by aiortc with the tone intact.
 #[test]
 fn an_opus_publish_passes_through_to_aiortc() {
     require("ffmpeg");
@@ -407,14 +417,5 @@ fn an_opus_publish_passes_through_to_aiortc() {
         .stream("live", "opus")
         .map(|s| s["audio"]["codec"].clone());
     assert_eq!(audio, Some(serde_json::json!("opus")), "the source is Opus");
-    let r = aiortc(&server.http_url("live/opus/whep"), &["--seconds", "5"]);
-    eprintln!("aiortc report (Opus source): {r}");
-    assert_eq!(r["status"], 201, "WHEP answer: {r}");
-    let frames = r["video_frames"].as_u64().unwrap_or(0);
-    assert!(frames >= 140, "decoded {frames} video frames in 5 s: {r}");
-    let freq = r["audio_freq"].as_f64().unwrap_or(0.0);
-    assert!(
-        (995.0..=1005.0).contains(&freq),
-        "decoded audio at {freq} Hz, want 1000 +-5: {r}"
-    );
+    aiortc_plays_with_the_tone(&server, "opus", "Opus");
 }
