@@ -350,6 +350,11 @@ impl Redis {
             .local_addr()
             .unwrap()
             .port();
+        Redis::on_port(port)
+    }
+
+    /// A redis-server on `port`, once it answers.
+    fn on_port(port: u16) -> Redis {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -618,24 +623,7 @@ fn directory_down_edges_use_the_list_origins_keep_serving_and_register_later() {
         .expect("edge viewer with the directory down");
     assert!(edge.log().contains("directory lookup failed"));
     // The directory comes up on that port: the origin registers its live stream.
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn redis-server");
-    let redis = Redis {
-        _proc: Proc(child),
-        port,
-    };
+    let redis = Redis::on_port(port);
     wait_until(
         "the origin registered once the directory is back",
         Duration::from_secs(15),
