@@ -7,6 +7,17 @@
 const WINDOW_QUANTA = 19; // 19 × 128 samples ≈ 50 ms at 48 kHz
 const DROPOUT_RATIO = 0.25; // -12 dB under the running level
 const BEEP_RATIO = 3; // a beep's peaks are about 6× the tone's
+// The tone's level is first taken as the median of this many sounding quanta (~340 ms): a
+// 100 ms beep fills under a third of them, so the median is the tone's wherever a reset lands.
+// Taking the first quantum instead locked the level at a beep's when a reset fell on one, and
+// every tone quantum after it then read as a dropout, which stops the level from following.
+const SETTLE_QUANTA = 128;
+const SILENCE_RMS = 1e-4;
+
+function median(values) {
+  const sorted = values.slice().sort((a, b) => a - b);
+  return sorted[sorted.length >> 1];
+}
 
 class BeepFinder extends AudioWorkletProcessor {
   constructor() {
@@ -20,6 +31,8 @@ class BeepFinder extends AudioWorkletProcessor {
   reset() {
     this.peakLevel = 0;
     this.rmsLevel = 0;
+    this.settlePeaks = [];
+    this.settleRms = [];
     this.lastOnset = -1;
     this.win = new Float64Array(WINDOW_QUANTA);
     this.wi = 0;
@@ -57,14 +70,20 @@ class BeepFinder extends AudioWorkletProcessor {
     const rms = Math.sqrt(ss / x.length);
     // The tone's level: follows quanta that are not part of a beep and not in a dropout.
     const isBeep = this.peakLevel > 0 && peak >= 2 * this.peakLevel;
-    if (!isBeep && !this.dropping) {
-      if (this.peakLevel === 0) {
-        this.peakLevel = peak;
-        this.rmsLevel = rms;
-      } else {
-        this.peakLevel += (peak - this.peakLevel) * (peak < this.peakLevel ? 0.02 : 0.01);
-        this.rmsLevel += (rms - this.rmsLevel) * (rms < this.rmsLevel ? 0.005 : 0.01);
+    if (this.peakLevel === 0) {
+      if (rms > SILENCE_RMS) {
+        this.settlePeaks.push(peak);
+        this.settleRms.push(rms);
       }
+      if (this.settleRms.length >= SETTLE_QUANTA) {
+        this.peakLevel = median(this.settlePeaks);
+        this.rmsLevel = median(this.settleRms);
+        this.settlePeaks = [];
+        this.settleRms = [];
+      }
+    } else if (!isBeep && !this.dropping) {
+      this.peakLevel += (peak - this.peakLevel) * (peak < this.peakLevel ? 0.02 : 0.01);
+      this.rmsLevel += (rms - this.rmsLevel) * (rms < this.rmsLevel ? 0.005 : 0.01);
     }
     this.wsum += ss - this.win[this.wi];
     this.win[this.wi] = ss;
