@@ -183,12 +183,6 @@ impl OriginTap {
     }
 }
 
-fn media_sequence(text: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
-        .map_or(0, |v| v.trim().parse().unwrap_or(0))
-}
-
 /// What one HLS client saw: the media sequence numbers of the segments it fetched.
 #[derive(Default)]
 struct ClientLog {
@@ -207,7 +201,7 @@ fn hls_client(cache: SocketAddr, id: u64, stop: Arc<AtomicBool>) -> ClientLog {
             log.failures.push(format!("playlist {status}"));
         } else {
             let text = String::from_utf8_lossy(&body).to_string();
-            let first = media_sequence(&text);
+            let first = media_sequence(&text).unwrap_or(0);
             let uris: Vec<&str> = text
                 .lines()
                 .filter(|l| !l.starts_with('#') && !l.is_empty())

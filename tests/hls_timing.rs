@@ -111,12 +111,7 @@ fn memory_stays_flat_over_ten_minutes_of_stream() {
         let (status, body) = http_get(server.http, "/live/soak.m3u8?variant=ts");
         if status == 200 {
             let text = String::from_utf8_lossy(&body).to_string();
-            if let Some(seq) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
-            {
-                last_seq = seq.trim().parse().unwrap_or(last_seq);
-            }
+            last_seq = media_sequence(&text).unwrap_or(last_seq);
         }
         std::thread::sleep(Duration::from_millis(500));
     }

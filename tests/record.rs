@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use common::{require, wait_until, Proc, ServerProc, TempDir};
+use common::{media_sequence, require, wait_until, Proc, ServerProc, TempDir};
 
 /// Seconds of the published file (4, or `ONAIR_RECORD_SECS`).
 fn secs() -> u64 {
@@ -896,11 +896,7 @@ fn a_publisher_coming_back_gets_a_new_file() {
 
 /// A playlist's segments: (msn, uri, EXTINF seconds, PROGRAM-DATE-TIME).
 fn playlist_segments(text: &str) -> Vec<(u64, String, f64, SystemTime)> {
-    let mut msn: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
-        .and_then(|v| v.parse().ok())
-        .expect("EXT-X-MEDIA-SEQUENCE");
+    let mut msn = media_sequence(text).expect("EXT-X-MEDIA-SEQUENCE");
     let mut out = Vec::new();
     let (mut dur, mut pdt) = (None, None);
     for l in text.lines() {

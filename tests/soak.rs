@@ -60,9 +60,30 @@ async fn soak_one_publisher_200_mixed_viewers() {
         SyntheticPublisher::start(&server.rtmp_url("live/soak"), secs as usize + 400).await;
     let (clock, log) = (publisher.clock, publisher.log.clone());
 
-    // Warm-up: the GOP cache, the broadcast ring and the HLS window (6 segments plus those
-    // kept after leaving) fill during the first minute, and the allocator settles.
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    // Warm-up: the GOP cache and the broadcast ring fill within a GOP; the TS window
+    // (6 segments of 2 s, then 10 s kept after leaving) reaches its steady size once
+    // segments have been leaving it for longer than they are kept, and the fMP4 window (10
+    // segments) once its first segment has left.
+    let http = server.http;
+    let steady = move || {
+        let seq = |variant: &str| {
+            let (status, body) = http_get(http, &format!("/live/soak.m3u8?variant={variant}"));
+            (status == 200)
+                .then(|| media_sequence(&String::from_utf8_lossy(&body)))
+                .flatten()
+                .unwrap_or(0)
+        };
+        seq("ts") >= 7 && seq("fmp4") >= 1
+    };
+    tokio::task::spawn_blocking(move || {
+        wait_until(
+            "the HLS windows at their steady size",
+            Duration::from_secs(90),
+            steady,
+        )
+    })
+    .await
+    .unwrap();
     // Memory with no viewers: an idle server must not keep growing.
     let idle_secs = (secs / 4).clamp(10, 120);
     let mut idle = Vec::new();

@@ -369,6 +369,14 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
     http_request(addr, "GET", path, &[], b"")
 }
 
+/// A media playlist's `EXT-X-MEDIA-SEQUENCE`, if it has one.
+pub fn media_sequence(playlist: &str) -> Option<u64> {
+    playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// `http_get` that says `None` where the server refused or dropped the connection (a
 /// poll against a listener whose per-address limit the test fills).
 #[allow(dead_code)]
