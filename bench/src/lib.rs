@@ -13,6 +13,7 @@ pub mod publisher;
 pub mod report;
 pub mod rtmp;
 pub mod stats;
+pub mod step;
 pub mod target;
 pub mod tls;
 pub mod ts;
