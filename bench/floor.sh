@@ -13,8 +13,8 @@
 # K-core mode (--kcore): each server pinned to cores 0..K-1 with taskset (the bench to the
 # other cores when there are any), and onair-bench's --find-max-p99-ms search: the largest
 # N whose run has p99 <= --p99-ms, every viewer receiving and >= 0.999 of the frames.
-# The servers need `ulimit -n` above twice the viewers: this script raises its own soft
-# limit to the hard one (raise the hard limit, e.g. in limits.conf, past 20,000 for 10,000).
+# The server and the bench each need `ulimit -n` above the viewers: this script raises its
+# soft limit to the hard one for both (raise the hard limit, e.g. in limits.conf, if lower).
 # Needs python3; for nginx: apt-get install nginx libnginx-mod-rtmp.
 set -euo pipefail
 
@@ -124,8 +124,9 @@ if [ -z "$KCORE" ]; then
     for n in $VIEWERS; do [ "$n" -gt "$max_viewers" ] && max_viewers=$n; done
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((max_viewers * 2 + 256)) ]; then
-    echo "floor.sh: open-file limit $(ulimit -n) is below $((max_viewers * 2 + 256)) (server and bench): raise the hard limit" >&2
+# Each process (server, bench) needs one descriptor per viewer and some.
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((max_viewers + 256)) ]; then
+    echo "floor.sh: open-file limit $(ulimit -n) is below the $((max_viewers + 256)) a server needs: raise the hard limit" >&2
 fi
 
 if [ "$BUILD" = 1 ]; then
@@ -146,7 +147,10 @@ start() {
     HTTP_PORT=$(free_port)
     case "$server" in
         onair)
-            printf '' >"$WORK/onair.toml"
+            # Room for every viewer: they all come from 127.0.0.1.
+            local room=$((max_viewers + 64))
+            printf '[rtmp]\nmax_connections = %s\nmax_connections_per_ip = %s\n[http]\nmax_connections = %s\nmax_connections_per_ip = %s\n[hub]\nmax_viewers_per_stream = %s\n' \
+                "$room" "$room" "$room" "$room" "$room" >"$WORK/onair.toml"
             "$@" "$TARGET/onair" serve --rtmp-addr "127.0.0.1:$RTMP_PORT" \
                 --http-addr "127.0.0.1:$HTTP_PORT" --config "$WORK/onair.toml" \
                 >>"$WORK/onair-server.log" 2>&1 &
@@ -226,7 +230,7 @@ if [ -z "$KCORE" ]; then
                 [ "$proto" = flv ] && ! has_http "$server" && continue
                 start "$server" || { FAILED=$((FAILED + 1)); continue; }
                 server_rss_kib >"$WORK/$server-$proto-$n.rss0"
-                limit=$(python3 -c "print(int(2*$WARMUP + $DURATION + $n*0.01 + 60))")
+                limit=$(python3 -c "print(int(2*$WARMUP + $DURATION + $n*0.01 + 60 + ((($n + $BATCH - 1) // $BATCH) * 10 if $BATCH else 0)))")
                 bench "$server-$proto-$n" "$proto" "$n" "$limit"
                 kill -0 "$SERVER_PID" 2>/dev/null || echo "floor.sh: $server died during the run" >&2
                 stop_server
