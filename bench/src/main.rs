@@ -48,7 +48,7 @@ enum Protocol {
 /// fetch segments like a player; their report adds requests/s, request latency, segment
 /// availability and glass-to-fetch latency. Exits 1 when the run cannot be made,
 /// 2 when it was made but no viewer received a frame (the report is printed either way).
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(version)]
 struct Args {
     /// RTMP URL to publish to, e.g. rtmp://127.0.0.1:1935/live/bench
@@ -440,11 +440,22 @@ async fn run_ll(args: &Args) -> Result<serde_json::Value> {
 
 /// The K-core mode's search: one run per step against the same server.
 async fn find_max(args: &Args, bound_ms: f64) -> Result<serde_json::Value> {
-    use onair_bench::step::MaxSearch;
+    use onair_bench::step::{self, MaxSearch};
     let mut search = MaxSearch::new(args.viewers, args.find_max_limit, 0.05);
     let mut steps = Vec::new();
     while let Some(n) = search.next() {
-        let r = run(args, n).await?;
+        // A stream of its own per step: nothing of the last step's stream (its GOP, its
+        // viewers' state) carries over into this one.
+        let mut step_args = args.clone();
+        let key = format!("s{}", steps.len() + 1);
+        let default_play = args
+            .play_url
+            .clone()
+            .unwrap_or_else(|| args.publish.clone());
+        let (publish, play) = step::step_urls(&args.publish, &default_play, &key)?;
+        step_args.publish = publish;
+        step_args.play_url = Some(play);
+        let r = run(&step_args, n).await?;
         let p99 = r.latency_ms.p99;
         let passed = r.connected_viewers == r.viewers
             && p99.is_some_and(|p| p <= bound_ms)

@@ -62,9 +62,47 @@ impl MaxSearch {
     }
 }
 
+/// The publish and play URLs of one step: the stream name (the publish URL's last path
+/// segment) gets `-KEY`, in the publish URL and where the play URL names it last (an RTMP
+/// URL or an HTTP-FLV path like `/live/NAME.flv`).
+pub fn step_urls(publish: &str, play: &str, key: &str) -> anyhow::Result<(String, String)> {
+    let cut = publish.split('?').next().unwrap_or(publish);
+    let name = cut
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("no stream name in {publish:?}"))?;
+    let renamed = format!("{name}-{key}");
+    let at = play.rfind(name).ok_or_else(|| {
+        anyhow::anyhow!("the play URL {play:?} does not name the stream {name:?}")
+    })?;
+    let new_play = format!("{}{renamed}{}", &play[..at], &play[at + name.len()..]);
+    let at = cut.len() - name.len();
+    let new_publish = format!("{}{renamed}{}", &publish[..at], &publish[cut.len()..]);
+    Ok((new_publish, new_play))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_step_gets_a_stream_of_its_own() {
+        let p = "rtmp://127.0.0.1:1935/live/bench";
+        assert_eq!(
+            step_urls(p, p, "s2").unwrap(),
+            (
+                "rtmp://127.0.0.1:1935/live/bench-s2".to_string(),
+                "rtmp://127.0.0.1:1935/live/bench-s2".to_string()
+            )
+        );
+        let (_, flv) = step_urls(p, "http://127.0.0.1:8080/live/bench.flv", "s1").unwrap();
+        assert_eq!(flv, "http://127.0.0.1:8080/live/bench-s1.flv");
+        let (publish, _) = step_urls("rtmp://h/live/x?token=1", "rtmp://h/live/x", "s3").unwrap();
+        assert_eq!(publish, "rtmp://h/live/x-s3?token=1");
+        assert!(step_urls("rtmp://h/live/", "rtmp://h/live/", "s1").is_err());
+        assert!(step_urls(p, "http://h/other.flv", "s1").is_err());
+    }
 
     /// Runs the search against a machine that serves up to `capacity` viewers.
     fn search(capacity: u32, start: u32, limit: u32) -> (Option<u32>, Vec<u32>) {
