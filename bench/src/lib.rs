@@ -2,6 +2,7 @@
 //! clients and the measurement pieces, shared by the `onair-bench` binary and the
 //! end-to-end tests (which use the same clients to check what viewers receive).
 
+pub mod floor;
 pub mod hls_stats;
 pub mod http;
 pub mod http_conn;
@@ -12,6 +13,7 @@ pub mod publisher;
 pub mod report;
 pub mod rtmp;
 pub mod stats;
+pub mod step;
 pub mod target;
 pub mod tls;
 pub mod ts;

@@ -48,7 +48,7 @@ enum Protocol {
 /// fetch segments like a player; their report adds requests/s, request latency, segment
 /// availability and glass-to-fetch latency. Exits 1 when the run cannot be made,
 /// 2 when it was made but no viewer received a frame (the report is printed either way).
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(version)]
 struct Args {
     /// RTMP URL to publish to, e.g. rtmp://127.0.0.1:1935/live/bench
@@ -91,10 +91,44 @@ struct Args {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// The stream: 720p (about 2.6 Mbit/s) or 360p (about 500 kbit/s, for thousands of viewers).
+    #[arg(long, default_value = "720p", value_parser = ["720p", "360p"])]
+    sample: String,
+    /// Connect viewers this many at a time, each batch waiting (10 s at most) until all its
+    /// viewers have a frame or ended, in place of --connect-spacing-ms. 0: spacing.
+    #[arg(long, default_value_t = 0)]
+    connect_batch: u32,
+    /// K-core mode: find the largest viewer count (doubling from --viewers, then bisecting
+    /// to 5 %) whose run has p99 latency at most this many ms, every viewer receiving and
+    /// at least --min-delivered of the frames; prints one JSON object of all steps.
+    #[arg(long)]
+    find_max_p99_ms: Option<f64>,
+    /// The find-max search never tries more viewers than this.
+    #[arg(long, default_value_t = 20_000)]
+    find_max_limit: u32,
+    /// Delivered fraction a find-max step needs to pass.
+    #[arg(long, default_value_t = 0.999)]
+    min_delivered: f64,
+}
+
+/// Raises this process's soft open-file limit to its hard limit (thousands of viewers).
+fn raise_nofile() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            rustix::process::Rlimit {
+                current: lim.maximum,
+                maximum: lim.maximum,
+            },
+        );
+    }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    raise_nofile();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -127,7 +161,21 @@ fn main() -> ExitCode {
             }
         };
     }
-    let outcome = rt.block_on(run(&args));
+    if let Some(bound) = args.find_max_p99_ms {
+        let outcome = rt.block_on(find_max(&args, bound));
+        rt.shutdown_background();
+        return match outcome {
+            Ok(j) => {
+                println!("{j}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("onair-bench: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let outcome = rt.block_on(run(&args, args.viewers));
     // Viewer and publisher tasks are done or abandoned; do not wait on them.
     rt.shutdown_background();
     let report = match outcome {
@@ -225,6 +273,22 @@ fn receiving(lives: &[Arc<ViewerLive>]) -> usize {
         .iter()
         .filter(|l| l.first_frame_ns.load(Ordering::Acquire) != 0)
         .count()
+}
+
+/// Waits (at most JOIN_TIMEOUT) until each of the last `batch` viewers has a frame or ended.
+async fn wait_batch(lives: &[Arc<ViewerLive>], handles: &[JoinHandle<ViewerResult>], batch: usize) {
+    let deadline = Instant::now() + JOIN_TIMEOUT;
+    let from = lives.len().saturating_sub(batch);
+    while Instant::now() < deadline {
+        let pending = (from..lives.len()).any(|i| {
+            lives[i].first_frame_ns.load(Ordering::Acquire) == 0
+                && handles.get(i).is_some_and(|h| !h.is_finished())
+        });
+        if !pending {
+            return;
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Samples the summed VmRSS of `pids` until `stop` changes; returns (peak RSS, max VmHWM) in KiB.
@@ -374,13 +438,70 @@ async fn run_ll(args: &Args) -> Result<serde_json::Value> {
     }))
 }
 
-async fn run(args: &Args) -> Result<Report> {
+/// The K-core mode's search: one run per step against the same server.
+async fn find_max(args: &Args, bound_ms: f64) -> Result<serde_json::Value> {
+    use onair_bench::step::{self, MaxSearch};
+    let mut search = MaxSearch::new(args.viewers, args.find_max_limit, 0.05);
+    let mut steps = Vec::new();
+    while let Some(n) = search.next() {
+        // A stream of its own per step: nothing of the last step's stream (its GOP, its
+        // viewers' state) carries over into this one.
+        let mut step_args = args.clone();
+        let key = format!("s{}", steps.len() + 1);
+        let default_play = args
+            .play_url
+            .clone()
+            .unwrap_or_else(|| args.publish.clone());
+        let (publish, play) = step::step_urls(&args.publish, &default_play, &key)?;
+        step_args.publish = publish;
+        step_args.play_url = Some(play);
+        let r = run(&step_args, n).await?;
+        let p99 = r.latency_ms.p99;
+        let passed = r.connected_viewers == r.viewers
+            && p99.is_some_and(|p| p <= bound_ms)
+            && r.delivered_fraction
+                .is_some_and(|d| d >= args.min_delivered);
+        eprintln!(
+            "onair-bench: find-max step N={n}: p99 {p99:?} ms, delivered {:?}, connected {}/{} -> {}",
+            r.delivered_fraction,
+            r.connected_viewers,
+            n,
+            if passed { "pass" } else { "fail" }
+        );
+        search.record(n, passed);
+        steps.push(serde_json::json!({
+            "viewers": n,
+            "passed": passed,
+            "connected_viewers": r.connected_viewers,
+            "latency_ms": r.latency_ms,
+            "delivered_fraction": r.delivered_fraction,
+            "cpu_s_per_gbit": r.cpu_s_per_gbit,
+            "server_cpu_s": r.server_cpu_s,
+            "peak_rss_mib": r.peak_rss_mib,
+            "bench_cpu_s": r.bench_cpu_s,
+        }));
+        // The server drops the last step's viewers and publisher before the next.
+        sleep(Duration::from_secs(2)).await;
+    }
+    Ok(serde_json::json!({
+        "server": args.server_name,
+        "protocol": format!("{:?}", args.protocol).to_lowercase(),
+        "sample": args.sample,
+        "p99_bound_ms": bound_ms,
+        "min_delivered": args.min_delivered,
+        "max_viewers": search.best(),
+        "steps": steps,
+    }))
+}
+
+async fn run(args: &Args, viewer_count: u32) -> Result<Report> {
+    let sample = media::Sample::by_name(&args.sample).context("--sample 720p or 360p")?;
     let duration = secs("duration", args.duration, 3600.0)?;
     if duration.is_zero() {
         bail!("--duration must be positive");
     }
     let warmup = secs("warmup", args.warmup, 600.0)?;
-    let viewers = args.viewers as usize;
+    let viewers = viewer_count as usize;
     let publish = RtmpTarget::parse(&args.publish)?;
     let (play, play_url) = match args.protocol {
         Protocol::Rtmp => {
@@ -426,7 +547,11 @@ async fn run(args: &Args) -> Result<Report> {
     let clk_tck = procfs::clk_tck() as f64;
 
     let spacing = Duration::from_millis(args.connect_spacing_ms.min(100));
-    let ramp = spacing * args.viewers;
+    let ramp = if args.connect_batch > 0 {
+        JOIN_TIMEOUT * viewer_count.div_ceil(args.connect_batch)
+    } else {
+        spacing * viewer_count
+    };
     // Everything the publisher may have to send before it is stopped, with room to spare.
     let grace_max = if args.protocol == Protocol::Hls {
         HLS_GRACE_MAX
@@ -449,7 +574,14 @@ async fn run(args: &Args) -> Result<Report> {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
-                Ok(rt.block_on(publisher::run(target, clock, log, live_tx, pub_stop_rx)))
+                Ok(rt.block_on(publisher::run_sample(
+                    target,
+                    sample,
+                    clock,
+                    log,
+                    live_tx,
+                    pub_stop_rx,
+                )))
             },
         )?
     };
@@ -492,8 +624,12 @@ async fn run(args: &Args) -> Result<Report> {
         _ => None,
     };
     let ramp_start = Instant::now();
-    for i in 0..args.viewers {
-        sleep_until(ramp_start + spacing * i).await;
+    for i in 0..viewer_count {
+        if args.connect_batch == 0 {
+            sleep_until(ramp_start + spacing * i).await;
+        } else if i > 0 && i % args.connect_batch == 0 {
+            wait_batch(&lives, &handles, args.connect_batch as usize).await;
+        }
         let live = Arc::new(ViewerLive::default());
         let rec = ViewerRecorder::new(clock, log.clone(), live.clone());
         let stop = view_stop_rx.clone();

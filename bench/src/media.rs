@@ -22,6 +22,56 @@ pub const HEIGHT: u32 = 720;
 pub const VIDEO_KBPS: u32 = 2500;
 pub const AUDIO_KBPS: u32 = 128;
 
+/// The stream's sizes: the 720p default, or a low-bitrate 360p one for thousands of viewers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    pub name: &'static str,
+    pub width: u32,
+    pub height: u32,
+    /// FLV video tag body sizes of keyframes and P-frames.
+    pub keyframe_bytes: usize,
+    pub pframe_bytes: usize,
+    pub video_kbps: u32,
+    /// The AAC encoder's CBR rate.
+    pub audio_kbps: u32,
+}
+
+/// 720p30 at about 2.6 Mbit/s (the default).
+pub const SAMPLE_720P: Sample = Sample {
+    name: "720p",
+    width: WIDTH,
+    height: HEIGHT,
+    keyframe_bytes: KEYFRAME_BYTES,
+    pframe_bytes: PFRAME_BYTES,
+    video_kbps: VIDEO_KBPS,
+    audio_kbps: AUDIO_KBPS,
+};
+
+/// 360p30 at about 500 kbit/s: 12 KB keyframes and 1.6 KB P-frames (about 425 kbit/s) and
+/// 64 kbit/s AAC, so 5,000-10,000 viewers fit on one machine's loopback.
+pub const SAMPLE_360P: Sample = Sample {
+    name: "360p",
+    width: 640,
+    height: 360,
+    keyframe_bytes: 12_000,
+    pframe_bytes: 1_600,
+    video_kbps: 425,
+    audio_kbps: 64,
+};
+
+impl Sample {
+    pub fn by_name(name: &str) -> Option<Sample> {
+        [SAMPLE_720P, SAMPLE_360P]
+            .into_iter()
+            .find(|s| s.name == name)
+    }
+
+    /// Video tag body of frame `seq` at this sample's sizes (see `video_frame`).
+    pub fn video_frame(&self, seq: u64, filler: &[u8]) -> Bytes {
+        sized_video_frame(seq, filler, self.keyframe_bytes, self.pframe_bytes)
+    }
+}
+
 /// Follows the NAL header of every measured frame, then the sequence number (u64, big endian).
 pub const MAGIC: [u8; 8] = *b"ONAIRSEQ";
 
@@ -93,8 +143,12 @@ pub fn filler() -> Vec<u8> {
 /// Video tag body of frame `seq`: one length-prefixed NAL (IDR or non-IDR slice) whose first
 /// payload bytes are the magic and the sequence number, padded with `filler` to the frame size.
 pub fn video_frame(seq: u64, filler: &[u8]) -> Bytes {
+    sized_video_frame(seq, filler, KEYFRAME_BYTES, PFRAME_BYTES)
+}
+
+fn sized_video_frame(seq: u64, filler: &[u8], keyframe_bytes: usize, pframe_bytes: usize) -> Bytes {
     let key = is_keyframe(seq);
-    let total = if key { KEYFRAME_BYTES } else { PFRAME_BYTES };
+    let total = if key { keyframe_bytes } else { pframe_bytes };
     let mut b = BytesMut::with_capacity(total);
     b.put_slice(&[if key { 0x17 } else { 0x27 }, 1, 0, 0, 0]);
     b.put_u32((total - VIDEO_PREFIX) as u32);
@@ -128,9 +182,14 @@ const TONE_CYCLE_FRAMES: usize = 441;
 /// server that decodes the audio (onair's AAC -> Opus for WebRTC) does real work on it,
 /// which filler bytes would not give it.
 pub fn aac_tone_frames() -> Result<Vec<Bytes>> {
+    aac_tone_frames_at(AUDIO_KBPS)
+}
+
+/// `aac_tone_frames` at `kbps` kbit/s CBR.
+pub fn aac_tone_frames_at(kbps: u32) -> Result<Vec<Bytes>> {
     use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport};
     let enc = Encoder::new(EncoderParams {
-        bit_rate: BitRate::Cbr(AUDIO_KBPS * 1000),
+        bit_rate: BitRate::Cbr(kbps * 1000),
         sample_rate: AUDIO_RATE as u32,
         transport: Transport::Raw,
         channels: ChannelMode::Stereo,
@@ -266,6 +325,34 @@ mod tests {
         let rising = tail.windows(2).filter(|w| w[0] < 0 && w[1] >= 0).count();
         let hz = rising as f64 / (tail.len() as f64 / AUDIO_RATE as f64);
         assert!((hz - TONE_HZ as f64).abs() < 5.0, "{hz} Hz");
+    }
+
+    #[test]
+    fn low_bitrate_sample_is_about_500_kbit() {
+        let s = Sample::by_name("360p").unwrap();
+        let gop_bytes = s.keyframe_bytes + (GOP as usize - 1) * s.pframe_bytes;
+        let video_kbps = gop_bytes as f64 * 8.0 / (GOP as f64 / FPS as f64) / 1000.0;
+        assert!(
+            (video_kbps - s.video_kbps as f64).abs() < 5.0,
+            "{video_kbps}"
+        );
+        let audio = aac_tone_frames_at(s.audio_kbps).unwrap();
+        let audio_kbps = audio.iter().map(|f| f.len()).sum::<usize>() as f64 * 8.0
+            / (audio.len() as f64 * AUDIO_SAMPLES_PER_FRAME as f64 / AUDIO_RATE as f64)
+            / 1000.0;
+        let total = video_kbps + audio_kbps;
+        assert!((450.0..550.0).contains(&total), "{total} kbit/s");
+        for seq in [0, 1, 60] {
+            let body = s.video_frame(seq, &filler());
+            let key = is_keyframe(seq);
+            assert_eq!(body.len(), if key { 12_000 } else { 1_600 });
+            assert_eq!(
+                classify_video(&body),
+                VideoTag::Frame { seq, keyframe: key }
+            );
+        }
+        assert_eq!(Sample::by_name("720p"), Some(SAMPLE_720P));
+        assert_eq!(Sample::by_name("4k"), None);
     }
 
     #[test]

@@ -33,10 +33,22 @@ pub async fn run(
     clock: Clock,
     log: Arc<SendLog>,
     live: oneshot::Sender<anyhow::Result<()>>,
+    stop: watch::Receiver<bool>,
+) -> PublisherReport {
+    run_sample(target, media::SAMPLE_720P, clock, log, live, stop).await
+}
+
+/// `run` with the frame sizes and rates of `sample`.
+pub async fn run_sample(
+    target: RtmpTarget,
+    sample: media::Sample,
+    clock: Clock,
+    log: Arc<SendLog>,
+    live: oneshot::Sender<anyhow::Result<()>>,
     mut stop: watch::Receiver<bool>,
 ) -> PublisherReport {
     let mut report = PublisherReport::default();
-    let mut client = match timeout(SETUP_TIMEOUT, setup(&target)).await {
+    let mut client = match timeout(SETUP_TIMEOUT, setup(&target, &sample)).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             let msg = format!("publisher setup: {e:#}");
@@ -52,7 +64,7 @@ pub async fn run(
         }
     };
     let _ = live.send(Ok(()));
-    if let Err(e) = stream(&mut client, clock, &log, &mut stop, &mut report).await {
+    if let Err(e) = stream(&mut client, &sample, clock, &log, &mut stop, &mut report).await {
         report.error = Some(format!("publisher: {e:#}"));
         return report;
     }
@@ -67,7 +79,7 @@ pub async fn run(
     report
 }
 
-async fn setup(target: &RtmpTarget) -> Result<RtmpClient> {
+async fn setup(target: &RtmpTarget, sample: &media::Sample) -> Result<RtmpClient> {
     let mut client = RtmpClient::connect(target).await?;
     let req = client
         .session
@@ -79,13 +91,13 @@ async fn setup(target: &RtmpTarget) -> Result<RtmpClient> {
         })
         .await?;
     let mut meta = StreamMetadata::new();
-    meta.video_width = Some(media::WIDTH);
-    meta.video_height = Some(media::HEIGHT);
+    meta.video_width = Some(sample.width);
+    meta.video_height = Some(sample.height);
     meta.video_frame_rate = Some(media::FPS as f32);
     meta.video_codec_id = Some(7);
-    meta.video_bitrate_kbps = Some(media::VIDEO_KBPS);
+    meta.video_bitrate_kbps = Some(sample.video_kbps);
     meta.audio_codec_id = Some(10);
-    meta.audio_bitrate_kbps = Some(media::AUDIO_KBPS);
+    meta.audio_bitrate_kbps = Some(sample.audio_kbps);
     meta.audio_sample_rate = Some(media::AUDIO_RATE as u32);
     meta.audio_channels = Some(2);
     meta.audio_is_stereo = Some(true);
@@ -110,13 +122,14 @@ fn due(start: Instant, interval: Duration, n: u64) -> Instant {
 
 async fn stream(
     client: &mut RtmpClient,
+    sample: &media::Sample,
     clock: Clock,
     log: &SendLog,
     stop: &mut watch::Receiver<bool>,
     report: &mut PublisherReport,
 ) -> Result<()> {
     let filler = media::filler();
-    let tone = media::aac_tone_frames()?;
+    let tone = media::aac_tone_frames_at(sample.audio_kbps)?;
     let (v_int, a_int) = (media::video_interval(), media::audio_interval());
     let start = Instant::now();
     let (mut v, mut a) = (0u64, 0u64);
@@ -138,7 +151,7 @@ async fn stream(
                     if lag > v_int {
                         report.late_frames += 1;
                     }
-                    let body = media::video_frame(v, &filler);
+                    let body = sample.video_frame(v, &filler);
                     let ts = RtmpTimestamp::new(media::video_ms(v));
                     let packet = client.session.publish_video_data(body, ts, false)?;
                     if !log.record(v, clock.now_ns()) {
