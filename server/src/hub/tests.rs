@@ -574,3 +574,38 @@ async fn frame_clocks_travel_with_their_frames_on_the_timeline() {
         Some((MediaKind::Data, 100))
     );
 }
+
+/// Without a GOP cache to start from, a new viewer waits for the next keyframe, and so do
+/// the frame clocks: its first clock is its first frame's.
+#[tokio::test]
+async fn frame_clocks_wait_for_the_viewers_first_keyframe() {
+    use onair_shared::frame_time::{self, FrameTime};
+    let clock = |pts_ms| {
+        Frame::data(
+            pts_ms,
+            frame_time::encode(FrameTime {
+                wallclock_us: pts_ms,
+                frame: 0,
+                pts_ms,
+            }),
+        )
+    };
+    let hub = hub(|_| {});
+    let p = hub.publish(StreamKey::new("live", "t"), addr()).unwrap();
+    p.video(0, avc_seq()).unwrap();
+    let mut sub = hub
+        .subscribe(&StreamKey::new("live", "t"), Protocol::Flv)
+        .unwrap();
+    assert_eq!(describe(&batch(&mut sub).await), vec!["v:seq"]);
+    p.video(33, inter(1)).unwrap();
+    p.frame(clock(33)).unwrap();
+    p.video(66, key(2)).unwrap();
+    p.frame(clock(66)).unwrap();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        got.extend(batch(&mut sub).await);
+    }
+    assert_eq!(describe(&got), vec!["v:key2", "d:9"], "{got:?}");
+    let dts = |i: usize| got[i].as_frame().map(|f| f.dts);
+    assert_eq!(dts(1), dts(0), "the keyframe's own clock");
+}
