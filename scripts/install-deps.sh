@@ -70,9 +70,10 @@ command -v nginx >/dev/null 2>&1 || need+=(nginx)
 [ -x /usr/sbin/dockerd ] || need+=(docker.io)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
-# GStreamer plays the fMP4 and LL-HLS variants in tests/hls_fmp4.rs (hlsdemux, qtdemux, avdec).
+# GStreamer plays the fMP4 and LL-HLS variants in tests/hls_fmp4.rs (hlsdemux2, qtdemux,
+# avdec), driven by tests/peers/gst_play.py through the system Python's GI.
 command -v gst-launch-1.0 >/dev/null 2>&1 || need+=(gstreamer1.0-tools)
-for p in gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav; do
+for p in python3-gi gir1.2-gstreamer-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ "${ONAIR_BENCH_DEPS:-0}" = 1 ]; then

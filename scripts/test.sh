@@ -9,7 +9,13 @@ scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 # End-to-end tests run real-time ffmpeg encoders; one test at a time keeps a
-# two-core machine from starving them.
-cargo test --workspace --all-features -- --test-threads=1
+# two-core machine from starving them. A failure does not stop the rest, so one run
+# shows every failing test; the script still fails at the end.
+failed=()
+cargo test --workspace --all-features --no-fail-fast -- --test-threads=1 || failed+=("cargo test")
 # The browser player (player-web/) against the binary the tests above built.
-scripts/test-player.sh
+scripts/test-player.sh || failed+=("player tests")
+if [ ${#failed[@]} -gt 0 ]; then
+  printf 'FAILED: %s\n' "${failed[@]}" >&2
+  exit 1
+fi

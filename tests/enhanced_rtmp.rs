@@ -122,6 +122,13 @@ fn round_trip(name: &str, case: &RoundTrip, also: impl FnOnce(&ServerProc)) {
     // Two loops (16 s) so the stream outlives both 5 s reads with room for a slow start.
     let _publisher = publish(&server, name, case.fixture, 2);
     server.wait_live("live", name);
+    read_back_both(&server, name, case);
+    also(&server);
+}
+
+/// Reads `live/{name}` of `server` back over RTMP and HTTP-FLV at the same time, and checks
+/// both against the case.
+fn read_back_both(server: &ServerProc, name: &str, case: &RoundTrip) {
     let rtmp_url = server.rtmp_url(&format!("live/{name}"));
     let announce = case.announce;
     let rtmp = std::thread::spawn(move || readback(&rtmp_url, 5, Some(announce)));
@@ -130,7 +137,6 @@ fn round_trip(name: &str, case: &RoundTrip, also: impl FnOnce(&ServerProc)) {
     eprintln!("{name} over RTMP: {rtmp}\n{name} over HTTP-FLV: {flv}");
     check_readback(&rtmp, case);
     check_readback(&flv, case);
-    also(&server);
 }
 
 #[test]
@@ -347,6 +353,23 @@ fn ffmpeg8_hevc_aac_round_trip_over_rtmp_and_http_flv() {
 #[test]
 fn ffmpeg8_av1_opus_round_trip_over_rtmp_and_http_flv() {
     round_trip("b", &AV1_OPUS, |_| {});
+}
+
+/// An edge relays Enhanced RTMP codecs too: its pull (whose RTMP client cannot announce a
+/// fourCcList) is sent AV1 and Opus by the origin, and the edge's own players get them.
+#[test]
+fn an_edge_relays_av1_opus_from_its_origin() {
+    let origin = ServerProc::start("");
+    let _publisher = publish(&origin, "e", AV1_OPUS.fixture, 2);
+    origin.wait_live("live", "e");
+    let edge = ServerProc::start(&format!(
+        "[cluster]\norigins = [\"rtmp://{}\"]\n",
+        origin.rtmp
+    ));
+    read_back_both(&edge, "e", &AV1_OPUS);
+    let s = edge.stream("live", "e").expect("listed on the edge");
+    assert_eq!(s["video"]["codec"], "av1", "{s}");
+    assert_eq!(s["audio"]["codec"], "opus", "{s}");
 }
 
 #[test]

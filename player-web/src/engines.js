@@ -181,6 +181,8 @@ async function createHls(video, url, hooks) {
   });
   hls.on(Hls.Events.ERROR, (_e, data) => {
     if (data.fatal) fail(`${data.type}: ${data.details}`);
+    // hls.js recovers from these itself; logged so a stall seen in a test has its cause.
+    else console.warn(`hls.js: ${data.type}: ${data.details}${data.frag ? ` (fragment ${data.frag.sn})` : ''}`);
   });
   hls.loadSource(url);
   hls.attachMedia(video);

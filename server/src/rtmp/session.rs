@@ -776,6 +776,14 @@ impl Session {
             }
         };
         let key = StreamKey::new(strip_query(&app), name);
+        // An onair edge's pull (its play name carries the hop list) relays every codec, but
+        // its RTMP client (rml_rtmp's) cannot announce a fourCcList in connect.
+        if query
+            .as_deref()
+            .is_some_and(|q| !crate::cluster::hops::parse(q).is_empty())
+        {
+            self.caps.list_wildcard = true;
+        }
         self.request_access(request_id, key, AccessAction::Play, query, Some(stream_id));
         Ok(())
     }
@@ -1000,6 +1008,35 @@ mod tests {
             .collect();
         assert_eq!(media, vec![(MediaKind::Data, 70, clock)], "{a:?}");
         assert!(!a.iter().any(|a| matches!(a, Action::Close(_))), "{a:?}");
+    }
+
+    #[test]
+    fn an_edge_pull_is_sent_every_codec_without_a_fourcc_list() {
+        let mut s = session();
+        let mut b = handshake_bytes();
+        b.extend(connect("live"));
+        b.extend(create_stream());
+        b.extend(command(
+            4,
+            1,
+            vec![
+                amf_str("play"),
+                Amf0Value::Number(4.0),
+                Amf0Value::Null,
+                amf_str("t?onair_via=edge1"),
+            ],
+        ));
+        s.push(&b);
+        assert!(matches!(actions(&mut s).last(), Some(Action::Authorize(_))));
+        for codec in [
+            Codec::Hevc,
+            Codec::Av1,
+            Codec::Vp9,
+            Codec::Opus,
+            Codec::Flac,
+        ] {
+            assert!(s.client_caps().accepts(codec), "{codec:?}");
+        }
     }
 
     #[test]
