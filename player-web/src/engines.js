@@ -1,9 +1,10 @@
 // The two playback engines behind one small interface: HTTP-FLV through mpegts.js (lowest
 // latency) and HLS through hls.js (or the browser's own HLS, as on iOS Safari). Each library
 // is loaded only when its protocol is chosen. An engine reports the pusher's clock of each
-// frame (SEI), its errors and its received bit rate; the page decides everything else.
+// frame (SEI for H.264, the onFrameTime script data for VP9/AV1 over HTTP-FLV), its errors
+// and its received bit rate; the page decides everything else.
 
-import { isClockUuid, parseClockUserData } from './sei.js';
+import { FrameTimeline, isClockUuid, parseClockUserData, parseFrameTime } from './sei.js';
 
 /**
  * @typedef {object} Hooks
@@ -58,6 +59,12 @@ async function createFlv(video, url, hooks) {
     const clock = parseClockUserData(sei.user_data);
     // mpegts.js gives the pts in ms, already on the media element's timeline.
     if (clock) hooks.onClock(sei.pts, clock.wallclockMs, clock.frame);
+  });
+  // VP9/AV1: the clock comes as script data after each frame (sei.js).
+  const frameTimeline = new FrameTimeline();
+  player.on(mpegts.Events.SCRIPTDATA_ARRIVED, (data) => {
+    const clock = parseFrameTime(data);
+    if (clock) hooks.onClock(frameTimeline.mediaTime(clock), clock.wallclockMs, clock.frame);
   });
   player.on(mpegts.Events.STATISTICS_INFO, (s) => {
     // speed: KiB/s received over the last second.

@@ -93,3 +93,39 @@ export function parseClockSeiNal(nal) {
 function toHex(bytes) {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
+
+// VP9 and AV1 have no SEI: `onair push` sends the same clock as an AMF0 script data
+// message after each of their frames (shared/src/frame_time.rs):
+//   "onFrameTime" { wallclockUs: µs since the Unix epoch, frame: counter, pts: the frame's
+//   presentation time in ms on the pusher's timeline }
+// mpegts.js decodes it and hands the page `{ onFrameTime: {…} }` (SCRIPTDATA_ARRIVED),
+// without the tag's timestamp: hence the pts inside.
+
+/** `{ wallclockMs, frame, ptsMs }` from mpegts.js's decoded script data, or null when it is
+ *  not an onFrameTime message or a field is missing. */
+export function parseFrameTime(scriptData) {
+  const m = scriptData && scriptData.onFrameTime;
+  if (!m || typeof m !== 'object') return null;
+  const { wallclockUs, frame, pts } = m;
+  if (![wallclockUs, frame, pts].every((v) => typeof v === 'number' && Number.isFinite(v) && v >= 0)) return null;
+  return { wallclockMs: wallclockUs / 1000, frame, ptsMs: pts };
+}
+
+/**
+ * Puts onFrameTime clocks on the media element's timeline. mpegts.js starts that timeline
+ * at the first frame it is given (it subtracts that frame's timestamp from all others), and
+ * the server starts a viewer at a keyframe from its GOP cache with that frame's clock right
+ * after it: so the first clock seen is media time 0, and each later one lies its pts
+ * difference later. One per connection (the engine makes a new one each time).
+ */
+export class FrameTimeline {
+  constructor() {
+    this.base = undefined;
+  }
+
+  /** Media time (ms) of the frame a clock belongs to. */
+  mediaTime(clock) {
+    if (this.base === undefined) this.base = clock.ptsMs;
+    return clock.ptsMs - this.base;
+  }
+}

@@ -13,6 +13,7 @@ pub mod flac;
 pub mod flv;
 pub mod fmp4;
 pub mod frame;
+pub mod frame_time;
 pub mod hevc;
 pub mod ingest;
 pub mod metadata;

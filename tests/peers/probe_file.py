@@ -42,6 +42,11 @@ def main():
             src = av.open(path, options=options, timeout=args.timeout)
             for s in src.streams:
                 cc = s.codec_context
+                # FLV script data other than onMetaData (the VP9/AV1 onFrameTime clock)
+                # is a data stream in FFmpeg: no codec, nothing to decode.
+                if cc is None:
+                    result["streams"].append({"index": s.index, "type": s.type, "codec": None})
+                    continue
                 info = {"index": s.index, "type": s.type, "codec": cc.codec.name}
                 if s.type == "video":
                     info.update(width=cc.width, height=cc.height)
@@ -51,6 +56,8 @@ def main():
                 per[s.index] = {"packets": 0, "md5": [], "keyframes": 0, "frames": 0,
                                 "samples": 0, "first_s": None, "last_s": None, "pts_ms": []}
             for pkt in src.demux():
+                if pkt.stream.codec_context is None:
+                    continue
                 p = per[pkt.stream.index]
                 # The empty packet at the end of each stream flushes its decoder.
                 if not (pkt.size == 0 and pkt.dts is None):
@@ -78,7 +85,7 @@ def main():
             result[key] = f"{type(e).__name__}: {e}"
     result["decode_errors"] += [m for (_lvl, _name, m) in logs]
     for s in result["streams"]:
-        s.update(per[s["index"]])
+        s.update(per.get(s["index"], {}))
     print(json.dumps(result))
     sys.exit(1 if result["error"] else 0)
 

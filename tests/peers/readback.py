@@ -42,6 +42,11 @@ def main():
             src = av.open(args.url, options=options, timeout=args.open_timeout)
             for s in src.streams:
                 cc = s.codec_context
+                # FLV script data other than onMetaData (the VP9/AV1 onFrameTime clock)
+                # is a data stream in FFmpeg: no codec, nothing to decode.
+                if cc is None:
+                    result["streams"].append({"index": s.index, "type": s.type, "codec": None})
+                    continue
                 info = {"index": s.index, "type": s.type, "codec": cc.codec.canonical_name}
                 if s.type == "video":
                     info.update(width=cc.width, height=cc.height)
@@ -53,7 +58,7 @@ def main():
             for pkt in src.demux():
                 if time.monotonic() >= deadline:
                     break
-                if pkt.dts is None and pkt.size == 0:
+                if pkt.dts is None and pkt.size == 0 or pkt.stream.codec_context is None:
                     continue
                 try:
                     frames[pkt.stream.index] += len(pkt.decode())

@@ -1,14 +1,27 @@
 // Enhanced RTMP codecs in the browser (issue 10): FFmpeg 8 (PyAV, .venv-av from
 // scripts/install-deps.sh) publishes AV1 + Opus by stream copy of a fixture encoded once
 // (tests/peers/fixtures.py); /live plays it over HTTP-FLV and names the codecs. HEVC, which
-// headless Chromium does not decode, gets words instead of a black picture.
+// headless Chromium does not decode, gets words instead of a black picture. `onair push
+// --video-codec av1` carries its clock as onFrameTime script data (issue 16): the overlay
+// shows end-to-end latency for it.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { assertPlays, launchBrowser, repoRoot, screenshot, startServer, videoState, waitFor } from './lib.mjs';
+import {
+  assertPlays,
+  launchBrowser,
+  median,
+  repoRoot,
+  sampleLatency,
+  screenshot,
+  startPusher,
+  startServer,
+  videoState,
+  waitFor,
+} from './lib.mjs';
 
 const T = { timeout: 90_000 };
 const python = join(repoRoot, '.venv-av', 'bin', 'python');
@@ -78,6 +91,28 @@ describe('Enhanced RTMP codecs in /live', () => {
     assert.match(variant, /^LL-HLS \(fMP4, 0\.2 s parts\)$/, `the overlay names the variant: ${variant}`);
     await screenshot(page, 'av1-opus-hls');
     await page.close();
+  });
+
+  test('an AV1 push from onair push shows end-to-end latency over HTTP-FLV (onFrameTime clock)', T, async () => {
+    const push = startPusher(srv.rtmpUrl('live/e2e'), ['--video-codec', 'av1', '--size', '320x240']);
+    try {
+      await waitCodec('e2e', 'av1');
+      const page = await browser.newPage();
+      await page.goto(srv.url('/live?stream=live/e2e'));
+      await assertPlays(page, { advance: 2, within: 10_000, startMs: 30_000 });
+      const samples = await sampleLatency(page, { forMs: 4000, everyMs: 250 });
+      assert.ok(samples.length >= 8, `the overlay showed a latency only ${samples.length} times`);
+      const kinds = [...new Set(samples.map((s) => s.kind))];
+      assert.deepEqual(kinds, ['e2e'], `latency must be end-to-end (from the onFrameTime clock), got ${kinds}`);
+      const med = median(samples.map((s) => s.ms));
+      console.log(`  AV1 over HTTP-FLV: median end-to-end latency ${med} ms over ${samples.length} readings`);
+      // Loopback: a few hundred ms; 3 s only fails when the clock is misplaced or missing.
+      assert.ok(med > 0 && med < 3000, `AV1 end-to-end latency ${med} ms`);
+      await screenshot(page, 'av1-latency');
+      await page.close();
+    } finally {
+      await push.stop();
+    }
   });
 
   test('HEVC, which this Chromium cannot decode, is said in words, not a black picture', T, async () => {

@@ -1,10 +1,14 @@
 //! The video encoder a push uses, whatever the codec, with its output already as FLV tags:
 //! H.264 (openh264) in legacy FLV with the clock SEI in each frame, VP9 (libvpx) and AV1
-//! (rav1e) in Enhanced RTMP v1 tags (FourCC `vp09`, `av01`) after their sequence start.
+//! (rav1e) in Enhanced RTMP v1 tags (FourCC `vp09`, `av01`) after their sequence start,
+//! each frame followed by its clock as an `onFrameTime` script tag (no SEI in those codecs).
 //! Only encoding and tag building here: no channel, no clock.
 
+use std::collections::VecDeque;
+
 use onair_shared::flv::TagFrame;
-use onair_shared::Codec;
+use onair_shared::frame_time::{self, FrameTime};
+use onair_shared::{Codec, MediaKind};
 
 use crate::encode::av1::{Av1Encoder, Av1Settings};
 use crate::encode::h264::{H264Encoder, H264Settings};
@@ -45,8 +49,65 @@ pub struct VideoSettings {
 
 pub enum VideoEncoder {
     H264(Box<H264Encoder>),
-    Vp9 { enc: Box<Vp9Encoder>, started: bool },
-    Av1 { enc: Box<Av1Encoder>, started: bool },
+    Vp9 {
+        enc: Box<Vp9Encoder>,
+        started: bool,
+        clocks: Clocks,
+    },
+    Av1 {
+        enc: Box<Av1Encoder>,
+        started: bool,
+        clocks: Clocks,
+    },
+}
+
+/// The capture clocks of the pictures inside an encoder (rav1e holds several), by
+/// presentation time, so each frame that comes out gets its own. Bounded: at most
+/// `Clocks::MAX` pictures, the oldest forgotten first (their frames go without a clock).
+#[derive(Debug, Default)]
+pub struct Clocks(VecDeque<FrameTime>);
+
+impl Clocks {
+    pub const MAX: usize = 256;
+
+    pub fn captured(&mut self, f: &VideoFrame) {
+        if self.0.len() >= Self::MAX {
+            self.0.pop_front();
+        }
+        self.0.push_back(FrameTime {
+            wallclock_us: f.wallclock_us,
+            frame: f.index as u32,
+            pts_ms: f.pts_ms,
+        });
+    }
+
+    /// The clock of the picture at `pts_ms`; older ones are forgotten (frames come out
+    /// in presentation order: no B-frames in these encoders' settings).
+    pub fn take(&mut self, pts_ms: u64) -> Option<FrameTime> {
+        while let Some(c) = self.0.front() {
+            if c.pts_ms > pts_ms {
+                return None;
+            }
+            let c = self.0.pop_front()?;
+            if c.pts_ms == pts_ms {
+                return Some(c);
+            }
+        }
+        None
+    }
+}
+
+/// The `onFrameTime` script tag that follows a VP9 or AV1 frame, at its timestamp.
+pub fn clock_tag(clock: FrameTime, dts: u64) -> TagFrame {
+    TagFrame {
+        kind: MediaKind::Data,
+        codec: Codec::Script,
+        dts,
+        cts: 0,
+        keyframe: false,
+        sequence_header: false,
+        payload: frame_time::encode(clock),
+    }
 }
 
 fn tag(dts: u64, body: Option<bytes::Bytes>) -> Result<TagFrame, PushError> {
@@ -76,6 +137,7 @@ impl VideoEncoder {
                     speed: 8,
                 })?),
                 started: false,
+                clocks: Clocks::default(),
             },
             VideoCodecChoice::Av1 => VideoEncoder::Av1 {
                 enc: Box::new(Av1Encoder::new(Av1Settings {
@@ -88,6 +150,7 @@ impl VideoEncoder {
                     speed: 10,
                 })?),
                 started: false,
+                clocks: Clocks::default(),
             },
         })
     }
@@ -130,7 +193,12 @@ impl VideoEncoder {
                     .chain(pic.nals.iter().map(|n| n.as_slice()));
                 out.push(tag(f.pts_ms, Some(flv::avc_frame(pic.keyframe, 0, nals)))?);
             }
-            VideoEncoder::Vp9 { enc, started } => {
+            VideoEncoder::Vp9 {
+                enc,
+                started,
+                clocks,
+            } => {
+                clocks.captured(f);
                 for fr in enc.encode(&f.picture, f.pts_ms)? {
                     if !*started {
                         let rec = enc.config_record();
@@ -144,11 +212,19 @@ impl VideoEncoder {
                         fr.pts_ms,
                         flv::ex_video_frame(Codec::Vp9, fr.keyframe, 0, &fr.data),
                     )?);
+                    if let Some(c) = clocks.take(fr.pts_ms) {
+                        out.push(clock_tag(c, fr.pts_ms));
+                    }
                 }
             }
-            VideoEncoder::Av1 { enc, started } => {
+            VideoEncoder::Av1 {
+                enc,
+                started,
+                clocks,
+            } => {
+                clocks.captured(f);
                 let frames = enc.encode(&f.picture, f.pts_ms)?;
-                av1_tags(enc, started, frames, &mut out)?;
+                av1_tags(enc, started, clocks, frames, &mut out)?;
             }
         }
         Ok(out)
@@ -157,9 +233,14 @@ impl VideoEncoder {
     /// The frames still inside the encoder, at the end of the push.
     pub fn flush(&mut self) -> Result<Vec<TagFrame>, PushError> {
         let mut out = Vec::new();
-        if let VideoEncoder::Av1 { enc, started } = self {
+        if let VideoEncoder::Av1 {
+            enc,
+            started,
+            clocks,
+        } = self
+        {
             let frames = enc.flush()?;
-            av1_tags(enc, started, frames, &mut out)?;
+            av1_tags(enc, started, clocks, frames, &mut out)?;
         }
         Ok(out)
     }
@@ -168,6 +249,7 @@ impl VideoEncoder {
 fn av1_tags(
     enc: &Av1Encoder,
     started: &mut bool,
+    clocks: &mut Clocks,
     frames: Vec<crate::encode::av1::Av1Frame>,
     out: &mut Vec<TagFrame>,
 ) -> Result<(), PushError> {
@@ -186,6 +268,9 @@ fn av1_tags(
             fr.pts_ms,
             flv::ex_video_frame(Codec::Av1, fr.keyframe, 0, &fr.data),
         )?);
+        if let Some(c) = clocks.take(fr.pts_ms) {
+            out.push(clock_tag(c, fr.pts_ms));
+        }
     }
     Ok(())
 }
@@ -214,12 +299,33 @@ mod tests {
                 let f = VideoFrame {
                     picture: pattern.render(i, 0),
                     pts_ms: i * 33,
-                    wallclock_us: 0,
+                    wallclock_us: 1_000_000 + i * 33_000,
                     index: i,
                 };
                 tags.extend(enc.encode(&f).unwrap());
             }
             tags.extend(enc.flush().unwrap());
+            // Each frame is followed by its clock, at its timestamp.
+            for w in tags.windows(2) {
+                if w[1].kind == MediaKind::Data {
+                    assert!(w[0].kind == MediaKind::Video && w[0].dts == w[1].dts);
+                }
+            }
+            let (clocks, tags): (Vec<_>, Vec<_>) =
+                tags.into_iter().partition(|t| t.kind == MediaKind::Data);
+            assert_eq!(clocks.len(), 5, "{codec:?}: one clock per frame");
+            for (i, c) in clocks.iter().enumerate() {
+                let i = i as u64;
+                assert_eq!(c.dts, i * 33);
+                assert_eq!(
+                    frame_time::parse(&c.payload, 8),
+                    Some(FrameTime {
+                        wallclock_us: 1_000_000 + i * 33_000,
+                        frame: i as u32,
+                        pts_ms: i * 33
+                    })
+                );
+            }
             assert_eq!(tags.len(), 6, "{codec:?}: sequence start + 5 frames");
             assert!(tags[0].sequence_header && tags[0].codec == codec.codec());
             assert!(tags[1].keyframe && !tags[1].sequence_header);

@@ -1,7 +1,8 @@
 //! Merges the audio and video frame streams into one stream in timestamp order, as FLV
 //! files and RTMP servers expect. Bounded: at most `max_per_track` frames wait per track;
 //! past that the oldest is released even though the other track has not caught up, so a
-//! stalled track never stops the other (or grows memory). Script data goes out at once.
+//! stalled track never stops the other (or grows memory). Script data (the VP9/AV1 frame
+//! clock) travels in the video queue, right after the frame it follows.
 //! With a `lead_ms` above zero (live pushes), a frame may also go out when the other track
 //! has already reached its timestamp minus `lead_ms`: AAC comes out of its encoder about
 //! 60 ms after capture, and video need not wait all of that.
@@ -14,7 +15,6 @@ use onair_shared::MediaKind;
 pub struct Interleaver {
     audio: VecDeque<TagFrame>,
     video: VecDeque<TagFrame>,
-    data: VecDeque<TagFrame>,
     audio_open: bool,
     video_open: bool,
     max_per_track: usize,
@@ -34,7 +34,6 @@ impl Interleaver {
         Self {
             audio: VecDeque::new(),
             video: VecDeque::new(),
-            data: VecDeque::new(),
             audio_open: audio,
             video_open: video,
             max_per_track: max_per_track.max(1),
@@ -54,7 +53,9 @@ impl Interleaver {
                 self.last_video = Some(self.last_video.map_or(f.dts, |v| v.max(f.dts)));
                 self.video.push_back(f)
             }
-            MediaKind::Data => self.data.push_back(f),
+            // Script data (a video frame's `onFrameTime` clock) keeps its place right
+            // after the video frame it follows.
+            MediaKind::Data => self.video.push_back(f),
         }
     }
 
@@ -69,9 +70,6 @@ impl Interleaver {
 
     /// The next frame in timestamp order, if it can be known yet.
     pub fn pop(&mut self) -> Option<TagFrame> {
-        if let Some(d) = self.data.pop_front() {
-            return Some(d);
-        }
         match (self.audio.front(), self.video.front()) {
             (Some(a), Some(v)) => {
                 if a.dts <= v.dts {
@@ -115,7 +113,7 @@ impl Interleaver {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.audio.is_empty() && self.video.is_empty() && self.data.is_empty()
+        self.audio.is_empty() && self.video.is_empty()
     }
 }
 
@@ -153,6 +151,35 @@ mod tests {
         );
         i.close(Video);
         assert_eq!(drain(&mut i), vec![(Audio, 42), (Audio, 64)]);
+    }
+
+    #[test]
+    fn a_frame_clock_stays_right_after_its_video_frame() {
+        let clock = |dts| crate::encode::video::clock_tag(Default::default(), dts);
+        let mut i = Interleaver::new(true, true, 10);
+        i.push(v(0));
+        i.push(clock(0));
+        i.push(v(33));
+        i.push(clock(33));
+        assert!(
+            i.pop().is_none(),
+            "the clock waits with its frame for audio"
+        );
+        for t in [0, 21, 42] {
+            i.push(a(t));
+        }
+        use MediaKind::*;
+        assert_eq!(
+            drain(&mut i),
+            vec![
+                (Audio, 0),
+                (Video, 0),
+                (Data, 0),
+                (Audio, 21),
+                (Video, 33),
+                (Data, 33)
+            ]
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 use tokio::time::error::Elapsed;
 use tokio::time::timeout;
 
+use super::data_message::DataMessages;
 use super::queue::SendQueue;
 use super::tls::TlsFailure;
 use crate::status::Stats;
@@ -259,6 +260,8 @@ struct Conn {
     sock: Box<dyn Transport>,
     session: ClientSession,
     buf: Vec<u8>,
+    /// Data messages rml_rtmp has no call for (the VP9/AV1 frame clock), once publishing.
+    data: Option<DataMessages>,
 }
 
 impl Conn {
@@ -391,12 +394,14 @@ async fn publish_once(
     };
     let mut config = ClientSessionConfig::new();
     config.tc_url = Some(url.tc_url.clone());
+    let chunk_size = config.chunk_size;
     // Made now, its first messages sent after the handshake.
     let (session, initial) = ClientSession::new(config).map_err(rtmp_error("session"))?;
     let mut c = Conn {
         sock,
         session,
         buf: vec![0u8; 64 * 1024],
+        data: None,
     };
     // Handshake.
     let mut hs = Handshake::new(PeerType::Client);
@@ -460,6 +465,9 @@ async fn publish_once(
         .session
         .publish_metadata(metadata)
         .map_err(rtmp_error("metadata"))?;
+    if let ClientSessionResult::OutboundResponse(p) = &meta {
+        c.data = Some(DataMessages::new(chunk_size, &p.bytes));
+    }
     c.send(meta).await?;
     shared.lock().restart();
     shared.stats.connected.store(true, Relaxed);
@@ -524,7 +532,12 @@ async fn send_frame(c: &mut Conn, f: &TagFrame) -> Result<(), AttemptError> {
     let r = match f.kind {
         MediaKind::Video => s.publish_video_data(payload, ts, false),
         MediaKind::Audio => s.publish_audio_data(payload, ts, false),
-        MediaKind::Data => return Ok(()),
+        MediaKind::Data => {
+            let Some(bytes) = c.data.as_mut().and_then(|d| d.serialize(payload, ts.value)) else {
+                return Ok(());
+            };
+            return c.write(&bytes).await;
+        }
     }
     .map_err(rtmp_error("serialize"))?;
     c.send(r).await

@@ -333,7 +333,14 @@ impl Stream {
         let served = match frame.kind {
             MediaKind::Video => st.served_video,
             MediaKind::Audio => st.served_audio,
-            MediaKind::Data => None,
+            MediaKind::Data => {
+                // Script data on the timeline (a frame's capture clock): after the frame
+                // it follows, in the GOP cache with it, to the outputs that carry it.
+                let dts = st.timeline.map(frame.kind, frame.dts as u32);
+                let frame = Arc::new(SharedFrame::frame(Frame { dts, ..frame }, None));
+                self.cache_and_send(st, frame);
+                return Ok(());
+            }
         };
         if served != Some(frame.track) {
             return Ok(());

@@ -206,7 +206,13 @@ impl Subscription {
             }
             return self.video_started.then_some(f);
         }
-        if f.is_audio() && self.has_video && !self.video_started {
+        // A frame's clock (`onFrameTime`) belongs to a video frame: none before this
+        // viewer's first keyframe either, so the first clock a player sees is that of its
+        // first frame (player-web/src/sei.js places the clocks by it).
+        let follows_video = f.is_audio()
+            || f.as_frame()
+                .is_some_and(|fr| onair_shared::frame_time::is_frame_time(&fr.data));
+        if follows_video && self.has_video && !self.video_started {
             return None;
         }
         Some(f)

@@ -513,3 +513,99 @@ async fn without_track_0_outputs_serve_the_lowest_track() {
     );
     assert_eq!(hub.get(&k).unwrap().media().audio_sample_rate, Some(44100));
 }
+
+/// The VP9/AV1 frame clock (`onFrameTime` script data) reaches viewers on the frames'
+/// timeline, in order after its frame, in the GOP cache with it; its FLV tag is built once.
+#[tokio::test]
+async fn frame_clocks_travel_with_their_frames_on_the_timeline() {
+    use onair_shared::frame_time::{self, FrameTime};
+    use onair_shared::MediaKind;
+    let clock = |pts_ms| {
+        Frame::data(
+            pts_ms,
+            frame_time::encode(FrameTime {
+                wallclock_us: 1_000 + pts_ms,
+                frame: pts_ms as u32,
+                pts_ms,
+            }),
+        )
+    };
+    let hub = hub(|_| {});
+    let p = hub.publish(StreamKey::new("live", "t"), addr()).unwrap();
+    p.video(5000, avc_seq()).unwrap();
+    p.video(5000, inter(1)).unwrap();
+    p.frame(clock(5000)).unwrap(); // before any keyframe: not cached
+    p.video(5033, key(2)).unwrap();
+    p.frame(clock(5033)).unwrap();
+    p.video(5066, inter(3)).unwrap();
+    p.frame(clock(5066)).unwrap();
+    let mut sub = hub
+        .subscribe(&StreamKey::new("live", "t"), Protocol::Flv)
+        .unwrap();
+    let got = batch(&mut sub).await;
+    let kinds: Vec<_> = got
+        .iter()
+        .map(|f| (f.kind(), f.as_frame().map(|fr| fr.dts)))
+        .collect();
+    // The stream's timeline starts at its first frame (5000 -> 0).
+    assert_eq!(
+        kinds,
+        vec![
+            (MediaKind::Video, None),
+            (MediaKind::Video, Some(33)),
+            (MediaKind::Data, Some(33)),
+            (MediaKind::Video, Some(66)),
+            (MediaKind::Data, Some(66)),
+        ]
+    );
+    let tag = got[2].flv_tag();
+    assert_eq!(tag[0], onair_shared::flv::TAG_SCRIPT);
+    assert_eq!(&tag[4..7], &[0, 0, 33], "FLV timestamp on the timeline");
+    assert!(std::ptr::eq(tag, got[2].flv_tag()), "built once");
+    assert_eq!(
+        frame_time::parse(&tag[11..tag.len() - 4], 8).map(|t| t.pts_ms),
+        Some(5033)
+    );
+    p.frame(clock(5100)).unwrap();
+    let live = batch(&mut sub).await;
+    assert_eq!(live.len(), 1);
+    assert_eq!(
+        live[0].as_frame().map(|f| (f.kind, f.dts)),
+        Some((MediaKind::Data, 100))
+    );
+}
+
+/// Without a GOP cache to start from, a new viewer waits for the next keyframe, and so do
+/// the frame clocks: its first clock is its first frame's.
+#[tokio::test]
+async fn frame_clocks_wait_for_the_viewers_first_keyframe() {
+    use onair_shared::frame_time::{self, FrameTime};
+    let clock = |pts_ms| {
+        Frame::data(
+            pts_ms,
+            frame_time::encode(FrameTime {
+                wallclock_us: pts_ms,
+                frame: 0,
+                pts_ms,
+            }),
+        )
+    };
+    let hub = hub(|_| {});
+    let p = hub.publish(StreamKey::new("live", "t"), addr()).unwrap();
+    p.video(0, avc_seq()).unwrap();
+    let mut sub = hub
+        .subscribe(&StreamKey::new("live", "t"), Protocol::Flv)
+        .unwrap();
+    assert_eq!(describe(&batch(&mut sub).await), vec!["v:seq"]);
+    p.video(33, inter(1)).unwrap();
+    p.frame(clock(33)).unwrap();
+    p.video(66, key(2)).unwrap();
+    p.frame(clock(66)).unwrap();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        got.extend(batch(&mut sub).await);
+    }
+    assert_eq!(describe(&got), vec!["v:key2", "d:9"], "{got:?}");
+    let dts = |i: usize| got[i].as_frame().map(|f| f.dts);
+    assert_eq!(dts(1), dts(0), "the keyframe's own clock");
+}

@@ -431,7 +431,7 @@ impl Session {
                 }
                 Ok(())
             }
-            TYPE_AMF0_DATA => self.on_data(msg.payload),
+            TYPE_AMF0_DATA => self.on_data(msg.timestamp, msg.payload),
             TYPE_AMF0_COMMAND | TYPE_AMF3_COMMAND => self.on_command(msg),
             TYPE_WINDOW_ACK_SIZE => {
                 if let Some(b) = msg.payload.get(..4) {
@@ -480,7 +480,7 @@ impl Session {
         Ok(())
     }
 
-    fn on_data(&mut self, payload: Bytes) -> Result<(), ConnError> {
+    fn on_data(&mut self, ts: u32, payload: Bytes) -> Result<(), ConnError> {
         self.check_command_size("data", payload.len())?;
         if self.role != Role::Publishing {
             return Ok(());
@@ -489,6 +489,16 @@ impl Session {
             Ok(script) => {
                 tracing::debug!(metadata = ?script.metadata, "metadata");
                 self.emit(Action::Metadata(script));
+                Ok(())
+            }
+            // A frame's capture clock (VP9/AV1 pushes from `onair push`) travels with the
+            // frames, on their timeline; only a well-formed one, copied out of the read
+            // buffer (it is small: the command size limit applies above).
+            Err(AmfError::NotMetadata)
+                if onair_shared::frame_time::parse(&payload, self.cfg.max_amf_depth).is_some() =>
+            {
+                let body = Bytes::copy_from_slice(&payload);
+                self.emit(Action::Media(Frame::data(ts as u64, body)));
                 Ok(())
             }
             // Other script data (onTextData, onCuePoint, |RtmpSampleAccess) is not relayed.
@@ -963,6 +973,41 @@ mod tests {
             unreachable!()
         };
         assert!(f.keyframe && f.kind == MediaKind::Video);
+    }
+
+    #[test]
+    fn a_frame_clock_becomes_a_data_frame_and_other_script_data_is_dropped() {
+        use onair_shared::frame_time::{self, FrameTime};
+        let mut s = published("cam");
+        let _ = actions(&mut s);
+        let clock = frame_time::encode(FrameTime {
+            wallclock_us: 1,
+            frame: 2,
+            pts_ms: 3,
+        });
+        s.push(&message(TYPE_AMF0_DATA, 70, &clock));
+        // Named like one, but without the numbers (malformed AMF closes, as before); and
+        // a name nobody relays.
+        s.push(&message(
+            TYPE_AMF0_DATA,
+            71,
+            b"\x02\x00\x0bonFrameTime\x03\x00\x00\x09",
+        ));
+        s.push(&message(
+            TYPE_AMF0_DATA,
+            72,
+            b"\x02\x00\x0aonTextData\x03\x00\x00\x09",
+        ));
+        let a = actions(&mut s);
+        let media: Vec<_> = a
+            .iter()
+            .filter_map(|a| match a {
+                Action::Media(f) => Some((f.kind, f.dts, f.data.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(media, vec![(MediaKind::Data, 70, clock)], "{a:?}");
+        assert!(!a.iter().any(|a| matches!(a, Action::Close(_))), "{a:?}");
     }
 
     #[test]
