@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
+use futures_util::future::{AbortHandle, BoxFuture, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use onair_shared::eflv::connect::ClientCaps;
 use onair_shared::Codec;
@@ -158,6 +158,7 @@ pub fn attach(viewer: Viewer, loops: usize) -> Result<Ticket, Box<Viewer>> {
         queue: OutQueue::default(),
         blocked: false,
         stalled_since: Instant::now(),
+        wait: None,
     });
     let cmds = stream.fanout.sender(&stream, wanted);
     match cmds.try_send(Command::Attach(entry)) {
@@ -231,9 +232,23 @@ struct Entry {
     blocked: bool,
     /// When its socket last took bytes (meaningful while blocked).
     stalled_since: Instant,
+    /// Cancels its wait for writability: a viewer that leaves the loop must not leave its
+    /// socket open in a wait until the write timeout.
+    wait: Option<WaitGuard>,
 }
 
-type Writable = BoxFuture<'static, (u64, bool)>;
+/// Cancels a wait for writability when dropped.
+struct WaitGuard(AbortHandle);
+
+impl Drop for WaitGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A blocked viewer's socket became writable (`true`) or its write timeout passed;
+/// `None` once cancelled.
+type Writable = BoxFuture<'static, Option<(u64, bool)>>;
 
 struct LoopState {
     /// Woken by every event of the stream; the events themselves are read by each
@@ -301,8 +316,10 @@ impl LoopState {
                     }
                     Some(Command::Recall(id)) => self.back.push((id, Why::Recalled)),
                 },
-                Some((id, writable)) = self.blocked.next(), if !self.blocked.is_empty() => {
-                    self.on_writable(id, writable);
+                Some(ready) = self.blocked.next(), if !self.blocked.is_empty() => {
+                    if let Some((id, writable)) = ready {
+                        self.on_writable(id, writable);
+                    }
                 }
                 event = self.wake.recv() => {
                     let wake = self.woken(event);
@@ -371,7 +388,7 @@ impl LoopState {
                 self.viewers.remove(&id);
             }
         }
-        if let Some(e) = self.viewers.get(&id) {
+        if let Some(e) = self.viewers.get_mut(&id) {
             if e.blocked && !self.back.iter().any(|(b, _)| *b == id) {
                 self.blocked.push(wait_writable(e));
             }
@@ -412,24 +429,24 @@ impl LoopState {
             let Some(mut e) = self.viewers.remove(&id) else {
                 continue;
             };
+            e.wait = None;
             let unsent = e.queue.take();
+            let Entry { sub, back, .. } = *e;
             // A connection already gone drops the viewer and, with it, the socket.
-            let _ = e.back.send(Handback {
-                sub: e.sub,
-                unsent,
-                why,
-            });
+            let _ = back.send(Handback { sub, unsent, why });
         }
     }
 }
 
-fn wait_writable(e: &Entry) -> Writable {
+fn wait_writable(e: &mut Entry) -> Writable {
     let (id, sock) = (e.id, e.sock.clone());
     let deadline = e.stalled_since + e.write_timeout;
-    Box::pin(async move {
+    let (wait, handle) = futures_util::future::abortable(async move {
         let ready = tokio::time::timeout_at(deadline, sock.writable()).await;
         (id, ready.is_ok())
-    })
+    });
+    e.wait = Some(WaitGuard(handle));
+    wait.map(Result::ok).boxed()
 }
 
 /// Gives `e` what is new for it and writes as much as its socket takes.
