@@ -16,7 +16,7 @@ pub use queue::{OutQueue, MAX_SLICES};
 use std::collections::HashMap;
 use std::io::IoSlice;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -202,6 +202,9 @@ impl Loops {
 fn spawn_loop(stream: &Arc<Stream>) -> mpsc::Sender<Command> {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let state = LoopState {
+        stream: Arc::downgrade(stream),
+        out_bytes: 0,
+        passes: 0,
         wake: stream.wake_receiver(),
         has_video: stream.has_video(),
         merge_wait: Duration::from_millis(stream.config().merge_wait_ms),
@@ -251,6 +254,12 @@ impl Drop for WaitGuard {
 type Writable = BoxFuture<'static, Option<(u64, bool)>>;
 
 struct LoopState {
+    /// For the stream's byte counters, added to once per pass (not per write: the
+    /// counters are shared by every loop of the stream). Weak: see `spawn_loop`.
+    stream: Weak<Stream>,
+    /// Bytes written since they were last added to the stream's counters.
+    out_bytes: usize,
+    passes: u64,
     /// Woken by every event of the stream; the events themselves are read by each
     /// viewer's own receiver, at its own position.
     wake: broadcast::Receiver<Event>,
@@ -366,14 +375,38 @@ impl LoopState {
 
     /// One pass: every viewer not waiting on its socket gets what is new for it.
     fn pass(&mut self) {
-        let ids: Vec<u64> = self
-            .viewers
-            .values()
-            .filter(|e| !e.blocked)
-            .map(|e| e.id)
-            .collect();
-        for id in ids {
-            self.serve_id(id);
+        self.passes = self.passes.wrapping_add(1);
+        // A connection that went away without its recall reaching the loop (a full
+        // command queue) is noticed within this many passes.
+        let check_gone = self.passes.is_multiple_of(32);
+        let mut gone = Vec::new();
+        for e in self.viewers.values_mut() {
+            if e.blocked {
+                continue;
+            }
+            match serve(e, &mut self.batch, check_gone, &mut self.out_bytes) {
+                Served::Keep => {
+                    if e.blocked {
+                        self.blocked.push(wait_writable(e));
+                    }
+                }
+                Served::Back(why) => self.back.push((e.id, why)),
+                Served::Gone => gone.push(e.id),
+            }
+        }
+        for id in gone {
+            self.viewers.remove(&id);
+        }
+        self.count_out();
+    }
+
+    /// Adds the bytes written since the last call to the stream's counters.
+    fn count_out(&mut self) {
+        let n = std::mem::take(&mut self.out_bytes);
+        if n > 0 {
+            if let Some(stream) = self.stream.upgrade() {
+                stream.add_out(n);
+            }
         }
     }
 
@@ -381,7 +414,9 @@ impl LoopState {
         let Some(entry) = self.viewers.get_mut(&id) else {
             return;
         };
-        match serve(entry, &mut self.batch) {
+        let served = serve(entry, &mut self.batch, true, &mut self.out_bytes);
+        self.count_out();
+        match served {
             Served::Keep => {}
             Served::Back(why) => self.back.push((id, why)),
             Served::Gone => {
@@ -408,7 +443,8 @@ impl LoopState {
             return;
         }
         let before = entry.queue.len();
-        match flush(entry) {
+        let flushed = flush(entry, &mut self.out_bytes);
+        match flushed {
             Err(e) => self.back.push((id, Why::Io(e))),
             Ok(true) => {
                 entry.blocked = false;
@@ -422,6 +458,7 @@ impl LoopState {
                 self.blocked.push(wait_writable(entry));
             }
         }
+        self.count_out();
     }
 
     fn hand_back(&mut self) {
@@ -449,9 +486,16 @@ fn wait_writable(e: &mut Entry) -> Writable {
     wait.map(Result::ok).boxed()
 }
 
-/// Gives `e` what is new for it and writes as much as its socket takes.
-fn serve(e: &mut Entry, batch: &mut Vec<Arc<SharedFrame>>) -> Served {
-    if e.back.is_closed() {
+/// Gives `e` what is new for it and writes as much as its socket takes. A batch the
+/// socket takes whole (the common case) is written straight from the frames' shared
+/// bytes; only what is left of a short write is queued.
+fn serve(
+    e: &mut Entry,
+    batch: &mut Vec<Arc<SharedFrame>>,
+    check_gone: bool,
+    out_bytes: &mut usize,
+) -> Served {
+    if check_gone && e.back.is_closed() {
         return Served::Gone;
     }
     batch.clear();
@@ -461,21 +505,51 @@ fn serve(e: &mut Entry, batch: &mut Vec<Arc<SharedFrame>>) -> Served {
     if batch.is_empty() {
         return Served::Keep;
     }
-    match &e.format {
-        Format::Rtmp { caps, chunk_size } => {
-            if let Some(codec) = crate::rtmp::driver::unannounced_codec(caps, batch) {
-                return Served::Back(Why::Refused(codec));
+    let Format::Rtmp { caps, chunk_size } = &e.format;
+    if let Some(codec) = crate::rtmp::driver::unannounced_codec(caps, batch) {
+        batch.clear();
+        return Served::Back(Why::Refused(codec));
+    }
+    let chunk_size = *chunk_size;
+    let bytes_of = |f: &Arc<SharedFrame>| -> Bytes {
+        f.rtmp_chunks(|fr| crate::rtmp::messages::frame_chunks(fr, 1, chunk_size))
+            .clone()
+    };
+    if batch.len() <= MAX_SLICES {
+        let mut slots = [IoSlice::new(&[]); MAX_SLICES];
+        let mut n = 0;
+        let mut total = 0;
+        for f in batch.iter() {
+            let chunks = f.rtmp_chunks(|fr| crate::rtmp::messages::frame_chunks(fr, 1, chunk_size));
+            if !chunks.is_empty() {
+                slots[n] = IoSlice::new(chunks);
+                n += 1;
+                total += chunks.len();
             }
-            let chunk_size = *chunk_size;
-            for f in batch.iter() {
-                let chunks =
-                    f.rtmp_chunks(|fr| crate::rtmp::messages::frame_chunks(fr, 1, chunk_size));
-                e.queue.push(chunks.clone());
-            }
+        }
+        let written = match e.sock.try_write_vectored(&slots[..n]) {
+            _ if n == 0 => 0,
+            Ok(0) => return Served::Back(Why::Io(std::io::ErrorKind::WriteZero.into())),
+            Ok(w) => w,
+            Err(err) if retry_later(&err) => 0,
+            Err(err) => return Served::Back(Why::Io(err)),
+        };
+        counted(e, written, out_bytes);
+        if written == total {
+            batch.clear();
+            return Served::Keep;
+        }
+        for f in batch.iter() {
+            e.queue.push(bytes_of(f));
+        }
+        e.queue.advance(written);
+    } else {
+        for f in batch.iter() {
+            e.queue.push(bytes_of(f));
         }
     }
     batch.clear();
-    match flush(e) {
+    match flush(e, out_bytes) {
         Ok(true) => Served::Keep,
         Ok(false) => {
             e.blocked = true;
@@ -486,8 +560,23 @@ fn serve(e: &mut Entry, batch: &mut Vec<Arc<SharedFrame>>) -> Served {
     }
 }
 
+fn retry_later(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+    )
+}
+
+/// `n` bytes went out to `e`: its connection's count now, the stream's after the pass.
+fn counted(e: &Entry, n: usize, out_bytes: &mut usize) {
+    *out_bytes += n;
+    if let Some(c) = &e.client {
+        c.add(n);
+    }
+}
+
 /// Writes from `e`'s queue until it is empty (`true`) or the socket would block.
-fn flush(e: &mut Entry) -> std::io::Result<bool> {
+fn flush(e: &mut Entry, out_bytes: &mut usize) -> std::io::Result<bool> {
     while !e.queue.is_empty() {
         let mut slots = [IoSlice::new(&[]); MAX_SLICES];
         let n = e.queue.slices(&mut slots);
@@ -495,10 +584,7 @@ fn flush(e: &mut Entry) -> std::io::Result<bool> {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(written) => {
                 e.queue.advance(written);
-                e.sub.stream().add_out(written);
-                if let Some(c) = &e.client {
-                    c.add(written);
-                }
+                counted(e, written, out_bytes);
             }
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
