@@ -1,6 +1,7 @@
 //! Done-when 4: viewers that stop reading do not stall the others (delivery continues,
 //! latency unchanged), the server's memory stays bounded while they hang, and they are
-//! dropped after the write timeout.
+//! dropped after the write timeout. The stalled RTMP viewers and the healthy RTMP one are
+//! on the fan-out loop's path (plain TCP), the HTTP-FLV ones on their own tasks.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::raw_rtmp::RawRtmp;
-use common::viewers::{flv_play, SyntheticPublisher};
+use common::viewers::{flv_play, rtmp_play, SyntheticPublisher};
 use common::*;
 use onair_bench::media::{classify_video, VideoTag};
 use socket2::{Domain, Socket, Type};
@@ -55,9 +56,25 @@ async fn stalled_viewers_do_not_slow_others_and_are_dropped() {
             .await
         }
     });
+    // A healthy RTMP viewer, written by the same fan-out loop as the stalled RTMP ones.
+    let rtmp_seqs: Arc<Mutex<Vec<(Instant, u64)>>> = Arc::default();
+    let healthy_rtmp = tokio::spawn({
+        let (seqs, url) = (rtmp_seqs.clone(), server.rtmp_url("live/slow"));
+        async move {
+            rtmp_play(&url, Duration::from_secs(120), |m| {
+                if m.tag_type == onair_shared::flv::TAG_VIDEO {
+                    if let VideoTag::Frame { seq, .. } = classify_video(&m.body) {
+                        seqs.lock().unwrap().push((Instant::now(), seq));
+                    }
+                }
+                true
+            })
+            .await
+        }
+    });
     let count = || samples.lock().unwrap().len();
-    wait_until("healthy viewer receiving", Duration::from_secs(10), || {
-        count() > 30
+    wait_until("healthy viewers receiving", Duration::from_secs(10), || {
+        count() > 30 && rtmp_seqs.lock().unwrap().len() > 30
     });
     // Baseline: 5 s of frames with no stalled viewer.
     let base_start = count();
@@ -88,7 +105,7 @@ async fn stalled_viewers_do_not_slow_others_and_are_dropped() {
     wait_until("stalled viewers counted", Duration::from_secs(10), || {
         server
             .stream("live", "slow")
-            .is_some_and(|s| s["viewers"]["total"].as_u64() == Some(1 + stalled_total as u64))
+            .is_some_and(|s| s["viewers"]["total"].as_u64() == Some(2 + stalled_total as u64))
     });
 
     // While they hang: sample memory until the server has dropped all of them.
@@ -97,7 +114,7 @@ async fn stalled_viewers_do_not_slow_others_and_are_dropped() {
     loop {
         rss_peak = rss_peak.max(server.rss_kib());
         let viewers = server.stream("live", "slow").unwrap()["viewers"]["total"].as_u64();
-        if viewers == Some(1) {
+        if viewers == Some(2) {
             break;
         }
         assert!(
@@ -114,7 +131,32 @@ async fn stalled_viewers_do_not_slow_others_and_are_dropped() {
     });
     publisher.stop().await;
     healthy.abort();
+    healthy_rtmp.abort();
     drop(stalled);
+
+    // The fan-out path's healthy viewer, too, got every frame in order while the loop's
+    // other viewers hung and were dropped.
+    let rtmp: Vec<(Instant, u64)> = rtmp_seqs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|x| x.0 >= stall_from)
+        .cloned()
+        .collect();
+    for w in rtmp.windows(2) {
+        assert_eq!(
+            w[1].1,
+            w[0].1 + 1,
+            "healthy RTMP viewer skipped from frame {} to {}",
+            w[0].1,
+            w[1].1
+        );
+    }
+    assert!(
+        rtmp.len() as f64 >= dropped_after.as_secs_f64() * 25.0,
+        "healthy RTMP viewer got {} frames in {dropped_after:?}",
+        rtmp.len()
+    );
 
     let s = samples.lock().unwrap();
     let base: Vec<f64> = s[base_start..base_start + 150]

@@ -97,6 +97,16 @@ pub struct Clients {
     inner: Arc<Mutex<Registry>>,
 }
 
+/// Adds to one connection's byte count; it does not keep the connection listed.
+#[derive(Clone)]
+pub struct ByteCounter(Arc<Entry>);
+
+impl ByteCounter {
+    pub fn add(&self, n: usize) {
+        self.0.bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
 /// A connection's place in the registry: updated by the connection, removed when dropped.
 pub struct ClientHandle {
     entry: Arc<Entry>,
@@ -223,6 +233,11 @@ impl ClientHandle {
 
     pub fn add_bytes(&self, n: usize) {
         self.entry.bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// This connection's byte count, for whoever writes on its behalf (a fan-out loop).
+    pub fn byte_counter(&self) -> ByteCounter {
+        ByteCounter(self.entry.clone())
     }
 
     /// The connection now publishes or plays `stream`, with the named credential.

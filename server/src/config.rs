@@ -420,6 +420,12 @@ pub struct HubConfig {
     pub viewer_write_timeout_ms: u64,
     /// Longest time audio waits to be written together with the next video frame.
     pub merge_wait_ms: u64,
+    /// Plain-TCP RTMP viewers are written by per-stream fan-out loops, one pass over many
+    /// viewers per frame, rather than each by its own connection task (RTMPS and RTMPT
+    /// viewers always are).
+    pub fanout: bool,
+    /// Fan-out loops per stream (viewers are spread over them); 0: one per CPU core.
+    pub fanout_loops: usize,
     /// After its publisher leaves, a stream waits this long for it to return before its
     /// viewers are closed.
     pub publisher_grace_ms: u64,
@@ -475,6 +481,8 @@ impl Default for HubConfig {
             viewer_queue_frames: 512,
             viewer_write_timeout_ms: 10_000,
             merge_wait_ms: 40,
+            fanout: true,
+            fanout_loops: 0,
             publisher_grace_ms: 5_000,
             publisher_takeover: false,
             publisher_stale_ms: 3_000,

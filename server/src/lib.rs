@@ -10,6 +10,7 @@ pub mod clients;
 pub mod cluster;
 pub mod config;
 pub mod control;
+pub mod fanout;
 pub mod hls;
 pub mod http;
 pub mod hub;

@@ -105,6 +105,8 @@ pub struct Stream {
     metrics: Arc<crate::metrics::Metrics>,
     tx: broadcast::Sender<Event>,
     state: Mutex<State>,
+    /// The fan-out loops writing to this stream's plain-TCP viewers.
+    pub(crate) fanout: crate::fanout::Loops,
 }
 
 impl Stream {
@@ -143,6 +145,7 @@ impl Stream {
                 served_audio: None,
                 meter: RateMeter::new(5),
             }),
+            fanout: crate::fanout::Loops::default(),
         }
     }
 
@@ -151,8 +154,14 @@ impl Stream {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(super) fn config(&self) -> &HubConfig {
+    pub(crate) fn config(&self) -> &HubConfig {
         &self.cfg
+    }
+
+    /// A receiver of every event from now on, for a fan-out loop's wake-up only (its
+    /// viewers read the events through their own subscriptions).
+    pub(crate) fn wake_receiver(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
     }
 
     pub(super) fn broadcast(&self, event: Event) {

@@ -115,6 +115,14 @@ impl Subscription {
         Ok(())
     }
 
+    /// Whatever is there now, without waiting: the start frames, then every admitted
+    /// frame already broadcast (a lag moves this viewer to the next keyframe, as in
+    /// `next_batch`). For a fan-out loop, which is woken once for all its viewers.
+    pub fn try_batch(&mut self, out: &mut Vec<Arc<SharedFrame>>) -> Result<(), StreamEnded> {
+        out.extend(self.pending.drain(..));
+        self.drain_ready(out)
+    }
+
     /// The next admitted frame or publisher change, in order.
     pub async fn next_item(&mut self) -> Result<Item, StreamEnded> {
         if let Some(f) = self.pending.pop_front() {

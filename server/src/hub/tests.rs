@@ -179,6 +179,43 @@ async fn lagging_viewer_resumes_at_a_keyframe() {
     );
 }
 
+/// The fan-out loop's call: the same start frames and the same lag policy, never waiting.
+#[tokio::test]
+async fn try_batch_takes_what_is_there_and_resumes_a_lagging_viewer_at_a_keyframe() {
+    let hub = hub(|c| c.viewer_queue_frames = 16);
+    let k = StreamKey::new("live", "t");
+    let p = hub.publish(k.clone(), addr()).unwrap();
+    p.video(0, avc_seq()).unwrap();
+    p.video(0, key(0)).unwrap();
+    let mut sub = hub.subscribe(&k, Protocol::Rtmp).unwrap();
+    let mut out = Vec::new();
+    sub.try_batch(&mut out).unwrap();
+    assert_eq!(describe(&out), vec!["v:seq", "v:key0"]);
+    out.clear();
+    sub.try_batch(&mut out).unwrap();
+    assert!(out.is_empty(), "nothing new: nothing, at once");
+    p.video(33, inter(1)).unwrap();
+    sub.try_batch(&mut out).unwrap();
+    assert_eq!(describe(&out), vec!["v:1"]);
+    out.clear();
+    // Blocked on its socket, the viewer takes nothing while 40 frames go by.
+    for i in 2..=40u8 {
+        p.video(i as u32 * 33, inter(i)).unwrap();
+        p.audio(i as u32 * 33, aac(i)).unwrap();
+    }
+    p.video(41 * 33, key(41)).unwrap();
+    p.video(42 * 33, inter(42)).unwrap();
+    sub.try_batch(&mut out).unwrap();
+    assert_eq!(describe(&out), vec!["v:key41", "v:42"]);
+    assert!(sub.dropped > 0);
+    out.clear();
+    hub.close_all();
+    assert!(
+        sub.try_batch(&mut out).is_err(),
+        "the end is seen without waiting"
+    );
+}
+
 #[tokio::test]
 async fn audio_only_stream_plays_without_waiting_for_video() {
     let hub = hub(|_| {});

@@ -17,10 +17,11 @@ use super::error::ConnError;
 use super::handshake::HANDSHAKE_READ;
 use super::messages::frame_chunks;
 use super::session::{Action, Answer, Session};
-use super::socket::{read_some, write_all_vectored};
+use super::socket::{read_some, write_all_vectored, SharedTcp};
 use crate::auth::Auth;
 use crate::clients::{ClientHandle, ClientRole};
 use crate::config::{ms, RtmpConfig};
+use crate::fanout::{self, Handback, Ticket, Why};
 use crate::hub::{Hub, Protocol, Publisher, SharedFrame, Subscription};
 
 /// Most bytes read from the transport at once, after the handshake.
@@ -45,6 +46,35 @@ pub struct Driver<T> {
     credential: Option<String>,
     /// The chunks of the batch being written (kept for its capacity).
     out_parts: Vec<Bytes>,
+    /// The plain TCP socket under `io`, which a fan-out loop can write for this player
+    /// (none for TLS and the replay harness).
+    fast: Option<Arc<tokio::net::TcpStream>>,
+    /// Fan-out loops per stream when the fan-out is on (`hub.fanout`, `hub.fanout_loops`).
+    fanout_loops: Option<usize>,
+    /// Held while a fan-out loop writes this player's frames (`sub` is then in the loop).
+    fan: Option<Ticket>,
+    /// The loop gave the player back because the stream ended: say so, then close.
+    stream_over: bool,
+}
+
+/// Runs a plain TCP connection: `run`, with the socket shared so that a fan-out loop can
+/// write a player's frames.
+pub async fn run_tcp(
+    socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+    cfg: Arc<RtmpConfig>,
+    hub: Hub,
+    auth: Arc<Auth>,
+    client: ClientHandle,
+) {
+    let socket = Arc::new(socket);
+    let stop = client.kill_token().clone();
+    let mut driver = Driver::new(SharedTcp(socket.clone()), peer, cfg, hub, auth);
+    driver.client = Some(client);
+    driver.fast = Some(socket);
+    if driver.run(&stop).await.is_ok() {
+        tracing::debug!("connection closed");
+    }
 }
 
 /// Runs a connection (TCP, or TLS over TCP) to its end and logs why it ended. It stops
@@ -68,7 +98,9 @@ pub async fn run<T: AsyncRead + AsyncWrite + Unpin>(
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     pub fn new(io: T, peer: SocketAddr, cfg: Arc<RtmpConfig>, hub: Hub, auth: Arc<Auth>) -> Self {
-        let write_timeout = ms(hub.config().viewer_write_timeout_ms);
+        let hub_cfg = hub.config();
+        let write_timeout = ms(hub_cfg.viewer_write_timeout_ms);
+        let fanout_loops = hub_cfg.fanout.then_some(hub_cfg.fanout_loops);
         let session = Session::new(cfg.clone(), peer.ip());
         Self {
             io,
@@ -84,6 +116,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             client: None,
             credential: None,
             out_parts: Vec::new(),
+            fast: None,
+            fanout_loops,
+            fan: None,
+            stream_over: false,
         }
     }
 
@@ -97,7 +133,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 
     pub fn is_playing(&self) -> bool {
-        self.sub.is_some()
+        self.sub.is_some() || self.fan.is_some()
     }
 
     /// Runs the connection until the peer leaves (`Ok`), `shutdown`, or a close (`Err`,
@@ -116,6 +152,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             ConnError::Io(_) => tracing::debug!(error = %e, "connection closed"),
             _ => tracing::warn!(error = %e, "connection closed"),
         }
+        // The socket's writes come back from a fan-out loop before anything else is written.
+        let _ = self.recall().await;
         // The stream is let go before the drain: a refused or kicked publisher's viewers
         // start their grace period now, not when the client stops sending.
         self.publisher = None;
@@ -161,6 +199,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 self.session.push(&read_buf[..n]);
                 continue;
             }
+            if self.stream_over {
+                let bye = self.session.stream_ended();
+                self.write(bye).await.map_err(|e| (e, false))?;
+                return Ok(());
+            }
+            self.offer_to_fanout();
             // The select below reaches the stop only when frames and input are both
             // waiting; a peer that always has one ready (a backlogged viewer, a publisher
             // sending without pause) still sees a kick or shutdown within 64 turns.
@@ -169,6 +213,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 true
             } else {
                 let playing = self.sub.is_some();
+                let attached = self.fan.is_some();
                 // In order, and the first ready branch wins: a viewer woken by a frame
                 // polls neither its socket's readiness nor the stop.
                 tokio::select! {
@@ -191,7 +236,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                         batch.clear();
                         false
                     }
-                    r = read_some(&mut self.io, read_buf, (!playing).then_some(idle)) => {
+                    back = returned(&mut self.fan), if attached => {
+                        self.fan = None;
+                        match back {
+                            Some(back) => self.take_back(back).await.map_err(|e| (e, false))?,
+                            // The loop is gone (it only ends with its stream).
+                            None => self.stream_over = true,
+                        }
+                        false
+                    }
+                    r = read_some(&mut self.io, read_buf, (!playing && !attached).then_some(idle)) => {
                         let n = r.map_err(|e| (e, false))?;
                         if n == 0 {
                             return Ok(());
@@ -220,7 +274,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     async fn act(&mut self) -> Result<(), ConnError> {
         while let Some(action) = self.session.poll() {
             match action {
-                Action::Send(bytes) => self.write(bytes).await?,
+                Action::Send(bytes) => {
+                    // Control messages go out between whole frames, by this task.
+                    self.recall().await?;
+                    self.write(bytes).await?
+                }
                 Action::Authorize(access) => {
                     let verdict = self.auth.check_named(&access).await;
                     self.credential = verdict.as_ref().ok().cloned().flatten();
@@ -284,11 +342,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     }
                 }
                 Action::Stopped => {
+                    self.recall().await?;
                     // Dropping the publisher starts the stream's grace period.
                     self.publisher = None;
                     self.sub = None;
                 }
-                Action::Close(e) => return Err(e),
+                Action::Close(e) => {
+                    let _ = self.recall().await;
+                    return Err(e);
+                }
             }
         }
         Ok(())
@@ -338,21 +400,77 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         Ok(())
     }
 
-    /// A codec in `batch` this player did not announce it decodes or forwards (by its
-    /// connect's `fourCcList` or info-map flags). H.264, AAC and MP3 go to every player in
-    /// legacy form, and so does opaque legacy audio.
     fn unannounced_codec(&self, batch: &[Arc<SharedFrame>]) -> Option<onair_shared::Codec> {
-        use onair_shared::Codec;
-        let caps = self.session.client_caps();
-        batch
-            .iter()
-            .filter_map(|f| f.codec_config().map(|c| c.codec))
-            .find(|&c| {
-                matches!(
-                    c,
-                    Codec::Hevc | Codec::Av1 | Codec::Vp9 | Codec::Opus | Codec::Flac
-                ) && !caps.accepts(c)
-            })
+        unannounced_codec(self.session.client_caps(), batch)
+    }
+
+    /// Hands a player on message stream 1 over a plain TCP socket to its stream's fan-out
+    /// loops, once everything the session had to send is written. A loop that cannot take
+    /// it now leaves it with this task.
+    fn offer_to_fanout(&mut self) {
+        let (None, Some(loops), Some(sock), Some(1)) = (
+            &self.fan,
+            self.fanout_loops,
+            &self.fast,
+            self.session.playing(),
+        ) else {
+            return;
+        };
+        let Some(sub) = self.sub.take() else {
+            return;
+        };
+        let viewer = fanout::Viewer {
+            sub,
+            sock: sock.clone(),
+            format: fanout::Format::Rtmp {
+                caps: self.session.client_caps().clone(),
+                chunk_size: self.cfg.out_chunk_size,
+            },
+            client: self.client.as_ref().map(|c| c.byte_counter()),
+            write_timeout: self.write_timeout,
+        };
+        match fanout::attach(viewer, loops) {
+            Ok(ticket) => self.fan = Some(ticket),
+            Err(viewer) => self.sub = Some(viewer.sub),
+        }
+    }
+
+    /// Takes the player back from its fan-out loop, if one holds it.
+    async fn recall(&mut self) -> Result<(), ConnError> {
+        let Some(ticket) = self.fan.take() else {
+            return Ok(());
+        };
+        match ticket.recall().await {
+            Some(back) => self.take_back(back).await,
+            None => {
+                self.stream_over = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// A player given back by its loop: the rest of a frame the socket took only part
+    /// of goes out first, then this task carries on as the loop's reason says.
+    async fn take_back(&mut self, back: Handback) -> Result<(), ConnError> {
+        let Handback { sub, unsent, why } = back;
+        match why {
+            Why::WriteTimeout(limit) => return Err(ConnError::WriteTimeout(limit)),
+            Why::Io(e) => return Err(e.into()),
+            _ => {}
+        }
+        if !unsent.is_empty() {
+            let total: usize = unsent.iter().map(|p| p.len()).sum();
+            write_all_vectored(&mut self.io, &unsent, self.write_timeout).await?;
+            sub.stream().add_out(total);
+            self.count_bytes(total);
+        }
+        match why {
+            Why::Recalled => self.sub = Some(sub),
+            Why::Ended => self.stream_over = true,
+            Why::Refused(codec) => self.session.play_refused(codec),
+            Why::WriteTimeout(_) | Why::Io(_) => {}
+        }
+        Ok(())
     }
 
     async fn write_frames(&mut self, batch: &[Arc<SharedFrame>]) -> Result<(), ConnError> {
@@ -385,6 +503,32 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         }
         self.count_bytes(total);
         Ok(())
+    }
+}
+
+/// A codec in `batch` this player did not announce it decodes or forwards (by its
+/// connect's `fourCcList` or info-map flags). H.264, AAC and MP3 go to every player in
+/// legacy form, and so does opaque legacy audio.
+pub fn unannounced_codec(
+    caps: &onair_shared::eflv::connect::ClientCaps,
+    batch: &[Arc<SharedFrame>],
+) -> Option<onair_shared::Codec> {
+    use onair_shared::Codec;
+    batch
+        .iter()
+        .filter_map(|f| f.codec_config().map(|c| c.codec))
+        .find(|&c| {
+            matches!(
+                c,
+                Codec::Hevc | Codec::Av1 | Codec::Vp9 | Codec::Opus | Codec::Flac
+            ) && !caps.accepts(c)
+        })
+}
+
+async fn returned(fan: &mut Option<Ticket>) -> Option<Handback> {
+    match fan {
+        Some(t) => t.returned().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -62,7 +62,7 @@ pub async fn serve(
         tasks.spawn(
             async move {
                 match tls {
-                    None => driver::run(socket, peer, cfg, hub, auth, client).await,
+                    None => driver::run_tcp(socket, peer, cfg, hub, auth, client).await,
                     Some(tls) => {
                         let stop = client.kill_token().clone();
                         let accepted = tokio::select! {

@@ -1,0 +1,595 @@
+//! Fan-out loops: a few tasks per stream, each holding many plain-TCP viewers' sockets
+//! and writing every frame to all of them in one pass (non-blocking vectored writes of
+//! bytes serialized once per frame), instead of one task woken per viewer per frame.
+//! A viewer whose socket would block keeps the rest of its batch in its own queue and is
+//! waited for alone; while it waits its frames stay in the stream's broadcast ring, so it
+//! lags and is skipped to the next keyframe, or is handed back and dropped after the
+//! write timeout: the slow-viewer policy of every other viewer path. The connection's own
+//! task keeps reading the socket and runs its protocol session; it takes the viewer back
+//! (its subscription, and the bytes not yet written) whenever it must write itself.
+//! This module never parses or decides protocol; it never blocks on one viewer.
+
+mod queue;
+
+pub use queue::{OutQueue, MAX_SLICES};
+
+use std::collections::HashMap;
+use std::io::IoSlice;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::{AbortHandle, BoxFuture, FutureExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use onair_shared::eflv::connect::ClientCaps;
+use onair_shared::Codec;
+use tokio::net::TcpStream;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::clients::ByteCounter;
+use crate::hub::{Event, SharedFrame, Stream, Subscription};
+
+/// Commands queued for one loop; a driver that finds the queue full keeps its viewer.
+const COMMAND_QUEUE: usize = 1024;
+
+/// How a viewer's frames are turned into bytes (once per frame, shared by all viewers).
+#[derive(Debug, Clone)]
+pub enum Format {
+    /// RTMP chunks on message stream 1 at the server's chunk size; `caps` is what the
+    /// player announced, so a codec it did not ask for hands it back to be refused.
+    Rtmp { caps: ClientCaps, chunk_size: u32 },
+}
+
+/// A viewer offered to a loop.
+pub struct Viewer {
+    pub sub: Subscription,
+    pub sock: Arc<TcpStream>,
+    pub format: Format,
+    pub client: Option<ByteCounter>,
+    /// A socket that takes nothing for this long gets its viewer handed back, timed out.
+    pub write_timeout: Duration,
+}
+
+/// Why a loop gave a viewer back.
+#[derive(Debug)]
+pub enum Why {
+    /// The connection asked for it (`Ticket::recall`).
+    Recalled,
+    /// The stream ended.
+    Ended,
+    /// The socket took nothing for the write timeout.
+    WriteTimeout(Duration),
+    Io(std::io::Error),
+    /// The next frames are of a codec this player did not announce; none of their bytes
+    /// went out.
+    Refused(Codec),
+}
+
+/// A viewer given back to its connection: write `unsent` first (the rest of a frame the
+/// socket took only part of), then carry on from `sub`.
+pub struct Handback {
+    pub sub: Subscription,
+    pub unsent: Vec<Bytes>,
+    pub why: Why,
+}
+
+/// The connection's side of a viewer held by a loop. Dropped unanswered, it tells the
+/// loop to let the viewer (and its socket) go.
+pub struct Ticket {
+    id: u64,
+    cmds: mpsc::Sender<Command>,
+    back: Option<oneshot::Receiver<Handback>>,
+}
+
+impl Ticket {
+    /// Waits until the loop gives the viewer back by itself; `None` if the loop is gone.
+    /// Cancel-safe; after it returned, the ticket is spent.
+    pub async fn returned(&mut self) -> Option<Handback> {
+        let back = self.back.as_mut()?;
+        let r = back.await.ok();
+        self.back = None;
+        r
+    }
+
+    /// Takes the viewer back now; `None` if the loop is gone.
+    pub async fn recall(mut self) -> Option<Handback> {
+        let mut back = self.back.take()?;
+        if self.cmds.send(Command::Recall(self.id)).await.is_err() {
+            // The loop ended; it may still have answered before it did.
+            return back.try_recv().ok();
+        }
+        back.await.ok()
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.back.is_some() {
+            // A full queue is fine: the loop also notices the closed answer channel.
+            let _ = self.cmds.try_send(Command::Recall(self.id));
+        }
+    }
+}
+
+enum Command {
+    Attach(Box<Entry>),
+    Recall(u64),
+}
+
+/// A stream's loops, started on its first fan-out viewer.
+#[derive(Debug, Default)]
+pub struct Loops {
+    senders: Mutex<Vec<mpsc::Sender<Command>>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Attach(e) => write!(f, "Attach({})", e.id),
+            Command::Recall(id) => write!(f, "Recall({id})"),
+        }
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Hands `viewer` to one of its stream's `loops` loops (0: one per CPU core), round robin;
+/// gives it back when no loop can take it now.
+pub fn attach(viewer: Viewer, loops: usize) -> Result<Ticket, Box<Viewer>> {
+    let stream = viewer.sub.stream().clone();
+    let wanted = match loops {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = oneshot::channel();
+    let entry = Box::new(Entry {
+        id,
+        sub: viewer.sub,
+        sock: viewer.sock,
+        format: viewer.format,
+        client: viewer.client,
+        write_timeout: viewer.write_timeout,
+        back: tx,
+        queue: OutQueue::default(),
+        blocked: false,
+        stalled_since: Instant::now(),
+        wait: None,
+    });
+    let cmds = stream.fanout.sender(&stream, wanted);
+    match cmds.try_send(Command::Attach(entry)) {
+        Ok(()) => Ok(Ticket {
+            id,
+            cmds,
+            back: Some(rx),
+        }),
+        Err(e) => {
+            let (mpsc::error::TrySendError::Full(Command::Attach(e))
+            | mpsc::error::TrySendError::Closed(Command::Attach(e))) = e
+            else {
+                unreachable!("only an attach was sent")
+            };
+            Err(Box::new(Viewer {
+                sub: e.sub,
+                sock: e.sock,
+                format: e.format,
+                client: e.client,
+                write_timeout: e.write_timeout,
+            }))
+        }
+    }
+}
+
+impl Loops {
+    /// The next loop's queue, starting (or restarting) that loop if needed.
+    fn sender(&self, stream: &Arc<Stream>, wanted: usize) -> mpsc::Sender<Command> {
+        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % wanted.max(1);
+        while senders.len() <= i {
+            senders.push(spawn_loop(stream));
+        }
+        if senders[i].is_closed() {
+            senders[i] = spawn_loop(stream);
+        }
+        senders[i].clone()
+    }
+}
+
+fn spawn_loop(stream: &Arc<Stream>) -> mpsc::Sender<Command> {
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let state = LoopState {
+        stream: Arc::downgrade(stream),
+        out_bytes: 0,
+        passes: 0,
+        wake: stream.wake_receiver(),
+        has_video: stream.has_video(),
+        merge_wait: Duration::from_millis(stream.config().merge_wait_ms),
+        viewers: HashMap::new(),
+        blocked: FuturesUnordered::new(),
+        batch: Vec::new(),
+        back: Vec::new(),
+    };
+    let span = stream.span.clone();
+    // The loop holds no `Arc<Stream>` of its own: once the stream's last handle (the
+    // viewers' subscriptions included) is gone, its queue closes and the loop ends.
+    tokio::spawn(tracing::Instrument::instrument(state.run(rx), span));
+    tx
+}
+
+/// One viewer in a loop.
+struct Entry {
+    id: u64,
+    sub: Subscription,
+    sock: Arc<TcpStream>,
+    format: Format,
+    client: Option<ByteCounter>,
+    write_timeout: Duration,
+    back: oneshot::Sender<Handback>,
+    /// Bytes of the current batch the socket has not taken yet.
+    queue: OutQueue,
+    /// Waiting for its socket to take more; its frames wait in the broadcast ring.
+    blocked: bool,
+    /// When its socket last took bytes (meaningful while blocked).
+    stalled_since: Instant,
+    /// Cancels its wait for writability: a viewer that leaves the loop must not leave its
+    /// socket open in a wait until the write timeout.
+    wait: Option<WaitGuard>,
+}
+
+/// Cancels a wait for writability when dropped.
+struct WaitGuard(AbortHandle);
+
+impl Drop for WaitGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A blocked viewer's socket became writable (`true`) or its write timeout passed;
+/// `None` once cancelled.
+type Writable = BoxFuture<'static, Option<(u64, bool)>>;
+
+struct LoopState {
+    /// For the stream's byte counters, added to once per pass (not per write: the
+    /// counters are shared by every loop of the stream). Weak: see `spawn_loop`.
+    stream: Weak<Stream>,
+    /// Bytes written since they were last added to the stream's counters.
+    out_bytes: usize,
+    passes: u64,
+    /// Woken by every event of the stream; the events themselves are read by each
+    /// viewer's own receiver, at its own position.
+    wake: broadcast::Receiver<Event>,
+    has_video: bool,
+    merge_wait: Duration,
+    viewers: HashMap<u64, Box<Entry>>,
+    /// Blocked viewers' sockets becoming writable (or their write timeout passing).
+    blocked: FuturesUnordered<Writable>,
+    batch: Vec<Arc<SharedFrame>>,
+    /// Viewers to hand back after the current pass.
+    back: Vec<(u64, Why)>,
+}
+
+/// What a loop's wake-up saw.
+#[derive(Default)]
+struct Wake {
+    /// Something that must go out now: video, a publisher change, the end.
+    go: bool,
+    closed: bool,
+}
+
+impl Wake {
+    fn note(&mut self, e: Result<Event, RecvError>, has_video: &mut bool) {
+        match e {
+            Ok(Event::Frame(f)) if f.is_video() => {
+                *has_video = true;
+                self.go = true;
+            }
+            Ok(Event::Frame(_)) => {}
+            Err(RecvError::Closed) => {
+                self.closed = true;
+                self.go = true;
+            }
+            // Publisher changes, the end, and a lag of this wake-up receiver itself.
+            Ok(_) | Err(RecvError::Lagged(_)) => self.go = true,
+        }
+    }
+}
+
+/// What serving a viewer came to.
+enum Served {
+    Keep,
+    Back(Why),
+    /// Its connection is gone: drop it.
+    Gone,
+}
+
+impl LoopState {
+    async fn run(mut self, mut cmds: mpsc::Receiver<Command>) {
+        // Set while a batch of audio alone waits for video to go with it.
+        let mut merge_deadline: Option<Instant> = None;
+        loop {
+            let merging = merge_deadline.is_some();
+            let deadline = merge_deadline.unwrap_or_else(Instant::now);
+            tokio::select! {
+                biased;
+                cmd = cmds.recv() => match cmd {
+                    None => break,
+                    Some(Command::Attach(entry)) => {
+                        let id = entry.id;
+                        self.viewers.insert(id, entry);
+                        self.serve_id(id);
+                    }
+                    Some(Command::Recall(id)) => self.back.push((id, Why::Recalled)),
+                },
+                Some(ready) = self.blocked.next(), if !self.blocked.is_empty() => {
+                    if let Some((id, writable)) = ready {
+                        self.on_writable(id, writable);
+                    }
+                }
+                event = self.wake.recv() => {
+                    let wake = self.woken(event);
+                    // A batch of audio alone waits up to `merge_wait` for a video frame
+                    // to go with it, so a viewer is written about once per video frame;
+                    // video never waits.
+                    if wake.go || !self.has_video {
+                        merge_deadline = None;
+                        self.pass();
+                    } else if !merging {
+                        merge_deadline = Some(Instant::now() + self.merge_wait);
+                    }
+                    if wake.closed && self.viewers.is_empty() {
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline), if merging => {
+                    merge_deadline = None;
+                    self.pass();
+                }
+            }
+            self.hand_back();
+        }
+        self.back
+            .extend(self.viewers.keys().map(|&id| (id, Why::Ended)));
+        self.hand_back();
+    }
+
+    /// Takes the wake-up and every event already there.
+    fn woken(&mut self, first: Result<Event, RecvError>) -> Wake {
+        let mut wake = Wake::default();
+        wake.note(first, &mut self.has_video);
+        loop {
+            let e = match self.wake.try_recv() {
+                Ok(e) => Ok(e),
+                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                Err(TryRecvError::Empty) => break,
+            };
+            wake.note(e, &mut self.has_video);
+        }
+        wake
+    }
+
+    /// One pass: every viewer not waiting on its socket gets what is new for it.
+    fn pass(&mut self) {
+        self.passes = self.passes.wrapping_add(1);
+        // A connection that went away without its recall reaching the loop (a full
+        // command queue) is noticed within this many passes.
+        let check_gone = self.passes.is_multiple_of(32);
+        let mut gone = Vec::new();
+        for e in self.viewers.values_mut() {
+            if e.blocked {
+                continue;
+            }
+            match serve(e, &mut self.batch, check_gone, &mut self.out_bytes) {
+                Served::Keep => {
+                    if e.blocked {
+                        self.blocked.push(wait_writable(e));
+                    }
+                }
+                Served::Back(why) => self.back.push((e.id, why)),
+                Served::Gone => gone.push(e.id),
+            }
+        }
+        for id in gone {
+            self.viewers.remove(&id);
+        }
+        self.count_out();
+    }
+
+    /// Adds the bytes written since the last call to the stream's counters.
+    fn count_out(&mut self) {
+        let n = std::mem::take(&mut self.out_bytes);
+        if n > 0 {
+            if let Some(stream) = self.stream.upgrade() {
+                stream.add_out(n);
+            }
+        }
+    }
+
+    fn serve_id(&mut self, id: u64) {
+        let Some(entry) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        let served = serve(entry, &mut self.batch, true, &mut self.out_bytes);
+        self.count_out();
+        match served {
+            Served::Keep => {}
+            Served::Back(why) => self.back.push((id, why)),
+            Served::Gone => {
+                self.viewers.remove(&id);
+            }
+        }
+        if let Some(e) = self.viewers.get_mut(&id) {
+            if e.blocked && !self.back.iter().any(|(b, _)| *b == id) {
+                self.blocked.push(wait_writable(e));
+            }
+        }
+    }
+
+    fn on_writable(&mut self, id: u64, writable: bool) {
+        let Some(entry) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        if !entry.blocked {
+            return;
+        }
+        if !writable {
+            let limit = entry.write_timeout;
+            self.back.push((id, Why::WriteTimeout(limit)));
+            return;
+        }
+        let before = entry.queue.len();
+        let flushed = flush(entry, &mut self.out_bytes);
+        match flushed {
+            Err(e) => self.back.push((id, Why::Io(e))),
+            Ok(true) => {
+                entry.blocked = false;
+                // Now for what it missed while it waited (or the lag it learns of).
+                self.serve_id(id);
+            }
+            Ok(false) => {
+                if entry.queue.len() < before {
+                    entry.stalled_since = Instant::now();
+                }
+                self.blocked.push(wait_writable(entry));
+            }
+        }
+        self.count_out();
+    }
+
+    fn hand_back(&mut self) {
+        for (id, why) in self.back.drain(..) {
+            let Some(mut e) = self.viewers.remove(&id) else {
+                continue;
+            };
+            e.wait = None;
+            let unsent = e.queue.take();
+            let Entry { sub, back, .. } = *e;
+            // A connection already gone drops the viewer and, with it, the socket.
+            let _ = back.send(Handback { sub, unsent, why });
+        }
+    }
+}
+
+fn wait_writable(e: &mut Entry) -> Writable {
+    let (id, sock) = (e.id, e.sock.clone());
+    let deadline = e.stalled_since + e.write_timeout;
+    let (wait, handle) = futures_util::future::abortable(async move {
+        let ready = tokio::time::timeout_at(deadline, sock.writable()).await;
+        (id, ready.is_ok())
+    });
+    e.wait = Some(WaitGuard(handle));
+    wait.map(Result::ok).boxed()
+}
+
+/// Gives `e` what is new for it and writes as much as its socket takes. A batch the
+/// socket takes whole (the common case) is written straight from the frames' shared
+/// bytes; only what is left of a short write is queued.
+fn serve(
+    e: &mut Entry,
+    batch: &mut Vec<Arc<SharedFrame>>,
+    check_gone: bool,
+    out_bytes: &mut usize,
+) -> Served {
+    if check_gone && e.back.is_closed() {
+        return Served::Gone;
+    }
+    batch.clear();
+    if e.sub.try_batch(batch).is_err() {
+        return Served::Back(Why::Ended);
+    }
+    if batch.is_empty() {
+        return Served::Keep;
+    }
+    let Format::Rtmp { caps, chunk_size } = &e.format;
+    if let Some(codec) = crate::rtmp::driver::unannounced_codec(caps, batch) {
+        batch.clear();
+        return Served::Back(Why::Refused(codec));
+    }
+    let chunk_size = *chunk_size;
+    let bytes_of = |f: &Arc<SharedFrame>| -> Bytes {
+        f.rtmp_chunks(|fr| crate::rtmp::messages::frame_chunks(fr, 1, chunk_size))
+            .clone()
+    };
+    if batch.len() <= MAX_SLICES {
+        let mut slots = [IoSlice::new(&[]); MAX_SLICES];
+        let mut n = 0;
+        let mut total = 0;
+        for f in batch.iter() {
+            let chunks = f.rtmp_chunks(|fr| crate::rtmp::messages::frame_chunks(fr, 1, chunk_size));
+            if !chunks.is_empty() {
+                slots[n] = IoSlice::new(chunks);
+                n += 1;
+                total += chunks.len();
+            }
+        }
+        let written = match e.sock.try_write_vectored(&slots[..n]) {
+            _ if n == 0 => 0,
+            Ok(0) => return Served::Back(Why::Io(std::io::ErrorKind::WriteZero.into())),
+            Ok(w) => w,
+            Err(err) if retry_later(&err) => 0,
+            Err(err) => return Served::Back(Why::Io(err)),
+        };
+        counted(e, written, out_bytes);
+        if written == total {
+            batch.clear();
+            return Served::Keep;
+        }
+        for f in batch.iter() {
+            e.queue.push(bytes_of(f));
+        }
+        e.queue.advance(written);
+    } else {
+        for f in batch.iter() {
+            e.queue.push(bytes_of(f));
+        }
+    }
+    batch.clear();
+    match flush(e, out_bytes) {
+        Ok(true) => Served::Keep,
+        Ok(false) => {
+            e.blocked = true;
+            e.stalled_since = Instant::now();
+            Served::Keep
+        }
+        Err(err) => Served::Back(Why::Io(err)),
+    }
+}
+
+fn retry_later(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+    )
+}
+
+/// `n` bytes went out to `e`: its connection's count now, the stream's after the pass.
+fn counted(e: &Entry, n: usize, out_bytes: &mut usize) {
+    *out_bytes += n;
+    if let Some(c) = &e.client {
+        c.add(n);
+    }
+}
+
+/// Writes from `e`'s queue until it is empty (`true`) or the socket would block.
+fn flush(e: &mut Entry, out_bytes: &mut usize) -> std::io::Result<bool> {
+    while !e.queue.is_empty() {
+        let mut slots = [IoSlice::new(&[]); MAX_SLICES];
+        let n = e.queue.slices(&mut slots);
+        match e.sock.try_write_vectored(&slots[..n]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(written) => {
+                e.queue.advance(written);
+                counted(e, written, out_bytes);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(true)
+}
