@@ -156,22 +156,7 @@ fn microphone_records_a_virtual_alsa_device_and_its_tone_arrives() {
     );
     assert!(written > 0, "the device was never opened");
 
-    common::require("ffmpeg");
-    let pcm = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-i", out])
-        .args(["-vn", "-ac", "1", "-ar", "48000", "-f", "s16le", "-"])
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        pcm.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pcm.stderr)
-    );
-    let samples: Vec<i16> = pcm
-        .stdout
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect();
+    let samples = common::decode_mono_48k(out);
     // The device ran in real time: audio for (nearly) the whole push, not a burst.
     assert!(
         samples.len() >= 48_000 * 5 / 2,

@@ -6,7 +6,7 @@
 mod common;
 mod pusher_util;
 
-use common::{require, TempDir};
+use common::{decode_mono_48k, require, TempDir};
 use pusher_util::*;
 
 #[test]
@@ -193,22 +193,7 @@ fn voice_pitch_up_an_octave_doubles_the_test_tone() {
         "--voice",
         "pitch:12",
     ]);
-    require("ffmpeg");
-    let pcm = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-i", out])
-        .args(["-ac", "1", "-ar", "48000", "-f", "s16le", "-"])
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        pcm.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pcm.stderr)
-    );
-    let samples: Vec<i16> = pcm
-        .stdout
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect();
+    let samples = decode_mono_48k(out);
     // The last 2 s: past the encoder's start and the shifter's first window.
     let steady = &samples[samples.len().saturating_sub(96_000)..];
     let (mut best, mut best_power) = (0.0, 0.0);

@@ -369,6 +369,25 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
     http_request(addr, "GET", path, &[], b"")
 }
 
+/// The audio of `input` (a file or URL) decoded by ffmpeg to mono 16-bit samples at 48 kHz.
+pub fn decode_mono_48k(input: &str) -> Vec<i16> {
+    require("ffmpeg");
+    let pcm = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i", input])
+        .args(["-vn", "-ac", "1", "-ar", "48000", "-f", "s16le", "-"])
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        pcm.status.success(),
+        "ffmpeg could not decode {input}: {}",
+        String::from_utf8_lossy(&pcm.stderr)
+    );
+    pcm.stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
 /// A media playlist's `EXT-X-MEDIA-SEQUENCE`, if it has one.
 pub fn media_sequence(playlist: &str) -> Option<u64> {
     playlist
