@@ -1010,8 +1010,9 @@ mod tests {
         assert!(!a.iter().any(|a| matches!(a, Action::Close(_))), "{a:?}");
     }
 
-    #[test]
-    fn an_edge_pull_is_sent_every_codec_without_a_fourcc_list() {
+    /// A session whose client connected (no Enhanced RTMP fields) and asked to play `name`;
+    /// the session waits for the authorization.
+    fn play_requested(name: &str) -> Session {
         let mut s = session();
         let mut b = handshake_bytes();
         b.extend(connect("live"));
@@ -1023,11 +1024,17 @@ mod tests {
                 amf_str("play"),
                 Amf0Value::Number(4.0),
                 Amf0Value::Null,
-                amf_str("t?onair_via=edge1"),
+                amf_str(name),
             ],
         ));
         s.push(&b);
         assert!(matches!(actions(&mut s).last(), Some(Action::Authorize(_))));
+        s
+    }
+
+    #[test]
+    fn an_edge_pull_is_sent_every_codec_without_a_fourcc_list() {
+        let s = play_requested("t?onair_via=edge1");
         for codec in [
             Codec::Hevc,
             Codec::Av1,
@@ -1041,22 +1048,7 @@ mod tests {
 
     #[test]
     fn play_is_authorized_then_started() {
-        let mut s = session();
-        let mut b = handshake_bytes();
-        b.extend(connect("live"));
-        b.extend(create_stream());
-        b.extend(command(
-            4,
-            1,
-            vec![
-                amf_str("play"),
-                Amf0Value::Number(4.0),
-                Amf0Value::Null,
-                amf_str("t"),
-            ],
-        ));
-        s.push(&b);
-        assert!(matches!(actions(&mut s).last(), Some(Action::Authorize(_))));
+        let mut s = play_requested("t");
         s.answer(Answer::Authorized(Ok(())));
         let a = actions(&mut s);
         assert!(
