@@ -143,19 +143,10 @@ async fn stalled_viewers_do_not_slow_others_and_are_dropped() {
         .filter(|x| x.0 >= stall_from)
         .cloned()
         .collect();
-    for w in rtmp.windows(2) {
-        assert_eq!(
-            w[1].1,
-            w[0].1 + 1,
-            "healthy RTMP viewer skipped from frame {} to {}",
-            w[0].1,
-            w[1].1
-        );
-    }
-    assert!(
-        rtmp.len() as f64 >= dropped_after.as_secs_f64() * 25.0,
-        "healthy RTMP viewer got {} frames in {dropped_after:?}",
-        rtmp.len()
+    assert_every_frame(
+        "healthy RTMP viewer",
+        rtmp.iter().map(|x| x.1),
+        dropped_after,
     );
 
     let s = samples.lock().unwrap();
@@ -166,20 +157,7 @@ async fn stalled_viewers_do_not_slow_others_and_are_dropped() {
     let during: Vec<(Instant, u64, f64)> =
         s.iter().filter(|x| x.0 >= stall_from).cloned().collect();
     // Delivery continued: every frame in order, none skipped.
-    for w in during.windows(2) {
-        assert_eq!(
-            w[1].1,
-            w[0].1 + 1,
-            "healthy viewer skipped from frame {} to {}",
-            w[0].1,
-            w[1].1
-        );
-    }
-    assert!(
-        during.len() as f64 >= dropped_after.as_secs_f64() * 25.0,
-        "healthy viewer got {} frames in {dropped_after:?}",
-        during.len()
-    );
+    assert_every_frame("healthy viewer", during.iter().map(|x| x.1), dropped_after);
     let lat: Vec<f64> = during.iter().map(|x| x.2).collect();
     let (b50, b99, d50, d99) = (
         percentile(&base, 0.5),
@@ -206,5 +184,24 @@ async fn stalled_viewers_do_not_slow_others_and_are_dropped() {
     assert!(
         growth_mib < 24.0,
         "server RSS grew {growth_mib:.1} MiB while viewers hung"
+    );
+}
+
+/// `who` got frame after frame with none skipped, at least 25 a second over `window`.
+fn assert_every_frame(who: &str, frames: impl Iterator<Item = u64>, window: Duration) {
+    let frames: Vec<u64> = frames.collect();
+    for w in frames.windows(2) {
+        assert_eq!(
+            w[1],
+            w[0] + 1,
+            "{who} skipped from frame {} to {}",
+            w[0],
+            w[1]
+        );
+    }
+    assert!(
+        frames.len() as f64 >= window.as_secs_f64() * 25.0,
+        "{who} got {} frames in {window:?}",
+        frames.len()
     );
 }
