@@ -151,14 +151,21 @@ async fn gop_cache_restarts_at_each_keyframe_and_respects_bounds() {
     assert_eq!(describe(&batch(&mut sub).await), vec!["v:key8"]);
 }
 
-#[tokio::test]
-async fn lagging_viewer_resumes_at_a_keyframe() {
+/// A stream with its sequence header and first keyframe, and one RTMP viewer whose queue
+/// holds 16 frames, with the hub that holds the stream.
+fn viewer_with_a_16_frame_queue() -> (Hub, Publisher, Subscription) {
     let hub = hub(|c| c.viewer_queue_frames = 16);
     let k = StreamKey::new("live", "t");
     let p = hub.publish(k.clone(), addr()).unwrap();
     p.video(0, avc_seq()).unwrap();
     p.video(0, key(0)).unwrap();
-    let mut sub = hub.subscribe(&k, Protocol::Rtmp).unwrap();
+    let sub = hub.subscribe(&k, Protocol::Rtmp).unwrap();
+    (hub, p, sub)
+}
+
+#[tokio::test]
+async fn lagging_viewer_resumes_at_a_keyframe() {
+    let (_hub, p, mut sub) = viewer_with_a_16_frame_queue();
     assert_eq!(describe(&batch(&mut sub).await), vec!["v:seq", "v:key0"]);
     // The viewer reads nothing while 40 frames go by: more than the queue holds.
     for i in 1..=40u8 {
@@ -182,12 +189,7 @@ async fn lagging_viewer_resumes_at_a_keyframe() {
 /// The fan-out loop's call: the same start frames and the same lag policy, never waiting.
 #[tokio::test]
 async fn try_batch_takes_what_is_there_and_resumes_a_lagging_viewer_at_a_keyframe() {
-    let hub = hub(|c| c.viewer_queue_frames = 16);
-    let k = StreamKey::new("live", "t");
-    let p = hub.publish(k.clone(), addr()).unwrap();
-    p.video(0, avc_seq()).unwrap();
-    p.video(0, key(0)).unwrap();
-    let mut sub = hub.subscribe(&k, Protocol::Rtmp).unwrap();
+    let (hub, p, mut sub) = viewer_with_a_16_frame_queue();
     let mut out = Vec::new();
     sub.try_batch(&mut out).unwrap();
     assert_eq!(describe(&out), vec!["v:seq", "v:key0"]);
