@@ -66,14 +66,6 @@ fn wrong_key_from(local: &str, server: &ServerProc) {
     assert!(c.saw("NetStream.Publish.Unauthorized"), "no refusal status");
 }
 
-fn metric(server: &ServerProc, line: &str) -> u64 {
-    let (_, text) = http_get(server.http, "/metrics");
-    String::from_utf8_lossy(&text)
-        .lines()
-        .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn wrong_keys_ban_an_address_at_accept_for_the_duration() {
     let server = ServerProc::start_logged(&config(""), "info");
@@ -102,8 +94,8 @@ fn wrong_keys_ban_an_address_at_accept_for_the_duration() {
     );
     assert!(served("127.0.0.1", &server), "127.0.0.1 is not banned");
 
-    assert_eq!(metric(&server, "onair_bans_total{source=\"auto\"}"), 1);
-    assert!(metric(&server, "onair_refusals_total{reason=\"banned\"}") >= 6);
+    assert_eq!(server.metric("onair_bans_total{source=\"auto\"}"), 1);
+    assert!(server.metric("onair_refusals_total{reason=\"banned\"}") >= 6);
     let (status, bans) = http_request(
         server.admin.unwrap(),
         "GET",

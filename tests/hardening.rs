@@ -47,20 +47,8 @@ fn start_hook() -> (String, Arc<AtomicUsize>) {
     (url, calls)
 }
 
-fn metric(server: &ServerProc, line_start: &str) -> u64 {
-    let (_, body) = http_get(server.http, "/metrics");
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn refusals(server: &ServerProc, reason: &str) -> u64 {
-    metric(
-        server,
-        &format!("onair_refusals_total{{reason=\"{reason}\"}}"),
-    )
+    server.metric(&format!("onair_refusals_total{{reason=\"{reason}\"}}"))
 }
 
 fn ffmpeg_probe_fails(url: &str) -> bool {

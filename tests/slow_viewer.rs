@@ -1,7 +1,8 @@
 //! Done-when 4: viewers that stop reading do not stall the others (delivery continues,
 //! latency unchanged), the server's memory stays bounded while they hang, and they are
-//! dropped after the write timeout. The stalled RTMP viewers and the healthy RTMP one are
-//! on the fan-out loop's path (plain TCP), the HTTP-FLV ones on their own tasks.
+//! dropped after the write timeout. Every viewer here is on plain TCP with the FLV GET or
+//! the RTMP play as its connection's first request, so the stalled ones and the healthy
+//! ones are all written by the stream's fan-out loops.
 
 mod common;
 
@@ -56,7 +57,7 @@ async fn stalled_viewers_do_not_slow_others_and_are_dropped() {
             .await
         }
     });
-    // A healthy RTMP viewer, written by the same fan-out loop as the stalled RTMP ones.
+    // A healthy RTMP viewer, written by the same fan-out loops as the stalled ones.
     let rtmp_seqs: Arc<Mutex<Vec<(Instant, u64)>>> = Arc::default();
     let healthy_rtmp = tokio::spawn({
         let (seqs, url) = (rtmp_seqs.clone(), server.rtmp_url("live/slow"));

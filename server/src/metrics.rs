@@ -54,6 +54,7 @@ pub struct Metrics {
     pub hls_blocking_requests: Gauge,
     streams: Gauge,
     viewers: Family<ProtocolLabel, Gauge>,
+    fanout_viewers: Family<ProtocolLabel, Gauge>,
     viewer_latency_p50: Family<StreamLabel, FloatGauge>,
     viewer_latency_p95: Family<StreamLabel, FloatGauge>,
     viewer_stall_ratio: Family<StreamLabel, FloatGauge>,
@@ -96,6 +97,7 @@ impl Metrics {
             hls_blocking_requests: Gauge::default(),
             streams: Gauge::default(),
             viewers: Family::default(),
+            fanout_viewers: Family::default(),
             viewer_latency_p50: Family::default(),
             viewer_latency_p95: Family::default(),
             viewer_stall_ratio: Family::default(),
@@ -124,6 +126,11 @@ impl Metrics {
             "viewers",
             "Viewers by protocol (HLS: clients seen recently)",
             m.viewers.clone(),
+        );
+        registry.register(
+            "fanout_viewers",
+            "Viewers whose frames a fan-out loop writes now, by protocol",
+            m.fanout_viewers.clone(),
         );
         registry.register(
             "bytes_in",
@@ -242,6 +249,11 @@ impl Metrics {
     pub fn connection_opened(&self, protocol: &str) {
         self.connections.get_or_create(&label(protocol)).inc();
         self.connections_total.get_or_create(&label(protocol)).inc();
+    }
+
+    /// The gauge of viewers a fan-out loop holds for `protocol`.
+    pub fn fanout_viewers(&self, protocol: &str) -> Gauge {
+        self.fanout_viewers.get_or_create(&label(protocol)).clone()
     }
 
     pub fn connection_closed(&self, protocol: &str) {

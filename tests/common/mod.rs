@@ -192,6 +192,17 @@ impl ServerProc {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// The value of the metrics line that starts with `line_start` (a name with its
+    /// labels), 0 when there is none.
+    pub fn metric(&self, line_start: &str) -> u64 {
+        let (_, body) = http_get(self.http, "/metrics");
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// `GET /api/streams` parsed.
     pub fn streams(&self) -> serde_json::Value {
         let (status, body) = http_get(self.http, "/api/streams");

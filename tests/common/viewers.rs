@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use onair_bench::http::{get_request, head_end, parse_head, ChunkedDecoder};
+use onair_bench::http::{
+    get_request, get_request_keep_alive, head_end, parse_head, ChunkedDecoder, ResponseHead,
+};
 use onair_bench::rtmp::RtmpClient;
 use onair_bench::target::RtmpTarget;
 use onair_shared::flv::{FlvDemuxer, FlvEvent, TAG_AUDIO, TAG_VIDEO};
@@ -96,18 +98,49 @@ pub async fn flv_play(
     addr: SocketAddr,
     path: &str,
     limit: Duration,
-    mut on: impl FnMut(Media) -> bool,
+    on: impl FnMut(Media) -> bool,
 ) -> Result<()> {
+    flv_play_after(addr, None, path, limit, on)
+        .await
+        .map(|_| ())
+}
+
+/// `flv_play`, with `first` (a path) asked for first on the same kept-alive connection
+/// and its response skipped; gives the FLV response's head.
+pub async fn flv_play_after(
+    addr: SocketAddr,
+    first: Option<&str>,
+    path: &str,
+    limit: Duration,
+    mut on: impl FnMut(Media) -> bool,
+) -> Result<ResponseHead> {
     tokio::time::timeout(limit, async {
         let mut sock = TcpStream::connect(addr).await?;
         sock.set_nodelay(true)?;
-        sock.write_all(get_request(&addr.to_string(), path).as_bytes())
-            .await?;
+        let host = addr.to_string();
+        let mut request = String::new();
+        if let Some(first) = first {
+            request.push_str(&get_request_keep_alive(&host, first));
+        }
+        request.push_str(&get_request(&host, path));
+        sock.write_all(request.as_bytes()).await?;
         let mut buf = Vec::new();
         let mut chunk = vec![0u8; 64 * 1024];
-        let end = loop {
+        let mut skip = first.is_some();
+        let (head, end) = loop {
             if let Some(end) = head_end(&buf) {
-                break end;
+                let head = parse_head(&buf[..end])?;
+                if !skip {
+                    break (head, end);
+                }
+                let len = head
+                    .content_length
+                    .context("first response has no length")? as usize;
+                if buf.len() >= end + len {
+                    buf.drain(..end + len);
+                    skip = false;
+                    continue;
+                }
             }
             let n = sock.read(&mut chunk).await?;
             if n == 0 {
@@ -115,7 +148,6 @@ pub async fn flv_play(
             }
             buf.extend_from_slice(&chunk[..n]);
         };
-        let head = parse_head(&buf[..end])?;
         if head.status != 200 {
             bail!("HTTP status {}", head.status);
         }
@@ -136,7 +168,7 @@ pub async fn flv_play(
                         body: t.body,
                     })
                 {
-                    return Ok(());
+                    return Ok(head);
                 }
             }
             let n = sock.read(&mut chunk).await?;

@@ -41,6 +41,36 @@ pub enum Format {
     /// RTMP chunks on message stream 1 at the server's chunk size; `caps` is what the
     /// player announced, so a codec it did not ask for hands it back to be refused.
     Rtmp { caps: ClientCaps, chunk_size: u32 },
+    /// FLV tags, the body of an HTTP-FLV response whose head is already written.
+    Flv,
+}
+
+impl Format {
+    /// `f`'s bytes in this format, built on first use and shared by every viewer.
+    fn wire<'f>(&self, f: &'f SharedFrame) -> &'f Bytes {
+        match self {
+            Format::Rtmp { chunk_size, .. } => {
+                f.rtmp_chunks(|fr| crate::rtmp::messages::frame_chunks(fr, 1, *chunk_size))
+            }
+            Format::Flv => f.flv_tag(),
+        }
+    }
+
+    /// The protocol label of its viewers in the metrics.
+    fn protocol(&self) -> &'static str {
+        match self {
+            Format::Rtmp { .. } => "rtmp",
+            Format::Flv => "flv",
+        }
+    }
+
+    /// A codec in `batch` this viewer cannot be sent (only an RTMP player announces).
+    fn refused(&self, batch: &[Arc<SharedFrame>]) -> Option<Codec> {
+        match self {
+            Format::Rtmp { caps, .. } => crate::rtmp::driver::unannounced_codec(caps, batch),
+            Format::Flv => None,
+        }
+    }
 }
 
 /// A viewer offered to a loop.
@@ -114,6 +144,14 @@ impl Drop for Ticket {
     }
 }
 
+/// What `ticket` gives back, if there is one; never resolves without one (for a select).
+pub async fn returned(ticket: &mut Option<Ticket>) -> Option<Handback> {
+    match ticket {
+        Some(t) => t.returned().await,
+        None => std::future::pending().await,
+    }
+}
+
 enum Command {
     Attach(Box<Entry>),
     Recall(u64),
@@ -147,8 +185,10 @@ pub fn attach(viewer: Viewer, loops: usize) -> Result<Ticket, Box<Viewer>> {
     };
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = oneshot::channel();
+    let held = Held::new(stream.metrics().fanout_viewers(viewer.format.protocol()));
     let entry = Box::new(Entry {
         id,
+        _held: held,
         sub: viewer.sub,
         sock: viewer.sock,
         format: viewer.format,
@@ -220,9 +260,26 @@ fn spawn_loop(stream: &Arc<Stream>) -> mpsc::Sender<Command> {
     tx
 }
 
+/// Counts a viewer in `onair_fanout_viewers` while it is in a loop.
+struct Held(prometheus_client::metrics::gauge::Gauge);
+
+impl Held {
+    fn new(gauge: prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// One viewer in a loop.
 struct Entry {
     id: u64,
+    _held: Held,
     sub: Subscription,
     sock: Arc<TcpStream>,
     format: Format,
@@ -505,22 +562,16 @@ fn serve(
     if batch.is_empty() {
         return Served::Keep;
     }
-    let Format::Rtmp { caps, chunk_size } = &e.format;
-    if let Some(codec) = crate::rtmp::driver::unannounced_codec(caps, batch) {
+    if let Some(codec) = e.format.refused(batch) {
         batch.clear();
         return Served::Back(Why::Refused(codec));
     }
-    let chunk_size = *chunk_size;
-    let bytes_of = |f: &Arc<SharedFrame>| -> Bytes {
-        f.rtmp_chunks(|fr| crate::rtmp::messages::frame_chunks(fr, 1, chunk_size))
-            .clone()
-    };
     if batch.len() <= MAX_SLICES {
         let mut slots = [IoSlice::new(&[]); MAX_SLICES];
         let mut n = 0;
         let mut total = 0;
         for f in batch.iter() {
-            let chunks = f.rtmp_chunks(|fr| crate::rtmp::messages::frame_chunks(fr, 1, chunk_size));
+            let chunks = e.format.wire(f);
             if !chunks.is_empty() {
                 slots[n] = IoSlice::new(chunks);
                 n += 1;
@@ -540,12 +591,12 @@ fn serve(
             return Served::Keep;
         }
         for f in batch.iter() {
-            e.queue.push(bytes_of(f));
+            e.queue.push(e.format.wire(f).clone());
         }
         e.queue.advance(written);
     } else {
         for f in batch.iter() {
-            e.queue.push(bytes_of(f));
+            e.queue.push(e.format.wire(f).clone());
         }
     }
     batch.clear();

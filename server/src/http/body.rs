@@ -85,6 +85,14 @@ impl ResponseBody {
     pub fn empty() -> Self {
         ResponseBody::Full(None)
     }
+
+    /// A complete body's bytes (nothing for a live one).
+    pub fn into_bytes(self) -> Bytes {
+        match self {
+            ResponseBody::Full(b) => b.unwrap_or_default(),
+            ResponseBody::Live(_) => Bytes::new(),
+        }
+    }
 }
 
 impl Body for ResponseBody {

@@ -7,6 +7,8 @@ pub mod body;
 mod flv;
 mod hls_cmaf;
 pub mod player;
+mod rewind;
+mod sniff;
 mod whep;
 
 use crate::hls::ts_refusal;
@@ -142,7 +144,7 @@ pub async fn serve(
         tasks.spawn(
             async move {
                 match tls {
-                    None => serve_connection(socket, ctx, peer, shutdown).await,
+                    None => serve_plain(socket, ctx, peer, shutdown).await,
                     Some(tls) => {
                         let accepted = tokio::select! {
                             r = tls.accept(socket, handshake_limit) => r,
@@ -161,6 +163,53 @@ pub async fn serve(
             }
             .instrument(span),
         );
+    }
+}
+
+/// A plain connection: its first request, if it is a live HTTP-FLV GET, is served
+/// without hyper (`flv::serve_direct`); anything else is hyper's, from the first byte.
+/// The head is read within `http.header_read_timeout_ms` and `http.max_header_bytes`.
+async fn serve_plain(
+    mut socket: tokio::net::TcpStream,
+    ctx: HttpContext,
+    peer: std::net::SocketAddr,
+    shutdown: CancellationToken,
+) {
+    use tokio::io::AsyncReadExt;
+    let max_head = ctx.cfg.max_header_bytes.max(1024);
+    let deadline = tokio::time::Instant::now() + ms(ctx.cfg.header_read_timeout_ms);
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        match sniff::sniff(&buf, max_head) {
+            sniff::Sniff::NeedMore => {}
+            sniff::Sniff::Hyper => {
+                let io = rewind::Rewind::new(buf.into(), socket);
+                return serve_connection(io, ctx, peer, shutdown).await;
+            }
+            sniff::Sniff::FlvGet { path, query, .. } => {
+                drop(buf);
+                return flv::serve_direct(socket, path, query, ctx, peer, shutdown).await;
+            }
+        }
+        if buf.capacity() - buf.len() < 512 {
+            buf.reserve(1024);
+        }
+        let read = tokio::select! {
+            r = tokio::time::timeout_at(deadline, socket.read_buf(&mut buf)) => r,
+            _ = shutdown.cancelled() => return,
+        };
+        match read {
+            Ok(Ok(0)) => return,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "http connection ended");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("no request head within the header read timeout");
+                return;
+            }
+        }
     }
 }
 
@@ -333,14 +382,15 @@ async fn route(
             }
         }
         (_, p) => match media_path(p) {
-            Some((key, "flv")) => match authorize(ctx, &key, "flv", query, peer).await {
-                Ok(credential) => {
-                    if method != Method::HEAD {
-                        ctx.hub.pull_if_needed(&key, query).await;
-                    }
-                    play_flv(ctx, &key, method == Method::HEAD, peer, kill, credential)
+            Some((key, "flv")) if method == Method::HEAD => {
+                match authorize(ctx, &key, "flv", query, peer).await {
+                    Ok(_) => flv_head(ctx, &key),
+                    Err(d) => refuse(ctx, &d),
                 }
-                Err(d) => refuse(ctx, &d),
+            }
+            Some((key, "flv")) => match open_flv(ctx, &key, query, peer, kill).await {
+                Ok((sub, client)) => flv_response(flv::live_body(sub, client)),
+                Err(refused) => refused,
             },
             Some((key, "m3u8")) => match authorize(ctx, &key, "hls", query, peer).await {
                 Ok(_) => {
@@ -513,31 +563,39 @@ impl AllowCache {
     }
 }
 
-fn play_flv(
+/// The answer to `HEAD /{app}/{stream}.flv`: whether it is live.
+fn flv_head(ctx: &HttpContext, key: &StreamKey) -> Response<ResponseBody> {
+    match ctx.hub.get(key) {
+        Some(_) => flv_response(ResponseBody::empty()),
+        None => text(StatusCode::NOT_FOUND, format!("stream {key} is not live")),
+    }
+}
+
+/// Opens a live HTTP-FLV play: the authorization, a pull when the stream lives on
+/// another server, the subscription and the client-list entry (closed by `kill`).
+/// A refusal is the response to send.
+async fn open_flv(
     ctx: &HttpContext,
     key: &StreamKey,
-    head_only: bool,
+    query: &str,
     peer: std::net::SocketAddr,
     kill: &CancellationToken,
-    credential: Option<String>,
-) -> Response<ResponseBody> {
-    if head_only {
-        return match ctx.hub.get(key) {
-            Some(_) => flv_response(ResponseBody::empty()),
-            None => text(StatusCode::NOT_FOUND, format!("stream {key} is not live")),
-        };
-    }
+) -> Result<(crate::hub::Subscription, crate::clients::ClientHandle), Response<ResponseBody>> {
+    let credential = authorize(ctx, key, "flv", query, peer)
+        .await
+        .map_err(|d| refuse(ctx, &d))?;
+    ctx.hub.pull_if_needed(key, query).await;
     match ctx.hub.subscribe(key, Protocol::Flv) {
         Ok(sub) => {
             tracing::info!(stream = %key, "http-flv play started");
             let client = ctx.control.clients.register(peer, "flv", kill.clone());
             client.started(ClientRole::Viewer, key.clone(), credential);
-            flv_response(flv::live_body(sub, client))
+            Ok((sub, client))
         }
         Err(e @ crate::hub::SubscribeError::TooManyViewers(..)) => {
-            text(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            Err(text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
         }
-        Err(e) => text(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => Err(text(StatusCode::NOT_FOUND, e.to_string())),
     }
 }
 

@@ -22,7 +22,7 @@ use onair_shared::{CodecConfig, Frame};
 pub use frame::{SharedFrame, Unit};
 pub use stats::Protocol;
 pub use stream::{Event, MediaInfo, PublisherInfo, PushError, Stream};
-pub use subscription::{Item, StreamEnded, Subscription};
+pub use subscription::{next_batch_of, Item, StreamEnded, Subscription};
 
 use crate::config::HubConfig;
 use crate::metrics::Metrics;

@@ -476,6 +476,10 @@ impl Stream {
         self.metrics.bytes_in.inc_by(bytes as u64);
     }
 
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
     /// Bytes written to a viewer of this stream.
     pub fn add_out(&self, bytes: usize) {
         self.counters.add_out(bytes);

@@ -234,3 +234,15 @@ impl Drop for Subscription {
         }
     }
 }
+
+/// `sub`'s next batch, if there is a subscription; never resolves without one (for a
+/// select).
+pub async fn next_batch_of(
+    sub: &mut Option<Subscription>,
+    out: &mut Vec<Arc<SharedFrame>>,
+) -> Result<(), StreamEnded> {
+    match sub {
+        Some(sub) => sub.next_batch(out).await,
+        None => std::future::pending().await,
+    }
+}

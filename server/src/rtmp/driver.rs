@@ -218,7 +218,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 // polls neither its socket's readiness nor the stop.
                 tokio::select! {
                     biased;
-                    r = next_frames(&mut self.sub, &mut batch), if playing => {
+                    r = crate::hub::next_batch_of(&mut self.sub, &mut batch), if playing => {
                         if r.is_err() {
                             // Stream over: tell the player, then close.
                             let bye = self.session.stream_ended();
@@ -236,7 +236,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                         batch.clear();
                         false
                     }
-                    back = returned(&mut self.fan), if attached => {
+                    back = fanout::returned(&mut self.fan), if attached => {
                         self.fan = None;
                         match back {
                             Some(back) => self.take_back(back).await.map_err(|e| (e, false))?,
@@ -523,21 +523,4 @@ pub fn unannounced_codec(
                 Codec::Hevc | Codec::Av1 | Codec::Vp9 | Codec::Opus | Codec::Flac
             ) && !caps.accepts(c)
         })
-}
-
-async fn returned(fan: &mut Option<Ticket>) -> Option<Handback> {
-    match fan {
-        Some(t) => t.returned().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn next_frames(
-    sub: &mut Option<Subscription>,
-    batch: &mut Vec<Arc<SharedFrame>>,
-) -> Result<(), crate::hub::StreamEnded> {
-    match sub {
-        Some(sub) => sub.next_batch(batch).await,
-        None => std::future::pending().await,
-    }
 }
