@@ -27,6 +27,11 @@ use crate::hub::{Hub, Protocol, Publisher, SharedFrame, Subscription};
 /// Most bytes read from the transport at once, after the handshake.
 pub const READ_CHUNK: usize = 16 * 1024;
 
+/// The read buffer a connection starts with: a player, which sends only a few small
+/// commands and acknowledgements, never needs more; a publisher's buffer doubles up to
+/// `READ_CHUNK` each time a read fills it. Thousands of players hold this, not 16 KB.
+const FIRST_READ: usize = HANDSHAKE_READ;
+
 /// A session, its transport, and the hub handles its actions obtained.
 pub struct Driver<T> {
     io: T,
@@ -140,7 +145,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     /// counted in the metrics when it refuses the peer, and logged once).
     pub async fn run(&mut self, shutdown: &CancellationToken) -> Result<(), ConnError> {
         // A transfer buffer only: partial messages live in the session, bounded by its limits.
-        let mut read_buf = vec![0u8; READ_CHUNK].into_boxed_slice();
+        let mut read_buf = vec![0u8; FIRST_READ];
         let Err((e, refused)) = self.serve(shutdown, &mut read_buf).await else {
             return Ok(());
         };
@@ -169,7 +174,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     async fn serve(
         &mut self,
         shutdown: &CancellationToken,
-        read_buf: &mut [u8],
+        read_buf: &mut Vec<u8>,
     ) -> Result<(), (ConnError, bool)> {
         let mut batch: Vec<Arc<SharedFrame>> = Vec::new();
         let idle = ms(self.cfg.idle_timeout_ms);
@@ -252,6 +257,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                         }
                         self.count_bytes(n);
                         self.session.push(&read_buf[..n]);
+                        if n == read_buf.len() && n < READ_CHUNK {
+                            read_buf.resize(n * 2, 0);
+                        }
                         false
                     }
                     _ = &mut stop => true,
