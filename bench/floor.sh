@@ -5,11 +5,13 @@
 #
 #   bench/floor.sh [--viewers "200 500"] [--protocols "rtmp flv"] [--duration 10]
 #                  [--warmup 3] [--sample 720p|360p] [--connect-batch B]
-#                  [--servers "onair nginx floor"] [--out DIR] [--no-build]
+#                  [--servers "onair nginx floor"] [--onair-extra FILE] [--out DIR] [--no-build]
 #   bench/floor.sh --kcore "1 2" [--p99-ms 50] [--start N] [--limit N] [--sample 360p] ...
 #
 # Compare mode: for each protocol and viewer count, a fresh server of each kind on free
 # 127.0.0.1 ports, one onair-bench run against it, then a table. nginx-rtmp has no HTTP-FLV.
+# --onair-extra appends a TOML file to onair's config (sections other than [rtmp], [http]
+# and [hub]), e.g. "[hls]\nenabled = false" to measure the fan-out without HLS muxing.
 # K-core mode (--kcore): each server pinned to cores 0..K-1 with taskset (the bench to the
 # other cores when there are any), and onair-bench's --find-max-p99-ms search: the largest
 # N whose run has p99 <= --p99-ms, every viewer receiving and >= 0.999 of the frames.
@@ -31,8 +33,9 @@ START=500
 LIMIT=20000
 OUT=""
 BUILD=1
+ONAIR_EXTRA=""
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -48,6 +51,7 @@ while [ $# -gt 0 ]; do
         --start) START="$2"; shift 2 ;;
         --limit) LIMIT="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
+        --onair-extra) ONAIR_EXTRA="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "floor.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
@@ -114,6 +118,7 @@ start() {
             local room=$((max_viewers + 64))
             printf '[rtmp]\nmax_connections = %s\nmax_connections_per_ip = %s\n[http]\nmax_connections = %s\nmax_connections_per_ip = %s\n[hub]\nmax_viewers_per_stream = %s\n' \
                 "$room" "$room" "$room" "$room" "$room" >"$WORK/onair.toml"
+            if [ -n "$ONAIR_EXTRA" ]; then cat "$ONAIR_EXTRA" >>"$WORK/onair.toml"; fi
             "$@" "$TARGET/onair" serve --rtmp-addr "127.0.0.1:$RTMP_PORT" \
                 --http-addr "127.0.0.1:$HTTP_PORT" --config "$WORK/onair.toml" \
                 >>"$WORK/onair-server.log" 2>&1 &
