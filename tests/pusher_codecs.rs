@@ -480,7 +480,13 @@ fn hevc_file_push_through_onair_keeps_its_payloads() {
         .expect("response head")
         + 4;
     let file = dir.path.join("from-onair.flv");
-    std::fs::write(&file, dechunk(&got[body_at..])).unwrap();
+    let head = String::from_utf8_lossy(&got[..body_at]).to_ascii_lowercase();
+    let body = if head.contains("transfer-encoding: chunked") {
+        dechunk(&got[body_at..])
+    } else {
+        got[body_at..].to_vec()
+    };
+    std::fs::write(&file, body).unwrap();
     let video: Vec<Bytes> = flv_tags(&file)
         .into_iter()
         .filter(|(t, _)| *t == TAG_VIDEO)

@@ -66,7 +66,8 @@ fn sei_latencies(server: &ServerProc, path: &str, secs: u64) -> Vec<f64> {
     .unwrap();
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending = Vec::new();
-    let mut chunked: Option<ChunkedDecoder> = None;
+    // None until the response head is in; then the chunked decoder, if the body is chunked.
+    let mut framing: Option<Option<ChunkedDecoder>> = None;
     let mut demux = FlvDemuxer::new(8 << 20);
     let mut out = Vec::new();
     let end = Instant::now() + Duration::from_secs(secs);
@@ -75,23 +76,25 @@ fn sei_latencies(server: &ServerProc, path: &str, secs: u64) -> Vec<f64> {
         assert!(n > 0, "server closed the HTTP-FLV stream");
         let now_us = onair_pusher::clock::wall_now_us();
         let mut body = Vec::new();
-        match &mut chunked {
-            Some(d) => d
+        match &mut framing {
+            Some(Some(d)) => d
                 .feed(&buf[..n], |b| body.extend_from_slice(b))
                 .expect("chunked"),
+            Some(None) => body.extend_from_slice(&buf[..n]),
             None => {
                 pending.extend_from_slice(&buf[..n]);
                 if let Some(h) = head_end(&pending) {
                     let head = parse_head(&pending[..h]).expect("response head");
                     assert_eq!(head.status, 200);
-                    let mut d = ChunkedDecoder::new();
                     if head.chunked {
+                        let mut d = ChunkedDecoder::new();
                         d.feed(&pending[h..], |b| body.extend_from_slice(b))
                             .expect("chunked");
+                        framing = Some(Some(d));
                     } else {
                         body.extend_from_slice(&pending[h..]);
+                        framing = Some(None);
                     }
-                    chunked = Some(d);
                 }
             }
         }

@@ -84,8 +84,15 @@ fn flv_target(line: &[u8]) -> Option<&str> {
         return None;
     }
     let path = target.split_once('?').map_or(target, |(p, _)| p);
+    // Every route hyper's router puts before `/{app}/{stream}` stays hyper's: RTMPT's
+    // fixed paths, WHEP, and the server's reserved apps.
+    if crate::rtmpt::protocol::parse_path(path).is_some() || super::whep::is_whep_path(path) {
+        return None;
+    }
     match super::media_path(path) {
-        Some((_, "flv")) => Some(target),
+        Some((key, "flv")) if !crate::hub::RESERVED_APPS.contains(&key.app.as_str()) => {
+            Some(target)
+        }
         _ => None,
     }
 }
@@ -172,6 +179,9 @@ mod tests {
             b"GET /live/../a.flv HTTP/1.1\r\n",
             b"GET http://host/live/a.flv HTTP/1.1\r\n",
             b"GET /live/a.flv HTTP/2.0\r\n",
+            b"GET /send/t.flv HTTP/1.1\r\n",
+            b"GET /recordings/t.flv HTTP/1.1\r\n",
+            b"GET /api/t.flv HTTP/1.1\r\n",
             b"GET /live/a.flv\r\n",
             b"POST /whep/live/a HTTP/1.1\r\n",
             b"PRI * HTTP/2.0\r\n",
