@@ -474,18 +474,8 @@ fn hevc_file_push_through_onair_keeps_its_payloads() {
         }
         raw
     };
-    let body_at = got
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head")
-        + 4;
     let file = dir.path.join("from-onair.flv");
-    let head = String::from_utf8_lossy(&got[..body_at]).to_ascii_lowercase();
-    let body = if head.contains("transfer-encoding: chunked") {
-        dechunk(&got[body_at..])
-    } else {
-        got[body_at..].to_vec()
-    };
+    let (_, body) = common::split_response(&got).expect("response head");
     std::fs::write(&file, body).unwrap();
     let video: Vec<Bytes> = flv_tags(&file)
         .into_iter()

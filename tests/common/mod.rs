@@ -457,24 +457,33 @@ pub fn http_exchange(
             "closed without a response",
         ));
     }
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
+    let (head, body) = split_response(&raw)
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "no header end"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .expect("status");
-    let mut body = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
     Ok((status, body))
+}
+
+/// An HTTP response as read, split into its head and its body, the body taken out of
+/// chunked coding when the head says so; `None` without a complete head.
+pub fn split_response(raw: &[u8]) -> Option<(String, Vec<u8>)> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let body = &raw[split + 4..];
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    Some((
+        head,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_vec()
+        },
+    ))
 }
 
 /// The body of a chunked HTTP response, as far as it was read.
