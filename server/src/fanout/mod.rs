@@ -620,11 +620,9 @@ fn serve(
         if joined.is_empty() {
             return Served::Keep;
         }
-        let written = match send(e, &[IoSlice::new(joined)]) {
-            Ok(0) => return Served::Back(Why::Io(std::io::ErrorKind::WriteZero.into())),
+        let written = match send_now(e, &[IoSlice::new(joined)]) {
             Ok(w) => w,
-            Err(err) if retry_later(&err) => 0,
-            Err(err) => return Served::Back(Why::Io(err)),
+            Err(why) => return Served::Back(why),
         };
         counted(e, written, out_bytes);
         if written == joined.len() {
@@ -644,12 +642,9 @@ fn serve(
                 total += chunks.len();
             }
         }
-        let written = match send(e, &slots[..n]) {
-            _ if n == 0 => 0,
-            Ok(0) => return Served::Back(Why::Io(std::io::ErrorKind::WriteZero.into())),
+        let written = match send_now(e, &slots[..n]) {
             Ok(w) => w,
-            Err(err) if retry_later(&err) => 0,
-            Err(err) => return Served::Back(Why::Io(err)),
+            Err(why) => return Served::Back(why),
         };
         counted(e, written, out_bytes);
         if written == total {
@@ -677,10 +672,24 @@ fn serve(
     }
 }
 
-/// One non-blocking `sendmsg` (or `send`, for one buffer) of `bufs` to `e`'s socket. It goes to the descriptor
-/// directly, not through tokio's readiness check: that check, and reaching the socket
-/// through its `Arc`, read memory of the viewer's own, a cache miss per viewer per frame
-/// (5 % of a 500-viewer run's samples). Only a send the socket refuses is made again
+/// What the socket took of a first attempt at `bufs` (0 if it would block, or if there
+/// is nothing to send), or why the viewer must be given back.
+fn send_now(e: &Entry, bufs: &[IoSlice<'_>]) -> Result<usize, Why> {
+    if bufs.is_empty() {
+        return Ok(0);
+    }
+    match send(e, bufs) {
+        Ok(0) => Err(Why::Io(std::io::ErrorKind::WriteZero.into())),
+        Ok(w) => Ok(w),
+        Err(err) if retry_later(&err) => Ok(0),
+        Err(err) => Err(Why::Io(err)),
+    }
+}
+
+/// One non-blocking `sendmsg` (or `send`, for one buffer) of `bufs` to `e`'s socket. It
+/// goes to the descriptor directly, not through tokio's readiness check: that check, and
+/// reaching the socket through its `Arc`, read memory of the viewer's own, a cache miss
+/// per viewer per frame (5 % of a 500-viewer run's samples). Only a send the socket refuses is made again
 /// through tokio, whose readiness it must clear so that the wait for writability that
 /// follows waits for a fresh edge (the readiness it clears is the one it read before its
 /// own attempt, so an edge in between is not lost).
