@@ -4,7 +4,7 @@
 //! period then the stream is offline), an HTTP-FLV viewer and an RTMP player (others
 //! untouched), and the audit log.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::process::Stdio;

@@ -4,7 +4,7 @@
 //! must find no 5xx and no response that breaks the document (status, content type,
 //! headers, body schema), and valid requests must not be refused.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Done-when 5: each kind of bad input gets its error and a closed connection, while a
 //! live stream keeps flowing to its viewer and the server keeps running.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

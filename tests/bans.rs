@@ -4,7 +4,7 @@
 //! CIDR range) through the admin API; config bans lifted by a reload. Other addresses are
 //! served throughout.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! stream per edge, idle stop, edge of edge), origin failover, and the Redis stream
 //! directory. Every server is a real `onair` process on loopback; the publisher is ffmpeg.
 
-mod common;
+use crate::common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Stdio};

@@ -6,7 +6,7 @@
 //! No registry is reachable: the base image is debootstrapped (scripts/docker-base-image.sh)
 //! and cached, keyed, under target/tmp/docker-test, with the engine's data root.
 
-mod common;
+use crate::common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@
 //! Enhanced FLV of each fixture, parsed and written back (track 0, no Metadata or
 //! Multitrack), must decode in FFmpeg 8.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -2,7 +2,7 @@
 //! sequence headers, then a keyframe, and timestamps that never go backwards. And which
 //! HTTP-FLV viewers the fan-out loops write (issue 17).
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

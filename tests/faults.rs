@@ -1,7 +1,7 @@
 //! Issue 6 fault tests: resets mid-frame, floods of silent connections, random bytes on
 //! both ports. The server must shed each without harm to a live stream and its viewer.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::net::TcpStream;

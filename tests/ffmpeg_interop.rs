@@ -1,7 +1,7 @@
 //! Done-when 2: ffmpeg pushes the reference 720p30 stream; ffprobe and ffmpeg read it
 //! back over RTMP and HTTP-FLV.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! Issue 6, Done-when 1: each refusal (wrong key, hook says no, over a limit, slowloris)
 //! with its status and its metric, while a live stream keeps flowing to its viewer.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

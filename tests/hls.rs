@@ -2,7 +2,7 @@
 //! playlist and segments back; the window slides, expired segments go, a returning
 //! publisher makes a discontinuity that players play through.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

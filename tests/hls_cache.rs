@@ -2,7 +2,7 @@
 //! its addresses and paths rewritten) in front of onair, and HLS clients fetch every segment
 //! through it. A tap between nginx and onair counts what reaches the origin.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};

@@ -4,7 +4,7 @@
 //! and drives the bad-input cases (far-future and garbage queries, more held requests
 //! than `hls.max_blocking_requests`, clients leaving while held, a stale stream).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};

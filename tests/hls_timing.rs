@@ -1,7 +1,7 @@
 //! HLS timing and memory: a segment is listed within 100 ms of the keyframe that closes
 //! it, and server memory stays flat over 10 minutes of stream time.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! with enough frames and no decode error. They are also the independent checks of our
 //! connect `_result`, which carries the Enhanced RTMP fields legacy clients must ignore.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

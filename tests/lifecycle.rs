@@ -1,7 +1,7 @@
 //! Publisher leave and return, stream end after the grace period, and graceful shutdown,
 //! with real ffmpeg publishers and an HTTP-FLV viewer.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

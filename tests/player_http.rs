@@ -2,7 +2,7 @@
 //! content types and cache headers, nothing outside the folder whatever the raw path says,
 //! and a clear 503 (and startup log line) telling how to build the player when it is missing.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -3,7 +3,7 @@
 //! false` hides the list while a stream stays readable and playable by name, and
 //! `private_apps` leaves apps out of the list.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! retina, read back by ffmpeg over HTTP-FLV and HLS; the camera's loss and return; wrong
 //! camera credentials.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -4,7 +4,7 @@
 //! processing) must take the echo down by at least 20 dB where only the far end talks
 //! (after 2 s to converge), and keep the near-end speech (within 10 dB while both talk).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -6,8 +6,8 @@
 //! is checked for real against a virtual X server (Xvfb) when the `screen` feature is built
 //! (CI builds all features).
 
-mod common;
-mod pusher_util;
+use crate::common;
+use crate::pusher_util;
 
 use pusher_util::*;
 

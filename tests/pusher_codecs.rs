@@ -6,8 +6,8 @@
 //! Output is an FLV file, RTMP to FFmpeg 8 itself listening as the server, and onair's own
 //! server, read back by FFmpeg 8 (Opus) or by a raw HTTP-FLV viewer (HEVC payloads).
 
-mod common;
-mod pusher_util;
+use crate::common;
+use crate::pusher_util;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

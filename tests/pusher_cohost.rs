@@ -7,8 +7,8 @@
 //! mix while the guest is there (and the 440 Hz fades out while it is away); the host's
 //! video timestamps never skip more than 2 frame intervals.
 
-mod common;
-mod pusher_util;
+use crate::common;
+use crate::pusher_util;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

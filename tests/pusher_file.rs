@@ -3,8 +3,8 @@
 //! and channels, audio and video timestamps within 50 ms of each other over 60 s. Also the
 //! raw file sources (Y4M, WAV) encoded by us, and the processing options end to end.
 
-mod common;
-mod pusher_util;
+use crate::common;
+use crate::pusher_util;
 
 use common::{decode_mono_48k, require, TempDir};
 use pusher_util::*;

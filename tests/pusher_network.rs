@@ -3,8 +3,8 @@
 //! the stream needs, the pusher drops frames (status line `dropped=`), lowers its video
 //! bitrate (`target=`) and its memory stays flat. All traffic is on 127.0.0.1; every loop is bounded in count and time.
 
-mod common;
-mod pusher_util;
+use crate::common;
+use crate::pusher_util;
 
 use std::net::SocketAddr;
 use std::process::Stdio;

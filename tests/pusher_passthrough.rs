@@ -3,8 +3,8 @@
 //! bit-identical to the source's (ffmpeg's `framemd5` of both, stream copy). Also FLV
 //! files as a source, and `--loop` continuing timestamps.
 
-mod common;
-mod pusher_util;
+use crate::common;
+use crate::pusher_util;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -4,8 +4,8 @@
 //! decodes the capture wall clock from the SEI of every frame to find the end-to-end
 //! latency on loopback.
 
-mod common;
-mod pusher_util;
+use crate::common;
+use crate::pusher_util;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

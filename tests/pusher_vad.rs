@@ -6,8 +6,8 @@
 //! without it. (fdk-aac runs at a constant bitrate, so with AAC the gate saves nothing: the
 //! test uses Opus, whose VBR shrinks silent frames.)
 
-mod common;
-mod pusher_util;
+use crate::common;
+use crate::pusher_util;
 
 use std::path::Path;
 use std::process::Command;

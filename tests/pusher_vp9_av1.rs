@@ -4,8 +4,8 @@
 //! error: from an FLV file written with `--fast`, and from onair over HTTP-FLV and RTMP
 //! (announcing `vp09,av01`) while the push runs in real time.
 
-mod common;
-mod pusher_util;
+use crate::common;
+use crate::pusher_util;
 
 use std::process::Stdio;
 

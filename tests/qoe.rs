@@ -5,7 +5,7 @@
 //! another still gets 204; oversized bodies 413, garbage 400, unfinished ones 408; memory
 //! and tracked state stay bounded across 20k bad requests.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};

@@ -4,7 +4,7 @@
 //! `ONAIR_RECORD_SECS=60` runs the full lengths (a 60 s recording, a 20 s clip,
 //! the kill 45 s in).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -4,7 +4,7 @@
 //! refused with its error (HTTP 422 on `POST /api/admin/reload`, a log line on SIGHUP)
 //! and changes nothing; a listener-only setting is reported as needing a restart.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

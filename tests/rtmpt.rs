@@ -3,7 +3,7 @@
 //! skipped request number, an unknown session, a huge body, an idle session) get a clear
 //! 4xx or close, are counted, and leave other clients alone; reserved app names.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

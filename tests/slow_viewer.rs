@@ -4,7 +4,7 @@
 //! the RTMP play as its connection's first request, so the stalled ones and the healthy
 //! ones are all written by the stream's fan-out loops.
 
-mod common;
+use crate::common;
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};

@@ -1,9 +1,9 @@
 //! Soak: one publisher and 200 mixed viewers (RTMP, HTTP-FLV, HLS) for a while, watching
 //! the server's memory with and without viewers, and every viewer's distance to the live
 //! edge. CI runs a short version; the full one is
-//! `ONAIR_SOAK_SECS=600 cargo test --release --test soak -- --nocapture`.
+//! `ONAIR_SOAK_SECS=600 cargo test --release --test e2e soak:: -- --nocapture`.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

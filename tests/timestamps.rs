@@ -2,7 +2,7 @@
 //! and the 32-bit wrap after 49.7 days. A publisher crossing both, with extended timestamps
 //! on the wire, must reach its viewers with timestamps that only go forward.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

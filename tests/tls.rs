@@ -2,7 +2,7 @@
 //! HLS) and the plain listeners; `onair push rtmps://` with and without `--insecure`; a
 //! certificate reload on SIGHUP under a live RTMPS viewer; bad input on the TLS ports.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -4,7 +4,7 @@
 //! MP3 publish, transcoded, and of an Opus one, passed through); a viewer that vanishes
 //! is dropped by ICE consent; bad offers and the viewer limit get clear statuses.
 
-mod common;
+use crate::common;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
