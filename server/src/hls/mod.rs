@@ -6,13 +6,14 @@ pub mod cmaf;
 pub mod dvr;
 pub mod playlist;
 pub mod segmenter;
+mod tap;
 pub mod ts;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::broadcast::error::RecvError;
@@ -21,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::HlsConfig;
-use crate::hub::{Hub, Item, Protocol, Stream, StreamKey, Unit};
+use crate::hub::{Hub, Protocol, Stream, StreamKey};
 use cmaf::{CmafStream, HeldRequests};
 use playlist::{Entry, Playlist};
 use segmenter::{Segment, Segmenter, SegmenterConfig};
@@ -159,11 +160,8 @@ impl Hls {
     /// Starts the segmenters the variant asks for on a stream.
     fn start(&self, s: Arc<Stream>, shutdown: &CancellationToken, tasks: &TaskTracker) {
         let variant = self.config().variant;
-        if variant.has_ts() {
-            tasks.spawn(self.clone().segment(s.clone(), shutdown.clone()));
-        }
-        if variant.has_fmp4() {
-            tasks.spawn(self.clone().segment_cmaf(s, shutdown.clone()));
+        if variant.has_ts() || variant.has_fmp4() {
+            tasks.spawn(self.clone().segment(s, shutdown.clone()));
         }
     }
 
@@ -184,34 +182,6 @@ impl Hls {
     fn is_segmented(&self, key: &StreamKey) -> bool {
         self.get(key).is_some_and(|h| !h.is_ended())
             || self.get_cmaf(key).is_some_and(|h| !h.is_ended())
-    }
-
-    /// The fMP4 segmenter of one stream: frames in, parts and segments out.
-    async fn segment_cmaf(self, stream: Arc<Stream>, shutdown: CancellationToken) {
-        let cs = self.attach_cmaf(&stream.key);
-        let mut sub = crate::hub::Subscription::internal(&stream);
-        let span = stream.span.clone();
-        loop {
-            let item = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                i = sub.next_item() => i,
-            };
-            match item {
-                Ok(Item::Frame(f)) => match &f.unit {
-                    Unit::Frame { frame, .. } => cs.on_frame(
-                        frame,
-                        || stream.served_tracks().iter().any(|c| c.is_video()),
-                        SystemTime::now(),
-                    ),
-                    Unit::Config(c) => cs.on_config(c),
-                },
-                Ok(Item::PublisherLeft) | Ok(Item::Lagged(_)) => cs.finish(),
-                Ok(Item::PublisherReturned) => {}
-                Err(_) => break,
-            }
-        }
-        cs.end();
-        tracing::debug!(parent: &span, "fmp4 hls segmenter stopped");
     }
 
     fn attach_cmaf(&self, key: &StreamKey) -> Arc<CmafStream> {
@@ -269,40 +239,59 @@ impl Hls {
         }
     }
 
-    /// The segmenter of one stream: frames in, segments out, until the stream ends.
+    /// The segmenters of one stream, as a tap on it (they run in the publisher's push),
+    /// and this task, which publishes each closed TS segment, until the stream ends.
     async fn segment(self, stream: Arc<Stream>, shutdown: CancellationToken) {
-        let hs = self.attach(&stream.key);
-        let cfg = SegmenterConfig {
-            target_ms: self.config().segment_duration_ms,
-            max_segment_bytes: self.config().max_segment_bytes,
-        };
-        let mut seg = Segmenter::new(cfg, hs.next_seq());
-        let mut sub = crate::hub::Subscription::internal(&stream);
+        let variant = self.config().variant;
+        let hs = variant.has_ts().then(|| self.attach(&stream.key));
+        let cs = variant.has_fmp4().then(|| self.attach_cmaf(&stream.key));
+        let ts = hs.as_ref().map(|hs| {
+            let cfg = SegmenterConfig {
+                target_ms: self.config().segment_duration_ms,
+                max_segment_bytes: self.config().max_segment_bytes,
+            };
+            Segmenter::new(cfg, hs.next_seq())
+        });
+        let (tx, mut closed) = tokio::sync::mpsc::channel(tap::SEGMENT_BACKLOG);
+        let hls_tap = Arc::new(tap::HlsTap::new(ts, cs.clone(), tx));
+        let as_tap: Arc<dyn crate::hub::Tap> = hls_tap.clone();
+        stream.add_tap(as_tap.clone());
         let span = stream.span.clone();
+        // The stream holds the tap; a strong reference here would keep it alive.
+        let stream = Arc::downgrade(&stream);
+        drop(as_tap);
         loop {
-            let item = tokio::select! {
+            let s = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                i = sub.next_item() => i,
+                s = closed.recv() => s,
             };
-            let closed = match item {
-                Ok(Item::Frame(f)) => match &f.unit {
-                    Unit::Frame { frame, .. } => seg.push(frame, SystemTime::now()),
-                    Unit::Config(c) => seg.push_config(c),
-                },
-                Ok(Item::PublisherLeft) => seg.finish(),
-                Ok(Item::PublisherReturned) | Ok(Item::Lagged(_)) => seg.discontinuity(),
-                Err(_) => break,
+            let (Some(s), Some(hs)) = (s, &hs) else {
+                // The tap dropped its sender: the stream ended.
+                break;
             };
-            if let Some(s) = closed {
-                self.publish(&hs, s).await;
+            self.publish(hs, s).await;
+            if let Some(stream) = stream.upgrade() {
                 hs.count_clients(&stream);
             }
         }
-        if let Some(s) = seg.finish() {
-            self.publish(&hs, s).await;
+        if let Some(stream) = stream.upgrade() {
+            let t: Arc<dyn crate::hub::Tap> = hls_tap.clone();
+            stream.remove_tap(&t);
         }
-        hs.end();
-        tracing::debug!(parent: &span, "hls segmenter stopped");
+        let last = hls_tap.stop();
+        if let Some(hs) = &hs {
+            while let Ok(s) = closed.try_recv() {
+                self.publish(hs, s).await;
+            }
+            if let Some(s) = last {
+                self.publish(hs, s).await;
+            }
+            hs.end();
+        }
+        if let Some(cs) = &cs {
+            cs.end();
+        }
+        tracing::debug!(parent: &span, "hls segmenters stopped");
     }
 
     /// The HLS output for `key`, continuing sequence numbers if it existed before.

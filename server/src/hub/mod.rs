@@ -21,7 +21,9 @@ use onair_shared::{CodecConfig, Frame};
 
 pub use frame::{SharedFrame, Unit};
 pub use stats::Protocol;
+pub(crate) use stream::Tap;
 pub use stream::{Event, MediaInfo, PublisherInfo, PushError, Stream};
+pub(crate) use subscription::Admission;
 pub use subscription::{next_batch_of, Item, StreamEnded, Subscription};
 
 use crate::config::HubConfig;

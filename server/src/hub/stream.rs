@@ -32,6 +32,26 @@ pub enum Event {
     Ended,
 }
 
+/// An output that runs inside the publisher's push, under the stream's lock, for muxers
+/// whose work per frame is a few microseconds (HLS). It sees every event in publish order,
+/// never lags, and costs no task wake-up: a segmenter woken per frame on its own task made
+/// the runtime wake a second worker for each frame (futex, eventfd and epoll calls that
+/// cost more than the muxing). What it must wait on (files, sockets) it hands to a task.
+pub(crate) trait Tap: Send + Sync {
+    /// `served_video`: the stream serves a video track (known before its first frame).
+    fn on_event(&self, event: &Event, served_video: bool);
+}
+
+/// The stream's taps, in the order they were added.
+#[derive(Default)]
+struct Taps(Vec<Arc<dyn Tap>>);
+
+impl std::fmt::Debug for Taps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} taps", self.0.len())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PushError {
     #[error("this publisher was replaced by a newer one")]
@@ -92,6 +112,14 @@ pub(super) struct State {
     served_video: Option<TrackId>,
     served_audio: Option<TrackId>,
     pub meter: RateMeter,
+    taps: Taps,
+}
+
+impl State {
+    fn serves_video(&self) -> bool {
+        self.served_video
+            .is_some_and(|t| self.tracks.contains_key(&(MediaKind::Video, t)))
+    }
 }
 
 #[derive(Debug)]
@@ -144,6 +172,7 @@ impl Stream {
                 served_video: None,
                 served_audio: None,
                 meter: RateMeter::new(5),
+                taps: Taps::default(),
             }),
             fanout: crate::fanout::Loops::default(),
         }
@@ -165,8 +194,44 @@ impl Stream {
     }
 
     pub(super) fn broadcast(&self, event: Event) {
+        let st = self.lock();
+        self.send(&st, event);
+    }
+
+    /// To the taps, then to every receiver, under the lock so both see one order.
+    fn send(&self, st: &State, event: Event) {
+        if !st.taps.0.is_empty() {
+            let video = st.serves_video();
+            for tap in &st.taps.0 {
+                tap.on_event(&event, video);
+            }
+        }
         // No receivers is normal (no viewers yet).
         let _ = self.tx.send(event);
+    }
+
+    /// Adds a tap, first giving it the start frames a new viewer gets (metadata, sequence
+    /// headers, GOP cache), under the lock, so it misses and repeats nothing.
+    pub(crate) fn add_tap(&self, tap: Arc<dyn Tap>) {
+        let mut st = self.lock();
+        let video = st.serves_video();
+        let start = st.metadata.iter().chain(&st.video_seq).chain(&st.audio_seq);
+        for f in start.chain(&st.gop) {
+            tap.on_event(&Event::Frame(f.clone()), video);
+        }
+        if st.publisher.is_none() && st.leave_generation > 0 {
+            tap.on_event(&Event::PublisherLeft, video);
+        }
+        if st.ended {
+            tap.on_event(&Event::Ended, video);
+        }
+        st.taps.0.push(tap);
+    }
+
+    /// Removes a tap (its output stopped); it gets no event after this returns.
+    pub(crate) fn remove_tap(&self, tap: &Arc<dyn Tap>) {
+        let same = |t: &Arc<dyn Tap>| std::ptr::addr_eq(Arc::as_ptr(t), Arc::as_ptr(tap));
+        self.lock().taps.0.retain(|t| !same(t));
     }
 
     /// A new viewer: the start frames (metadata, sequence headers, GOP cache) and a
@@ -396,8 +461,7 @@ impl Stream {
                 st.gop.push(frame.clone());
             }
         }
-        let _ = self.tx.send(Event::Frame(frame));
-        drop(st);
+        self.send(&st, Event::Frame(frame));
     }
 
     pub fn publisher(&self) -> Option<PublisherInfo> {

@@ -34,9 +34,7 @@ pub struct Subscription {
     pending: VecDeque<Arc<SharedFrame>>,
     /// `None` for server-side consumers, which are not viewers.
     protocol: Option<Protocol>,
-    has_video: bool,
-    /// This viewer has been given a keyframe since it joined or last lagged.
-    video_started: bool,
+    admission: Admission,
     publisher_present: bool,
     merge_wait: Duration,
     /// Frames skipped for this viewer because it fell behind.
@@ -61,8 +59,7 @@ impl Subscription {
             rx,
             pending: VecDeque::new(),
             protocol,
-            has_video,
-            video_started: false,
+            admission: Admission::new(has_video),
             publisher_present,
             merge_wait,
             dropped: 0,
@@ -98,12 +95,12 @@ impl Subscription {
         // frame joins it or the deadline passes, so a viewer writes about once per video
         // frame. A batch holding video goes at once: video never waits.
         let waits = |out: &Vec<Arc<SharedFrame>>| !out.iter().any(|f| f.is_video());
-        if !self.has_video || !waits(out) {
+        if !self.admission.has_video || !waits(out) {
             return Ok(());
         }
         // The clock is read only for a batch that waits.
         let deadline = tokio::time::Instant::now() + self.merge_wait;
-        while self.has_video && waits(out) {
+        while self.admission.has_video && waits(out) {
             match tokio::time::timeout_at(deadline, self.recv()).await {
                 Ok(event) => {
                     self.handle(event?, out)?;
@@ -178,7 +175,7 @@ impl Subscription {
     fn lagged(&mut self, n: u64) {
         self.dropped += n;
         self.stream.add_dropped(n);
-        self.video_started = false;
+        self.admission.restart();
         tracing::debug!(parent: &self.stream.span, skipped = n, "viewer fell behind; resuming at next keyframe");
     }
 
@@ -193,26 +190,52 @@ impl Subscription {
             Event::PublisherReturned => {
                 self.publisher_present = true;
                 // The newcomer's frames are decodable only from its first keyframe.
-                self.video_started = false;
+                self.admission.restart();
             }
             Event::Ended => return Err(StreamEnded),
         }
         Ok(())
     }
 
-    /// Per-viewer filter: configuration always passes; media only from a keyframe on.
     fn admit(&mut self, f: Arc<SharedFrame>) -> Option<Arc<SharedFrame>> {
+        self.admission.admits(&f).then_some(f)
+    }
+}
+
+/// Which frames a consumer can use: configuration always; media only from a keyframe on
+/// (since it joined, lagged or a new publisher came). Viewers and stream taps share it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Admission {
+    has_video: bool,
+    /// A keyframe has been admitted since the start or the last `restart`.
+    video_started: bool,
+}
+
+impl Admission {
+    pub(crate) fn new(has_video: bool) -> Self {
+        Self {
+            has_video,
+            video_started: false,
+        }
+    }
+
+    /// Frames from here on are decodable only from the next keyframe.
+    pub(crate) fn restart(&mut self) {
+        self.video_started = false;
+    }
+
+    pub(crate) fn admits(&mut self, f: &SharedFrame) -> bool {
         if f.is_config() {
             if f.is_video() {
                 self.has_video = true;
             }
-            return Some(f);
+            return true;
         }
         if f.is_video() {
             if f.is_keyframe() {
                 self.video_started = true;
             }
-            return self.video_started.then_some(f);
+            return self.video_started;
         }
         // A frame's clock (`onFrameTime`) belongs to a video frame: none before this
         // viewer's first keyframe either, so the first clock a player sees is that of its
@@ -220,10 +243,7 @@ impl Subscription {
         let follows_video = f.is_audio()
             || f.as_frame()
                 .is_some_and(|fr| onair_shared::frame_time::is_frame_time(&fr.data));
-        if follows_video && self.has_video && !self.video_started {
-            return None;
-        }
-        Some(f)
+        !(follows_video && self.has_video && !self.video_started)
     }
 }
 
