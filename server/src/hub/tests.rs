@@ -648,3 +648,86 @@ async fn frame_clocks_wait_for_the_viewers_first_keyframe() {
     let dts = |i: usize| got[i].as_frame().map(|f| f.dts);
     assert_eq!(dts(1), dts(0), "the keyframe's own clock");
 }
+
+/// A tap that writes down what it is given, as `describe` names frames.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl Tap for Recorder {
+    fn on_event(&self, event: &Event, served_video: bool) {
+        let line = match event {
+            Event::Frame(f) => describe(std::slice::from_ref(f)).remove(0),
+            Event::PublisherLeft => "left".into(),
+            Event::PublisherReturned => "returned".into(),
+            Event::Ended => "ended".into(),
+        };
+        let video = if served_video { "" } else { " (no video)" };
+        self.0.lock().unwrap().push(format!("{line}{video}"));
+    }
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tap_gets_the_start_frames_then_every_event_in_order_until_removed() {
+    let hub = hub(|c| c.publisher_grace_ms = 1_000);
+    let k = StreamKey::new("live", "t");
+    let p = hub.publish(k.clone(), addr()).unwrap();
+    p.audio(0, aac_seq()).unwrap();
+    p.video(0, avc_seq()).unwrap();
+    p.video(0, key(1)).unwrap();
+    p.audio(10, aac(2)).unwrap();
+    let stream = hub.get(&k).unwrap();
+    let rec = Arc::new(Recorder::default());
+    let tap: Arc<dyn Tap> = rec.clone();
+    stream.add_tap(tap.clone());
+    // What a new viewer starts with, once, and nothing twice.
+    assert_eq!(rec.take(), vec!["v:seq", "a:seq", "v:key1", "a:2"]);
+    p.video(33, inter(3)).unwrap();
+    p.audio(40, aac(4)).unwrap();
+    drop(p);
+    let p2 = hub.publish(k.clone(), addr()).unwrap();
+    p2.video(0, avc_seq()).unwrap();
+    p2.video(0, key(5)).unwrap();
+    assert_eq!(
+        rec.take(),
+        vec!["v:3", "a:4", "left", "returned", "v:key5"],
+        "the repeated configuration is no change"
+    );
+    stream.remove_tap(&tap);
+    p2.video(33, inter(6)).unwrap();
+    drop(p2);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(hub.get(&k).is_none(), "stream ended after the grace period");
+    assert_eq!(
+        rec.take(),
+        Vec::<String>::new(),
+        "a removed tap hears nothing"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tap_hears_the_end_and_an_audio_only_stream_says_it_has_no_video() {
+    let hub = hub(|c| c.publisher_grace_ms = 1_000);
+    let k = StreamKey::new("live", "a");
+    let p = hub.publish(k.clone(), addr()).unwrap();
+    p.audio(0, aac_seq()).unwrap();
+    let rec = Arc::new(Recorder::default());
+    hub.get(&k).unwrap().add_tap(rec.clone());
+    p.audio(21, aac(1)).unwrap();
+    drop(p);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        rec.take(),
+        vec![
+            "a:seq (no video)",
+            "a:1 (no video)",
+            "left (no video)",
+            "ended (no video)"
+        ]
+    );
+}
