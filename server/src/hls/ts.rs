@@ -46,6 +46,9 @@ pub struct TsMuxer {
     cc_pmt: u8,
     cc_video: u8,
     cc_audio: u8,
+    /// The elementary stream of the frame being written, kept between frames: a buffer
+    /// made per frame was a fresh allocation (and page faults) 80 times a second.
+    es: Vec<u8>,
 }
 
 fn ts90(ms: i64) -> Timestamp {
@@ -184,7 +187,8 @@ impl TsMuxer {
     ) -> Result<(), TsError> {
         let body = &frame.data[..];
         let nals = split_length_prefixed(body, config.nalu_length_size)?;
-        let mut es = Vec::with_capacity(body.len() + 64);
+        let mut es = std::mem::take(&mut self.es);
+        es.clear();
         es.extend_from_slice(&[0, 0, 0, 1, NAL_AUD, 0xf0]);
         if frame.keyframe {
             for ps in config.sps.iter().chain(config.pps.iter()) {
@@ -201,7 +205,9 @@ impl TsMuxer {
             es.extend_from_slice(&[0, 0, 1]);
             es.extend_from_slice(nal);
         }
-        self.write_video_es(out, frame, &es)
+        let written = self.write_video_es(out, frame, &es);
+        self.es = es;
+        written
     }
 
     /// One HEVC access unit: AUD, then VPS/SPS/PPS before each IRAP picture, then the
@@ -217,7 +223,8 @@ impl TsMuxer {
         let body = &frame.data[..];
         let nals = split_length_prefixed(body, config.nal_length_size)?;
         let irap = frame.keyframe || nals.iter().any(|n| is_irap(nal_type(n)));
-        let mut es = Vec::with_capacity(body.len() + 128);
+        let mut es = std::mem::take(&mut self.es);
+        es.clear();
         es.extend_from_slice(&[0, 0, 0, 1]);
         es.extend_from_slice(&HEVC_AUD);
         if irap {
@@ -238,7 +245,9 @@ impl TsMuxer {
             keyframe: irap,
             ..frame.clone()
         };
-        self.write_video_es(out, &frame, &es)
+        let written = self.write_video_es(out, &frame, &es);
+        self.es = es;
+        written
     }
 
     fn write_video_es(
@@ -273,15 +282,15 @@ impl TsMuxer {
         carries_pcr: bool,
     ) -> Result<(), TsError> {
         let raw = &frame.data[..];
-        let mut es = Vec::with_capacity(raw.len() + 7);
-        match &config.params {
-            CodecParams::Aac(asc) => {
-                es.extend_from_slice(&asc.adts_header(raw.len())?);
-                es.extend_from_slice(raw);
-            }
-            CodecParams::Mp3(_) => es.extend_from_slice(raw),
+        let adts = match &config.params {
+            CodecParams::Aac(asc) => Some(asc.adts_header(raw.len())?),
+            CodecParams::Mp3(_) => None,
             _ => return Err(TsError::AudioCodec(config.codec.name())),
-        }
+        };
+        let mut es = std::mem::take(&mut self.es);
+        es.clear();
+        es.extend_from_slice(adts.as_ref().map_or(&[][..], |h| &h[..]));
+        es.extend_from_slice(raw);
         let pts = ts90(frame.dts as i64 + TS_OFFSET_MS as i64);
         let pes = PesHeader {
             stream_id: StreamId::new(StreamId::AUDIO_MIN),
@@ -295,7 +304,9 @@ impl TsMuxer {
         };
         let pes_len = (3 + 5 + es.len()).min(u16::MAX as usize) as u16;
         let pcr = carries_pcr.then(|| ClockReference::new(pts.as_u64() * 300).expect("fits"));
-        self.write_pes(out, PID_AUDIO, pes, pes_len, &es, pcr, false)
+        let written = self.write_pes(out, PID_AUDIO, pes, pes_len, &es, pcr, false);
+        self.es = es;
+        written
     }
 
     #[allow(clippy::too_many_arguments)]
