@@ -1,6 +1,7 @@
-//! HLS: one segmenter per live stream, subscribed like a viewer, started with the stream
-//! and stopped with it; segments and playlists kept in memory (optionally mirrored to a
-//! folder) and served as bytes. Nothing here runs per HLS client beyond a lookup.
+//! HLS: the segmenters of each live stream, run as a tap on it (`tap.rs`: in the
+//! publisher's push, like a viewer that never lags), started with the stream and stopped
+//! with it; segments and playlists kept in memory (optionally mirrored to a folder by the
+//! stream's HLS task) and served as bytes. Nothing here runs per HLS client beyond a lookup.
 
 pub mod cmaf;
 pub mod dvr;
