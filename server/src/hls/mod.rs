@@ -260,7 +260,6 @@ impl Hls {
         let span = stream.span.clone();
         // The stream holds the tap; a strong reference here would keep it alive.
         let stream = Arc::downgrade(&stream);
-        drop(as_tap);
         loop {
             let s = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -276,8 +275,7 @@ impl Hls {
             }
         }
         if let Some(stream) = stream.upgrade() {
-            let t: Arc<dyn crate::hub::Tap> = hls_tap.clone();
-            stream.remove_tap(&t);
+            stream.remove_tap(&as_tap);
         }
         let last = hls_tap.stop();
         if let Some(hs) = &hs {

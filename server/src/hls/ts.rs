@@ -187,8 +187,7 @@ impl TsMuxer {
     ) -> Result<(), TsError> {
         let body = &frame.data[..];
         let nals = split_length_prefixed(body, config.nalu_length_size)?;
-        let mut es = std::mem::take(&mut self.es);
-        es.clear();
+        let mut es = self.take_es();
         es.extend_from_slice(&[0, 0, 0, 1, NAL_AUD, 0xf0]);
         if frame.keyframe {
             for ps in config.sps.iter().chain(config.pps.iter()) {
@@ -205,9 +204,7 @@ impl TsMuxer {
             es.extend_from_slice(&[0, 0, 1]);
             es.extend_from_slice(nal);
         }
-        let written = self.write_video_es(out, frame, &es);
-        self.es = es;
-        written
+        self.write_video_es(out, frame, es)
     }
 
     /// One HEVC access unit: AUD, then VPS/SPS/PPS before each IRAP picture, then the
@@ -223,8 +220,7 @@ impl TsMuxer {
         let body = &frame.data[..];
         let nals = split_length_prefixed(body, config.nal_length_size)?;
         let irap = frame.keyframe || nals.iter().any(|n| is_irap(nal_type(n)));
-        let mut es = std::mem::take(&mut self.es);
-        es.clear();
+        let mut es = self.take_es();
         es.extend_from_slice(&[0, 0, 0, 1]);
         es.extend_from_slice(&HEVC_AUD);
         if irap {
@@ -245,16 +241,14 @@ impl TsMuxer {
             keyframe: irap,
             ..frame.clone()
         };
-        let written = self.write_video_es(out, &frame, &es);
-        self.es = es;
-        written
+        self.write_video_es(out, &frame, es)
     }
 
     fn write_video_es(
         &mut self,
         out: &mut Vec<u8>,
         frame: &Frame,
-        es: &[u8],
+        es: Vec<u8>,
     ) -> Result<(), TsError> {
         let dts = frame.dts as i64 + TS_OFFSET_MS as i64;
         let pes = PesHeader {
@@ -287,8 +281,7 @@ impl TsMuxer {
             CodecParams::Mp3(_) => None,
             _ => return Err(TsError::AudioCodec(config.codec.name())),
         };
-        let mut es = std::mem::take(&mut self.es);
-        es.clear();
+        let mut es = self.take_es();
         es.extend_from_slice(adts.as_ref().map_or(&[][..], |h| &h[..]));
         es.extend_from_slice(raw);
         let pts = ts90(frame.dts as i64 + TS_OFFSET_MS as i64);
@@ -304,13 +297,35 @@ impl TsMuxer {
         };
         let pes_len = (3 + 5 + es.len()).min(u16::MAX as usize) as u16;
         let pcr = carries_pcr.then(|| ClockReference::new(pts.as_u64() * 300).expect("fits"));
-        let written = self.write_pes(out, PID_AUDIO, pes, pes_len, &es, pcr, false);
+        self.write_pes(out, PID_AUDIO, pes, pes_len, es, pcr, false)
+    }
+
+    /// The buffer for a frame's elementary stream, empty; `write_pes` gives it back.
+    fn take_es(&mut self) -> Vec<u8> {
+        let mut es = std::mem::take(&mut self.es);
+        es.clear();
+        es
+    }
+
+    /// Packetizes `es` and keeps its buffer for the next frame.
+    #[allow(clippy::too_many_arguments)]
+    fn write_pes(
+        &mut self,
+        out: &mut Vec<u8>,
+        p: u16,
+        pes: PesHeader,
+        pes_len: u16,
+        es: Vec<u8>,
+        pcr: Option<ClockReference>,
+        random_access: bool,
+    ) -> Result<(), TsError> {
+        let written = self.packetize(out, p, pes, pes_len, &es, pcr, random_access);
         self.es = es;
         written
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn write_pes(
+    fn packetize(
         &mut self,
         out: &mut Vec<u8>,
         p: u16,
@@ -471,6 +486,25 @@ pub(crate) mod tests {
             | (((b[2] as u64) >> 1) << 15)
             | ((b[3] as u64) << 7)
             | (b[4] as u64 >> 1)
+    }
+
+    #[test]
+    fn one_elementary_stream_buffer_serves_every_frame() {
+        let mut m = TsMuxer::default();
+        let mut out = Vec::new();
+        m.write_video(&mut out, &video(0, 0, true, 5000), &avc())
+            .unwrap();
+        let (ptr, cap) = (m.es.as_ptr(), m.es.capacity());
+        assert!(cap >= 5000, "the keyframe's buffer is kept: capacity {cap}");
+        m.write_video(&mut out, &video(33, 0, false, 300), &avc())
+            .unwrap();
+        m.write_audio(&mut out, &audio(40, 300), &aac_config(44100, 2), false)
+            .unwrap();
+        assert_eq!(
+            (m.es.as_ptr(), m.es.capacity()),
+            (ptr, cap),
+            "no new buffer"
+        );
     }
 
     #[test]
