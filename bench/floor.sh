@@ -5,11 +5,16 @@
 #
 #   bench/floor.sh [--viewers "200 500"] [--protocols "rtmp flv"] [--duration 10]
 #                  [--warmup 3] [--sample 720p|360p] [--connect-batch B]
-#                  [--servers "onair nginx floor"] [--onair-extra FILE] [--out DIR] [--no-build]
+#                  [--servers "onair nginx floor"] [--rounds R] [--onair-extra FILE] [--out DIR]
+#                  [--no-build]
 #   bench/floor.sh --kcore "1 2" [--p99-ms 50] [--start N] [--limit N] [--sample 360p] ...
 #
 # Compare mode: for each protocol and viewer count, a fresh server of each kind on free
 # 127.0.0.1 ports, one onair-bench run against it, then a table. nginx-rtmp has no HTTP-FLV.
+# --rounds R repeats each protocol and viewer count R times, the servers in turn (reversed
+# every other round, so a drift of the machine's load falls on all of them alike), and
+# gives each ratio per round and its median: the machine is noisy, and a ratio of two runs
+# taken side by side is steadier than either run's figure.
 # --onair-extra appends a TOML file to onair's config (sections other than [rtmp], [http]
 # and [hub]), e.g. "[hls]\nenabled = false" to measure the fan-out without HLS muxing.
 # K-core mode (--kcore): each server pinned to cores 0..K-1 with taskset (the bench to the
@@ -34,8 +39,9 @@ LIMIT=20000
 OUT=""
 BUILD=1
 ONAIR_EXTRA=""
+ROUNDS=1
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -52,6 +58,7 @@ while [ $# -gt 0 ]; do
         --limit) LIMIT="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         --onair-extra) ONAIR_EXTRA="$2"; shift 2 ;;
+        --rounds) ROUNDS="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "floor.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
@@ -63,6 +70,7 @@ done
 for p in $PROTOCOLS; do
     case "$p" in rtmp|flv) ;; *) echo "floor.sh: --protocols takes rtmp, flv" >&2; exit 2 ;; esac
 done
+case "$ROUNDS" in ''|*[!0-9]*|0) echo "floor.sh: --rounds takes a whole number from 1" >&2; exit 2 ;; esac
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}/release"
@@ -191,23 +199,29 @@ has_http() { [ "$1" != nginx ]; }
 
 if [ -z "$KCORE" ]; then
     BENCH_ARGS=()
-    echo "floor.sh: viewers $VIEWERS; protocols $PROTOCOLS; sample $SAMPLE; ${DURATION}s window after ${WARMUP}s warmup; open files $(ulimit -n)"
+    echo "floor.sh: viewers $VIEWERS; protocols $PROTOCOLS; sample $SAMPLE; ${DURATION}s window after ${WARMUP}s warmup; $ROUNDS round(s); open files $(ulimit -n)"
     for proto in $PROTOCOLS; do
         for n in $VIEWERS; do
-            for server in $SERVERS; do
-                [ "$proto" = flv ] && ! has_http "$server" && continue
-                start "$server" || { FAILED=$((FAILED + 1)); continue; }
-                server_rss_kib >"$WORK/$server-$proto-$n.rss0"
-                limit=$(python3 -c "print(int(2*$WARMUP + $DURATION + $n*0.01 + 60 + ((($n + $BATCH - 1) // $BATCH) * 10 if $BATCH else 0)))")
-                bench "$server-$proto-$n" "$proto" "$n" "$limit"
-                kill -0 "$SERVER_PID" 2>/dev/null || echo "floor.sh: $server died during the run" >&2
-                stop_server
+            for round in $(seq 1 "$ROUNDS"); do
+                order=$SERVERS
+                [ $((round % 2)) = 0 ] && order=$(echo "$SERVERS" | tr ' ' '\n' | tac | tr '\n' ' ')
+                for server in $order; do
+                    [ "$proto" = flv ] && ! has_http "$server" && continue
+                    start "$server" || { FAILED=$((FAILED + 1)); continue; }
+                    name="$server-$proto-$n-$round"
+                    server_rss_kib >"$WORK/$name.rss0"
+                    limit=$(python3 -c "print(int(2*$WARMUP + $DURATION + $n*0.01 + 60 + ((($n + $BATCH - 1) // $BATCH) * 10 if $BATCH else 0)))")
+                    bench "$name" "$proto" "$n" "$limit"
+                    kill -0 "$SERVER_PID" 2>/dev/null || echo "floor.sh: $server died during the run" >&2
+                    stop_server
+                done
             done
         done
     done
-    python3 - "$WORK" "$VIEWERS" "$PROTOCOLS" "$SERVERS" <<'EOF'
-import json, os, sys
+    python3 - "$WORK" "$VIEWERS" "$PROTOCOLS" "$SERVERS" "$ROUNDS" <<'EOF'
+import json, os, statistics, sys
 work, viewers, protocols, servers = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4].split()
+rounds = int(sys.argv[5])
 def load(name):
     try:
         with open(os.path.join(work, name + ".json")) as f:
@@ -232,32 +246,46 @@ FIGURES = [
     ("frames delivered", lambda r: r.get("delivered_fraction"), 4),
 ]
 NAMES = {"onair": "onair", "nginx": "nginx-rtmp", "floor": "floor"}
+PAIRS = [("onair", "nginx"), ("onair", "floor"), ("nginx", "floor")]
 def fmt(v, p):
     return "-" if v is None else f"{v:.{p}f}"
+def ratio(vals, a, b):
+    x, y = vals.get(a), vals.get(b)
+    return None if x is None or y is None or y == 0 else x / y
 summary = []
 for proto in protocols:
     for n in viewers:
-        rs = {s: load(f"{s}-{proto}-{n}") for s in servers}
-        if not any(rs.values()):
-            continue
-        cols = [NAMES[s] for s in servers]
-        print(f"\n{proto.upper()}, N={n}")
-        print(f"  {'':20}" + "".join(f"{c:>12}" for c in cols) + f"{'onair/nginx':>13}{'onair/floor':>13}{'nginx/floor':>13}")
-        for label, get, prec in FIGURES:
-            vals = {s: (get(r) if r else None) for s, r in rs.items()}
-            def ratio(a, b):
-                x, y = vals.get(a), vals.get(b)
-                return "-" if x is None or y is None or y == 0 else f"{x / y:.2f}"
-            row = "".join(f"{fmt(vals[s], prec):>12}" for s in servers)
-            print(f"  {label:20}{row}{ratio('onair', 'nginx'):>13}{ratio('onair', 'floor'):>13}{ratio('nginx', 'floor'):>13}")
-            if label == "CPU s / Gbit":
-                summary.append(f"{proto} N={n}: onair/floor {ratio('onair', 'floor')}, onair/nginx {ratio('onair', 'nginx')}")
-        conn = "  connected: " + ", ".join(f"{NAMES[s]} {r['connected_viewers']}/{r['viewers']}" for s, r in rs.items() if r)
-        print(conn)
-        for s, r in rs.items():
-            for e in (r or {}).get("errors", [])[:3]:
-                print(f"  {NAMES[s]} viewer error: {e['viewers']} x {e['reason']}")
-print("\nCPU s per delivered Gbit: " + "; ".join(summary))
+        cpu_ratios = {pair: [] for pair in PAIRS}
+        for rnd in range(1, rounds + 1):
+            rs = {s: load(f"{s}-{proto}-{n}-{rnd}") for s in servers}
+            if not any(rs.values()):
+                continue
+            cols = [NAMES[s] for s in servers]
+            print(f"\n{proto.upper()}, N={n}" + (f", round {rnd} of {rounds}" if rounds > 1 else ""))
+            print(f"  {'':20}" + "".join(f"{c:>12}" for c in cols) + "".join(f"{a + '/' + b:>13}" for a, b in PAIRS))
+            for label, get, prec in FIGURES:
+                vals = {s: (get(r) if r else None) for s, r in rs.items()}
+                row = "".join(f"{fmt(vals[s], prec):>12}" for s in servers)
+                print(f"  {label:20}{row}" + "".join(f"{fmt(ratio(vals, a, b), 2):>13}" for a, b in PAIRS))
+                if label == "CPU s / Gbit":
+                    for pair in PAIRS:
+                        r = ratio(vals, *pair)
+                        if r is not None:
+                            cpu_ratios[pair].append(r)
+            print("  connected: " + ", ".join(f"{NAMES[s]} {r['connected_viewers']}/{r['viewers']}" for s, r in rs.items() if r))
+            for s, r in rs.items():
+                for e in (r or {}).get("errors", [])[:3]:
+                    print(f"  {NAMES[s]} viewer error: {e['viewers']} x {e['reason']}")
+        def said(pair):
+            rs = cpu_ratios[pair]
+            if not rs:
+                return "-"
+            if len(rs) == 1:
+                return f"{rs[0]:.2f}"
+            return f"median {statistics.median(rs):.2f} of " + ", ".join(f"{r:.2f}" for r in rs)
+        if any(cpu_ratios.values()):
+            summary.append(f"{proto} N={n}: onair/floor {said(('onair', 'floor'))}, onair/nginx {said(('onair', 'nginx'))}")
+print("\nCPU s per delivered Gbit:\n  " + "\n  ".join(summary))
 EOF
 else
     echo "floor.sh: K-core mode, K in $KCORE of $CORES cores; p99 <= ${P99_MS} ms; sample $SAMPLE; N from $START to $LIMIT"

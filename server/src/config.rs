@@ -424,8 +424,12 @@ pub struct HubConfig {
     /// viewers per frame, rather than each by its own connection task (RTMPS and RTMPT
     /// viewers always are).
     pub fanout: bool,
-    /// Fan-out loops per stream (viewers are spread over them); 0: one per CPU core.
+    /// Most fan-out loops per stream; 0: one per CPU core.
     pub fanout_loops: usize,
+    /// A stream starts another fan-out loop (up to `fanout_loops`) only when each of its
+    /// loops holds this many viewers: every loop is a task woken per frame, and a second
+    /// one costs a cross-core wake-up per frame that a few hundred viewers do not repay.
+    pub fanout_viewers_per_loop: usize,
     /// After its publisher leaves, a stream waits this long for it to return before its
     /// viewers are closed.
     pub publisher_grace_ms: u64,
@@ -483,6 +487,7 @@ impl Default for HubConfig {
             merge_wait_ms: 40,
             fanout: true,
             fanout_loops: 0,
+            fanout_viewers_per_loop: 500,
             publisher_grace_ms: 5_000,
             publisher_takeover: false,
             publisher_stale_ms: 3_000,

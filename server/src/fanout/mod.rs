@@ -11,6 +11,8 @@
 
 mod pass_wire;
 mod queue;
+#[cfg(test)]
+mod tests;
 
 use pass_wire::PassWire;
 pub use queue::{OutQueue, MAX_SLICES};
@@ -168,11 +170,18 @@ enum Command {
     Recall(u64),
 }
 
-/// A stream's loops, started on its first fan-out viewer.
+/// A stream's loops, started as its fan-out viewers need them.
 #[derive(Debug, Default)]
 pub struct Loops {
-    senders: Mutex<Vec<mpsc::Sender<Command>>>,
-    next: AtomicUsize,
+    running: Mutex<Vec<LoopHandle>>,
+}
+
+/// One running loop: its command queue and how many viewers it holds.
+#[derive(Debug)]
+struct LoopHandle {
+    cmds: mpsc::Sender<Command>,
+    /// Counted up when a viewer is offered, down when its entry is dropped (`Held`).
+    viewers: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Command {
@@ -186,17 +195,23 @@ impl std::fmt::Debug for Command {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Hands `viewer` to one of its stream's `loops` loops (0: one per CPU core), round robin;
-/// gives it back when no loop can take it now.
+/// Hands `viewer` to one of its stream's loops, at most `loops` of them (0: one per CPU
+/// core): the least loaded one, unless each holds `hub.fanout_viewers_per_loop` viewers
+/// and another may start. Gives it back when no loop can take it now.
 pub fn attach(viewer: Viewer, loops: usize) -> Result<Ticket, Box<Viewer>> {
     let stream = viewer.sub.stream().clone();
-    let wanted = match loops {
+    let most = match loops {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
+    let per_loop = stream.config().fanout_viewers_per_loop;
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = oneshot::channel();
-    let held = Held::new(stream.metrics().fanout_viewers(viewer.format.protocol()));
+    let (cmds, in_loop) = stream.fanout.pick(&stream, most, per_loop);
+    let held = Held::new(
+        stream.metrics().fanout_viewers(viewer.format.protocol()),
+        in_loop,
+    );
     let entry = Box::new(Entry {
         id,
         _held: held,
@@ -213,7 +228,6 @@ pub fn attach(viewer: Viewer, loops: usize) -> Result<Ticket, Box<Viewer>> {
         stalled_since: Instant::now(),
         wait: None,
     });
-    let cmds = stream.fanout.sender(&stream, wanted);
     match cmds.try_send(Command::Attach(entry)) {
         Ok(()) => Ok(Ticket {
             id,
@@ -238,21 +252,46 @@ pub fn attach(viewer: Viewer, loops: usize) -> Result<Ticket, Box<Viewer>> {
 }
 
 impl Loops {
-    /// The next loop's queue, starting (or restarting) that loop if needed.
-    fn sender(&self, stream: &Arc<Stream>, wanted: usize) -> mpsc::Sender<Command> {
-        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % wanted.max(1);
-        while senders.len() <= i {
-            senders.push(spawn_loop(stream));
-        }
-        if senders[i].is_closed() {
-            senders[i] = spawn_loop(stream);
-        }
-        senders[i].clone()
+    /// The loop for a new viewer, of at most `most`: the least loaded running one, or a
+    /// new one when every running loop holds `per_loop` viewers (or none runs). The viewer
+    /// is counted in that loop's load at once (under the lock, so that viewers offered
+    /// together see each other), and `Held` counts it down.
+    fn pick(
+        &self,
+        stream: &Arc<Stream>,
+        most: usize,
+        per_loop: usize,
+    ) -> (mpsc::Sender<Command>, Arc<AtomicUsize>) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        // A loop ends only with its stream's last handle; one that did is replaced.
+        running.retain(|h| !h.cmds.is_closed());
+        let least = running
+            .iter()
+            .min_by_key(|h| h.viewers.load(Ordering::Relaxed));
+        let handle = match least {
+            Some(h) if h.viewers.load(Ordering::Relaxed) < per_loop || running.len() >= most => h,
+            _ => {
+                running.push(spawn_loop(stream));
+                running.last().expect("just pushed")
+            }
+        };
+        handle.viewers.fetch_add(1, Ordering::Relaxed);
+        (handle.cmds.clone(), handle.viewers.clone())
+    }
+
+    /// The viewers of each running loop, in the order the loops started.
+    #[cfg(test)]
+    fn loads(&self) -> Vec<usize> {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running
+            .iter()
+            .filter(|h| !h.cmds.is_closed())
+            .map(|h| h.viewers.load(Ordering::Relaxed))
+            .collect()
     }
 }
 
-fn spawn_loop(stream: &Arc<Stream>) -> mpsc::Sender<Command> {
+fn spawn_loop(stream: &Arc<Stream>) -> LoopHandle {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let state = LoopState {
         stream: Arc::downgrade(stream),
@@ -271,22 +310,30 @@ fn spawn_loop(stream: &Arc<Stream>) -> mpsc::Sender<Command> {
     // The loop holds no `Arc<Stream>` of its own: once the stream's last handle (the
     // viewers' subscriptions included) is gone, its queue closes and the loop ends.
     tokio::spawn(tracing::Instrument::instrument(state.run(rx), span));
-    tx
+    LoopHandle {
+        cmds: tx,
+        viewers: Arc::default(),
+    }
 }
 
-/// Counts a viewer in `onair_fanout_viewers` while it is in a loop.
-struct Held(prometheus_client::metrics::gauge::Gauge);
+/// Counts a viewer in `onair_fanout_viewers` while it is in a loop (or on its way there),
+/// and counts it down in its loop's load (counted up by `Loops::pick`) when it leaves.
+struct Held {
+    gauge: prometheus_client::metrics::gauge::Gauge,
+    in_loop: Arc<AtomicUsize>,
+}
 
 impl Held {
-    fn new(gauge: prometheus_client::metrics::gauge::Gauge) -> Self {
+    fn new(gauge: prometheus_client::metrics::gauge::Gauge, in_loop: Arc<AtomicUsize>) -> Self {
         gauge.inc();
-        Self(gauge)
+        Self { gauge, in_loop }
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.0.dec();
+        self.gauge.dec();
+        self.in_loop.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
