@@ -16,7 +16,8 @@
 # gives each ratio per round and its median: the machine is noisy, and a ratio of two runs
 # taken side by side is steadier than either run's figure.
 # --onair-extra appends a TOML file to onair's config (sections other than [rtmp], [http]
-# and [hub]), e.g. "[hls]\nenabled = false" to measure the fan-out without HLS muxing.
+# and [hub]), e.g. "[hls]\nenabled = false" to measure the fan-out without HLS muxing; keys
+# before FILE's first section header land in [hub] (e.g. "fanout_loops = 1").
 # K-core mode (--kcore): each server pinned to cores 0..K-1 with taskset (the bench to the
 # other cores when there are any), and onair-bench's --find-max-p99-ms search: the largest
 # N whose run has p99 <= --p99-ms, every viewer receiving and >= 0.999 of the frames.
