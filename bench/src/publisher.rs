@@ -63,8 +63,30 @@ pub async fn run_sample(
             return report;
         }
     };
+    // The frames' bodies (the AAC tone is encoded here, tens of milliseconds) are made
+    // before the stream is said to be up: viewers the bench starts then would otherwise
+    // wait for them, and their time to first frame would be the bench's, not the server's.
+    let media = match Media::new(&sample) {
+        Ok(m) => m,
+        Err(e) => {
+            let msg = format!("publisher media: {e:#}");
+            let _ = live.send(Err(anyhow::anyhow!("{msg}")));
+            report.error = Some(msg);
+            return report;
+        }
+    };
     let _ = live.send(Ok(()));
-    if let Err(e) = stream(&mut client, &sample, clock, &log, &mut stop, &mut report).await {
+    if let Err(e) = stream(
+        &mut client,
+        &sample,
+        &media,
+        clock,
+        &log,
+        &mut stop,
+        &mut report,
+    )
+    .await
+    {
         report.error = Some(format!("publisher: {e:#}"));
         return report;
     }
@@ -120,16 +142,31 @@ fn due(start: Instant, interval: Duration, n: u64) -> Instant {
     start + Duration::from_nanos(interval.as_nanos() as u64 * n)
 }
 
+/// The bodies the stream's frames are made of.
+struct Media {
+    filler: Vec<u8>,
+    tone: Vec<bytes::Bytes>,
+}
+
+impl Media {
+    fn new(sample: &media::Sample) -> Result<Self> {
+        Ok(Self {
+            filler: media::filler(),
+            tone: media::aac_tone_frames_at(sample.audio_kbps)?,
+        })
+    }
+}
+
 async fn stream(
     client: &mut RtmpClient,
     sample: &media::Sample,
+    media: &Media,
     clock: Clock,
     log: &SendLog,
     stop: &mut watch::Receiver<bool>,
     report: &mut PublisherReport,
 ) -> Result<()> {
-    let filler = media::filler();
-    let tone = media::aac_tone_frames_at(sample.audio_kbps)?;
+    let (filler, tone) = (&media.filler, &media.tone);
     let (v_int, a_int) = (media::video_interval(), media::audio_interval());
     let start = Instant::now();
     let (mut v, mut a) = (0u64, 0u64);
@@ -151,7 +188,7 @@ async fn stream(
                     if lag > v_int {
                         report.late_frames += 1;
                     }
-                    let body = sample.video_frame(v, &filler);
+                    let body = sample.video_frame(v, filler);
                     let ts = RtmpTimestamp::new(media::video_ms(v));
                     let packet = client.session.publish_video_data(body, ts, false)?;
                     if !log.record(v, clock.now_ns()) {
