@@ -278,12 +278,12 @@ for proto in protocols:
                 for e in (r or {}).get("errors", [])[:3]:
                     print(f"  {NAMES[s]} viewer error: {e['viewers']} x {e['reason']}")
         def said(pair):
-            rs = cpu_ratios[pair]
-            if not rs:
+            got = cpu_ratios[pair]
+            if not got:
                 return "-"
-            if len(rs) == 1:
-                return f"{rs[0]:.2f}"
-            return f"median {statistics.median(rs):.2f} of " + ", ".join(f"{r:.2f}" for r in rs)
+            if len(got) == 1:
+                return f"{got[0]:.2f}"
+            return f"median {statistics.median(got):.2f} of " + ", ".join(f"{r:.2f}" for r in got)
         if any(cpu_ratios.values()):
             summary.append(f"{proto} N={n}: onair/floor {said(('onair', 'floor'))}, onair/nginx {said(('onair', 'nginx'))}")
 print("\nCPU s per delivered Gbit:\n  " + "\n  ".join(summary))

@@ -48,19 +48,22 @@ pub async fn run_sample(
     mut stop: watch::Receiver<bool>,
 ) -> PublisherReport {
     let mut report = PublisherReport::default();
+    // The stream never came up: the waiting bench and the report both say why.
+    let fail =
+        |live: oneshot::Sender<anyhow::Result<()>>, mut report: PublisherReport, msg: String| {
+            let _ = live.send(Err(anyhow::anyhow!("{msg}")));
+            report.error = Some(msg);
+            report
+        };
     let mut client = match timeout(SETUP_TIMEOUT, setup(&target, &sample)).await {
         Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            let msg = format!("publisher setup: {e:#}");
-            let _ = live.send(Err(anyhow::anyhow!("{msg}")));
-            report.error = Some(msg);
-            return report;
-        }
+        Ok(Err(e)) => return fail(live, report, format!("publisher setup: {e:#}")),
         Err(_) => {
-            let msg = format!("publisher setup took over {SETUP_TIMEOUT:?}");
-            let _ = live.send(Err(anyhow::anyhow!("{msg}")));
-            report.error = Some(msg);
-            return report;
+            return fail(
+                live,
+                report,
+                format!("publisher setup took over {SETUP_TIMEOUT:?}"),
+            )
         }
     };
     // The frames' bodies (the AAC tone is encoded here, tens of milliseconds) are made
@@ -68,12 +71,7 @@ pub async fn run_sample(
     // wait for them, and their time to first frame would be the bench's, not the server's.
     let media = match Media::new(&sample) {
         Ok(m) => m,
-        Err(e) => {
-            let msg = format!("publisher media: {e:#}");
-            let _ = live.send(Err(anyhow::anyhow!("{msg}")));
-            report.error = Some(msg);
-            return report;
-        }
+        Err(e) => return fail(live, report, format!("publisher media: {e:#}")),
     };
     let _ = live.send(Ok(()));
     if let Err(e) = stream(
