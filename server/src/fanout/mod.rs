@@ -17,7 +17,7 @@ mod tests;
 use pass_wire::PassWire;
 pub use queue::{OutQueue, MAX_SLICES};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -182,6 +182,10 @@ struct LoopHandle {
     cmds: mpsc::Sender<Command>,
     /// Counted up when a viewer is offered, down when its entry is dropped (`Held`).
     viewers: Arc<AtomicUsize>,
+    /// The viewers its last pass served in step (from the loop's own read); stored once
+    /// per pass, read by the tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    in_step: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Command {
@@ -227,6 +231,8 @@ pub fn attach(viewer: Viewer, loops: usize) -> Result<Ticket, Box<Viewer>> {
         uncounted: 0,
         stalled_since: Instant::now(),
         wait: None,
+        parked: None,
+        ended: false,
     });
     match cmds.try_send(Command::Attach(entry)) {
         Ok(()) => Ok(Ticket {
@@ -289,15 +295,34 @@ impl Loops {
             .map(|h| h.viewers.load(Ordering::Relaxed))
             .collect()
     }
+
+    /// The viewers each running loop's last pass served in step.
+    #[cfg(test)]
+    fn in_step(&self) -> Vec<usize> {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running
+            .iter()
+            .filter(|h| !h.cmds.is_closed())
+            .map(|h| h.in_step.load(Ordering::Relaxed))
+            .collect()
+    }
 }
 
 fn spawn_loop(stream: &Arc<Stream>) -> LoopHandle {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let in_step = Arc::new(AtomicUsize::new(0));
     let state = LoopState {
+        in_step: in_step.clone(),
         stream: Arc::downgrade(stream),
         out_bytes: 0,
         passes: 0,
         wake: stream.wake_receiver(),
+        seq: 0,
+        fresh: Vec::new(),
+        fresh_clean: true,
+        fresh_max: stream.config().viewer_queue_frames.max(16),
+        served: 0,
+        strays: HashSet::new(),
         has_video: stream.has_video(),
         merge_wait: Duration::from_millis(stream.config().merge_wait_ms),
         viewers: HashMap::new(),
@@ -313,6 +338,7 @@ fn spawn_loop(stream: &Arc<Stream>) -> LoopHandle {
     LoopHandle {
         cmds: tx,
         viewers: Arc::default(),
+        in_step,
     }
 }
 
@@ -366,6 +392,12 @@ struct Entry {
     /// Cancels its wait for writability: a viewer that leaves the loop must not leave its
     /// socket open in a wait until the write timeout.
     wait: Option<WaitGuard>,
+    /// In step with the loop: served from the loop's own read of the stream, its
+    /// subscription left unread since the loop had read this many events (see
+    /// `LoopState::line_up`). `None`: it reads its own subscription (a stray).
+    parked: Option<u64>,
+    /// Its subscription saw the stream end while the loop was lining viewers up.
+    ended: bool,
 }
 
 /// Cancels a wait for writability when dropped.
@@ -388,9 +420,25 @@ struct LoopState {
     /// Bytes written since they were last added to the stream's counters.
     out_bytes: usize,
     passes: u64,
-    /// Woken by every event of the stream; the events themselves are read by each
-    /// viewer's own receiver, at its own position.
+    /// Every event of the stream, read once for the loop: it wakes the loop, and its
+    /// frames are what every viewer in step (`Entry::parked`) is owed.
     wake: broadcast::Receiver<Event>,
+    /// Events `wake` has taken (those it lagged past included): the loop's place in the
+    /// stream, by which a parked viewer's place is kept.
+    seq: u64,
+    /// Frames `wake` took since the last pass.
+    fresh: Vec<Arc<SharedFrame>>,
+    /// `fresh` is all there was: no publisher change, end or lag among those events, and
+    /// no more of them than a subscription holds. Otherwise no viewer is served from it;
+    /// each reads its own subscription.
+    fresh_clean: bool,
+    /// The most frames `fresh` keeps: what a viewer's subscription holds.
+    fresh_max: usize,
+    /// `seq` when the last pass took `fresh`: what every parked viewer was served to.
+    served: u64,
+    /// Viewers not in step: newcomers, and those waiting on their socket or for a
+    /// keyframe. Each reads its own subscription.
+    strays: HashSet<u64>,
     has_video: bool,
     merge_wait: Duration,
     viewers: HashMap<u64, Box<Entry>>,
@@ -401,6 +449,8 @@ struct LoopState {
     pass_wire: PassWire,
     /// Viewers to hand back after the current pass.
     back: Vec<(u64, Why)>,
+    /// How many viewers the last pass served in step (`LoopHandle::in_step`).
+    in_step: Arc<AtomicUsize>,
 }
 
 /// What a loop's wake-up saw.
@@ -411,30 +461,21 @@ struct Wake {
     closed: bool,
 }
 
-impl Wake {
-    fn note(&mut self, e: Result<Event, RecvError>, has_video: &mut bool) {
-        match e {
-            Ok(Event::Frame(f)) if f.is_video() => {
-                *has_video = true;
-                self.go = true;
-            }
-            Ok(Event::Frame(_)) => {}
-            Err(RecvError::Closed) => {
-                self.closed = true;
-                self.go = true;
-            }
-            // Publisher changes, the end, and a lag of this wake-up receiver itself.
-            Ok(_) | Err(RecvError::Lagged(_)) => self.go = true,
-        }
-    }
-}
-
 /// What serving a viewer came to.
 enum Served {
     Keep,
     Back(Why),
     /// Its connection is gone: drop it.
     Gone,
+}
+
+/// Where a stray's frames come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// What `line_up` pulled into its subscription's queue: exactly up to the loop's place.
+    Pulled,
+    /// Whatever its subscription holds now (a newcomer, a socket writable again).
+    Subscription,
 }
 
 impl LoopState {
@@ -451,6 +492,7 @@ impl LoopState {
                     Some(Command::Attach(entry)) => {
                         let id = entry.id;
                         self.viewers.insert(id, entry);
+                        self.strays.insert(id);
                         self.serve_id(id);
                     }
                     Some(Command::Recall(id)) => self.back.push((id, Why::Recalled)),
@@ -461,7 +503,9 @@ impl LoopState {
                     }
                 }
                 event = self.wake.recv() => {
-                    let wake = self.woken(event);
+                    let mut wake = Wake::default();
+                    self.take(event, &mut wake);
+                    self.drain_wake(&mut wake);
                     // A batch of audio alone waits up to `merge_wait` for a video frame
                     // to go with it, so a viewer is written about once per video frame;
                     // video never waits.
@@ -487,10 +531,8 @@ impl LoopState {
         self.hand_back();
     }
 
-    /// Takes the wake-up and every event already there.
-    fn woken(&mut self, first: Result<Event, RecvError>) -> Wake {
-        let mut wake = Wake::default();
-        wake.note(first, &mut self.has_video);
+    /// Takes every event already there.
+    fn drain_wake(&mut self, wake: &mut Wake) {
         loop {
             let e = match self.wake.try_recv() {
                 Ok(e) => Ok(e),
@@ -498,20 +540,113 @@ impl LoopState {
                 Err(TryRecvError::Closed) => Err(RecvError::Closed),
                 Err(TryRecvError::Empty) => break,
             };
-            wake.note(e, &mut self.has_video);
+            self.take(e, wake);
         }
-        wake
     }
 
-    /// One pass: every viewer not waiting on its socket gets what is new for it. Each entry
+    /// Counts one event (or a lag) in the loop's place, and keeps a frame for the viewers
+    /// in step.
+    fn take(&mut self, e: Result<Event, RecvError>, wake: &mut Wake) {
+        match e {
+            Ok(Event::Frame(f)) => {
+                self.seq += 1;
+                if f.is_video() {
+                    self.has_video = true;
+                    wake.go = true;
+                }
+                // No more than a subscription holds: a loop this far behind has its
+                // viewers read their own subscriptions (and lag) instead.
+                if self.fresh.len() >= self.fresh_max {
+                    self.fresh_clean = false;
+                    self.fresh.clear();
+                }
+                if self.fresh_clean {
+                    self.fresh.push(f);
+                }
+            }
+            // Publisher changes and the end: each viewer's subscription applies them.
+            Ok(_) => {
+                self.seq += 1;
+                self.fresh_clean = false;
+                self.fresh.clear();
+                wake.go = true;
+            }
+            Err(RecvError::Lagged(n)) => {
+                self.seq += n;
+                self.fresh_clean = false;
+                self.fresh.clear();
+                wake.go = true;
+            }
+            Err(RecvError::Closed) => {
+                wake.closed = true;
+                wake.go = true;
+            }
+        }
+    }
+
+    /// Brings every stray that can be written to the loop's place: under the stream's
+    /// lock, so that no event slips in between, the loop reads what is left of the stream
+    /// and each such stray's subscription takes everything up to the same place into its
+    /// queue (`Source::Pulled`). If the loop's frames since the last pass were not all
+    /// there was (a publisher change, a lag), every parked viewer first becomes a stray
+    /// again, its subscription moved on past what it was served. The lock is held for a
+    /// few reads of the broadcast per stray, and only while there are strays.
+    fn line_up(&mut self) {
+        let Some(stream) = self.stream.upgrade() else {
+            return;
+        };
+        let _held = stream.hold_sends();
+        let mut wake = Wake::default();
+        self.drain_wake(&mut wake);
+        if !self.fresh_clean {
+            for e in self.viewers.values_mut() {
+                if let Some(at) = e.parked.take() {
+                    catch_up(e, self.served.saturating_sub(at));
+                    self.strays.insert(e.id);
+                }
+            }
+            self.fresh.clear();
+            self.fresh_clean = true;
+        }
+        for id in &self.strays {
+            if let Some(e) = self.viewers.get_mut(id) {
+                if !e.blocked && !e.ended && e.sub.pull().is_err() {
+                    e.ended = true;
+                }
+            }
+        }
+    }
+
+    /// One pass: every viewer not waiting on its socket gets what is new for it. Viewers
+    /// in step get the loop's frames, joined into one buffer per wire format; strays get
+    /// what `line_up` pulled for them, and are in step from then on if they can take
+    /// every frame (they started at a keyframe) and their socket took it all. Each entry
     /// is a cache miss of its own; the next one is prefetched while this one is written.
     fn pass(&mut self) {
         self.passes = self.passes.wrapping_add(1);
         // A connection that went away without its recall reaching the loop (a full
         // command queue) is noticed within this many passes.
         let check_gone = self.passes.is_multiple_of(REPORT_EVERY);
-        let mut gone = Vec::new();
-        let mut entries = self.viewers.values_mut().peekable();
+        if !self.strays.is_empty() || !self.fresh_clean {
+            self.line_up();
+        }
+        let owed = std::mem::take(&mut self.fresh);
+        self.served = self.seq;
+        self.pass_wire.start(&owed);
+        let mut left = Vec::new();
+        let LoopState {
+            viewers,
+            strays,
+            blocked,
+            batch,
+            pass_wire,
+            back,
+            out_bytes,
+            seq,
+            ..
+        } = self;
+        let mut in_step = 0;
+        let mut entries = viewers.values_mut().peekable();
         while let Some(e) = entries.next() {
             if let Some(next) = entries.peek() {
                 prefetch(next);
@@ -519,29 +654,52 @@ impl LoopState {
             if e.blocked {
                 continue;
             }
-            let pass_wire = Some(&mut self.pass_wire);
-            match serve(
-                e,
-                &mut self.batch,
-                pass_wire,
-                check_gone,
-                &mut self.out_bytes,
-            ) {
+            let served = match e.parked {
+                Some(_) => {
+                    in_step += 1;
+                    serve_in_step(e, &owed, pass_wire, check_gone, out_bytes)
+                }
+                None => serve(
+                    e,
+                    batch,
+                    Source::Pulled,
+                    Some(&mut *pass_wire),
+                    check_gone,
+                    out_bytes,
+                ),
+            };
+            match served {
+                Served::Keep if e.blocked => {
+                    if let Some(at) = e.parked.take() {
+                        catch_up(e, seq.saturating_sub(at));
+                        strays.insert(e.id);
+                    }
+                    blocked.push(wait_writable(e));
+                }
                 Served::Keep => {
-                    if e.blocked {
-                        self.blocked.push(wait_writable(e));
+                    if e.parked.is_none() && e.sub.started() && !e.ended {
+                        e.parked = Some(*seq);
+                        strays.remove(&e.id);
                     }
                 }
-                Served::Back(why) => self.back.push((e.id, why)),
-                Served::Gone => gone.push(e.id),
+                Served::Back(why) => back.push((e.id, why)),
+                Served::Gone => left.push(e.id),
             }
         }
-        for id in gone {
-            self.viewers.remove(&id);
+        self.in_step.store(in_step, Ordering::Relaxed);
+        for id in left {
+            self.forget(id);
         }
         // Holding on to the frames would only delay their release.
         self.pass_wire.clear();
+        drop(owed);
         self.count_out();
+    }
+
+    /// Removes a viewer, which lets its socket go.
+    fn forget(&mut self, id: u64) -> Option<Box<Entry>> {
+        self.strays.remove(&id);
+        self.viewers.remove(&id)
     }
 
     /// Adds the bytes written since the last call to the stream's counters.
@@ -554,17 +712,29 @@ impl LoopState {
         }
     }
 
+    /// Serves a stray from its own subscription, outside a pass.
     fn serve_id(&mut self, id: u64) {
         let Some(entry) = self.viewers.get_mut(&id) else {
             return;
         };
-        let served = serve(entry, &mut self.batch, None, true, &mut self.out_bytes);
+        debug_assert!(
+            entry.parked.is_none(),
+            "only strays are served on their own"
+        );
+        let served = serve(
+            entry,
+            &mut self.batch,
+            Source::Subscription,
+            None,
+            true,
+            &mut self.out_bytes,
+        );
         self.count_out();
         match served {
             Served::Keep => {}
             Served::Back(why) => self.back.push((id, why)),
             Served::Gone => {
-                self.viewers.remove(&id);
+                self.forget(id);
             }
         }
         if let Some(e) = self.viewers.get_mut(&id) {
@@ -606,17 +776,28 @@ impl LoopState {
     }
 
     fn hand_back(&mut self) {
-        for (id, why) in self.back.drain(..) {
-            let Some(mut e) = self.viewers.remove(&id) else {
+        let back = std::mem::take(&mut self.back);
+        for (id, why) in back {
+            let Some(mut e) = self.forget(id) else {
                 continue;
             };
             e.wait = None;
+            if let Some(at) = e.parked.take() {
+                catch_up(&mut e, self.served.saturating_sub(at));
+            }
             report(&mut e);
             let unsent = e.queue.take();
             let Entry { sub, back, .. } = *e;
             // A connection already gone drops the viewer and, with it, the socket.
             let _ = back.send(Handback { sub, unsent, why });
         }
+    }
+}
+
+/// Moves a parked viewer's subscription on past the `n` events the loop served it.
+fn catch_up(e: &mut Entry, n: u64) {
+    if e.sub.skip(n).is_err() {
+        e.ended = true;
     }
 }
 
@@ -631,27 +812,79 @@ fn wait_writable(e: &mut Entry) -> Writable {
     wait.map(Result::ok).boxed()
 }
 
-/// Gives `e` what is new for it and writes as much as its socket takes. A batch the
-/// socket takes whole (the common case) is written straight from the frames' shared
-/// bytes: in a pass (`pass_wire`), the pass's bytes joined once for every viewer owed the
-/// same frames; otherwise the frames' own bytes, in one vectored write. Only what is left
-/// of a short write is queued.
+/// Notices a connection gone without its recall reaching the loop (see `REPORT_EVERY`).
+fn gone(e: &mut Entry, check_gone: bool) -> bool {
+    if check_gone {
+        report(e);
+        return e.back.is_closed();
+    }
+    false
+}
+
+/// Gives a viewer in step the loop's frames since the last pass: the pass's joined bytes,
+/// one plain `send` (its own subscription is not read).
+fn serve_in_step(
+    e: &mut Entry,
+    owed: &[Arc<SharedFrame>],
+    pass_wire: &mut PassWire,
+    check_gone: bool,
+    out_bytes: &mut usize,
+) -> Served {
+    if gone(e, check_gone) {
+        return Served::Gone;
+    }
+    if owed.is_empty() {
+        return Served::Keep;
+    }
+    if let Some(codec) = e.format.refused(owed) {
+        return Served::Back(Why::Refused(codec));
+    }
+    let format = &e.format;
+    let joined = pass_wire.joined(format.slot(), |f| format.wire(f)).clone();
+    write_joined(e, joined, out_bytes)
+}
+
+/// Gives a stray what is new for it (from `source`) and writes as much as its socket
+/// takes. A batch the socket takes whole (the common case) is written straight from the
+/// frames' shared bytes: in a pass (`pass_wire`), the pass's joined bytes if it is owed
+/// just the pass's frames; otherwise the frames' own bytes, in one vectored write. Only
+/// what is left of a short write is queued.
+///
+/// A subscription that saw the stream end gets its last frames written (or queued), then
+/// is handed back with whatever is unsent.
 fn serve(
     e: &mut Entry,
     batch: &mut Vec<Arc<SharedFrame>>,
+    source: Source,
     pass_wire: Option<&mut PassWire>,
     check_gone: bool,
     out_bytes: &mut usize,
 ) -> Served {
-    if check_gone {
-        report(e);
-        if e.back.is_closed() {
-            return Served::Gone;
-        }
+    match serve_batch(e, batch, source, pass_wire, check_gone, out_bytes) {
+        Served::Keep if e.ended => Served::Back(Why::Ended),
+        served => served,
+    }
+}
+
+fn serve_batch(
+    e: &mut Entry,
+    batch: &mut Vec<Arc<SharedFrame>>,
+    source: Source,
+    pass_wire: Option<&mut PassWire>,
+    check_gone: bool,
+    out_bytes: &mut usize,
+) -> Served {
+    if gone(e, check_gone) {
+        return Served::Gone;
     }
     batch.clear();
-    if e.sub.try_batch(batch).is_err() {
-        return Served::Back(Why::Ended);
+    match source {
+        Source::Pulled => e.sub.take_pending(batch),
+        Source::Subscription => {
+            if e.sub.try_batch(batch).is_err() {
+                e.ended = true;
+            }
+        }
     }
     if batch.is_empty() {
         return Served::Keep;
@@ -661,23 +894,14 @@ fn serve(
         return Served::Back(Why::Refused(codec));
     }
     let format = &e.format;
-    let joined = pass_wire.and_then(|pw| pw.get(batch, format.slot(), |f| format.wire(f)));
+    let joined = pass_wire
+        .and_then(|pw| pw.get(batch, format.slot(), |f| format.wire(f)))
+        .cloned();
     if let Some(joined) = joined {
         batch.clear();
-        if joined.is_empty() {
-            return Served::Keep;
-        }
-        let written = match send_now(e, &[IoSlice::new(joined)]) {
-            Ok(w) => w,
-            Err(why) => return Served::Back(why),
-        };
-        counted(e, written, out_bytes);
-        if written == joined.len() {
-            return Served::Keep;
-        }
-        e.queue.push(joined.clone());
-        e.queue.advance(written);
-    } else if batch.len() <= MAX_SLICES {
+        return write_joined(e, joined, out_bytes);
+    }
+    if batch.len() <= MAX_SLICES {
         let mut slots = [IoSlice::new(&[]); MAX_SLICES];
         let mut n = 0;
         let mut total = 0;
@@ -708,6 +932,30 @@ fn serve(
         }
     }
     batch.clear();
+    finish(e, out_bytes)
+}
+
+/// Writes `joined` (one buffer for a viewer's whole batch); queues what the socket does
+/// not take.
+fn write_joined(e: &mut Entry, joined: Bytes, out_bytes: &mut usize) -> Served {
+    if joined.is_empty() {
+        return Served::Keep;
+    }
+    let written = match send_now(e, &[IoSlice::new(&joined)]) {
+        Ok(w) => w,
+        Err(why) => return Served::Back(why),
+    };
+    counted(e, written, out_bytes);
+    if written == joined.len() {
+        return Served::Keep;
+    }
+    e.queue.push(joined);
+    e.queue.advance(written);
+    finish(e, out_bytes)
+}
+
+/// After a short write: flushes what the socket takes now, or marks the viewer blocked.
+fn finish(e: &mut Entry, out_bytes: &mut usize) -> Served {
     match flush(e, out_bytes) {
         Ok(true) => Served::Keep,
         Ok(false) => {

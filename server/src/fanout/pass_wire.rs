@@ -17,38 +17,45 @@ pub const FORMATS: usize = 2;
 
 #[derive(Debug, Default)]
 pub struct PassWire {
-    /// The batch the first viewer of the pass was owed; empty until then.
+    /// The frames of the pass (those broadcast since the last one).
     frames: Vec<Arc<SharedFrame>>,
-    /// That batch's bytes, per wire format, built on first use.
+    /// Their bytes, per wire format, built on first use.
     joined: [Option<Bytes>; FORMATS],
 }
 
 impl PassWire {
+    /// A new pass, of `frames`.
+    pub fn start(&mut self, frames: &[Arc<SharedFrame>]) {
+        self.clear();
+        self.frames.extend(frames.iter().cloned());
+    }
+
     /// Forgets the last pass.
     pub fn clear(&mut self) {
         self.frames.clear();
         self.joined = Default::default();
     }
 
-    /// `batch`'s bytes in the format of `slot`, as one buffer, if `batch` is this pass's
-    /// batch (the first call of a pass sets it). `wire` gives one frame's bytes in that
-    /// format; it is called once per frame per pass and format, not per viewer.
+    /// The pass's frames in the format of `slot`, as one buffer. `wire` gives one
+    /// frame's bytes in that format; it is called once per frame per pass and format, not
+    /// per viewer.
+    pub fn joined(&mut self, slot: usize, wire: impl Fn(&SharedFrame) -> &Bytes) -> &Bytes {
+        let frames = &self.frames;
+        self.joined[slot % FORMATS].get_or_insert_with(|| join(frames, wire))
+    }
+
+    /// The same as `joined`, for a viewer owed `batch`: `None` unless `batch` is the
+    /// pass's frames.
     pub fn get<'a>(
         &'a mut self,
         batch: &[Arc<SharedFrame>],
         slot: usize,
         wire: impl Fn(&SharedFrame) -> &Bytes,
     ) -> Option<&'a Bytes> {
-        if batch.is_empty() || slot >= FORMATS {
+        if batch.is_empty() || slot >= FORMATS || !same_frames(&self.frames, batch) {
             return None;
         }
-        if self.frames.is_empty() {
-            self.frames.extend(batch.iter().cloned());
-        } else if !same_frames(&self.frames, batch) {
-            return None;
-        }
-        let frames = &self.frames;
-        Some(self.joined[slot].get_or_insert_with(|| join(frames, wire)))
+        Some(self.joined(slot, wire))
     }
 }
 
@@ -93,11 +100,11 @@ mod tests {
     }
 
     #[test]
-    fn viewers_owed_the_same_frames_share_one_joined_buffer() {
+    fn viewers_owed_the_pass_frames_share_one_joined_buffer() {
         let (a, b) = (frame(b"ab"), frame(b"cde"));
-        let batch = vec![a.clone(), b.clone()];
         let mut pw = PassWire::default();
-        let first = pw.get(&batch, 0, raw).cloned().unwrap();
+        pw.start(&[a.clone(), b.clone()]);
+        let first = pw.joined(0, raw).clone();
         assert_eq!(&first[..], b"abcde");
         let again = pw.get(&[a.clone(), b.clone()], 0, raw).cloned().unwrap();
         assert_eq!(
@@ -111,7 +118,7 @@ mod tests {
     fn a_viewer_owed_other_frames_writes_its_own() {
         let (a, b) = (frame(b"ab"), frame(b"cde"));
         let mut pw = PassWire::default();
-        assert!(pw.get(&[a.clone(), b.clone()], 0, raw).is_some());
+        pw.start(&[a.clone(), b.clone()]);
         assert!(
             pw.get(std::slice::from_ref(&b), 0, raw).is_none(),
             "fewer frames"
@@ -126,6 +133,11 @@ mod tests {
             "equal bytes, other frames"
         );
         pw.clear();
+        assert!(
+            pw.get(std::slice::from_ref(&b), 0, raw).is_none(),
+            "no pass"
+        );
+        pw.start(std::slice::from_ref(&b));
         assert_eq!(
             &pw.get(std::slice::from_ref(&b), 0, raw).unwrap()[..],
             b"cde"
@@ -136,10 +148,12 @@ mod tests {
     fn one_frame_is_shared_not_copied_and_empty_parts_are_skipped() {
         let (a, empty) = (frame(b"xyz"), frame(b""));
         let mut pw = PassWire::default();
-        let one = pw.get(&[empty.clone(), a.clone(), empty], 0, raw).unwrap();
+        let batch = [empty.clone(), a.clone(), empty];
+        pw.start(&batch);
+        let one = pw.get(&batch, 0, raw).unwrap();
         assert_eq!(one.as_ptr(), raw(&a).as_ptr());
         assert!(pw.get(&[], 0, raw).is_none());
-        assert!(pw.get(&[a], FORMATS, raw).is_none(), "no such format");
+        assert!(pw.get(&batch, FORMATS, raw).is_none(), "no such format");
     }
 
     #[test]
@@ -147,9 +161,10 @@ mod tests {
         let (a, b) = (frame(b"ab"), frame(b"cd"));
         let batch = [a, b];
         let mut pw = PassWire::default();
+        pw.start(&batch);
         assert_eq!(&pw.get(&batch, 0, raw).unwrap()[..], b"abcd");
         static DASH: Bytes = Bytes::from_static(b"-");
-        assert_eq!(&pw.get(&batch, 1, |_| &DASH).unwrap()[..], b"--");
+        assert_eq!(&pw.joined(1, |_| &DASH)[..], b"--");
         assert_eq!(
             &pw.get(&batch, 0, raw).unwrap()[..],
             b"abcd",

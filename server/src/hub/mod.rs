@@ -7,7 +7,7 @@ pub mod stats;
 mod stream;
 mod subscription;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -20,6 +20,11 @@ use super::stats::{RateMeter, StreamCounters};
 use super::{StreamKey, Subscription};
 use crate::config::HubConfig;
 
+/// No event of the stream is broadcast while this lives (`Stream::hold_sends`).
+pub(crate) struct SendsHeld<'a> {
+    _guard: MutexGuard<'a, State>,
+}
+
 /// What viewers receive, in publish order.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -191,6 +196,14 @@ impl Stream {
     /// viewers read the events through their own subscriptions).
     pub(crate) fn wake_receiver(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
+    }
+
+    /// Holds off every broadcast until dropped (each send holds this lock), so that the
+    /// receivers drained meanwhile all stop at the same place: the broadcast's tail.
+    pub(crate) fn hold_sends(&self) -> SendsHeld<'_> {
+        SendsHeld {
+            _guard: self.lock(),
+        }
     }
 
     pub(super) fn broadcast(&self, event: Event) {

@@ -120,6 +120,49 @@ impl Subscription {
         self.drain_ready(out)
     }
 
+    /// Whether every frame from here on is admitted: a keyframe has been taken since the
+    /// start or the last lag or publisher change. A fan-out loop serves such a viewer from
+    /// its own read of the stream (`skip` brings this subscription up to it afterwards).
+    pub fn started(&self) -> bool {
+        self.admission.video_started
+    }
+
+    /// Moves every event already broadcast into this subscription's own queue, without
+    /// handing anything out; called under the stream's lock (`Stream::holding_sends`), it
+    /// leaves this subscription exactly at the broadcast's tail.
+    pub fn pull(&mut self) -> Result<(), StreamEnded> {
+        let mut got = Vec::new();
+        let ended = self.drain_ready(&mut got);
+        self.pending.extend(got);
+        ended
+    }
+
+    /// Appends the frames queued by `pull` (and the start frames), reading nothing new.
+    pub fn take_pending(&mut self, out: &mut Vec<Arc<SharedFrame>>) {
+        out.extend(self.pending.drain(..));
+    }
+
+    /// Passes over the next `n` events, which another reader of the stream (a fan-out
+    /// loop) already delivered for this viewer: they are neither admitted nor counted as
+    /// dropped. Only what the broadcast overwrote beyond them is this viewer's own lag.
+    pub fn skip(&mut self, mut n: u64) -> Result<(), StreamEnded> {
+        while n > 0 {
+            match self.rx.try_recv() {
+                Ok(_) => n -= 1,
+                Err(TryRecvError::Lagged(k)) if k <= n => n -= k,
+                Err(TryRecvError::Lagged(k)) => {
+                    self.lagged(k - n);
+                    n = 0;
+                }
+                // Not yet overwritten, not yet there: cannot happen for events that
+                // were read; stop rather than wait.
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Closed) => return Err(StreamEnded),
+            }
+        }
+        Ok(())
+    }
+
     /// The next admitted frame or publisher change, in order.
     pub async fn next_item(&mut self) -> Result<Item, StreamEnded> {
         if let Some(f) = self.pending.pop_front() {

@@ -219,6 +219,63 @@ async fn try_batch_takes_what_is_there_and_resumes_a_lagging_viewer_at_a_keyfram
 }
 
 #[tokio::test]
+async fn skip_passes_over_what_another_reader_delivered_and_counts_only_its_own_lag() {
+    let (_hub, p, mut sub) = viewer_with_a_16_frame_queue();
+    let mut out = Vec::new();
+    assert!(sub.started(), "its start frames hold a keyframe");
+    sub.pull().unwrap();
+    sub.take_pending(&mut out);
+    assert_eq!(describe(&out), vec!["v:seq", "v:key0"]);
+    out.clear();
+    // Five frames a fan-out loop delivered for this viewer, then two it did not.
+    for i in 1..=7u8 {
+        p.video(i as u32 * 33, inter(i)).unwrap();
+    }
+    sub.skip(5).unwrap();
+    sub.try_batch(&mut out).unwrap();
+    assert_eq!(describe(&out), vec!["v:6", "v:7"]);
+    assert_eq!(sub.dropped, 0, "skipped frames are not dropped ones");
+    out.clear();
+    // Delivered for it: 20 frames, more than the queue holds; the overwritten ones are
+    // among them, so nothing is lost.
+    for i in 8..=27u8 {
+        p.video(i as u32 * 33, inter(i)).unwrap();
+    }
+    sub.skip(20).unwrap();
+    assert_eq!(sub.dropped, 0);
+    assert!(sub.started());
+    p.video(28 * 33, inter(28)).unwrap();
+    sub.try_batch(&mut out).unwrap();
+    assert_eq!(describe(&out), vec!["v:28"]);
+    out.clear();
+    // Delivered for it: 2 frames of 30 sent. The broadcast overwrote the first 14: the 2
+    // delivered and 12 that this viewer never got.
+    for i in 29..=58u8 {
+        p.video(i as u32 * 33, inter(i)).unwrap();
+    }
+    sub.skip(2).unwrap();
+    assert_eq!(sub.dropped, 12, "its own lag, beyond what was delivered");
+    assert!(!sub.started(), "a lag waits for the next keyframe");
+    p.video(59 * 33, key(59)).unwrap();
+    sub.try_batch(&mut out).unwrap();
+    assert_eq!(describe(&out), vec!["v:key59"]);
+}
+
+#[tokio::test]
+async fn pull_queues_what_is_there_and_take_pending_reads_nothing_new() {
+    let (_hub, p, mut sub) = viewer_with_a_16_frame_queue();
+    p.video(33, inter(1)).unwrap();
+    sub.pull().unwrap();
+    p.video(66, inter(2)).unwrap();
+    let mut out = Vec::new();
+    sub.take_pending(&mut out);
+    assert_eq!(describe(&out), vec!["v:seq", "v:key0", "v:1"]);
+    out.clear();
+    sub.try_batch(&mut out).unwrap();
+    assert_eq!(describe(&out), vec!["v:2"], "left for the next read");
+}
+
+#[tokio::test]
 async fn audio_only_stream_plays_without_waiting_for_video() {
     let hub = hub(|_| {});
     let k = StreamKey::new("radio", "r");
