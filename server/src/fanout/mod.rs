@@ -288,22 +288,23 @@ impl Loops {
     /// The viewers of each running loop, in the order the loops started.
     #[cfg(test)]
     fn loads(&self) -> Vec<usize> {
-        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        running
-            .iter()
-            .filter(|h| !h.cmds.is_closed())
-            .map(|h| h.viewers.load(Ordering::Relaxed))
-            .collect()
+        self.each_loop(|h| &h.viewers)
     }
 
     /// The viewers each running loop's last pass served in step.
     #[cfg(test)]
     fn in_step(&self) -> Vec<usize> {
+        self.each_loop(|h| &h.in_step)
+    }
+
+    /// One count of each running loop, in the order the loops started.
+    #[cfg(test)]
+    fn each_loop(&self, count: impl Fn(&LoopHandle) -> &AtomicUsize) -> Vec<usize> {
         let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         running
             .iter()
             .filter(|h| !h.cmds.is_closed())
-            .map(|h| h.in_step.load(Ordering::Relaxed))
+            .map(|h| count(h).load(Ordering::Relaxed))
             .collect()
     }
 }

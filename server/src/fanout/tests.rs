@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
 use crate::config::HubConfig;
+use crate::hub::tests::{avc_seq, inter, key, PushTags};
 use crate::hub::{Hub, Protocol, Publisher, StreamKey};
 
 /// A connected pair: the server's end (for the loop) and the viewer's.
@@ -26,6 +26,8 @@ struct Room {
     key: StreamKey,
     /// The viewers' ends, kept open for as long as the test runs.
     peers: Vec<TcpStream>,
+    /// What each viewer's end read and `watch_until` did not parse yet.
+    unread: Vec<Vec<u8>>,
 }
 
 impl Room {
@@ -40,6 +42,7 @@ impl Room {
             hub,
             key,
             peers: Vec::new(),
+            unread: Vec::new(),
         };
         (room, publisher)
     }
@@ -71,10 +74,10 @@ impl Room {
 
     /// Reads every viewer's socket until its last video tag is `last`; returns what each
     /// saw since the previous call, as `describe_tag` names it.
-    async fn watch_until(&mut self, last: &str, bufs: &mut Vec<Vec<u8>>) -> Vec<Vec<String>> {
-        bufs.resize(self.peers.len(), Vec::new());
+    async fn watch_until(&mut self, last: &str) -> Vec<Vec<String>> {
+        self.unread.resize(self.peers.len(), Vec::new());
         let mut seen = Vec::new();
-        for (peer, buf) in self.peers.iter_mut().zip(bufs.iter_mut()) {
+        for (peer, buf) in self.peers.iter_mut().zip(self.unread.iter_mut()) {
             let mut tags = Vec::new();
             let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
             while tags.last().map(String::as_str) != Some(last) {
@@ -90,6 +93,29 @@ impl Room {
             seen.push(tags);
         }
         seen
+    }
+
+    /// Publishes the configuration and keyframe 0, then offers `viewers` HTTP-FLV viewers
+    /// to one loop; returns once each has read both.
+    async fn start(&mut self, publisher: &Publisher, viewers: usize) -> Vec<Ticket> {
+        publisher.video(0, avc_seq()).unwrap();
+        push(publisher, 0);
+        let mut tickets = Vec::new();
+        for _ in 0..viewers {
+            tickets.push(self.join(1).await.0);
+        }
+        let start = self.watch_until("key0").await;
+        assert!(start.iter().all(|s| s == &["seq", "key0"]), "{start:?}");
+        tickets
+    }
+
+    /// Publishes frames `from..=to` one at a time; every viewer must read each one alone.
+    async fn one_by_one(&mut self, publisher: &Publisher, from: u8, to: u8) {
+        for n in from..=to {
+            push(publisher, n);
+            let seen = self.watch_until(&name(n)).await;
+            assert!(seen.iter().all(|s| s == &[name(n)]), "frame {n}: {seen:?}");
+        }
     }
 }
 
@@ -119,39 +145,27 @@ fn video_tags(buf: &mut Vec<u8>) -> Vec<String> {
     }
 }
 
-/// Pushes one FLV video tag body the way the RTMP connection does.
-fn video(p: &Publisher, ts: u32, body: Bytes) {
-    let got = onair_shared::ingest::TagReader::new()
-        .video_tag(ts, &body)
-        .unwrap();
-    if let Some(c) = got.config {
-        p.config(c).unwrap();
+/// Publishes frame `n` at `n` × 33 ms: a keyframe when `n` is a multiple of 10.
+fn push(publisher: &Publisher, n: u8) {
+    let body = if n.is_multiple_of(10) {
+        key(n)
+    } else {
+        inter(n)
+    };
+    publisher.video(n as u32 * 33, body).unwrap();
+}
+
+/// How `video_tags` names frame `n` of `push`.
+fn name(n: u8) -> String {
+    if n.is_multiple_of(10) {
+        format!("key{n}")
+    } else {
+        format!("{n}")
     }
-    if let Some(f) = got.frame {
-        p.frame(f).unwrap();
-    }
 }
 
-fn frame(n: u8) -> Bytes {
-    let kind = if n.is_multiple_of(10) { 0x17 } else { 0x27 };
-    Bytes::from(vec![kind, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, n])
-}
-
-fn avc_seq() -> Bytes {
-    crate::hub::tests::avc_seq()
-}
-
-/// `{n}` for `from..=to`, `key{n}` where `frame` makes a keyframe.
 fn names(from: u8, to: u8) -> Vec<String> {
-    (from..=to)
-        .map(|n| {
-            if n.is_multiple_of(10) {
-                format!("key{n}")
-            } else {
-                format!("{n}")
-            }
-        })
-        .collect()
+    (from..=to).map(name).collect()
 }
 
 #[tokio::test]
@@ -208,21 +222,8 @@ async fn by_default_a_few_viewers_share_one_loop() {
 #[tokio::test]
 async fn viewers_in_step_get_every_frame_once_in_order_and_a_new_publisher_from_its_keyframe() {
     let (mut room, publisher) = Room::new(HubConfig::default());
-    video(&publisher, 0, avc_seq());
-    video(&publisher, 0, frame(0));
-    let mut tickets = Vec::new();
-    for _ in 0..3 {
-        tickets.push(room.join(1).await.0);
-    }
-    let mut bufs = Vec::new();
-    let start = room.watch_until("key0", &mut bufs).await;
-    assert!(start.iter().all(|s| s == &["seq", "key0"]), "{start:?}");
-    for n in 1..=25u8 {
-        video(&publisher, n as u32 * 33, frame(n));
-        let seen = room.watch_until(&names(n, n)[0], &mut bufs).await;
-        let want = names(n, n);
-        assert!(seen.iter().all(|s| s == &want), "frame {n}: {seen:?}");
-    }
+    let tickets = room.start(&publisher, 3).await;
+    room.one_by_one(&publisher, 1, 25).await;
     assert_eq!(room.in_step(), vec![3], "served from the loop's own read");
     // A new publisher within the grace period: every viewer gets its configuration, then
     // its frames from its first keyframe; the frame before that would not decode.
@@ -231,23 +232,16 @@ async fn viewers_in_step_get_every_frame_once_in_order_and_a_new_publisher_from_
         .hub
         .publish(room.key.clone(), "127.0.0.1:2".parse().unwrap())
         .unwrap();
-    video(&publisher, 0, avc_seq());
-    video(&publisher, 0, frame(41));
-    video(&publisher, 33, frame(50));
-    let seen = room.watch_until("key50", &mut bufs).await;
+    publisher.video(0, avc_seq()).unwrap();
+    push(&publisher, 41);
+    push(&publisher, 50);
+    let seen = room.watch_until("key50").await;
     assert!(
         seen.iter()
             .all(|s| s.last().unwrap() == "key50" && !s.contains(&"41".into())),
         "{seen:?}"
     );
-    for n in 51..=55u8 {
-        video(&publisher, n as u32 * 33, frame(n));
-        let seen = room.watch_until(&names(n, n)[0], &mut bufs).await;
-        assert!(
-            seen.iter().all(|s| s == &names(n, n)),
-            "frame {n}: {seen:?}"
-        );
-    }
+    room.one_by_one(&publisher, 51, 55).await;
     assert_eq!(room.in_step(), vec![3], "back in step after the change");
     drop(tickets);
 }
@@ -258,40 +252,23 @@ async fn a_loop_that_fell_behind_the_ring_resumes_its_viewers_at_a_keyframe() {
         viewer_queue_frames: 16,
         ..HubConfig::default()
     });
-    video(&publisher, 0, avc_seq());
-    video(&publisher, 0, frame(0));
-    let mut tickets = Vec::new();
-    for _ in 0..2 {
-        tickets.push(room.join(1).await.0);
-    }
-    let mut bufs = Vec::new();
-    room.watch_until("key0", &mut bufs).await;
-    for n in 1..=3u8 {
-        video(&publisher, n as u32 * 33, frame(n));
-        room.watch_until(&names(n, n)[0], &mut bufs).await;
-    }
+    let tickets = room.start(&publisher, 2).await;
+    room.one_by_one(&publisher, 1, 3).await;
     assert_eq!(room.in_step(), vec![2]);
     // 37 frames while the loop cannot run (this test's runtime has one thread): more than
     // the ring holds, so the loop and its viewers all lagged. They resume at the first
     // keyframe still in the ring, 30, not with the frames before it.
     for n in 4..=40u8 {
-        video(&publisher, n as u32 * 33, frame(n));
+        push(&publisher, n);
     }
-    let seen = room.watch_until("key40", &mut bufs).await;
+    let seen = room.watch_until("key40").await;
     assert!(seen.iter().all(|s| s == &names(30, 40)), "{seen:?}");
     let stream = room.hub.get(&room.key).unwrap();
     assert!(
         stream.metrics().frames_dropped.get() > 0,
         "the skipped frames are counted"
     );
-    for n in 41..=43u8 {
-        video(&publisher, n as u32 * 33, frame(n));
-        let seen = room.watch_until(&names(n, n)[0], &mut bufs).await;
-        assert!(
-            seen.iter().all(|s| s == &names(n, n)),
-            "frame {n}: {seen:?}"
-        );
-    }
+    room.one_by_one(&publisher, 41, 43).await;
     assert_eq!(room.in_step(), vec![2], "back in step after the lag");
     drop(tickets);
 }
@@ -302,23 +279,14 @@ async fn at_the_end_of_the_stream_viewers_get_its_last_frames_then_are_handed_ba
         publisher_grace_ms: 0,
         ..HubConfig::default()
     });
-    video(&publisher, 0, avc_seq());
-    video(&publisher, 0, frame(0));
-    let mut tickets = Vec::new();
-    for _ in 0..2 {
-        tickets.push(room.join(1).await.0);
-    }
-    let mut bufs = Vec::new();
-    for n in 1..=3u8 {
-        video(&publisher, n as u32 * 33, frame(n));
-        room.watch_until(&names(n, n)[0], &mut bufs).await;
-    }
+    let mut tickets = room.start(&publisher, 2).await;
+    room.one_by_one(&publisher, 1, 3).await;
     assert_eq!(room.in_step(), vec![2]);
     // The last frames and the end, read by the loop in one wake-up.
-    video(&publisher, 4 * 33, frame(4));
-    video(&publisher, 5 * 33, frame(5));
+    push(&publisher, 4);
+    push(&publisher, 5);
     drop(publisher);
-    let seen = room.watch_until("5", &mut bufs).await;
+    let seen = room.watch_until("5").await;
     assert!(seen.iter().all(|s| s == &names(4, 5)), "{seen:?}");
     for t in &mut tickets {
         let back = tokio::time::timeout(Duration::from_secs(5), t.returned())

@@ -39,7 +39,7 @@ pub fn aac(n: u8) -> Bytes {
 
 /// Publishes FLV tag bodies the way the RTMP connection does: parsed at ingest, then
 /// handed to the hub as configurations and frames.
-trait PushTags {
+pub(crate) trait PushTags {
     fn video(&self, ts: u32, body: Bytes) -> Result<(), PushError>;
     fn audio(&self, ts: u32, body: Bytes) -> Result<(), PushError>;
 }
