@@ -3,6 +3,7 @@
 //! end-to-end tests (which use the same clients to check what viewers receive).
 
 pub mod floor;
+pub mod flv_scan;
 pub mod hls_stats;
 pub mod http;
 pub mod http_conn;
@@ -10,6 +11,7 @@ pub mod media;
 pub mod playlist;
 pub mod procfs;
 pub mod publisher;
+pub mod readers;
 pub mod report;
 pub mod rtmp;
 pub mod stats;

@@ -5,6 +5,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
+use onair_bench::readers::Readers;
 use onair_bench::report::{ErrorCount, HlsErrorCount, HlsReport, Report, ThreadCpu, WhepReport};
 use onair_bench::stats::{Clock, SendLog, ViewerLive, ViewerRecorder, ViewerResult};
 use onair_bench::target::{HttpTarget, RtmpTarget};
@@ -109,6 +110,10 @@ struct Args {
     /// Delivered fraction a find-max step needs to pass.
     #[arg(long, default_value_t = 0.999)]
     min_delivered: f64,
+    /// Threads reading the RTMP and HTTP-FLV viewers' sockets once they play (0: one per
+    /// CPU core the bench may use).
+    #[arg(long, default_value_t = 0)]
+    reader_threads: usize,
 }
 
 /// Raises this process's soft open-file limit to its hard limit (thousands of viewers).
@@ -623,6 +628,7 @@ async fn run(args: &Args, viewer_count: u32) -> Result<Report> {
         }
         _ => None,
     };
+    let readers = Readers::start(args.reader_threads)?;
     let ramp_start = Instant::now();
     for i in 0..viewer_count {
         if args.connect_batch == 0 {
@@ -634,8 +640,18 @@ async fn run(args: &Args, viewer_count: u32) -> Result<Report> {
         let rec = ViewerRecorder::new(clock, log.clone(), live.clone());
         let stop = view_stop_rx.clone();
         match &play {
-            Play::Rtmp(t) => handles.push(tokio::spawn(viewer_rtmp::run(t.clone(), rec, stop))),
-            Play::Flv(t) => handles.push(tokio::spawn(viewer_flv::run(t.clone(), rec, stop))),
+            Play::Rtmp(t) => handles.push(tokio::spawn(viewer_rtmp::run(
+                t.clone(),
+                rec,
+                stop,
+                readers.clone(),
+            ))),
+            Play::Flv(t) => handles.push(tokio::spawn(viewer_flv::run(
+                t.clone(),
+                rec,
+                stop,
+                readers.clone(),
+            ))),
             Play::Whep(t) => handles.push(tokio::spawn(viewer_whep::run(
                 t.clone(),
                 rec,

@@ -87,6 +87,8 @@ const VIDEO_PREFIX: usize = 5 + 4;
 /// Offset of the magic: prefix plus the one-byte NAL header.
 const MAGIC_AT: usize = VIDEO_PREFIX + 1;
 const SEQ_AT: usize = MAGIC_AT + MAGIC.len();
+/// How much of a video tag's body `classify_video` reads: a viewer may keep just this.
+pub const CLASSIFY_PREFIX: usize = SEQ_AT + 8;
 
 pub fn video_interval() -> Duration {
     Duration::from_nanos(1_000_000_000 / FPS)

@@ -31,8 +31,22 @@ pub fn error_status(e: &ClientSessionEvent) -> Option<&str> {
 }
 
 /// TCP, or TLS over TCP.
-trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
+    /// The plain TCP socket it is, or itself back if it is not one.
+    fn into_tcp(self: Box<Self>) -> std::result::Result<TcpStream, Box<dyn Transport>>;
+}
+
+impl Transport for TcpStream {
+    fn into_tcp(self: Box<Self>) -> std::result::Result<TcpStream, Box<dyn Transport>> {
+        Ok(*self)
+    }
+}
+
+impl Transport for tokio_rustls::client::TlsStream<TcpStream> {
+    fn into_tcp(self: Box<Self>) -> std::result::Result<TcpStream, Box<dyn Transport>> {
+        Err(self)
+    }
+}
 
 pub struct RtmpClient {
     pub session: ClientSession,
@@ -100,6 +114,26 @@ impl RtmpClient {
                     return Ok(remaining_bytes);
                 }
             }
+        }
+    }
+
+    /// The session and its plain TCP socket, for reading elsewhere (every byte read so far
+    /// has been through the session); the client back if it runs over TLS.
+    pub fn into_plain(self) -> std::result::Result<(TcpStream, ClientSession), Box<Self>> {
+        let Self {
+            session,
+            sock,
+            buf,
+            filled,
+        } = self;
+        match sock.into_tcp() {
+            Ok(tcp) => Ok((tcp, session)),
+            Err(sock) => Err(Box::new(Self {
+                session,
+                sock,
+                buf,
+                filled,
+            })),
         }
     }
 

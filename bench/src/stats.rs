@@ -141,6 +141,15 @@ impl ViewerRecorder {
         self.clock
     }
 
+    /// How many frames' sequence numbers the record has room for (the send log's).
+    pub fn capacity(&self) -> usize {
+        self.per_seq.len()
+    }
+
+    pub fn connect_ns(&self) -> u64 {
+        self.connect_ns
+    }
+
     /// Marks the start of this viewer's connect (time to first frame counts from here).
     pub fn connecting(&mut self) {
         self.connect_ns = self.clock.now_ns();
@@ -200,6 +209,21 @@ impl ViewerRecorder {
             duplicates: self.duplicates,
             foreign: self.foreign,
             error,
+        }
+    }
+}
+
+impl ViewerResult {
+    /// The record of a viewer whose recorder was lost with `error` (nothing received).
+    pub fn failed(connect_ns: u64, capacity: usize, error: String) -> Self {
+        Self {
+            connect_ns,
+            first_video_ns: None,
+            first_key_ns: None,
+            per_seq: vec![NOT_RECEIVED; capacity],
+            duplicates: 0,
+            foreign: 0,
+            error: Some(error),
         }
     }
 }

@@ -1,11 +1,14 @@
-//! An HTTP-FLV viewer: GET the stream, undo chunked coding if used, demux the FLV tags and
-//! hand every video tag to its recorder with the time its bytes were read.
+//! An HTTP-FLV viewer: GET the stream, then hand the socket to a reader thread, which
+//! undoes chunked coding if used, scans the FLV tags and hands every video tag's start to
+//! the recorder with the time its bytes were read.
 
+use crate::flv_scan::FlvScan;
 use crate::http::{self, ChunkedDecoder, ResponseHead};
+use crate::media::CLASSIFY_PREFIX;
+use crate::readers::{Demux, Readers};
 use crate::stats::{ViewerRecorder, ViewerResult};
 use crate::target::HttpTarget;
 use anyhow::{bail, Context, Result};
-use onair_shared::flv::{FlvDemuxer, FlvEvent, TAG_VIDEO};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,20 +22,73 @@ const MAX_TAG: usize = 16 * 1024 * 1024;
 pub async fn run(
     target: Arc<HttpTarget>,
     mut rec: ViewerRecorder,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+    readers: Arc<Readers>,
 ) -> ViewerResult {
     rec.connecting();
-    let error = tokio::select! {
-        r = session(&target, &mut rec) => r.err().map(|e| format!("{e:#}")),
-        _ = stop.changed() => None,
+    let mut stopped = stop.clone();
+    let setup = tokio::select! {
+        r = setup(&target, &mut rec) => Some(r),
+        _ = stopped.changed() => None,
     };
-    rec.finish(error)
+    let Some(setup) = setup else {
+        return rec.finish(None);
+    };
+    match setup {
+        Ok((sock, play)) => readers.read(sock, Box::new(play), rec, stop).await,
+        Err(e) => rec.finish(Some(format!("{e:#}"))),
+    }
 }
 
 enum Body {
     Chunked(ChunkedDecoder),
     Length(u64),
     UntilClose,
+}
+
+/// The response body of a play: its transfer coding and the FLV in it.
+struct FlvPlay {
+    body: Body,
+    scan: FlvScan,
+}
+
+impl Demux for FlvPlay {
+    fn feed(
+        &mut self,
+        data: &[u8],
+        now_ns: u64,
+        rec: &mut ViewerRecorder,
+        _reply: &mut Vec<u8>,
+    ) -> Result<()> {
+        let scan = &mut self.scan;
+        let mut on_video = |prefix: &[u8]| rec.on_video(prefix, now_ns);
+        match &mut self.body {
+            Body::Chunked(d) => {
+                let mut bad = None;
+                d.feed(data, |s| {
+                    if bad.is_none() {
+                        bad = scan.push(s, &mut on_video).err();
+                    }
+                })?;
+                if let Some(e) = bad {
+                    return Err(e.into());
+                }
+                if d.is_done() {
+                    bail!("server ended the chunked body");
+                }
+            }
+            Body::Length(left) => {
+                let n = (*left).min(data.len() as u64);
+                scan.push(&data[..n as usize], on_video)?;
+                *left -= n;
+                if *left == 0 {
+                    bail!("server ended the body (Content-Length reached)");
+                }
+            }
+            Body::UntilClose => scan.push(data, on_video)?,
+        }
+        Ok(())
+    }
 }
 
 async fn open(target: &HttpTarget) -> Result<(TcpStream, ResponseHead, Vec<u8>)> {
@@ -61,78 +117,29 @@ async fn open(target: &HttpTarget) -> Result<(TcpStream, ResponseHead, Vec<u8>)>
     }
 }
 
-async fn session(target: &HttpTarget, rec: &mut ViewerRecorder) -> Result<()> {
-    let (mut sock, head, first) = timeout(SETUP_TIMEOUT, open(target))
+/// The GET and the response head; the body bytes read with the head have been fed.
+async fn setup(target: &HttpTarget, rec: &mut ViewerRecorder) -> Result<(TcpStream, FlvPlay)> {
+    let (sock, head, first) = timeout(SETUP_TIMEOUT, open(target))
         .await
         .context("connect timed out")??;
     if head.status != 200 {
         bail!("HTTP status {}", head.status);
     }
-    let mut body = if head.chunked {
+    let body = if head.chunked {
         Body::Chunked(ChunkedDecoder::new())
     } else if let Some(n) = head.content_length {
         Body::Length(n)
     } else {
         Body::UntilClose
     };
-    let clock = rec.clock();
-    let mut demux = FlvDemuxer::new(MAX_TAG);
+    let mut play = FlvPlay {
+        body,
+        scan: FlvScan::new(CLASSIFY_PREFIX, MAX_TAG),
+    };
     rec.on_bytes(first.len());
-    feed(&mut body, &mut demux, rec, &first, clock.now_ns())?;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = sock.read(&mut buf).await.context("read")?;
-        let now = clock.now_ns();
-        if n == 0 {
-            bail!("server closed the connection");
-        }
-        rec.on_bytes(n);
-        feed(&mut body, &mut demux, rec, &buf[..n], now)?;
-    }
-}
-
-/// Takes body bytes read at `now` through the transfer coding and the demuxer.
-fn feed(
-    body: &mut Body,
-    demux: &mut FlvDemuxer,
-    rec: &mut ViewerRecorder,
-    data: &[u8],
-    now: u64,
-) -> Result<()> {
-    match body {
-        Body::Chunked(d) => {
-            d.feed(data, |s| demux.push(s))?;
-            drain(demux, rec, now)?;
-            if d.is_done() {
-                bail!("server ended the chunked body");
-            }
-        }
-        Body::Length(left) => {
-            let n = (*left).min(data.len() as u64);
-            demux.push(&data[..n as usize]);
-            *left -= n;
-            drain(demux, rec, now)?;
-            if *left == 0 {
-                bail!("server ended the body (Content-Length reached)");
-            }
-        }
-        Body::UntilClose => {
-            demux.push(data);
-            drain(demux, rec, now)?;
-        }
-    }
-    Ok(())
-}
-
-fn drain(demux: &mut FlvDemuxer, rec: &mut ViewerRecorder, now: u64) -> Result<()> {
-    while let Some(event) = demux.next_event()? {
-        if let FlvEvent::Tag(tag) = event {
-            if tag.tag_type == TAG_VIDEO {
-                rec.on_video(&tag.body, now);
-            }
-        }
-    }
-    Ok(())
+    let now = rec.clock().now_ns();
+    play.feed(&first, now, rec, &mut Vec::new())?;
+    Ok((sock, play))
 }
 
 #[cfg(test)]
@@ -140,7 +147,7 @@ mod tests {
     use super::*;
     use crate::media::{audio_frame, filler, video_frame, video_ms, video_sequence_header};
     use crate::stats::{Clock, SendLog, ViewerLive, NOT_RECEIVED};
-    use onair_shared::flv::{encode_tag, header, TAG_AUDIO};
+    use onair_shared::flv::{encode_tag, header, TAG_AUDIO, TAG_VIDEO};
     use std::sync::atomic::Ordering;
     use tokio::net::TcpListener;
 
@@ -192,7 +199,8 @@ mod tests {
         });
         let (_stop_tx, stop) = watch::channel(false);
         let rec = ViewerRecorder::new(clock, log, live.clone());
-        let r = timeout(Duration::from_secs(10), run(target, rec, stop))
+        let readers = Readers::start(1).unwrap();
+        let r = timeout(Duration::from_secs(10), run(target, rec, stop, readers))
             .await
             .unwrap();
         assert_eq!(r.error.as_deref(), Some("server ended the chunked body"));
