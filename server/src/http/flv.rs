@@ -76,8 +76,10 @@ pub async fn serve_direct(
     let Some((key, _)) = super::media_path(&path) else {
         return;
     };
+    // Boxed: awaited once, and its state (the authorization hook's request among it) would
+    // otherwise stay in this task's future for as long as the viewer plays.
     let opened = tokio::select! {
-        o = super::open_flv(&ctx, &key, &query, peer, &kill) => o,
+        o = Box::pin(super::open_flv(&ctx, &key, &query, peer, &kill)) => o,
         _ = shutdown.cancelled() => return,
     };
     let (sub, client) = match opened {
@@ -128,7 +130,9 @@ pub async fn serve_direct(
     }
     let mut batch = Vec::new();
     let mut parts = Vec::new();
-    let mut input = [0u8; 512];
+    // Small: a viewer sends nothing after its request, and this sits in its task for as
+    // long as it plays.
+    let mut input = [0u8; 64];
     let mut stop = crate::stop::StopSignal::new(shutdown);
     let mut kicked = crate::stop::StopSignal::new(kill);
     let why = loop {

@@ -145,24 +145,38 @@ pub async fn serve(
             async move {
                 match tls {
                     None => serve_plain(socket, ctx, peer, shutdown).await,
+                    // Boxed: a task's future is as large as its largest state, and every
+                    // plain HTTP-FLV viewer's task would carry the TLS and hyper states.
                     Some(tls) => {
-                        let accepted = tokio::select! {
-                            r = tls.accept(socket, handshake_limit) => r,
-                            _ = shutdown.cancelled() => return,
-                        };
-                        match accepted {
-                            Ok(stream) => serve_connection(stream, ctx, peer, shutdown).await,
-                            Err(e) => {
-                                ctx.hub.metrics().refused(e.reason());
-                                tracing::warn!(error = %e, reason = e.reason(), "connection closed");
-                            }
-                        }
+                        Box::pin(serve_tls(socket, tls, handshake_limit, ctx, peer, shutdown)).await
                     }
                 }
                 drop(admission);
             }
             .instrument(span),
         );
+    }
+}
+
+/// A TLS connection: the handshake within `handshake_limit`, then hyper.
+async fn serve_tls(
+    socket: tokio::net::TcpStream,
+    tls: Arc<Tls>,
+    handshake_limit: std::time::Duration,
+    ctx: HttpContext,
+    peer: std::net::SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let accepted = tokio::select! {
+        r = tls.accept(socket, handshake_limit) => r,
+        _ = shutdown.cancelled() => return,
+    };
+    match accepted {
+        Ok(stream) => serve_connection(stream, ctx, peer, shutdown).await,
+        Err(e) => {
+            ctx.hub.metrics().refused(e.reason());
+            tracing::warn!(error = %e, reason = e.reason(), "connection closed");
+        }
     }
 }
 
@@ -184,7 +198,9 @@ async fn serve_plain(
             sniff::Sniff::NeedMore => {}
             sniff::Sniff::Hyper => {
                 let io = rewind::Rewind::new(buf.into(), socket);
-                return serve_connection(io, ctx, peer, shutdown).await;
+                // Boxed so that a direct HTTP-FLV viewer's task does not carry hyper's
+                // connection state (several KB) inline.
+                return Box::pin(serve_connection(io, ctx, peer, shutdown)).await;
             }
             sniff::Sniff::FlvGet { path, query, .. } => {
                 drop(buf);

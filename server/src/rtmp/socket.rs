@@ -45,15 +45,22 @@ pub async fn write_all_vectored<T: AsyncWrite + Unpin>(
     let mut idx = 0;
     let mut offset = 0;
     while idx < parts.len() {
-        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let mut count = 0;
-        for (slot, part) in slices.iter_mut().zip(
-            std::iter::once(&parts[idx][offset..]).chain(parts[idx + 1..].iter().map(|p| &p[..])),
-        ) {
-            *slot = IoSlice::new(part);
-            count += 1;
-        }
-        let n = at_once_or_within(io.write_vectored(&slices[..count]), limit).await??;
+        let (from, at) = (idx, offset);
+        // The slice list is built in each poll rather than kept in this future: held
+        // across the await, its 1 KB would sit in the task of every connection that
+        // awaits a write here, for as long as the connection lives.
+        let write = std::future::poll_fn(|cx| {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut count = 0;
+            for (slot, part) in slices.iter_mut().zip(
+                std::iter::once(&parts[from][at..]).chain(parts[from + 1..].iter().map(|p| &p[..])),
+            ) {
+                *slot = IoSlice::new(part);
+                count += 1;
+            }
+            Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count])
+        });
+        let n = at_once_or_within(write, limit).await??;
         if n == 0 {
             return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
         }
