@@ -11,6 +11,11 @@ use bytes::Bytes;
 /// Most buffers handed to one vectored write.
 pub const MAX_SLICES: usize = 64;
 
+/// Buffers an emptied queue keeps room for. A viewer's join (the cached GOP) queues
+/// dozens at once and the queue's room would stay that large for as long as it plays;
+/// live, a viewer is owed a few at a time, so this seldom reallocates.
+const KEPT_PARTS: usize = 8;
+
 /// Whole buffers, front first, and how much of the front one is already written.
 #[derive(Debug, Default)]
 pub struct OutQueue {
@@ -78,6 +83,9 @@ impl OutQueue {
             self.parts.pop_front();
             self.offset = 0;
         }
+        if self.parts.is_empty() && self.parts.capacity() > 2 * KEPT_PARTS {
+            self.parts.shrink_to(KEPT_PARTS);
+        }
     }
 
     /// Everything not yet written, the front buffer cut where the socket stopped; the
@@ -120,6 +128,27 @@ mod tests {
         assert!(q.is_empty());
         assert!(!q.mid_buffer());
         assert!(q.take().is_empty());
+    }
+
+    #[test]
+    fn an_emptied_queue_lets_a_burst_s_room_go() {
+        let mut q = OutQueue::default();
+        for _ in 0..100 {
+            q.push(Bytes::from_static(b"frame"));
+        }
+        assert!(q.parts.capacity() >= 100);
+        q.advance(5 * 60);
+        assert!(
+            q.parts.capacity() >= 100,
+            "room is kept while buffers are owed"
+        );
+        q.advance(5 * 40);
+        assert!(q.is_empty());
+        assert!(
+            q.parts.capacity() <= 2 * KEPT_PARTS,
+            "{}",
+            q.parts.capacity()
+        );
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct Subscription {
     pub dropped: u64,
 }
 
+/// Frames an emptied queue keeps room for (see `drain_pending`).
+const PENDING_KEPT: usize = 8;
+
 impl Subscription {
     pub(super) fn new(
         stream: Arc<Stream>,
@@ -85,7 +88,7 @@ impl Subscription {
     /// Audio waits up to `merge_wait` for the next video frame so both go out in one
     /// write; video never waits.
     pub async fn next_batch(&mut self, out: &mut Vec<Arc<SharedFrame>>) -> Result<(), StreamEnded> {
-        out.extend(self.pending.drain(..));
+        self.drain_pending(out);
         while out.is_empty() {
             let event = self.recv().await?;
             self.handle(event, out)?;
@@ -116,7 +119,7 @@ impl Subscription {
     /// frame already broadcast (a lag moves this viewer to the next keyframe, as in
     /// `next_batch`). For a fan-out loop, which is woken once for all its viewers.
     pub fn try_batch(&mut self, out: &mut Vec<Arc<SharedFrame>>) -> Result<(), StreamEnded> {
-        out.extend(self.pending.drain(..));
+        self.drain_pending(out);
         self.drain_ready(out)
     }
 
@@ -137,9 +140,18 @@ impl Subscription {
         ended
     }
 
+    /// Moves the queued frames to `out`. The start frames (a whole GOP) made the queue
+    /// large; that room goes with them, as live frames seldom queue here.
+    fn drain_pending(&mut self, out: &mut Vec<Arc<SharedFrame>>) {
+        out.extend(self.pending.drain(..));
+        if self.pending.capacity() > PENDING_KEPT {
+            self.pending = VecDeque::new();
+        }
+    }
+
     /// Appends the frames queued by `pull` (and the start frames), reading nothing new.
     pub fn take_pending(&mut self, out: &mut Vec<Arc<SharedFrame>>) {
-        out.extend(self.pending.drain(..));
+        self.drain_pending(out);
     }
 
     /// Passes over the next `n` events, which another reader of the stream (a fan-out

@@ -32,6 +32,11 @@ pub const READ_CHUNK: usize = 16 * 1024;
 /// `READ_CHUNK` each time a read fills it. Thousands of players hold this, not 16 KB.
 const FIRST_READ: usize = HANDSHAKE_READ;
 
+/// The read buffer of a player once it plays: its acknowledgements and the odd command
+/// are tens of bytes (a longer one takes a few reads, and a read that fills the buffer
+/// doubles it as for a publisher).
+const PLAYER_READ: usize = 256;
+
 /// A session, its transport, and the hub handles its actions obtained.
 pub struct Driver<T> {
     io: T,
@@ -184,6 +189,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         // `cancelled()` each turn cost lock round trips per viewer per frame.
         let mut stop = crate::stop::StopSignal::new(shutdown.clone());
         let mut kick_sent = false;
+        let mut slimmed = false;
         let mut turns = 0u32;
         loop {
             if let Err(e) = self.act().await {
@@ -210,6 +216,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 return Ok(());
             }
             self.offer_to_fanout();
+            if !slimmed && self.is_playing() {
+                slimmed = true;
+                self.session.release_spare_capacity();
+                *read_buf = vec![0; PLAYER_READ];
+            }
             // The select below reaches the stop only when frames and input are both
             // waiting; a peer that always has one ready (a backlogged viewer, a publisher
             // sending without pause) still sees a kick or shutdown within 64 turns.
@@ -288,7 +299,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     self.write(bytes).await?
                 }
                 Action::Authorize(access) => {
-                    let verdict = self.auth.check_named(&access).await;
+                    // Boxed, as are the other once-per-connection awaits below: held inline,
+                    // the largest of them sized every connection's task (a player's too).
+                    let verdict = Box::pin(self.auth.check_named(&access)).await;
                     self.credential = verdict.as_ref().ok().cloned().flatten();
                     self.query = access.param.clone();
                     self.session.answer(Answer::Authorized(verdict.map(|_| ())));
@@ -296,7 +309,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 Action::Publish(key) => {
                     let cluster = self.hub.sources().map(|s| s.cluster().clone());
                     let admitted = match &cluster {
-                        Some(c) => c.admit_publish(&key).await,
+                        Some(c) => Box::pin(c.admit_publish(&key)).await,
                         None => Ok(()),
                     };
                     let verdict =
@@ -316,7 +329,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     self.session.answer(Answer::Published(verdict));
                 }
                 Action::Play { key, .. } => {
-                    self.hub.pull_if_needed(&key, &self.query).await;
+                    Box::pin(self.hub.pull_if_needed(&key, &self.query)).await;
                     let verdict = match self.hub.subscribe(&key, Protocol::Rtmp) {
                         Ok(sub) => {
                             tracing::Span::current()

@@ -63,7 +63,9 @@ pub async fn serve(
             async move {
                 match tls {
                     None => driver::run_tcp(socket, peer, cfg, hub, auth, client).await,
-                    Some(tls) => {
+                    // Boxed: inline, the TLS stream and its handshake would size the task
+                    // of every plain connection too.
+                    Some(tls) => Box::pin(async move {
                         let stop = client.kill_token().clone();
                         let accepted = tokio::select! {
                             r = tls.accept(socket, handshake_limit) => r,
@@ -76,7 +78,8 @@ pub async fn serve(
                                 tracing::warn!(error = %e, reason = e.reason(), "connection closed");
                             }
                         }
-                    }
+                    })
+                    .await,
                 }
                 drop(admission);
             }

@@ -340,6 +340,18 @@ impl Session {
         self.out.split().freeze()
     }
 
+    /// Lets go of what the handshake and the opening commands grew (the 3 KB of S0-S2 and
+    /// the queue of their actions): a playing viewer sends only acknowledgements from now
+    /// on, and thousands of them hold a session each.
+    pub fn release_spare_capacity(&mut self) {
+        if self.out.is_empty() {
+            self.out = BytesMut::new();
+        }
+        if self.actions.is_empty() {
+            self.actions = VecDeque::new();
+        }
+    }
+
     fn take_send(&mut self) -> Option<Action> {
         (!self.out.is_empty()).then(|| Action::Send(self.out.split().freeze()))
     }
