@@ -14,6 +14,7 @@ pub mod publisher;
 pub mod readers;
 pub mod report;
 pub mod rtmp;
+pub mod rtmp_scan;
 pub mod stats;
 pub mod step;
 pub mod target;

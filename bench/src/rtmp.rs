@@ -2,6 +2,7 @@
 //! rtmps://), the handshake,
 //! `connect` to the app, and a read/process loop over rml_rtmp's `ClientSession`.
 
+use crate::rtmp_scan::is_ending_status;
 use crate::target::RtmpTarget;
 use anyhow::{bail, Context, Result};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
@@ -19,11 +20,8 @@ const READ_BUF: usize = 64 * 1024;
 
 /// The code of an `onStatus` that ends a play or publish attempt (stream not found, bad name...).
 pub fn error_status(e: &ClientSessionEvent) -> Option<&str> {
-    const ENDINGS: [&str; 5] = ["Failed", "NotFound", "BadName", "Rejected", "Forbidden"];
     match e {
-        ClientSessionEvent::UnhandleableOnStatusCode { code }
-            if ENDINGS.iter().any(|s| code.ends_with(s)) =>
-        {
+        ClientSessionEvent::UnhandleableOnStatusCode { code } if is_ending_status(code) => {
             Some(code)
         }
         _ => None,
@@ -53,7 +51,16 @@ pub struct RtmpClient {
     sock: Box<dyn Transport>,
     buf: Box<[u8]>,
     filled: usize,
+    /// Every byte after the handshake the session was given, while under `MAX_GIVEN`:
+    /// what a scanner taking over replays (`into_plain`).
+    given: Vec<u8>,
+    given_overflow: bool,
 }
+
+/// The set-up's bytes kept for a scanner: connect's and play's answers (about 600 bytes)
+/// and what came with them (at most a read's worth of the cached GOP); a client given
+/// more (a publisher, over its run) stops keeping them.
+const MAX_GIVEN: usize = 2 * READ_BUF;
 
 impl RtmpClient {
     /// TCP connect, handshake and `connect` to the target's app; returns once it is accepted.
@@ -75,6 +82,8 @@ impl RtmpClient {
             sock,
             buf: vec![0u8; READ_BUF].into_boxed_slice(),
             filled: 0,
+            given: Vec::new(),
+            given_overflow: false,
         };
         let leftover = client.handshake().await?;
         client.send_all(initial).await?;
@@ -117,23 +126,43 @@ impl RtmpClient {
         }
     }
 
-    /// The session and its plain TCP socket, for reading elsewhere (every byte read so far
-    /// has been through the session); the client back if it runs over TLS.
-    pub fn into_plain(self) -> std::result::Result<(TcpStream, ClientSession), Box<Self>> {
+    /// The plain TCP socket and every byte after the handshake the session was given, for
+    /// a scanner to take the stream over elsewhere; the client back if it runs over TLS or
+    /// was given too much to replay.
+    pub fn into_plain(self) -> std::result::Result<(TcpStream, Vec<u8>), Box<Self>> {
+        if self.given_overflow {
+            return Err(Box::new(self));
+        }
         let Self {
             session,
             sock,
             buf,
             filled,
+            given,
+            given_overflow,
         } = self;
         match sock.into_tcp() {
-            Ok(tcp) => Ok((tcp, session)),
+            Ok(tcp) => Ok((tcp, given)),
             Err(sock) => Err(Box::new(Self {
                 session,
                 sock,
                 buf,
                 filled,
+                given,
+                given_overflow,
             })),
+        }
+    }
+
+    fn keep_given(&mut self, bytes: &[u8]) {
+        if self.given_overflow {
+            return;
+        }
+        if self.given.len() + bytes.len() > MAX_GIVEN {
+            self.given_overflow = true;
+            self.given = Vec::new();
+        } else {
+            self.given.extend_from_slice(bytes);
         }
     }
 
@@ -150,12 +179,17 @@ impl RtmpClient {
     /// Runs the bytes of the last `read_some` through the session, sends its responses
     /// (acknowledgements, pongs) and returns its events.
     pub async fn process(&mut self) -> Result<Vec<ClientSessionEvent>> {
-        let results = self.session.handle_input(&self.buf[..self.filled])?;
-        self.filled = 0;
+        let filled = std::mem::take(&mut self.filled);
+        let input = std::mem::take(&mut self.buf);
+        self.keep_given(&input[..filled]);
+        let results = self.session.handle_input(&input[..filled]);
+        self.buf = input;
+        let results = results?;
         self.handle_results(results).await
     }
 
     async fn process_bytes(&mut self, bytes: &[u8]) -> Result<Vec<ClientSessionEvent>> {
+        self.keep_given(bytes);
         let results = self.session.handle_input(bytes)?;
         self.handle_results(results).await
     }

@@ -3,12 +3,14 @@
 //! Over plain TCP the socket is read by a reader thread once the play is requested; over
 //! TLS by the viewer's own task.
 
+use crate::media::CLASSIFY_PREFIX;
 use crate::readers::{Demux, Readers};
 use crate::rtmp::{self, RtmpClient};
+use crate::rtmp_scan::RtmpScan;
 use crate::stats::{ViewerRecorder, ViewerResult};
 use crate::target::RtmpTarget;
 use anyhow::{bail, Context, Result};
-use rml_rtmp::sessions::{ClientSession, ClientSessionEvent, ClientSessionResult};
+use rml_rtmp::sessions::ClientSessionEvent;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -25,7 +27,7 @@ pub async fn run(
     rec.connecting();
     let mut stopped = stop.clone();
     let setup = tokio::select! {
-        r = setup(&target) => Some(r),
+        r = setup(&target, &mut rec) => Some(r),
         _ = stopped.changed() => None,
     };
     let client = match setup {
@@ -34,9 +36,13 @@ pub async fn run(
         Some(Ok(client)) => client,
     };
     match client.into_plain() {
-        Ok((sock, session)) => {
+        Ok((sock, given)) => {
+            let scan = match RtmpScan::resume(CLASSIFY_PREFIX, &given) {
+                Ok(scan) => scan,
+                Err(e) => return rec.finish(Some(format!("replaying the set-up: {e}"))),
+            };
             readers
-                .read(sock, Box::new(RtmpPlay { session }), rec, stop)
+                .read(sock, Box::new(RtmpPlay(scan)), rec, stop)
                 .await
         }
         Err(client) => {
@@ -49,21 +55,39 @@ pub async fn run(
     }
 }
 
-/// Connected, and the play requested.
-async fn setup(target: &RtmpTarget) -> Result<RtmpClient> {
+/// Connected and playing: the session sends createStream, then play, and the set-up
+/// ends at the play's acceptance (any video read with it is recorded).
+async fn setup(target: &RtmpTarget, rec: &mut ViewerRecorder) -> Result<RtmpClient> {
     let mut client = timeout(SETUP_TIMEOUT, RtmpClient::connect(target))
         .await
         .context("connect timed out")??;
     let req = client.session.request_playback(target.stream.clone())?;
     client.send(req).await?;
+    let clock = rec.clock();
+    let accepted = async {
+        loop {
+            let n = client.read_some().await?;
+            let now = clock.now_ns();
+            rec.on_bytes(n);
+            let mut accepted = false;
+            for event in client.process().await? {
+                accepted |= matches!(event, ClientSessionEvent::PlaybackRequestAccepted);
+                on_event(&event, now, rec)?;
+            }
+            if accepted {
+                return Ok::<_, anyhow::Error>(());
+            }
+        }
+    };
+    timeout(SETUP_TIMEOUT, accepted)
+        .await
+        .context("play not accepted in time")??;
     Ok(client)
 }
 
-/// The play's messages, through the client session (which also answers the server:
+/// The play's chunk stream, scanned (the scanner also answers the server:
 /// acknowledgements, pongs).
-struct RtmpPlay {
-    session: ClientSession,
-}
+struct RtmpPlay(RtmpScan);
 
 impl Demux for RtmpPlay {
     fn feed(
@@ -73,13 +97,8 @@ impl Demux for RtmpPlay {
         rec: &mut ViewerRecorder,
         reply: &mut Vec<u8>,
     ) -> Result<()> {
-        for r in self.session.handle_input(data)? {
-            match r {
-                ClientSessionResult::OutboundResponse(p) => reply.extend_from_slice(&p.bytes),
-                ClientSessionResult::RaisedEvent(e) => on_event(&e, now_ns, rec)?,
-                ClientSessionResult::UnhandleableMessageReceived(_) => {}
-            }
-        }
+        self.0
+            .push(data, |body| rec.on_video(body, now_ns), reply)?;
         Ok(())
     }
 }
