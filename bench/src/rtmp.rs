@@ -51,10 +51,29 @@ pub struct RtmpClient {
     sock: Box<dyn Transport>,
     buf: Box<[u8]>,
     filled: usize,
-    /// Every byte after the handshake the session was given, while under `MAX_GIVEN`:
-    /// what a scanner taking over replays (`into_plain`).
-    given: Vec<u8>,
-    given_overflow: bool,
+    /// What a scanner taking over replays (`into_plain`).
+    given: Given,
+}
+
+/// Every byte after the handshake the session was given, while under `MAX_GIVEN`.
+#[derive(Default)]
+struct Given {
+    bytes: Vec<u8>,
+    overflow: bool,
+}
+
+impl Given {
+    fn keep(&mut self, bytes: &[u8]) {
+        if self.overflow {
+            return;
+        }
+        if self.bytes.len() + bytes.len() > MAX_GIVEN {
+            self.overflow = true;
+            self.bytes = Vec::new();
+        } else {
+            self.bytes.extend_from_slice(bytes);
+        }
+    }
 }
 
 /// The set-up's bytes kept for a scanner: connect's and play's answers (about 600 bytes)
@@ -82,8 +101,7 @@ impl RtmpClient {
             sock,
             buf: vec![0u8; READ_BUF].into_boxed_slice(),
             filled: 0,
-            given: Vec::new(),
-            given_overflow: false,
+            given: Given::default(),
         };
         let leftover = client.handshake().await?;
         client.send_all(initial).await?;
@@ -130,7 +148,7 @@ impl RtmpClient {
     /// a scanner to take the stream over elsewhere; the client back if it runs over TLS or
     /// was given too much to replay.
     pub fn into_plain(self) -> std::result::Result<(TcpStream, Vec<u8>), Box<Self>> {
-        if self.given_overflow {
+        if self.given.overflow {
             return Err(Box::new(self));
         }
         let Self {
@@ -139,30 +157,16 @@ impl RtmpClient {
             buf,
             filled,
             given,
-            given_overflow,
         } = self;
         match sock.into_tcp() {
-            Ok(tcp) => Ok((tcp, given)),
+            Ok(tcp) => Ok((tcp, given.bytes)),
             Err(sock) => Err(Box::new(Self {
                 session,
                 sock,
                 buf,
                 filled,
                 given,
-                given_overflow,
             })),
-        }
-    }
-
-    fn keep_given(&mut self, bytes: &[u8]) {
-        if self.given_overflow {
-            return;
-        }
-        if self.given.len() + bytes.len() > MAX_GIVEN {
-            self.given_overflow = true;
-            self.given = Vec::new();
-        } else {
-            self.given.extend_from_slice(bytes);
         }
     }
 
@@ -179,17 +183,15 @@ impl RtmpClient {
     /// Runs the bytes of the last `read_some` through the session, sends its responses
     /// (acknowledgements, pongs) and returns its events.
     pub async fn process(&mut self) -> Result<Vec<ClientSessionEvent>> {
-        let filled = std::mem::take(&mut self.filled);
-        let input = std::mem::take(&mut self.buf);
-        self.keep_given(&input[..filled]);
-        let results = self.session.handle_input(&input[..filled]);
-        self.buf = input;
-        let results = results?;
+        let input = &self.buf[..self.filled];
+        self.given.keep(input);
+        let results = self.session.handle_input(input)?;
+        self.filled = 0;
         self.handle_results(results).await
     }
 
     async fn process_bytes(&mut self, bytes: &[u8]) -> Result<Vec<ClientSessionEvent>> {
-        self.keep_given(bytes);
+        self.given.keep(bytes);
         let results = self.session.handle_input(bytes)?;
         self.handle_results(results).await
     }

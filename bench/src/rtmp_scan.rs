@@ -299,15 +299,10 @@ fn status_code(body: &[u8]) -> Option<String> {
     })
 }
 
-/// A protocol control message on chunk stream 2, message stream 0, in one chunk.
+/// A protocol control message to the server: chunk stream 2, message stream 0, in the
+/// client's chunk size (never changed by the bench, and larger than these payloads).
 fn put_message(out: &mut Vec<u8>, type_id: u8, payload: &[u8]) {
-    let len = payload.len() as u32;
-    out.push(2); // fmt 0, csid 2
-    out.extend_from_slice(&[0, 0, 0]);
-    out.extend_from_slice(&len.to_be_bytes()[1..]);
-    out.push(type_id);
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(payload);
+    crate::floor::rtmp_message(out, 2, type_id, 0, 0, payload, INITIAL_CHUNK_SIZE);
 }
 
 #[cfg(test)]
